@@ -1,0 +1,3 @@
+from semiland.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,188 @@
+"""The `semiland` command line: each subcommand parses its arguments and calls the library.
+
+Errors the user can fix (`SemilandError`) print one line, `semiland: error: …`, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from semiland.errors import SemilandError
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+
+
+def _run_dir(args: argparse.Namespace, stem: str) -> Path:
+    if args.out:
+        return Path(args.out).resolve()
+    return (Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from semiland.config import load_config
+    from semiland.engine.runner import env_is_child_process, fit
+    from semiland.io import prepare_output_dir
+
+    if args.resume:
+        run_dir = Path(args.resume).resolve()
+        cfg = load_config(run_dir / "config.yaml", args.overrides)
+    else:
+        if not args.config:
+            raise SemilandError("fit needs --config FILE (see configs/) or --resume RUN_DIR")
+        cfg = load_config(args.config, args.overrides)
+        run_dir = _run_dir(args, f"{Path(args.config).stem}")
+        if not env_is_child_process():  # DDP workers re-run this command; the folder is rank 0's
+            prepare_output_dir(run_dir, args.overwrite, "run folder")
+    started = time.time()
+    result = fit(cfg, run_dir, resume=bool(args.resume))
+    return _finish_run(result, started, f"semiland {' '.join(map(shlex.quote, sys.argv[1:]))}")
+
+
+def _finish_run(result, started: float, command: str, label: str | None = None) -> int:
+    """After training (rank 0 only): test the best checkpoint, print the table, write the report."""
+    import torch.distributed as dist
+
+    from semiland.engine.metrics import format_table
+    from semiland.engine.runner import is_rank_zero, load_task, test
+    from semiland.report.run_report import RunOutcome, build_run_report
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()  # evaluation below runs in one process
+    if not is_rank_zero():
+        return 0
+    seconds = time.time() - started
+    metrics = test(result.best_ckpt, result.run_dir / "test")
+    print(f"\n{label or result.task.method.name} — test images: {len(result.data.split.test)}")
+    print(format_table(metrics))
+    task, _ = load_task(result.best_ckpt)
+    outcome = RunOutcome(label or task.method.name, metrics, result.run_dir / "logs" / "metrics.csv", task, seconds)
+    report = build_run_report(result.run_dir, f"semiland run — {outcome.label}", [outcome], result.data, [], command)
+    print(f"\nrun folder: {result.run_dir}\nreport:     {report}")
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from semiland.engine.metrics import format_table
+    from semiland.engine.runner import test
+    from semiland.io import ensure_writable_dir
+
+    out = Path(args.out) if args.out else Path(args.ckpt).resolve().parent.parent / "test"
+    metrics = test(args.ckpt, ensure_writable_dir(out), args.overrides)
+    print(format_table(metrics))
+    print(f"\nmetrics: {out / 'metrics.json'}\nconfusion matrix: {out / 'confusion_matrix.png'}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from semiland.inference.predict import predict_files
+
+    written = predict_files(args.ckpt, args.inputs, args.out, args.overwrite, args.tile, args.overlap)
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from semiland.demo import run_demo
+
+    return run_demo(args.data, args.out, args.overwrite, args.steps)
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from semiland.methods import METHODS, describe
+
+    for name, cls in METHODS.items():
+        print(f"{name:<14} {describe(cls)}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from semiland.data.presets import PRESETS
+
+    for name, preset in PRESETS.items():
+        print(f"{name:<14} {preset.description}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from semiland.models import MODELS
+
+    for name, entry in MODELS.items():
+        print(f"{name:<14} {entry.description}")
+    return 0
+
+
+def cmd_bench_train_speed(args: argparse.Namespace) -> int:
+    from semiland.bench.train_speed import run_train_speed
+
+    return run_train_speed(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="semiland", description="semi-supervised segmentation of remote-sensing imagery")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="train and evaluate on the default data (Dubai, else synthetic); write a report")
+    d.add_argument("--data", help="dataset folder (default: $SEMILAND_DATA, else ../shared/data/dubai_aerial)")
+    d.add_argument("-o", "--out", default="runs/demo", help="output folder (default runs/demo)")
+    d.add_argument("--steps", type=int, default=None, help="training steps per run (default: the demo config's)")
+    d.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    d.set_defaults(func=cmd_demo)
+
+    f = sub.add_parser("fit", help="train a method from a YAML config")
+    f.add_argument("--config", help="YAML config (see configs/)")
+    f.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. train.steps=200")
+    f.add_argument("-o", "--out", help="run folder (default runs/<config>-<time>)")
+    f.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    f.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    f.set_defaults(func=cmd_fit)
+
+    t = sub.add_parser("test", help="evaluate a checkpoint on its test images")
+    t.add_argument("--ckpt", required=True)
+    t.add_argument("overrides", nargs="*", help="section.key=value, e.g. data.root=/moved/data")
+    t.add_argument("-o", "--out", help="output folder (default: <run>/test)")
+    t.set_defaults(func=cmd_test)
+
+    pr = sub.add_parser("predict", help="class maps (GeoTIFF + PNG) for image files")
+    pr.add_argument("--ckpt", required=True)
+    pr.add_argument("inputs", nargs="+", help="image files or folders")
+    pr.add_argument("-o", "--out", required=True, help="output folder")
+    pr.add_argument("--overwrite", action="store_true")
+    pr.add_argument("--tile", type=int, default=None, help="sliding-window tile size (default: the run's)")
+    pr.add_argument("--overlap", type=float, default=None, help="tile overlap fraction (default: the run's)")
+    pr.set_defaults(func=cmd_predict)
+
+    sub.add_parser("methods", help="list registered methods").set_defaults(func=cmd_methods)
+    sub.add_parser("datasets", help="list dataset presets").set_defaults(func=cmd_datasets)
+    sub.add_parser("models", help="list model architectures").set_defaults(func=cmd_models)
+
+    b = sub.add_parser("bench", help="benchmarks")
+    bsub = b.add_subparsers(dest="bench", required=True)
+    ts = bsub.add_parser("train-speed", help="engine vs plain PyTorch training throughput, side by side")
+    ts.add_argument("--arch", default="unet")
+    ts.add_argument("--encoder", default="resnet18")
+    ts.add_argument("--batch", type=int, default=8)
+    ts.add_argument("--size", type=int, default=128)
+    ts.add_argument("--bands", type=int, default=3)
+    ts.add_argument("--steps", type=int, default=30, help="timed steps per repeat")
+    ts.add_argument("--repeats", type=int, default=3, help="alternating repeats of each loop")
+    ts.add_argument("--device", default="auto", help="cpu | cuda | auto")
+    ts.add_argument("--json", help="also write the figures to this JSON file")
+    ts.set_defaults(func=cmd_bench_train_speed)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SemilandError as err:
+        print(f"semiland: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("semiland: interrupted (checkpoints written so far are intact; resume with fit --resume)", file=sys.stderr)
+        return 130

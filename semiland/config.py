@@ -1,0 +1,217 @@
+"""Run configuration: flat, complete YAML files; `section.key=value` overrides; strict key checking.
+
+A config has five sections (`data`, `model`, `method`, `optim`, `train`). Files never include or inherit
+from other files: what a run used is exactly the resolved config saved in its run folder. Unknown keys
+are rejected with the closest valid key suggested. `method` holds `name` plus that method's own fields,
+checked against the method's `Config` dataclass (see `semiland.methods`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from semiland.errors import SemilandError
+
+
+@dataclass
+class DataConfig:
+    preset: str = "dubai"  # dataset layout: see `semiland datasets`
+    root: str = ""  # "" = the preset's default location ($SEMILAND_DATA, ../shared/data/...)
+    bands: list[int] | None = None  # 1-based band selection; None = every band of the files
+    ignore_classes: list[str] | None = None  # class names treated as ignore; None = the preset's default
+    unlabeled_dirs: list[str] = field(default_factory=list)  # extra folders of unlabeled images
+    split_mode: str = "region"  # region | fraction | count | file
+    labeled: Any = None  # region names (region), a fraction (fraction) or an image count (count)
+    unlabeled: Any = "rest"  # same forms, or "rest" = every training image not labeled
+    val: Any = None
+    test: Any = None
+    split_file: str = ""  # split_mode=file: a split.json saved by an earlier run
+    oracle: bool = False  # label every training image (the upper bound of a method)
+    crop_size: int = 256
+    batch_size: int = 4  # labeled crops per step
+    unlabeled_batch_size: int = 2  # unlabeled crops per step (methods that use them)
+    num_workers: int = 0
+    cache: bool = True  # keep decoded images in memory (small datasets)
+    eval_tile: int = 512  # sliding-window size for validation / test / predict
+    eval_overlap: float = 0.25
+    synthetic_regions: int = 6  # synthetic preset: number of regions
+    synthetic_images: int = 4  # synthetic preset: images per region
+    synthetic_size: int = 256  # synthetic preset: image side in pixels
+    synthetic_bands: int = 3  # synthetic preset: band count
+    mean: list[float] | None = None  # per-band normalisation; None = computed from the training images
+    std: list[float] | None = None
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "unet"  # see `semiland models`: smp architectures, s4net_unet, segnet, tiny_unet
+    encoder: str = "resnet18"  # smp encoder name, or "tu-<timm name>"
+    encoder_weights: str | None = None  # e.g. "imagenet" (downloaded when online); None = random init
+    weights_path: str = ""  # local file of encoder weights (state dict), used instead of a download
+    width: int = 16  # base channel width of the small built-in nets (tiny_unet, segnet)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"  # sgd | adam | adamw
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9  # sgd only
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam / adamw
+    schedule: str = "cosine"  # cosine | poly | constant
+    warmup_steps: int = 0
+    poly_power: float = 0.9
+    grad_clip: float = 0.0  # 0 = off
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000  # optimisation steps (training is counted in steps, not epochs)
+    val_every: int = 100  # validate (and checkpoint) every N steps
+    seed: int = 0
+    accelerator: str = "auto"  # cpu | gpu | auto
+    devices: Any = 1  # int, list of ids or "auto"; >1 runs DDP
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"  # 32-true | bf16-mixed | 16-mixed
+    loggers: list[str] = field(default_factory=lambda: ["csv"])  # csv, tensorboard, mlflow, wandb
+    log_every: int = 10
+    progress: bool = True
+
+
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "train": TrainConfig}
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: dict[str, Any] = field(default_factory=lambda: {"name": "supervised"})
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": dataclasses.asdict(self.data),
+            "model": dataclasses.asdict(self.model),
+            "method": dict(self.method),
+            "optim": dataclasses.asdict(self.optim),
+            "train": dataclasses.asdict(self.train),
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _suggest(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(sorted(valid))}"
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        (inner,) = typing.get_args(hint) or (Any,)
+        return isinstance(value, list) and all(_type_ok(v, inner) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _hint_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def build_dataclass(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Make `cls(**values)` with every key and type checked; errors name `where.key`."""
+    if not isinstance(values, dict):
+        raise SemilandError(f"config section '{where}' must be a mapping of key: value, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in dataclasses.fields(cls)]
+    for key, value in values.items():
+        if key not in hints:
+            raise SemilandError(f"unknown config key '{where}.{key}'{_suggest(key, valid)}")
+        if hints[key] is float and isinstance(value, int) and not isinstance(value, bool):
+            values[key] = float(value)
+        elif not _type_ok(value, hints[key]):
+            raise SemilandError(
+                f"config key '{where}.{key}' must be {_hint_name(hints[key])}, got {value!r}"
+            )
+    return cls(**values)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, dict[str, Any]]:
+    """`["data.crop_size=128", "method.name=fixmatch"]` → {"data": {"crop_size": 128}, ...} (YAML-typed)."""
+    out: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SemilandError(f"override '{pair}' must look like section.key=value (e.g. train.steps=200)")
+        key, raw = pair.split("=", 1)
+        if "." not in key:
+            raise SemilandError(f"override '{pair}' must name a section: section.key=value (e.g. train.steps=200)")
+        section, name = key.split(".", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        out.setdefault(section, {})[name] = value
+    return out
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for section, values in extra.items():
+        if section in merged and isinstance(merged[section], dict) and isinstance(values, dict):
+            merged[section].update(values)
+        else:
+            merged[section] = values
+    return merged
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Check a raw mapping (from YAML + overrides) and build a `Config`; the method section is checked too."""
+    if not isinstance(raw, dict):
+        raise SemilandError("a config file must be a YAML mapping with sections data, model, method, optim, train")
+    valid_sections = [*SECTIONS, "method"]
+    for section in raw:
+        if section not in valid_sections:
+            raise SemilandError(f"unknown config section '{section}'{_suggest(section, valid_sections)}")
+    kwargs: dict[str, Any] = {
+        name: build_dataclass(cls, dict(raw.get(name) or {}), name) for name, cls in SECTIONS.items()
+    }
+    method = dict(raw.get("method") or {"name": "supervised"})
+    from semiland.methods import method_config  # late import: methods import models, models import config
+
+    kwargs["method"] = dataclasses.asdict(method_config(method))
+    return Config(**kwargs)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise SemilandError(f"config file {path} not found; see configs/ for examples")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise SemilandError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    return config_from_dict(merge(raw, parse_overrides(overrides or [])))

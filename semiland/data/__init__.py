@@ -1,0 +1,1 @@
+"""Data layer: class tables, raster I/O, dataset layouts (presets), splits, normalisation, loaders."""

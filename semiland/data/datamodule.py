@@ -1,0 +1,194 @@
+"""Loaders: infinite-style labeled and unlabeled crop streams for training, full images for evaluation.
+
+Training is counted in steps. One Lightning "epoch" is `train.val_every` steps; item i of epoch e is a
+crop drawn from an RNG seeded with (seed, e, i, stream), so data is reproducible and a resumed run draws
+the crops an uninterrupted run would. Under DDP each rank reads a disjoint shard of the indices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from semiland.config import Config
+from semiland.data.augment import crop_pad, flip_rot90, random_crop_window
+from semiland.data.classes import IGNORE_INDEX
+from semiland.data.presets import build_dataset
+from semiland.data.sources import DatasetSpec, LoadedSample, load_sample
+from semiland.data.splits import Split, make_split
+from semiland.data.stats import band_stats
+from semiland.errors import SemilandError
+
+
+class SampleStore:
+    """Loads samples by id (cached in memory when asked) and normalises images per band."""
+
+    def __init__(
+        self, spec: DatasetSpec, bands: list[int] | None, mean: list[float] | None, std: list[float] | None, cache: bool
+    ):
+        """`mean` / `std` None: raw access only (used to compute them)."""
+        self.spec, self.bands, self.cache_on = spec, bands, cache
+        self.refs = spec.by_id()
+        self.mean = np.asarray(mean, dtype=np.float32)[:, None, None] if mean is not None else None
+        self.std = np.asarray(std, dtype=np.float32)[:, None, None] if std is not None else None
+        self._cache: dict[str, LoadedSample] = {}
+
+    def raw(self, sample_id: str) -> LoadedSample:
+        if sample_id in self._cache:
+            return self._cache[sample_id]
+        sample = load_sample(self.refs[sample_id], self.spec.classes, self.bands, self.spec.mask_threshold)
+        if self.mean is not None and sample.image.shape[0] != len(self.mean):
+            raise SemilandError(
+                f"{self.refs[sample_id].image} has {sample.image.shape[0]} bands but the run uses "
+                f"{len(self.mean)}; select bands with data.bands"
+            )
+        if self.cache_on:
+            self._cache[sample_id] = sample
+        return sample
+
+    def normalise(self, image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        assert self.mean is not None and self.std is not None, "a raw-only store cannot normalise"
+        out = (image - self.mean) / self.std
+        out[:, ~valid] = 0.0  # nodata carries no signal after normalisation
+        return out.astype(np.float32)
+
+
+class CropStream(Dataset):
+    """`length` random crops from `ids`; labeled streams carry masks and get flips / 90° rotations."""
+
+    def __init__(self, store: SampleStore, ids: list[str], crop: int, length: int, seed: int, labeled: bool):
+        self.store, self.ids, self.crop, self.length, self.seed, self.labeled = store, ids, crop, length, seed, labeled
+        self.epoch = 0  # set by the engine at each epoch start, before workers are forked
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, index, int(self.labeled)])
+        sample = self.store.raw(self.ids[int(rng.integers(len(self.ids)))])
+        top, left = random_crop_window(rng, *sample.valid.shape, self.crop)
+        image = crop_pad(sample.image, top, left, self.crop, 0.0)
+        valid = crop_pad(sample.valid, top, left, self.crop, False)
+        image = self.store.normalise(image, valid)
+        if not self.labeled:
+            return {"image": torch.from_numpy(image), "valid": torch.from_numpy(valid)}
+        mask = crop_pad(sample.mask, top, left, self.crop, IGNORE_INDEX)
+        image, mask, valid = flip_rot90(rng, image, mask, valid)
+        return {"image": torch.from_numpy(image), "mask": torch.from_numpy(mask), "valid": torch.from_numpy(valid)}
+
+
+class FullImages(Dataset):
+    """Whole images for validation / test (predicted by sliding window in the engine)."""
+
+    def __init__(self, store: SampleStore, ids: list[str]):
+        self.store, self.ids = store, ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = self.store.raw(self.ids[index])
+        image = self.store.normalise(sample.image, sample.valid)
+        return {
+            "image": torch.from_numpy(image),
+            "mask": torch.from_numpy(sample.mask),
+            "valid": torch.from_numpy(sample.valid),
+            "id": self.ids[index],
+        }
+
+
+@dataclass
+class PreparedData:
+    """Everything a run derives from the data config: the dataset, its split and the band statistics."""
+
+    spec: DatasetSpec
+    split: Split
+    mean: list[float]
+    std: list[float]
+
+    @property
+    def in_channels(self) -> int:
+        return len(self.mean)
+
+
+def prepare_data(cfg: Config) -> PreparedData:
+    """Find the dataset, make (or load) the split, compute per-band statistics when not given."""
+    spec = build_dataset(cfg.data)
+    d = cfg.data
+    want = {"split_mode": d.split_mode, "split_file": d.split_file}
+    given = {"labeled": d.labeled, "val": d.val, "test": d.test}
+    # No split given at all: the preset's default (e.g. the Dubai region split).
+    if d.split_mode != "file" and all(v is None for v in given.values()):
+        want.update(spec.default_split)
+    else:
+        want.update(given, unlabeled=d.unlabeled)
+    split = make_split(spec, want, cfg.train.seed, d.oracle)
+    if d.mean is not None and d.std is not None:
+        mean, std = d.mean, d.std
+    else:
+        store = SampleStore(spec, d.bands, None, None, cache=False)
+        train_ids = split.labeled + split.unlabeled
+        mean, std = band_stats((store.raw(i).image, store.raw(i).valid) for i in train_ids)
+    if len(mean) != len(std):
+        raise SemilandError(f"data.mean has {len(mean)} bands but data.std has {len(std)}")
+    return PreparedData(spec, split, [float(m) for m in mean], [float(s) for s in std])
+
+
+def _world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size(), torch.distributed.get_rank()
+    return 1, 0
+
+
+class SegDataModule(L.LightningDataModule):
+    def __init__(self, cfg: Config, data: PreparedData, use_unlabeled: bool):
+        super().__init__()
+        self.cfg, self.data = cfg, data
+        self.use_unlabeled = use_unlabeled and bool(data.split.unlabeled)
+        self.store = SampleStore(data.spec, cfg.data.bands, data.mean, data.std, cfg.data.cache)
+        self.streams: list[CropStream] = []
+
+    def _stream_loader(self, ids: list[str], batch: int, labeled: bool) -> DataLoader:
+        world, rank = _world()
+        length = self.cfg.train.val_every * batch * world  # one epoch = val_every steps on every rank
+        stream = CropStream(self.store, ids, self.cfg.data.crop_size, length, self.cfg.train.seed, labeled)
+        self.streams.append(stream)
+        sampler = DistributedSampler(stream, world, rank, shuffle=False) if world > 1 else None
+        return DataLoader(
+            stream, batch_size=batch, sampler=sampler, drop_last=True, num_workers=self.cfg.data.num_workers
+        )
+
+    def train_dataloader(self) -> dict[str, DataLoader]:
+        self.streams = []
+        loaders = {"labeled": self._stream_loader(self.data.split.labeled, self.cfg.data.batch_size, True)}
+        if self.use_unlabeled:
+            loaders["unlabeled"] = self._stream_loader(
+                self.data.split.unlabeled, self.cfg.data.unlabeled_batch_size, False
+            )
+        return loaders
+
+    def set_epoch(self, epoch: int) -> None:
+        for stream in self.streams:
+            stream.epoch = epoch
+
+    def _eval_loader(self, ids: list[str]) -> DataLoader:
+        world, rank = _world()
+        sampler = None
+        if world > 1:  # every image exactly once across ranks: metrics are reduced, never double-counted
+            from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+            sampler = UnrepeatedDistributedSampler(FullImages(self.store, ids), world, rank, shuffle=False)
+        return DataLoader(FullImages(self.store, ids), batch_size=1, sampler=sampler, num_workers=self.cfg.data.num_workers)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._eval_loader(self.data.split.val) if self.data.split.val else []
+
+    def test_dataloader(self) -> DataLoader:
+        if not self.data.split.test:
+            raise SemilandError("the split has no test images; set data.test")
+        return self._eval_loader(self.data.split.test)

@@ -1,0 +1,168 @@
+"""Reading images and masks of any band count and dtype; writing class maps.
+
+GeoTIFF (and anything else GDAL reads) goes through rasterio, keeping CRS / transform / nodata;
+JPEG / PNG go through Pillow (palette PNGs are expanded to RGB). Images come back as float32
+(C, H, W) plus a `valid` (H, W) mask: nodata and NaN pixels are invalid and set to 0.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from semiland.errors import SemilandError
+from semiland.io import atomic_path
+
+PIL_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+IMAGE_SUFFIXES = PIL_SUFFIXES | {".tif", ".tiff", ".jp2", ".img", ".vrt"}
+
+
+@dataclass
+class Raster:
+    data: np.ndarray  # float32 (C, H, W); invalid pixels are 0
+    valid: np.ndarray  # bool (H, W)
+    profile: dict[str, Any] = field(default_factory=dict)  # crs / transform when georeferenced
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.data.shape[1], self.data.shape[2]
+
+
+def _check_exists(path: Path) -> None:
+    if not path.is_file():
+        raise SemilandError(f"file {path} not found")
+
+
+def _read_pil(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("P", "PA", "CMYK", "YCbCr"):
+                im = im.convert("RGB")
+            arr = np.asarray(im)
+    except (OSError, SyntaxError, ValueError) as err:
+        raise SemilandError(f"cannot read {path}: {err} (truncated or not an image?)") from None
+    return arr
+
+
+def _read_gdal(path: Path, bands: list[int] | None = None) -> tuple[np.ndarray, float | None, dict[str, Any]]:
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                if bands is not None:
+                    bad = [b for b in bands if not 1 <= b <= src.count]
+                    if bad:
+                        raise SemilandError(f"{path} has {src.count} bands; data.bands asks for {bad}")
+                arr = src.read(bands)
+                profile = {"crs": src.crs, "transform": src.transform, "width": src.width, "height": src.height}
+                return arr, src.nodata, profile
+    except RasterioIOError as err:
+        raise SemilandError(f"cannot read {path}: {err}") from None
+
+
+def read_image(path: str | Path, bands: list[int] | None = None) -> Raster:
+    """Any image file → float32 (C, H, W), valid mask, georeferencing. `bands` are 1-based."""
+    path = Path(path)
+    _check_exists(path)
+    nodata: float | None = None
+    profile: dict[str, Any] = {}
+    if path.suffix.lower() in PIL_SUFFIXES:
+        arr = _read_pil(path)
+        arr = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
+        if bands is not None:
+            bad = [b for b in bands if not 1 <= b <= arr.shape[0]]
+            if bad:
+                raise SemilandError(f"{path} has {arr.shape[0]} bands; data.bands asks for {bad}")
+            arr = arr[[b - 1 for b in bands]]
+    else:
+        arr, nodata, profile = _read_gdal(path, bands)
+    if arr.shape[1] == 0 or arr.shape[2] == 0:
+        raise SemilandError(f"{path} is empty ({arr.shape[1]} x {arr.shape[2]} pixels)")
+    data = arr.astype(np.float32)
+    valid = np.isfinite(data).all(axis=0)
+    if nodata is not None and not np.isnan(nodata):
+        valid &= ~(arr == nodata).all(axis=0)
+    data[:, ~valid] = 0.0
+    return Raster(data, valid, profile)
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Mask file → (H, W, 3) uint8 colours or (H, W) raw values (decoded by a ClassTable)."""
+    path = Path(path)
+    _check_exists(path)
+    if path.suffix.lower() in PIL_SUFFIXES:
+        arr = _read_pil(path)
+        if arr.ndim == 3 and arr.shape[-1] == 4:
+            arr = arr[..., :3]
+        if arr.ndim == 3 and arr.shape[-1] == 2:  # grey + alpha
+            arr = arr[..., 0]
+        return arr
+    arr, _, _ = _read_gdal(path)
+    return np.moveaxis(arr, 0, -1) if arr.shape[0] == 3 else arr[0]
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(H, W) without decoding the pixels."""
+    path = Path(path)
+    _check_exists(path)
+    if path.suffix.lower() in PIL_SUFFIXES:
+        try:
+            with Image.open(path) as im:
+                return im.height, im.width
+        except OSError as err:
+            raise SemilandError(f"cannot read {path}: {err}") from None
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                return src.height, src.width
+    except RasterioIOError as err:
+        raise SemilandError(f"cannot read {path}: {err}") from None
+
+
+def write_png(path: str | Path, rgb: np.ndarray) -> None:
+    """(H, W, 3) uint8 → PNG, atomically."""
+    with atomic_path(path) as tmp:
+        Image.fromarray(rgb).save(tmp, format="PNG")
+
+
+def write_class_geotiff(
+    path: str | Path,
+    classes: np.ndarray,
+    colors: list[tuple[int, int, int]],
+    profile: dict[str, Any],
+    nodata: int = 255,
+) -> None:
+    """(H, W) uint8 class indices → single-band GeoTIFF with colour table, input CRS / transform, atomically."""
+    import rasterio
+
+    height, width = classes.shape
+    meta = {
+        "driver": "GTiff",
+        "height": height,
+        "width": width,
+        "count": 1,
+        "dtype": "uint8",
+        "nodata": nodata,
+        "compress": "deflate",
+        "tiled": True,
+    }
+    if profile.get("crs") is not None:
+        meta["crs"] = profile["crs"]
+    if profile.get("transform") is not None:
+        meta["transform"] = profile["transform"]
+    with atomic_path(path) as tmp:
+        with rasterio.open(tmp, "w", **meta) as dst:
+            dst.write(classes.astype(np.uint8), 1)
+            dst.write_colormap(1, {k: (*c, 255) for k, c in enumerate(colors)})

@@ -1,0 +1,121 @@
+"""Folder sources: pair image and mask files, describe a dataset, load one sample as arrays.
+
+Layouts understood by `scan_folder`:
+    root/<region>/images/<stem>.<ext> + root/<region>/masks/<stem>.<ext>   (one region per sub-folder)
+    root/images/<stem>.<ext> + root/masks/<stem>.<ext>                      (a single region "all")
+and, for unlabeled images, any folder of image files (`scan_unlabeled`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semiland.data.classes import ClassTable
+from semiland.data.raster import IMAGE_SUFFIXES, read_image, read_mask
+from semiland.errors import SemilandError
+
+
+@dataclass(frozen=True)
+class SampleRef:
+    id: str  # unique key "region/stem", used in split files
+    image: Path
+    mask: Path | None
+    region: str
+
+
+@dataclass
+class DatasetSpec:
+    """What a preset found: labeled samples (with masks), mask-less images, classes, a default split."""
+
+    name: str
+    root: Path
+    samples: list[SampleRef]
+    classes: ClassTable
+    unlabeled: list[SampleRef] = field(default_factory=list)
+    default_split: dict[str, Any] = field(default_factory=dict)
+    mask_threshold: int | None = None  # binarise RGB mask channels at this value (DeepGlobe's masks)
+
+    @property
+    def regions(self) -> list[str]:
+        return sorted({s.region for s in self.samples})
+
+    def by_id(self) -> dict[str, SampleRef]:
+        return {s.id: s for s in [*self.samples, *self.unlabeled]}
+
+
+def _images_in(folder: Path) -> dict[str, Path]:
+    files = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
+            files.setdefault(p.stem, p)
+    return files
+
+
+def pair_folder(images_dir: Path, masks_dir: Path, region: str) -> list[SampleRef]:
+    """Pair `images_dir/<stem>.*` with `masks_dir/<stem>.*`; an unpaired file is an error."""
+    images, masks = _images_in(images_dir), _images_in(masks_dir)
+    lonely_images = sorted(set(images) - set(masks))
+    if lonely_images:
+        raise SemilandError(
+            f"image {images[lonely_images[0]]} has no mask in {masks_dir} "
+            f"({len(lonely_images)} unpaired); add the mask or move the image to an unlabeled folder"
+        )
+    lonely_masks = sorted(set(masks) - set(images))
+    if lonely_masks:
+        raise SemilandError(f"mask {masks[lonely_masks[0]]} has no image in {images_dir}; remove it or add the image")
+    return [SampleRef(f"{region}/{stem}", images[stem], masks[stem], region) for stem in sorted(images)]
+
+
+def scan_folder(root: Path) -> list[SampleRef]:
+    if not root.is_dir():
+        raise SemilandError(f"data folder {root} not found; pass --data PATH or set data.root")
+    if (root / "images").is_dir():
+        return pair_folder(root / "images", root / "masks", "all")
+    samples: list[SampleRef] = []
+    for region_dir in sorted(p for p in root.iterdir() if p.is_dir() and (p / "images").is_dir()):
+        samples += pair_folder(region_dir / "images", region_dir / "masks", region_dir.name)
+    if not samples:
+        raise SemilandError(
+            f"no images found in {root}: expected {root}/<region>/images + masks or {root}/images + masks"
+        )
+    return samples
+
+
+def scan_unlabeled(folders: list[str]) -> list[SampleRef]:
+    out: list[SampleRef] = []
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise SemilandError(f"unlabeled image folder {folder} not found (data.unlabeled_dirs)")
+        region = f"unlabeled:{folder.name}"
+        out += [SampleRef(f"{region}/{stem}", p, None, region) for stem, p in _images_in(folder).items()]
+    return out
+
+
+@dataclass
+class LoadedSample:
+    image: np.ndarray  # float32 (C, H, W), raw values (normalised later)
+    valid: np.ndarray  # bool (H, W)
+    mask: np.ndarray | None  # int64 (H, W) class indices with ignore, or None (unlabeled)
+
+
+def load_sample(
+    ref: SampleRef, classes: ClassTable, bands: list[int] | None = None, mask_threshold: int | None = None
+) -> LoadedSample:
+    raster = read_image(ref.image, bands)
+    mask = None
+    if ref.mask is not None:
+        raw = read_mask(ref.mask)
+        if raw.shape[:2] != raster.shape:
+            raise SemilandError(
+                f"mask {ref.mask} is {raw.shape[1]}x{raw.shape[0]} px but image {ref.image} is "
+                f"{raster.shape[1]}x{raster.shape[0]}; masks must match their image"
+            )
+        if mask_threshold is not None and raw.ndim == 3:
+            raw = np.where(raw >= mask_threshold, 255, 0).astype(np.uint8)
+        mask = classes.decode(raw, ref.mask)
+        mask[~raster.valid] = classes.ignore_index  # nodata pixels are never supervised
+    return LoadedSample(raster.data, raster.valid, mask)

@@ -1,0 +1,131 @@
+"""Labeled / unlabeled / val / test splits: by region, by fraction, by count, or from a saved file.
+
+Splits are seeded and saved as JSON (ids "region/stem") in the run folder; `split_mode=file` reuses one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semiland.data.sources import DatasetSpec
+from semiland.errors import SemilandError
+from semiland.io import atomic_write_json
+
+SETS = ("labeled", "unlabeled", "val", "test")
+
+
+@dataclass
+class Split:
+    labeled: list[str]
+    unlabeled: list[str]
+    val: list[str]
+    test: list[str]
+    info: dict[str, Any] = field(default_factory=dict)  # how it was made (mode, seed, regions)
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_json(path, asdict(self))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Split:
+        path = Path(path)
+        if not path.is_file():
+            raise SemilandError(f"split file {path} not found")
+        try:
+            raw = json.loads(path.read_text())
+            return cls(**{k: list(raw[k]) for k in SETS}, info=raw.get("info", {}))
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise SemilandError(f"split file {path} is not a semiland split ({err}); make one with `semiland fit`") from None
+
+    def summary(self) -> str:
+        return ", ".join(f"{k} {len(getattr(self, k))}" for k in SETS)
+
+
+def _names(value: Any, key: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise SemilandError(f"data.{key} must be a list of region names in split_mode=region, got {value!r}")
+
+
+def _by_region(spec: DatasetSpec, want: dict[str, Any]) -> dict[str, list[str]]:
+    regions = spec.regions
+    chosen: dict[str, list[str]] = {}
+    for key in ("labeled", "val", "test"):
+        chosen[key] = _names(want.get(key), key)
+    chosen["unlabeled"] = (
+        [r for r in regions if r not in {*chosen["labeled"], *chosen["val"], *chosen["test"]}]
+        if want.get("unlabeled", "rest") == "rest"
+        else _names(want.get("unlabeled"), "unlabeled")
+    )
+    seen: dict[str, str] = {}
+    for key, names in chosen.items():
+        for name in names:
+            if name not in regions:
+                raise SemilandError(f"region '{name}' (data.{key}) does not exist; regions are: {', '.join(regions)}")
+            if name in seen:
+                raise SemilandError(f"region '{name}' is in both data.{seen[name]} and data.{key}")
+            seen[name] = key
+    return {key: [s.id for s in spec.samples if s.region in names] for key, names in chosen.items()}
+
+
+def _take(value: Any, n_total: int, key: str, mode: str) -> int:
+    if value is None or value == 0:
+        return 0
+    if mode == "fraction":
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 1:
+            raise SemilandError(f"data.{key} must be a fraction in (0, 1] in split_mode=fraction, got {value!r}")
+        return max(1, round(value * n_total))
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise SemilandError(f"data.{key} must be an image count in split_mode=count, got {value!r}")
+    return value
+
+
+def _by_amount(spec: DatasetSpec, want: dict[str, Any], mode: str, seed: int) -> dict[str, list[str]]:
+    ids = [s.id for s in spec.samples]
+    order = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
+    n_val = _take(want.get("val"), len(ids), "val", mode)
+    test_same_as_val = want.get("test") == "val"
+    n_test = 0 if test_same_as_val else _take(want.get("test"), len(ids), "test", mode)
+    val, test, train = order[:n_val], order[n_val : n_val + n_test], order[n_val + n_test :]
+    n_lab = _take(want.get("labeled"), len(train), "labeled", mode)
+    if n_lab > len(train):
+        raise SemilandError(f"data.labeled asks for {n_lab} images but only {len(train)} are left after val / test")
+    labeled, rest = train[:n_lab], train[n_lab:]
+    unl = want.get("unlabeled", "rest")
+    unlabeled = rest if unl == "rest" else rest[: _take(unl, len(train), "unlabeled", mode)]
+    return {"labeled": labeled, "unlabeled": unlabeled, "val": val, "test": val if test_same_as_val else test}
+
+
+def make_split(spec: DatasetSpec, want: dict[str, Any], seed: int, oracle: bool = False) -> Split:
+    """`want` holds split_mode, labeled, unlabeled, val, test, split_file (DataConfig fields)."""
+    mode = want.get("split_mode", "region")
+    if mode == "file":
+        split = Split.load(want.get("split_file") or "")
+        known = spec.by_id()
+        missing = [i for k in SETS for i in getattr(split, k) if i not in known]
+        if missing:
+            raise SemilandError(f"split file names {len(missing)} images not in the dataset, e.g. '{missing[0]}'")
+    elif mode == "region":
+        split = Split(**_by_region(spec, want))
+    elif mode in ("fraction", "count"):
+        split = Split(**_by_amount(spec, want, mode, seed))
+    else:
+        raise SemilandError(f"unknown data.split_mode '{mode}'; use region, fraction, count or file")
+    if mode != "file":
+        split.unlabeled += [s.id for s in spec.unlabeled]
+    if oracle:  # the upper bound: every training image that has a mask is labeled
+        with_mask = {s.id for s in spec.samples}
+        split.labeled += [i for i in split.unlabeled if i in with_mask]
+        split.unlabeled = [i for i in split.unlabeled if i not in with_mask]
+    if not split.labeled:
+        raise SemilandError(f"the split has no labeled image ({split.summary()}); check data.labeled")
+    split.info = {"mode": mode, "seed": seed, "oracle": oracle, "dataset": spec.name}
+    return split

@@ -1,0 +1,1 @@
+"""Engine: one LightningModule around any Method, metrics, checkpoints, the fit / test runners."""

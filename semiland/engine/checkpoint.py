@@ -1,0 +1,44 @@
+"""Checkpoints: written atomically, read without executing pickled code (`weights_only=True`).
+
+A semiland checkpoint is a Lightning checkpoint with a "semiland" entry: the resolved config, the class
+table, the band statistics and the method name, so `test` and `predict` need nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from semiland.errors import SemilandError
+from semiland.io import atomic_save
+
+FORMAT = 1
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's torch.save, but to a temporary name renamed on success: a crash never leaves a
+    truncated file under the checkpoint's name, and the previous good checkpoint survives."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
+        atomic_save(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a semiland checkpoint safely; every failure is one line naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SemilandError(f"checkpoint {path} not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - truncated zip, bad pickle, forbidden global: all unusable
+        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise SemilandError(f"checkpoint {path} is corrupt or truncated ({reason}); use another checkpoint") from None
+    if not isinstance(ckpt, dict) or "semiland" not in ckpt or "state_dict" not in ckpt:
+        raise SemilandError(f"{path} is not a semiland checkpoint (no 'semiland' entry)")
+    if ckpt["semiland"].get("format") != FORMAT:
+        raise SemilandError(f"{path} has checkpoint format {ckpt['semiland'].get('format')}, this semiland reads {FORMAT}")
+    return ckpt

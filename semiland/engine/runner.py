@@ -1,0 +1,192 @@
+"""Fit, test and load: the glue between a config, the data layer, a Method and Lightning.
+
+Run folder layout:
+    config.yaml        resolved config (band statistics filled in)      split.json   the split used
+    checkpoints/       best.ckpt (val mIoU), last.ckpt                  logs/        metrics.csv
+    test/              metrics.json, confusion_matrix.png               report.html + figures/
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+
+from semiland.config import Config, config_from_dict, merge, parse_overrides
+from semiland.data.classes import ClassTable
+from semiland.data.datamodule import PreparedData, SegDataModule, prepare_data
+from semiland.engine.checkpoint import AtomicCheckpointIO, read_checkpoint
+from semiland.engine.task import SegTask
+from semiland.errors import SemilandError
+from semiland.io import atomic_write_json, atomic_write_text
+from semiland.methods import build_method
+from semiland.methods.base import MethodContext
+from semiland.models import MODELS, build_model
+
+LOGGERS = ("csv", "tensorboard", "mlflow", "wandb")
+
+
+def quiet_lightning() -> None:
+    """Keep the terminal for our progress bar and tables (Lightning's tips stay in the logs)."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for pattern in (".*does not have many workers.*", ".*LeafSpec.*", ".*sampler.*", ".*smaller log interval.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+def is_rank_zero() -> bool:
+    return rank_zero_only.rank == 0
+
+
+def build_task(cfg: Config, classes: ClassTable, mean: list[float], std: list[float]) -> SegTask:
+    model = build_model(cfg.model, len(mean), classes.num_classes)
+    ctx = MethodContext(classes.num_classes, len(mean), classes.ignore_index, cfg.train.steps)
+    method = build_method(cfg.method, model, ctx)
+    return SegTask(method, cfg, classes, mean, std, MODELS[cfg.model.arch].min_size)
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's bar without the logger version number (it is always "logs" here)."""
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
+
+
+def _loggers(cfg: Config, run_dir: Path) -> list[Any]:
+    out = []
+    for name in cfg.train.loggers:
+        if name == "csv":
+            out.append(L.pytorch.loggers.CSVLogger(run_dir, name="", version="logs"))
+        elif name in LOGGERS:
+            cls = {"tensorboard": "TensorBoardLogger", "mlflow": "MLFlowLogger", "wandb": "WandbLogger"}[name]
+            try:
+                out.append(getattr(L.pytorch.loggers, cls)(save_dir=str(run_dir)))
+            except (ImportError, ModuleNotFoundError) as err:
+                raise SemilandError(f"logger '{name}' needs a package that is not installed ({err})") from None
+        else:
+            raise SemilandError(f"unknown logger '{name}' in train.loggers; use {', '.join(LOGGERS)}")
+    return out
+
+
+def make_trainer(cfg: Config, run_dir: Path | None, n_optimizers: int = 1, for_eval: bool = False) -> L.Trainer:
+    t = cfg.train
+    strategy = t.strategy
+    if strategy == "auto" and (t.devices not in (1, "1", [0]) or t.num_nodes > 1) and t.devices != "auto":
+        strategy = "ddp"  # several devices: one process per device (DDP), as Lightning recommends
+    callbacks: list[Any] = []
+    if t.progress:
+        callbacks.append(ProgressBar(refresh_rate=max(1, t.log_every // 2)))
+    if not for_eval and run_dir is not None:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=run_dir / "checkpoints", filename="best", monitor="val/mIoU", mode="max",
+                save_last=True, save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False,
+            )
+        )
+    try:
+        return L.Trainer(
+            accelerator=t.accelerator, devices=t.devices if not for_eval else 1, num_nodes=t.num_nodes if not for_eval else 1,
+            strategy=strategy if not for_eval else "auto", precision=t.precision,
+            max_steps=t.steps * n_optimizers, max_epochs=-1, check_val_every_n_epoch=1, num_sanity_val_steps=0,
+            logger=_loggers(cfg, run_dir) if (run_dir is not None and not for_eval) else False,
+            log_every_n_steps=t.log_every, callbacks=callbacks, enable_progress_bar=t.progress,
+            enable_checkpointing=not for_eval and run_dir is not None, enable_model_summary=False,
+            use_distributed_sampler=False, plugins=[AtomicCheckpointIO()], default_root_dir=run_dir,
+        )
+    except (ValueError, RuntimeError) as err:  # misconfigured accelerator / devices / precision
+        raise SemilandError(f"cannot set up training: {str(err).splitlines()[0]}") from None
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    best_ckpt: Path
+    last_ckpt: Path
+    data: PreparedData
+    task: SegTask
+
+
+def fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitResult:
+    """Train `cfg` into `run_dir` (or continue it from checkpoints/last.ckpt when `resume`)."""
+    quiet_lightning()
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    cfg.train.val_every = max(1, min(cfg.train.val_every, cfg.train.steps))
+    data = prepare_data(cfg)
+    cfg.data.mean, cfg.data.std = data.mean, data.std
+    if cfg.data.split_mode != "file":  # a resumed run reads the same split back
+        cfg.data.split_mode, cfg.data.split_file = "file", str(run_dir / "split.json")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if resume:
+        if not last.is_file():
+            raise SemilandError(f"nothing to resume: {last} not found")
+        read_checkpoint(last)  # a corrupt file is one clear line, before Lightning touches it
+    if is_rank_zero():
+        data.split.save(run_dir / "split.json")
+        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+    task = build_task(cfg, data.spec.classes, data.mean, data.std)
+    datamodule = SegDataModule(cfg, data, task.method.uses_unlabeled)
+    trainer = make_trainer(cfg, run_dir, task.n_optimizers)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if resume else None, weights_only=True)
+    best = run_dir / "checkpoints" / "best.ckpt"
+    return FitResult(run_dir, best if best.is_file() else last, last, data, task)
+
+
+def load_task(ckpt_path: str | Path, overrides: list[str] | None = None) -> tuple[SegTask, Config]:
+    """A trained task from a checkpoint; `overrides` may move the data (data.root=…) or change eval keys."""
+    ckpt = read_checkpoint(ckpt_path)
+    meta = ckpt["semiland"]
+    raw = merge(meta["config"], parse_overrides(overrides or []))
+    raw["model"] = {**raw["model"], "encoder_weights": None, "weights_path": ""}  # weights come from the file
+    cfg = config_from_dict(raw)
+    classes = ClassTable.from_dict(meta["classes"])
+    task = build_task(cfg, classes, cfg.data.mean, cfg.data.std)
+    state = {k[len("method."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("method.")}
+    try:
+        task.method.load_state_dict(state)
+    except RuntimeError as err:
+        raise SemilandError(f"checkpoint {ckpt_path} does not fit its own config: {str(err).splitlines()[0]}") from None
+    task.eval()
+    return task, cfg
+
+
+def test(ckpt_path: str | Path, out_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Evaluate a checkpoint on its split's test images; writes metrics.json and confusion_matrix.png."""
+    from semiland.report.figures import plot_confusion
+
+    quiet_lightning()
+    task, cfg = load_task(ckpt_path, overrides)
+    data = prepare_data(cfg)
+    if data.spec.classes.names != task.classes.names:
+        raise SemilandError(
+            f"the data's classes {list(data.spec.classes.names)} differ from the checkpoint's {list(task.classes.names)}"
+        )
+    trainer = make_trainer(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False)), None, for_eval=True)
+    trainer.test(task, datamodule=SegDataModule(cfg, data, False), verbose=False)
+    metrics = task.test_metrics
+    assert metrics is not None
+    metrics["checkpoint"] = str(ckpt_path)
+    metrics["test_images"] = data.split.test
+    if is_rank_zero():
+        atomic_write_json(out_dir / "metrics.json", metrics)
+        plot_confusion(metrics, out_dir / "confusion_matrix.png")
+    return metrics
+
+
+def device_for_inference() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def env_is_child_process() -> bool:
+    """True in the worker processes Lightning's DDP launcher starts (they re-run the same command)."""
+    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"

@@ -1,0 +1,179 @@
+"""SegTask: the one LightningModule. It runs any Method and never knows which one.
+
+Manual optimisation: zero every optimizer, one backward of `loss`, step every optimizer and scheduler,
+then `method.after_step`. Precision, devices, DDP, clipping, checkpoints and loggers come from Lightning.
+Evaluation predicts whole images by sliding window and accumulates one confusion matrix (reduced across
+ranks by torchmetrics).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from semiland.config import Config, OptimConfig
+from semiland.data.classes import ClassTable
+from semiland.engine.checkpoint import FORMAT
+from semiland.engine.metrics import confusion_metrics
+from semiland.errors import SemilandError
+from semiland.io import atomic_write_json
+from semiland.inference.sliding import sliding_window_logits
+from semiland.methods.base import Method, ParamGroup
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+def make_optimizer(group: ParamGroup, cfg: OptimConfig) -> torch.optim.Optimizer:
+    name, lr = group.optimizer or cfg.name, cfg.lr * group.lr_scale
+    if name == "sgd":
+        kwargs = {"momentum": cfg.momentum, "weight_decay": cfg.weight_decay}
+        return torch.optim.SGD(group.params, lr=lr, **{**kwargs, **group.extra})
+    if name in ("adam", "adamw"):
+        cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+        kwargs = {"betas": tuple(cfg.betas), "weight_decay": cfg.weight_decay}
+        return cls(group.params, lr=lr, **{**kwargs, **group.extra})
+    raise SemilandError(f"unknown optim.name '{name}'; use one of {', '.join(OPTIMIZERS)}")
+
+
+class LRSchedule:
+    """Linear warm-up, then cosine / poly decay to 0 or constant; a callable object so it checkpoints."""
+
+    def __init__(self, schedule: str, steps: int, warmup: int, power: float):
+        if schedule not in ("cosine", "poly", "constant"):
+            raise SemilandError(f"unknown optim.schedule '{schedule}'; use cosine, poly or constant")
+        self.schedule, self.steps, self.warmup, self.power = schedule, steps, warmup, power
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        t = min(1.0, (step - self.warmup) / max(1, self.steps - self.warmup))
+        if self.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * t))
+        if self.schedule == "poly":
+            return (1 - t) ** self.power
+        return 1.0
+
+
+class SegTask(L.LightningModule):
+    def __init__(
+        self, method: Method, cfg: Config, classes: ClassTable, mean: list[float], std: list[float], min_size: int = 32
+    ):
+        super().__init__()
+        self.method, self.cfg, self.classes = method, cfg, classes
+        self.mean, self.std, self.min_size = mean, std, min_size
+        self.automatic_optimization = False
+        k = classes.num_classes
+        self.val_cm = MulticlassConfusionMatrix(k, ignore_index=classes.ignore_index)
+        self.test_cm = MulticlassConfusionMatrix(k, ignore_index=classes.ignore_index)
+        self.n_optimizers = len(method.param_groups())
+        self.test_metrics: dict[str, Any] | None = None
+
+    # Lightning counts every optimizer.step() in global_step; with several optimizers it runs ahead.
+    @property
+    def train_step(self) -> int:
+        return self.global_step // self.n_optimizers
+
+    def configure_optimizers(self):
+        o = self.cfg.optim
+        optimizers = [make_optimizer(g, o) for g in self.method.param_groups()]
+        schedule = LRSchedule(o.schedule, self.cfg.train.steps, o.warmup_steps, o.poly_power)
+        return optimizers, [LambdaLR(opt, schedule) for opt in optimizers]
+
+    def on_train_epoch_start(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "set_epoch"):
+            datamodule.set_epoch(self.current_epoch)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        step = self.train_step
+        labeled, unlabeled = batch["labeled"], batch.get("unlabeled")
+        out = self.method.training_step(labeled, unlabeled, step)
+        bad = [k for k, v in out.items() if not torch.isfinite(v).all()]
+        if bad:
+            raise SemilandError(
+                f"non-finite {', '.join(bad)} at step {step}: lower optim.lr or check the data for NaN "
+                "(the last good checkpoint is kept)"
+            )
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        self.manual_backward(out["loss"])
+        for opt in optimizers:
+            if self.cfg.optim.grad_clip > 0:
+                self.clip_gradients(opt, gradient_clip_val=self.cfg.optim.grad_clip, gradient_clip_algorithm="norm")
+            opt.step()
+        schedulers = self.lr_schedulers()
+        for sched in schedulers if isinstance(schedulers, list) else [schedulers]:
+            sched.step()
+        self.method.after_step(step)
+        n = labeled["image"].shape[0]
+        self.log("train/loss", out["loss"].detach(), prog_bar=True, batch_size=n)
+        self.log_dict({f"train/{k}": v.detach().float() for k, v in out.items() if k != "loss"}, batch_size=n)
+        self.log("train/lr", optimizers[0].param_groups[0]["lr"], batch_size=n)
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    def predict_logits(self, image: torch.Tensor) -> torch.Tensor:
+        d = self.cfg.data
+        return sliding_window_logits(
+            self.method.predict, image, d.eval_tile, d.eval_overlap, multiple=max(32, self.min_size)
+        )
+
+    def _evaluate(self, batch: dict[str, Any], cm: MulticlassConfusionMatrix) -> None:
+        pred = self.predict_logits(batch["image"]).argmax(1)  # (B, H, W)
+        target = batch["mask"].masked_fill(~batch["valid"], self.classes.ignore_index)
+        cm.update(pred, target)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, self.val_cm)
+
+    def on_validation_epoch_end(self) -> None:
+        m = confusion_metrics(self.val_cm.compute().cpu().numpy(), list(self.classes.names))
+        self.val_cm.reset()
+        # 0 rather than NaN when nothing was evaluated, so "best" checkpoint selection stays defined.
+        self.log("val/mIoU", m["mIoU"] or 0.0, prog_bar=True)
+        self.log("val/OA", m["OA"] or 0.0)
+        self.log("step", float(self.train_step))
+        root = getattr(self.trainer, "default_root_dir", None)
+        if self.trainer.is_global_zero and root and not self.trainer.sanity_checking:
+            atomic_write_json(Path(root) / "val_metrics.json", {"step": self.train_step, **m})
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, self.test_cm)
+
+    def on_test_epoch_end(self) -> None:
+        self.test_metrics = confusion_metrics(self.test_cm.compute().cpu().numpy(), list(self.classes.names))
+        self.test_cm.reset()
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        np_state = np.random.get_state()
+        checkpoint["semiland"] = {
+            "format": FORMAT,
+            "config": self.cfg.to_dict(),
+            "classes": self.classes.to_dict(),
+            "method": self.method.name,
+            "in_channels": len(self.mean),
+            "train_step": self.train_step,
+            "rng": {  # plain types and tensors only: the file must load with weights_only=True
+                "torch": torch.get_rng_state(),
+                "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+                "python": random.getstate(),
+            },
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        rng = checkpoint.get("semiland", {}).get("rng")
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            kind, keys, *rest = rng["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+            random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in rng["python"]))

@@ -1,0 +1,64 @@
+"""Sliding-window prediction over whole images with smooth blending of overlapping tiles.
+
+Each tile's logits are weighted by a separable Hann-like window (never exactly zero), so tile borders,
+where a network sees the least context, count least and there are no seams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+def _ceil_to(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
+def blend_window(size: int, device: torch.device | None = None) -> torch.Tensor:
+    """(size, size) weights: outer product of a raised Hann window with floor 0.05."""
+    w = torch.hann_window(size + 2, periodic=False, device=device)[1:-1].clamp_min(0.05)
+    return w[:, None] * w[None, :]
+
+
+def _starts(length: int, tile: int, stride: int) -> list[int]:
+    starts = list(range(0, max(length - tile, 0) + 1, stride))
+    if starts[-1] + tile < length:
+        starts.append(length - tile)
+    return starts
+
+
+@torch.no_grad()
+def sliding_window_logits(
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    image: torch.Tensor,
+    tile: int,
+    overlap: float,
+    batch_size: int = 4,
+    multiple: int = 32,
+) -> torch.Tensor:
+    """(B, C, H, W) image → (B, K, H, W) logits, predicting `tile`-sized windows in batches."""
+    _, _, height, width = image.shape
+    # Small images: one window, padded up to a size every architecture accepts.
+    tile = min(_ceil_to(tile, multiple), _ceil_to(max(height, width), multiple))
+    pad_h, pad_w = max(tile - height, 0), max(tile - width, 0)
+    x = F.pad(image, (0, pad_w, 0, pad_h)) if pad_h or pad_w else image
+    H, W = x.shape[-2:]
+    stride = max(1, int(tile * (1 - overlap)))
+    windows = [(t, left) for t in _starts(H, tile, stride) for left in _starts(W, tile, stride)]
+    weight = blend_window(tile, x.device)
+    out: torch.Tensor | None = None
+    norm = torch.zeros((1, 1, H, W), device=x.device)
+    for i in range(0, len(windows), batch_size):
+        chunk = windows[i : i + batch_size]
+        tiles = torch.cat([x[:, :, t : t + tile, left : left + tile] for t, left in chunk])  # (n·B, C, tile, tile)
+        logits = predict(tiles).float()  # (n·B, K, tile, tile)
+        if out is None:
+            out = torch.zeros((x.shape[0], logits.shape[1], H, W), device=x.device)
+        for j, (t, left) in enumerate(chunk):
+            part = logits[j * x.shape[0] : (j + 1) * x.shape[0]]
+            out[:, :, t : t + tile, left : left + tile] += part * weight
+            norm[:, :, t : t + tile, left : left + tile] += weight
+    assert out is not None
+    return (out / norm)[:, :, :height, :width]

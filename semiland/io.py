@@ -1,0 +1,73 @@
+"""Atomic file output and output-folder safety.
+
+Every file semiland writes goes to a temporary name in the same folder and is renamed when complete,
+so an interrupted run never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from semiland.errors import SemilandError
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    ensure_writable_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def atomic_save(path: str | Path, save: Callable[[Path], None]) -> None:
+    """Call `save(tmp_path)` and move the result onto `path` when it returns."""
+    with atomic_path(path) as tmp:
+        save(tmp)
+
+
+def ensure_writable_dir(folder: str | Path) -> Path:
+    """Create `folder` if needed and check we can write into it; raise one clear line otherwise."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SemilandError(f"cannot create output folder {folder}: {err.strerror}; choose another path") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SemilandError(f"output folder {folder} is not writable; choose another path or fix its permissions")
+    return folder
+
+
+def prepare_output_dir(folder: str | Path, overwrite: bool, what: str = "output folder") -> Path:
+    """Refuse an existing non-empty folder unless `overwrite`; then create it (and check it is writable)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SemilandError(f"{what} {folder} exists and is a file; choose another path")
+    if folder.exists() and any(folder.iterdir()):
+        if not overwrite:
+            raise SemilandError(f"{what} {folder} already exists; pass --overwrite to replace it or choose another path")
+        shutil.rmtree(folder)
+    return ensure_writable_dir(folder)

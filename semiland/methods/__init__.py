@@ -1,0 +1,36 @@
+"""Method registry: an explicit list turned into a dict; an unknown name lists the valid ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from semiland.config import build_dataclass
+from semiland.errors import SemilandError
+from semiland.methods.base import Method, MethodConfig, MethodContext
+from semiland.methods.supervised import Supervised
+
+METHODS: dict[str, type[Method]] = {m.name: m for m in [Supervised]}
+
+
+def method_class(name: str) -> type[Method]:
+    if name not in METHODS:
+        raise SemilandError(f"unknown method '{name}'; available: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def method_config(raw: dict[str, Any]) -> MethodConfig:
+    """Check a `method:` section against the method's Config dataclass."""
+    raw = dict(raw)
+    name = raw.get("name", "supervised")
+    raw["name"] = name
+    return build_dataclass(method_class(name).Config, raw, "method")
+
+
+def build_method(raw: dict[str, Any], model, ctx: MethodContext) -> Method:
+    cfg = method_config(raw)
+    return method_class(cfg.name)(model, cfg, ctx)
+
+
+def describe(cls: type[Method]) -> str:
+    doc = (cls.__doc__ or "").strip() or (__import__(cls.__module__, fromlist=["x"]).__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""

@@ -1,0 +1,89 @@
+"""The Method contract: every semi-supervised method is a `torch.nn.Module` that computes losses.
+
+    training_step(labeled, unlabeled, step) -> {"loss": Tensor, ...}   # "loss" is back-propagated once
+    predict(image) -> logits (B, K, H, W)                               # all evaluation / inference uses it
+    after_step(step)                                                    # EMA teachers, ramp-up state
+    param_groups() -> [ParamGroup, ...]                                 # one optimizer per group
+
+A method never touches devices, optimizers' step, loggers, files or the CLI (the engine does). Teachers,
+discriminators and second networks are submodules, so checkpoints, `.to()` and DDP cover them.
+Batches are dicts: labeled {"image" (B, C, H, W) float, "mask" (B, H, W) int64, "valid" (B, H, W) bool},
+unlabeled {"image", "valid"}; `unlabeled` is None for methods that do not use it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+
+@dataclass
+class MethodConfig:
+    """Fields common to every method; a method's own `Config` subclasses this and adds its symbols."""
+
+    name: str = ""
+
+
+@dataclass
+class ParamGroup:
+    """Parameters stepped by one optimizer. `lr_scale` multiplies optim.lr; `optimizer` overrides optim.name."""
+
+    params: list[nn.Parameter]
+    name: str = "main"
+    lr_scale: float = 1.0
+    optimizer: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # optimizer kwargs (e.g. betas for a discriminator)
+
+
+@dataclass
+class MethodContext:
+    """What the engine tells a method at construction: task size and training length."""
+
+    num_classes: int
+    in_channels: int
+    ignore_index: int
+    max_steps: int
+
+
+class Method(nn.Module):
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+    uses_unlabeled: ClassVar[bool] = False  # the engine feeds an unlabeled stream only when True
+
+    def __init__(self, model: nn.Module, cfg: MethodConfig, ctx: MethodContext):
+        super().__init__()
+        self.model, self.cfg, self.ctx = model, cfg, ctx
+
+    def training_step(
+        self, labeled: dict[str, torch.Tensor], unlabeled: dict[str, torch.Tensor] | None, step: int
+    ) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def predict(self, image: torch.Tensor) -> torch.Tensor:
+        return self.model(image)
+
+    def after_step(self, step: int) -> None:
+        """Called after every optimizer step (EMA updates, schedules)."""
+
+    def param_groups(self) -> list[ParamGroup]:
+        return [ParamGroup([p for p in self.parameters() if p.requires_grad])]
+
+
+def sigmoid_rampup(step: int, rampup_steps: int) -> float:
+    """exp(-5 (1 - t/T)^2) for t < T, then 1 (Laine & Aila; S4Net's λ schedule)."""
+    if rampup_steps <= 0 or step >= rampup_steps:
+        return 1.0
+    t = step / rampup_steps
+    return math.exp(-5.0 * (1.0 - t) ** 2)
+
+
+def supervised_ce(logits: torch.Tensor, labeled: dict[str, torch.Tensor], ignore_index: int) -> torch.Tensor:
+    """Cross-entropy over labeled pixels (ignore index and nodata excluded); 0 (with graph) if none is valid."""
+    target = labeled["mask"].masked_fill(~labeled["valid"], ignore_index)
+    if not (target != ignore_index).any():
+        return logits.sum() * 0.0  # an all-ignore batch: zero loss, gradients defined, no NaN
+    return nn.functional.cross_entropy(logits, target, ignore_index=ignore_index)

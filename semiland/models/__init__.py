@@ -1,0 +1,41 @@
+"""Model registry: an explicit table name → (builder, description); `build_model` is the only entry point.
+
+Every model maps (B, in_channels, H, W) → logits (B, num_classes, H, W) for H, W divisible by 32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from torch import nn
+
+from semiland.config import ModelConfig
+from semiland.errors import SemilandError
+from semiland.models import factory, s4net_unet, segnet, tiny
+
+
+class ModelEntry(NamedTuple):
+    build: Callable[[ModelConfig, int, int], nn.Module]
+    description: str
+    min_size: int = 32  # smallest input side the architecture accepts (tiles are never smaller)
+
+
+MODELS: dict[str, ModelEntry] = {
+    **{
+        name: ModelEntry(factory.smp_builder(name), f"segmentation-models-pytorch {cls}", 128 if name == "pan" else 32)
+        for name, cls in factory.SMP_ARCHS.items()
+    },
+    "s4net_unet": ModelEntry(s4net_unet.build, "S4Net U-Net: ResNet-50 encoder + the decoder of its Table 1"),
+    "segnet": ModelEntry(segnet.build, "SegNet (Badrinarayanan et al.), VGG-16-style; model.width=64 is the original"),
+    "tiny_unet": ModelEntry(tiny.build, "a two-level U-Net of a few thousand parameters (tests, smoke runs)"),
+}
+
+
+def build_model(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Module:
+    if cfg.arch not in MODELS:
+        raise SemilandError(f"unknown model.arch '{cfg.arch}'; available: {', '.join(MODELS)}")
+    model = MODELS[cfg.arch].build(cfg, in_channels, num_classes)
+    if cfg.weights_path:
+        factory.load_encoder_weights(model, cfg.weights_path)
+    return model

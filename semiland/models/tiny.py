@@ -1,0 +1,37 @@
+"""A two-level U-Net with `model.width` channels: fast enough for contract tests and smoke runs."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from semiland.config import ModelConfig
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(True),
+        nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(True),
+    )
+
+
+class TinyUNet(nn.Module):
+    def __init__(self, in_channels: int, num_classes: int, width: int = 16):
+        super().__init__()
+        self.enc1, self.enc2 = _block(in_channels, width), _block(width, 2 * width)
+        self.mid = _block(2 * width, 2 * width)
+        self.dec2, self.dec1 = _block(4 * width, width), _block(2 * width, width)
+        self.head = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e1 = self.enc1(x)  # (B, w, H, W)
+        e2 = self.enc2(F.max_pool2d(e1, 2))  # (B, 2w, H/2, W/2)
+        m = self.mid(F.max_pool2d(e2, 2))  # (B, 2w, H/4, W/4)
+        d2 = self.dec2(torch.cat([F.interpolate(m, scale_factor=2.0), e2], 1))
+        d1 = self.dec1(torch.cat([F.interpolate(d2, scale_factor=2.0), e1], 1))
+        return self.head(d1)
+
+
+def build(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Module:
+    return TinyUNet(in_channels, num_classes, cfg.width)

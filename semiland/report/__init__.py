@@ -1,0 +1,1 @@
+"""Reports: matplotlib figures and an HTML page from run results."""

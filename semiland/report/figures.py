@@ -1,0 +1,127 @@
+"""Figures for reports: confusion matrix, per-class IoU, training curves, image / truth / prediction panels."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: files only
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from semiland.io import atomic_path  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: str | Path) -> None:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+    plt.close(fig)
+
+
+def plot_confusion(metrics: dict[str, Any], path: str | Path) -> None:
+    cm = np.asarray(metrics["confusion_matrix"], dtype=float)
+    names = metrics["classes"]
+    rows = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.1 * len(names) + 2.5, 1.0 * len(names) + 2))
+    im = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{rows[i, j]:.2f}", ha="center", va="center", color="white" if rows[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xticks(range(len(names)), names, rotation=40, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true (row-normalised)")
+    ax.set_title(f"confusion matrix — mIoU {100 * (metrics['mIoU'] or 0):.1f}")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    _save(fig, path)
+
+
+def plot_per_class_iou(results: dict[str, dict[str, Any]], path: str | Path) -> None:
+    """Grouped bars: one group per class, one bar per run."""
+    labels = list(results)
+    names = results[labels[0]]["classes"]
+    width = 0.8 / len(labels)
+    fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2, 3.6))
+    for i, label in enumerate(labels):
+        ious = [100 * (results[label]["per_class"][n]["IoU"] or 0) for n in names]
+        ax.bar(np.arange(len(names)) + i * width - 0.4 + width / 2, ious, width, label=label)
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    ax.set_ylabel("IoU (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("per-class IoU on the test images")
+    _save(fig, path)
+
+
+def read_log(csv_path: str | Path) -> dict[str, list[tuple[float, float]]]:
+    """Lightning's metrics.csv → {column: [(step, value), …]} for every non-empty numeric cell."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    path = Path(csv_path)
+    if not path.is_file():
+        return series
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            step = float(row.get("step") or 0)
+            for key, value in row.items():
+                if key in ("step", "epoch") or value in ("", None):
+                    continue
+                try:
+                    series.setdefault(key, []).append((step, float(value)))
+                except ValueError:
+                    continue
+    return series
+
+
+def plot_curves(logs: dict[str, str | Path], path: str | Path) -> None:
+    """Training loss and validation mIoU against step for every run."""
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for label, csv_path in logs.items():
+        series = read_log(csv_path)
+        if "train/loss" in series:
+            steps, values = zip(*series["train/loss"])
+            ax_loss.plot(steps, values, label=label, lw=1)
+        if "val/mIoU" in series:
+            # val rows carry the Lightning step; our own "step" metric sits on the same row
+            val = series["val/mIoU"]
+            steps = [s for s, _ in series.get("step", val)]
+            ax_val.plot(steps[: len(val)], [100 * v for _, v in val], marker="o", label=label)
+    ax_loss.set(xlabel="step", ylabel="training loss", title="training loss")
+    ax_loss.set_yscale("log")
+    ax_val.set(xlabel="step", ylabel="mIoU (%)", title="validation mIoU")
+    for ax in (ax_loss, ax_val):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def display_rgb(image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """(C, H, W) raw values → (H, W, 3) uint8: first three bands (or band 1 as grey), 2–98 % stretch."""
+    bands = image[:3] if image.shape[0] >= 3 else np.repeat(image[:1], 3, 0)
+    out = np.zeros((*bands.shape[1:], 3), dtype=np.uint8)
+    sel = valid if valid is not None and valid.any() else np.ones(bands.shape[1:], bool)
+    for c in range(3):
+        lo, hi = np.percentile(bands[c][sel], [2, 98])
+        out[..., c] = (np.clip((bands[c] - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
+    return out
+
+
+def plot_panels(rows: list[dict[str, Any]], class_names: list[str], colors: list[tuple[int, int, int]], path: str | Path) -> None:
+    """rows: [{"title", "image" (H, W, 3), "truth" (H, W, 3), "preds": {label: (H, W, 3)}}] → one figure."""
+    n_cols = 2 + len(rows[0]["preds"])
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(3.2 * n_cols, 3.2 * len(rows) + 0.6), squeeze=False)
+    for r, row in enumerate(rows):
+        panels = [("image", row["image"]), ("ground truth", row["truth"]), *row["preds"].items()]
+        for c, (title, img) in enumerate(panels):
+            axes[r, c].imshow(img, interpolation="nearest")
+            axes[r, c].set_title(title if r == 0 else "", fontsize=9)
+            axes[r, c].axis("off")
+        axes[r, 0].text(-0.05, 0.5, row["title"], transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=np.array(c) / 255) for c in colors]
+    fig.legend(handles, class_names, loc="lower center", ncol=min(len(class_names), 6), fontsize=8, frameon=False)
+    fig.subplots_adjust(bottom=0.08)
+    _save(fig, path)

@@ -1,0 +1,97 @@
+"""Assemble a run report (one or several runs on the same split) from trained tasks and their logs."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import semiland
+from semiland.data.datamodule import PreparedData, SampleStore
+from semiland.engine.task import SegTask
+from semiland.report.figures import display_rgb, plot_confusion, plot_curves, plot_panels, plot_per_class_iou
+from semiland.report.html import Report, write_report
+
+
+@dataclass
+class RunOutcome:
+    label: str  # e.g. "supervised"
+    metrics: dict[str, Any]  # test metrics
+    log_csv: Path
+    task: SegTask
+    seconds: float
+
+
+def machine() -> str:
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
+    return f"{platform.machine()} {platform.system()}, {device}, torch {torch.__version__}, semiland {semiland.__version__}"
+
+
+def _downsample(a: np.ndarray, max_side: int) -> np.ndarray:
+    step = max(1, int(np.ceil(max(a.shape[-2:]) / max_side)))
+    return a[..., ::step, ::step]
+
+
+@torch.no_grad()
+def panel_rows(runs: list[RunOutcome], data: PreparedData, n: int = 3, max_side: int = 600) -> list[dict[str, Any]]:
+    store = SampleStore(data.spec, runs[0].task.cfg.data.bands, data.mean, data.std, cache=False)
+    classes = data.spec.classes
+    rows = []
+    for sample_id in data.split.test[:: max(1, len(data.split.test) // n)][:n]:
+        sample = store.raw(sample_id)
+        image = torch.from_numpy(store.normalise(sample.image, sample.valid))[None]
+        preds = {}
+        for run in runs:
+            device = next(run.task.parameters()).device
+            run.task.eval()
+            pred = run.task.predict_logits(image.to(device)).argmax(1)[0].cpu().numpy()
+            pred[~sample.valid] = classes.ignore_index
+            preds[run.label] = classes.colorize(_downsample(pred, max_side))
+        rows.append({
+            "title": sample_id,
+            "image": display_rgb(_downsample(sample.image, max_side), _downsample(sample.valid, max_side)),
+            "truth": classes.colorize(_downsample(sample.mask, max_side)),
+            "preds": preds,
+        })
+    return rows
+
+
+def build_run_report(out_dir: Path, title: str, runs: list[RunOutcome], data: PreparedData, intro: list[str], command: str) -> Path:
+    figures = out_dir / "figures"
+    results = {r.label: r.metrics for r in runs}
+    plot_per_class_iou(results, figures / "per_class_iou.png")
+    plot_curves({r.label: r.log_csv for r in runs}, figures / "training_curves.png")
+    for r in runs:
+        plot_confusion(r.metrics, figures / f"confusion_{r.label}.png")
+    classes = data.spec.classes
+    rows = panel_rows(runs, data)
+    if rows:
+        plot_panels(rows, list(classes.names), list(classes.colors), figures / "panels.png")
+    report = Report(
+        title=title,
+        intro=intro,
+        results=results,
+        extra_rows={r.label: {"train time": f"{r.seconds:.0f} s", "steps": str(r.task.cfg.train.steps)} for r in runs},
+        figures=[
+            ("Per-class IoU", "figures/per_class_iou.png"),
+            ("Training curves", "figures/training_curves.png"),
+            *([("Image / ground truth / prediction (test images)", "figures/panels.png")] if rows else []),
+            *[(f"Confusion matrix — {r.label}", f"figures/confusion_{r.label}.png") for r in runs],
+        ],
+        colors=list(zip(classes.names, classes.colors)),
+        details={
+            "dataset": f"{data.spec.name} at {data.spec.root}",
+            "split": data.split.summary(),
+            "labeled images": ", ".join(data.split.labeled[:12]) + (" …" if len(data.split.labeled) > 12 else ""),
+            "test images": ", ".join(data.split.test[:12]) + (" …" if len(data.split.test) > 12 else ""),
+            "ignored classes": ", ".join(classes.ignored_names) or "none",
+            "model": f"{runs[0].task.cfg.model.arch} / {runs[0].task.cfg.model.encoder}",
+            "machine": machine(),
+            "command": command,
+        },
+    )
+    return write_report(report, out_dir / "report.html")
