@@ -136,6 +136,14 @@ def _type_ok(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
+def _as_float(value: int | str, key: str) -> float:
+    """YAML 1.1 reads `1e-3` as a string; accept it (and ints) where a float is expected."""
+    try:
+        return float(value)
+    except ValueError:
+        raise SemilandError(f"config key '{key}' must be float, got {value!r}") from None
+
+
 def _hint_name(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
@@ -149,9 +157,9 @@ def build_dataclass(cls: type, values: dict[str, Any], where: str) -> Any:
     for key, value in values.items():
         if key not in hints:
             raise SemilandError(f"unknown config key '{where}.{key}'{_suggest(key, valid)}")
-        if hints[key] is float and isinstance(value, int) and not isinstance(value, bool):
-            values[key] = float(value)
-        elif not _type_ok(value, hints[key]):
+        if hints[key] is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+            value = values[key] = _as_float(value, f"{where}.{key}")
+        if not _type_ok(value, hints[key]):
             raise SemilandError(
                 f"config key '{where}.{key}' must be {_hint_name(hints[key])}, got {value!r}"
             )

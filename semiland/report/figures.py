@@ -121,7 +121,8 @@ def plot_panels(rows: list[dict[str, Any]], class_names: list[str], colors: list
             axes[r, c].set_title(title if r == 0 else "", fontsize=9)
             axes[r, c].axis("off")
         axes[r, 0].text(-0.05, 0.5, row["title"], transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=np.array(c) / 255) for c in colors]
-    fig.legend(handles, class_names, loc="lower center", ncol=min(len(class_names), 6), fontsize=8, frameon=False)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=np.array(c) / 255) for c in [*colors, (0, 0, 0)]]
+    labels = [*class_names, "ignored / nodata"]
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
     fig.subplots_adjust(bottom=0.08)
     _save(fig, path)

@@ -1,0 +1,171 @@
+"""The command line end to end (fit → test → predict) and its bad-input answers: one line, nothing lost."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import rasterio
+import yaml
+
+from semiland.cli import main
+
+from .conftest import tiny_config
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def write_config(tmp_path, synth_root, **sections):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(synth_root, **sections).to_dict()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, synth_root):
+    tmp = tmp_path_factory.mktemp("cli")
+    cfg = write_config(tmp, synth_root)
+    run = tmp / "run"
+    assert main(["fit", "--config", str(cfg), "-o", str(run), "train.steps=4"]) == 0
+    return run
+
+
+def test_fit_writes_the_whole_run_folder(trained):
+    for rel in ["config.yaml", "split.json", "checkpoints/best.ckpt", "checkpoints/last.ckpt", "logs/metrics.csv",
+                "test/metrics.json", "test/confusion_matrix.png", "report.html", "figures/panels.png",
+                "figures/training_curves.png", "figures/per_class_iou.png"]:
+        assert (trained / rel).is_file(), rel
+    html = (trained / "report.html").read_text()
+    assert "mIoU" in html and "figures/panels.png" in html
+    saved = yaml.safe_load((trained / "config.yaml").read_text())
+    assert len(saved["data"]["mean"]) == 3 and saved["train"]["steps"] == 4
+
+
+def test_test_command_prints_table_and_writes_json(trained, tmp_path, capsys):
+    assert main(["test", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), "-o", str(tmp_path / "t")]) == 0
+    out = capsys.readouterr().out
+    assert "mIoU" in out and "kappa" in out
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert set(metrics["per_class"]) == {"building", "land", "road", "vegetation", "water"}
+    assert metrics["pixels"] == 2 * 64 * 64  # region_3: 2 images of 64 × 64, every pixel labeled
+    assert (tmp_path / "t" / "confusion_matrix.png").is_file()
+
+
+def test_predict_keeps_georeferencing(trained, synth_root, tmp_path):
+    src = synth_root / "region_3" / "images" / "scene_000.tif"
+    assert main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(src), "-o", str(tmp_path / "p")]) == 0
+    with rasterio.open(tmp_path / "p" / "scene_000.tif") as out, rasterio.open(src) as ref:
+        assert out.crs == ref.crs and out.transform == ref.transform and out.shape == ref.shape
+        classes = out.read(1)
+        assert classes.max() < 5 and out.nodata == 255 and out.colormap(1)[0][:3] == (60, 16, 152)
+    assert (tmp_path / "p" / "scene_000.png").is_file()
+    # an existing output is refused, then replaced with --overwrite
+    assert main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(src), "-o", str(tmp_path / "p")]) == 2
+    assert main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(src), "-o", str(tmp_path / "p"), "--overwrite"]) == 0
+
+
+def test_predict_nodata_in_gives_nodata_out(trained, tmp_path):
+    arr = np.full((3, 40, 40), 120, np.uint8)
+    with rasterio.open(tmp_path / "in.tif", "w", driver="GTiff", width=40, height=40, count=3, dtype="uint8",
+                       nodata=0, crs="EPSG:4326", transform=rasterio.transform.from_origin(55, 25, 1e-4, 1e-4)) as dst:
+        arr[:, :10, :10] = 0
+        dst.write(arr)
+    assert main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(tmp_path / "in.tif"), "-o", str(tmp_path / "o")]) == 0
+    with rasterio.open(tmp_path / "o" / "in.tif") as out:
+        classes = out.read(1)
+    assert (classes[:10, :10] == 255).all() and (classes[10:, 10:] < 5).all()
+
+
+def test_predict_wrong_band_count(trained, synth_root_4band, tmp_path, capsys):
+    src = synth_root_4band / "region_0" / "images" / "scene_000.tif"
+    assert main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(src), "-o", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "has 4 bands but the checkpoint was trained on 3" in err
+    assert not list((tmp_path / "p").glob("*.tif"))
+
+
+def test_existing_run_folder_is_refused(trained, synth_root, tmp_path, capsys):
+    cfg = write_config(tmp_path, synth_root)
+    before = sorted(p.name for p in trained.iterdir())
+    assert main(["fit", "--config", str(cfg), "-o", str(trained)]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert sorted(p.name for p in trained.iterdir()) == before
+
+
+def test_corrupt_checkpoint_is_one_line(trained, tmp_path, capsys):
+    data = (trained / "checkpoints" / "best.ckpt").read_bytes()
+    (tmp_path / "cut.ckpt").write_bytes(data[: len(data) // 2])
+    assert main(["test", "--ckpt", str(tmp_path / "cut.ckpt"), "-o", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "corrupt or truncated" in err and err.count("\n") == 0
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere; permissions cannot be tested")
+def test_unwritable_output(trained, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    assert main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), "x.tif", "-o", str(locked / "o")]) == 2
+
+
+def test_output_path_that_is_a_file(trained, synth_root, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    src = synth_root / "region_3" / "images" / "scene_000.tif"
+    assert main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(src), "-o", str(tmp_path / "afile" / "o")]) == 2
+    assert "cannot create output folder" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.labeled=[tile_9]"], "region 'tile_9' (data.labeled) does not exist"),
+        (["data.crop_sise=32"], "did you mean 'crop_size'"),
+        (["data.root=/nonexistent/semiland"], "not found"),
+    ],
+)
+def test_bad_config_inputs_are_one_line(synth_root, tmp_path, capsys, overrides, message):
+    cfg = write_config(tmp_path, synth_root)
+    assert main(["fit", "--config", str(cfg), "-o", str(tmp_path / "run"), *overrides]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.count("\n") == 0
+
+
+def test_unknown_mask_colour_names_file(synth_root, tmp_path, capsys):
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    from PIL import Image
+
+    mask_path = root / "region_0" / "masks" / "scene_000.png"
+    mask = np.array(Image.open(mask_path))
+    mask[0, 0] = (1, 2, 3)
+    Image.fromarray(mask).save(mask_path)
+    cfg = write_config(tmp_path, root)
+    assert main(["fit", "--config", str(cfg), "-o", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "scene_000.png" in err and "#010203" in err
+
+
+def test_nan_pixels_train_without_nan(tmp_path, capsys):
+    """A dataset whose GeoTIFFs carry NaN and nodata trains to finite weights (nodata is never supervised)."""
+    from semiland.data.synthetic import generate
+
+    root = generate(tmp_path / "d", regions=4, images=2, size=64, bands=3, seed=3)
+    for tif in root.glob("region_*/images/*.tif"):
+        with rasterio.open(tif) as src:
+            profile, arr = src.profile, src.read().astype("float32")
+        arr[:, :8, :8] = np.nan
+        profile.update(dtype="float32")
+        with rasterio.open(tif, "w", **profile) as dst:
+            dst.write(arr)
+    cfg = write_config(tmp_path, root)
+    assert main(["fit", "--config", str(cfg), "-o", str(tmp_path / "run")]) == 0
+    metrics = json.loads((tmp_path / "run" / "test" / "metrics.json").read_text())
+    assert metrics["pixels"] == 2 * (64 * 64 - 64)  # the NaN corner of each test image is not evaluated
+
+
+def test_listing_commands(capsys):
+    assert main(["methods"]) == 0 and "supervised" in capsys.readouterr().out
+    assert main(["datasets"]) == 0 and "dubai" in capsys.readouterr().out
+    assert main(["models"]) == 0 and "s4net_unet" in capsys.readouterr().out

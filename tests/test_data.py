@@ -1,0 +1,140 @@
+import numpy as np
+import pytest
+import rasterio
+from PIL import Image
+from rasterio.transform import from_origin
+
+from semiland.config import DataConfig
+from semiland.data.datamodule import CropStream, SampleStore, prepare_data
+from semiland.data.presets import build_dataset
+from semiland.data.raster import read_image
+from semiland.data.sources import load_sample
+from semiland.data.splits import Split, make_split
+from semiland.errors import SemilandError
+
+from .conftest import tiny_config
+
+
+def _write_tif(path, array, nodata=None, crs="EPSG:32640"):
+    count, h, w = array.shape
+    with rasterio.open(
+        path, "w", driver="GTiff", width=w, height=h, count=count, dtype=array.dtype, crs=crs,
+        transform=from_origin(0, 0, 1, 1), nodata=nodata,
+    ) as dst:
+        dst.write(array)
+
+
+def test_synthetic_scenes_are_georeferenced_and_decodable(synth_root):
+    spec = build_dataset(DataConfig(preset="synthetic", root=str(synth_root), synthetic_regions=4, synthetic_images=2, synthetic_size=64))
+    assert spec.regions == ["region_0", "region_1", "region_2", "region_3"]
+    raster = read_image(spec.samples[0].image)
+    assert raster.data.shape == (3, 64, 64) and raster.profile["crs"].to_epsg() == 32640
+    sample = load_sample(spec.samples[0], spec.classes)
+    assert sample.mask.shape == (64, 64) and set(np.unique(sample.mask)) <= set(range(5))
+
+
+def test_nodata_and_nan_become_invalid(tmp_path):
+    arr = np.arange(2 * 4 * 4, dtype=np.float32).reshape(2, 4, 4)
+    arr[:, 0, 0] = -9999
+    arr[1, 1, 1] = np.nan
+    _write_tif(tmp_path / "x.tif", arr, nodata=-9999)
+    raster = read_image(tmp_path / "x.tif")
+    assert not raster.valid[0, 0] and not raster.valid[1, 1] and raster.valid.sum() == 14
+    assert np.isfinite(raster.data).all() and raster.data[:, 0, 0].tolist() == [0, 0]
+    assert read_image(tmp_path / "x.tif", bands=[2]).data.shape == (1, 4, 4)
+    with pytest.raises(SemilandError, match="has 2 bands; data.bands asks for \\[3\\]"):
+        read_image(tmp_path / "x.tif", bands=[3])
+
+
+def _folder(tmp_path, image_size=(8, 8), mask_size=(8, 8), with_mask=True, extra_mask=False):
+    root = tmp_path / "ds"
+    (root / "r1" / "images").mkdir(parents=True)
+    (root / "r1" / "masks").mkdir(parents=True)
+    (root / "classes.csv").write_text("name,r,g,b\nbg,0,0,0\nfg,255,255,255\n")
+    Image.fromarray(np.zeros((*image_size, 3), np.uint8)).save(root / "r1" / "images" / "a.png")
+    if with_mask:
+        Image.fromarray(np.zeros((*mask_size, 3), np.uint8)).save(root / "r1" / "masks" / "a.png")
+    if extra_mask:
+        Image.fromarray(np.zeros((*mask_size, 3), np.uint8)).save(root / "r1" / "masks" / "b.png")
+    return root
+
+
+def test_image_without_mask_and_mask_without_image(tmp_path):
+    with pytest.raises(SemilandError, match="a.png has no mask"):
+        build_dataset(DataConfig(preset="folder", root=str(_folder(tmp_path, with_mask=False))))
+    with pytest.raises(SemilandError, match="b.png has no image"):
+        build_dataset(DataConfig(preset="folder", root=str(_folder(tmp_path / "2", extra_mask=True))))
+
+
+def test_mask_size_mismatch_names_both_files(tmp_path):
+    spec = build_dataset(DataConfig(preset="folder", root=str(_folder(tmp_path, mask_size=(8, 9)))))
+    with pytest.raises(SemilandError, match=r"mask .*a.png is 9x8 px but image .*a.png is 8x8"):
+        load_sample(spec.samples[0], spec.classes)
+
+
+def test_missing_data_folder(tmp_path):
+    with pytest.raises(SemilandError, match="not found"):
+        build_dataset(DataConfig(preset="dubai", root=str(tmp_path / "nope")))
+    with pytest.raises(SemilandError, match="unknown dataset preset"):
+        build_dataset(DataConfig(preset="nope"))
+
+
+def test_deepglobe_layout_fixture(tmp_path):
+    colors = [(0, 255, 255), (255, 255, 0), (0, 0, 0)]
+    for i in range(3):
+        Image.fromarray(np.full((16, 16, 3), 100, np.uint8)).save(tmp_path / f"{i}_sat.jpg")
+        # DeepGlobe masks are not always pure: channel values near 255 / 0 must binarise at 128
+        mask = np.array(colors[i], np.uint8)[None, None].repeat(16, 0).repeat(16, 1)
+        Image.fromarray(np.clip(mask.astype(int) + np.where(mask > 127, -3, 3), 0, 255).astype(np.uint8)).save(tmp_path / f"{i}_mask.png")
+    spec = build_dataset(DataConfig(preset="deepglobe", root=str(tmp_path)))
+    assert spec.classes.num_classes == 6 and len(spec.samples) == 3
+    decoded = [load_sample(s, spec.classes, mask_threshold=spec.mask_threshold).mask[0, 0] for s in spec.samples]
+    assert decoded == [0, 1, 255]
+    split = make_split(spec, {"split_mode": "count", "labeled": 1, "val": 1, "test": "val"}, seed=0)
+    assert len(split.labeled) == 1 and split.test == split.val and len(split.unlabeled) == 1
+
+
+def test_splits_by_region_fraction_count_and_file(synth_root, tmp_path):
+    spec = build_dataset(DataConfig(preset="synthetic", root=str(synth_root)))
+    s = make_split(spec, {"split_mode": "region", "labeled": ["region_0"], "val": ["region_2"], "test": ["region_3"]}, 0)
+    assert [len(s.labeled), len(s.unlabeled), len(s.val), len(s.test)] == [2, 2, 2, 2]
+    assert make_split(spec, {"split_mode": "region", "labeled": ["region_0"], "test": ["region_3"]}, 0, oracle=True).unlabeled == []
+    f1 = make_split(spec, {"split_mode": "fraction", "labeled": 0.5, "val": 0.25, "test": 0.25}, seed=1)
+    f2 = make_split(spec, {"split_mode": "fraction", "labeled": 0.5, "val": 0.25, "test": 0.25}, seed=1)
+    assert f1.labeled == f2.labeled and len(f1.labeled) == 2 and len(f1.val) == 2
+    assert set(f1.labeled).isdisjoint(f1.val + f1.test + f1.unlabeled)
+    c = make_split(spec, {"split_mode": "count", "labeled": 3, "val": 1, "test": 2}, seed=0)
+    assert [len(c.labeled), len(c.val), len(c.test), len(c.unlabeled)] == [3, 1, 2, 2]
+    c.save(tmp_path / "split.json")
+    again = make_split(spec, {"split_mode": "file", "split_file": str(tmp_path / "split.json")}, seed=99)
+    assert again.labeled == c.labeled and Split.load(tmp_path / "split.json").test == c.test
+
+
+def test_split_errors(synth_root, tmp_path):
+    spec = build_dataset(DataConfig(preset="synthetic", root=str(synth_root)))
+    with pytest.raises(SemilandError, match="region 'tile_9'.*does not exist; regions are: region_0"):
+        make_split(spec, {"split_mode": "region", "labeled": ["tile_9"]}, 0)
+    with pytest.raises(SemilandError, match="no labeled image"):
+        make_split(spec, {"split_mode": "region", "labeled": [], "test": ["region_3"]}, 0)
+    with pytest.raises(SemilandError, match="in both"):
+        make_split(spec, {"split_mode": "region", "labeled": ["region_0"], "test": ["region_0"]}, 0)
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(SemilandError, match="not a semiland split"):
+        make_split(spec, {"split_mode": "file", "split_file": str(tmp_path / "bad.json")}, 0)
+
+
+def test_band_statistics_and_crop_stream(synth_root_4band):
+    cfg = tiny_config(synth_root_4band, data={"synthetic_bands": 4})
+    data = prepare_data(cfg)
+    assert data.in_channels == 4 and all(s > 1 for s in data.std)
+    store = SampleStore(data.spec, None, data.mean, data.std, cache=True)
+    stream = CropStream(store, data.split.labeled, crop=48, length=4, seed=0, labeled=True)
+    a, b = stream[1], stream[1]
+    assert a["image"].shape == (4, 48, 48) and a["mask"].shape == (48, 48) and a["valid"].all()
+    assert (a["image"] == b["image"]).all()  # same (seed, epoch, index) → same crop
+    stream.epoch = 1
+    assert not (stream[1]["image"] == a["image"]).all()
+    big = CropStream(store, data.split.labeled, crop=80, length=1, seed=0, labeled=True)[0]  # larger than the image
+    assert big["image"].shape == (4, 80, 80) and not big["valid"].all() and (big["mask"][~big["valid"]] == 255).all()
+    unl = CropStream(store, data.split.unlabeled, crop=32, length=1, seed=0, labeled=False)[0]
+    assert "mask" not in unl and abs(float(unl["image"].mean())) < 3

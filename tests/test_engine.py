@@ -1,0 +1,104 @@
+import math
+
+import pytest
+import torch
+
+from semiland.engine.checkpoint import read_checkpoint
+from semiland.engine.runner import fit, load_task
+from semiland.engine.task import LRSchedule
+from semiland.errors import SemilandError
+from semiland.inference.sliding import sliding_window_logits
+
+from .conftest import tiny_config
+
+
+@pytest.mark.parametrize("shape", [(70, 50), (130, 200), (64, 64)])
+def test_sliding_window_equals_direct_prediction_for_pointwise_model(shape):
+    conv = torch.nn.Conv2d(3, 4, 1)  # pointwise: any tiling must give exactly the direct result
+    image = torch.randn(1, 3, *shape)
+    out = sliding_window_logits(conv, image, tile=64, overlap=0.25)
+    assert out.shape == (1, 4, *shape)
+    assert torch.allclose(out, conv(image).detach(), atol=1e-5)
+
+
+def test_lr_schedule_shapes():
+    cos = LRSchedule("cosine", steps=100, warmup=10, power=0.9)
+    assert cos(0) == pytest.approx(0.1) and cos(9) == pytest.approx(1.0)
+    assert cos(10) == pytest.approx(1.0) and cos(55) == pytest.approx(0.5) and cos(100) == pytest.approx(0.0, abs=1e-9)
+    poly = LRSchedule("poly", steps=10, warmup=0, power=1.0)
+    assert poly(5) == pytest.approx(0.5)
+    assert LRSchedule("constant", 10, 0, 0.9)(7) == 1.0
+    with pytest.raises(SemilandError, match="unknown optim.schedule"):
+        LRSchedule("step", 10, 0, 0.9)
+
+
+def test_fit_writes_run_and_resume_continues(synth_root, tmp_path):
+    run = tmp_path / "run"
+    cfg = tiny_config(synth_root, train={"steps": 4, "val_every": 2})
+    result = fit(cfg, run)
+    ckpt = read_checkpoint(result.last_ckpt)
+    assert ckpt["global_step"] == 4 and ckpt["semiland"]["train_step"] == 4
+    assert (run / "config.yaml").is_file() and (run / "split.json").is_file() and (run / "val_metrics.json").is_file()
+    assert not list(run.rglob("*.tmp"))  # atomic writes leave no temporary files
+    # resume: extend the same run to 8 steps; optimizer state and step counter continue
+    cfg2 = tiny_config(synth_root, train={"steps": 8, "val_every": 2})
+    cfg2.data.split_mode, cfg2.data.split_file = "file", str(run / "split.json")
+    fit(cfg2, run, resume=True)
+    resumed = read_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert resumed["global_step"] == 8
+    assert resumed["optimizer_states"][0]["state"]  # momentum buffers were carried over, not reset
+    task, loaded_cfg = load_task(run / "checkpoints" / "last.ckpt")
+    assert loaded_cfg.train.steps == 8 and not task.training
+
+
+def test_crash_then_resume_matches_uninterrupted_run(synth_root, tmp_path, monkeypatch):
+    from semiland.engine.task import SegTask
+
+    fit(tiny_config(synth_root, train={"steps": 4, "val_every": 2}), tmp_path / "straight")
+    original = SegTask.training_step
+
+    def crash_at_step_3(self, batch, batch_idx):
+        if self.global_step == 3:
+            raise RuntimeError("simulated crash")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(SegTask, "training_step", crash_at_step_3)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(tiny_config(synth_root, train={"steps": 4, "val_every": 2}), tmp_path / "crashed")
+    assert read_checkpoint(tmp_path / "crashed" / "checkpoints" / "last.ckpt")["global_step"] == 2
+    monkeypatch.setattr(SegTask, "training_step", original)
+    cfg = tiny_config(synth_root, train={"steps": 4, "val_every": 2})
+    cfg.data.split_mode, cfg.data.split_file = "file", str(tmp_path / "crashed" / "split.json")
+    fit(cfg, tmp_path / "crashed", resume=True)
+    a = read_checkpoint(tmp_path / "straight" / "checkpoints" / "last.ckpt")["state_dict"]
+    b = read_checkpoint(tmp_path / "crashed" / "checkpoints" / "last.ckpt")["state_dict"]
+    for key in a:  # same data, same RNG, same optimizer state → the same weights
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-5), key
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path):
+    (tmp_path / "trunc.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(SemilandError, match="corrupt or truncated"):
+        read_checkpoint(tmp_path / "trunc.ckpt")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
+    with pytest.raises(SemilandError, match="not a semiland checkpoint"):
+        read_checkpoint(tmp_path / "foreign.ckpt")
+    with pytest.raises(SemilandError, match="not found"):
+        read_checkpoint(tmp_path / "missing.ckpt")
+
+
+def test_pickled_code_is_never_executed(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (exec, ("open('" + str(tmp_path / "pwned") + "', 'w').write('x')",))
+
+    torch.save({"semiland": {"format": 1}, "state_dict": {}, "x": Evil()}, tmp_path / "evil.ckpt")
+    with pytest.raises(SemilandError, match="corrupt or truncated"):
+        read_checkpoint(tmp_path / "evil.ckpt")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_non_finite_loss_stops_with_the_step(synth_root, tmp_path):
+    cfg = tiny_config(synth_root, optim={"lr": math.inf})
+    with pytest.raises(SemilandError, match="non-finite loss.* at step"):
+        fit(cfg, tmp_path / "run")

@@ -1,0 +1,81 @@
+"""Every registered model: right output shape for 1 / 4 / 13 bands, gradients, state-dict round trip."""
+
+import pytest
+import torch
+
+from semiland.config import ModelConfig
+from semiland.errors import SemilandError
+from semiland.models import MODELS, build_model
+from semiland.models.s4net_unet import S4NetUNet
+
+
+def small_config(arch: str) -> ModelConfig:
+    # timm's tiny test_resnet keeps every smp architecture testable in well under a second
+    encoder = "resnet18" if arch == "s4net_unet" else "tu-test_resnet"
+    return ModelConfig(arch=arch, encoder=encoder, width=8)
+
+
+@pytest.mark.parametrize("arch", list(MODELS))
+@pytest.mark.parametrize("bands", [1, 4, 13])
+def test_forward_backward_any_band_count(arch, bands):
+    torch.manual_seed(0)
+    model = build_model(small_config(arch), bands, 5)
+    size = max(64, MODELS[arch].min_size)
+    x = torch.randn(2, bands, size, size)
+    logits = model(x)
+    assert logits.shape == (2, 5, size, size)
+    logits.logsumexp(1).mean().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("arch", ["unet", "segnet", "tiny_unet"])
+def test_state_dict_round_trip(arch):
+    a, b = build_model(small_config(arch), 3, 4), build_model(small_config(arch), 3, 4)
+    b.load_state_dict(a.state_dict())
+    a.eval(), b.eval()
+    x = torch.randn(1, 3, 64, 64)
+    assert torch.allclose(a(x), b(x))
+
+
+def test_s4net_unet_matches_table_1():
+    net = S4NetUNet(3, 7, "resnet50")
+    # decoder widths of Table 1, and strided 4×4 transposed convolutions
+    assert net.center[0].out_channels == 192
+    ups = [net.up4, net.up3, net.up2, net.up1, net.up0]
+    assert [u.out_channels for u in ups] == [128, 96, 64, 48, 32]
+    assert all(u.kernel_size == (4, 4) and u.stride == (2, 2) for u in ups)
+    # skip concatenations with the ResNet-50 stages at H/16, H/8, H/4
+    assert [net.conv4[0].in_channels, net.conv3[0].in_channels, net.conv2[0].in_channels] == [128 + 1024, 96 + 512, 64 + 256]
+    assert net.head.kernel_size == (1, 1) and net.head.out_channels == 7
+    assert net(torch.randn(1, 3, 64, 64)).shape == (1, 7, 64, 64)
+
+
+def test_unknown_model_and_encoder():
+    with pytest.raises(SemilandError, match="unknown model.arch 'unett'"):
+        build_model(ModelConfig(arch="unett"), 3, 2)
+    with pytest.raises(SemilandError, match="encoder"):
+        build_model(ModelConfig(arch="unet", encoder="no_such_encoder"), 3, 2)
+
+
+def test_pretrained_download_failure_is_one_line(monkeypatch):
+    # No network in tests: force the download path to fail the way an offline machine does.
+    import segmentation_models_pytorch as smp
+
+    def offline(*args, **kwargs):
+        raise OSError("Could not connect to the hub")
+
+    monkeypatch.setattr(smp, "create_model", offline)
+    with pytest.raises(SemilandError, match="cannot get 'imagenet' weights.*weights_path"):
+        build_model(ModelConfig(arch="unet", encoder="resnet18", encoder_weights="imagenet"), 3, 2)
+
+
+def test_local_encoder_weights_adapt_to_band_count(tmp_path):
+    rgb = build_model(ModelConfig(arch="unet", encoder="resnet18"), 3, 2)
+    torch.save(rgb.encoder.state_dict(), tmp_path / "enc.pth")
+    multi = build_model(ModelConfig(arch="unet", encoder="resnet18", weights_path=str(tmp_path / "enc.pth")), 5, 2)
+    assert torch.equal(multi.encoder.layer1[0].conv1.weight, rgb.encoder.layer1[0].conv1.weight)
+    assert multi.encoder.conv1.weight.shape[1] == 5
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(SemilandError, match="cannot be read"):
+        build_model(ModelConfig(arch="unet", encoder="resnet18", weights_path=str(tmp_path / "bad.pth")), 3, 2)

@@ -1,0 +1,45 @@
+"""Real-data tier: the datasets in ../shared/data, skipped cleanly when absent."""
+
+import numpy as np
+import pytest
+
+from semiland.config import DataConfig
+from semiland.data.classes import ClassTable
+from semiland.data.presets import build_dataset
+from semiland.data.raster import read_image, read_mask
+from semiland.data.sources import load_sample
+
+from .conftest import DUBAI, SEN1FLOODS, needs
+
+pytestmark = pytest.mark.realdata
+
+
+@needs(DUBAI)
+def test_dubai_every_mask_decodes_with_default_ignore():
+    spec = build_dataset(DataConfig(preset="dubai", root=str(DUBAI)))
+    assert len(spec.samples) == 72 and spec.regions == [f"tile_{i}" for i in range(1, 9)]
+    assert spec.classes.names == ("building", "land (unpaved area)", "road", "vegetation", "water")
+    counts = np.zeros(256, dtype=np.int64)
+    for ref in spec.samples:
+        sample = load_sample(ref, spec.classes)
+        assert sample.image.shape[0] == 3 and sample.mask.shape == sample.image.shape[1:]
+        counts += np.bincount(sample.mask.ravel(), minlength=256)
+    assert all(counts[:5] > 0) and 0 < counts[255] / counts.sum() < 0.05  # unlabeled + black ≈ 1–2 %
+
+
+@needs(DUBAI)
+def test_dubai_unlabeled_class_can_be_kept():
+    spec = build_dataset(DataConfig(preset="dubai", root=str(DUBAI), ignore_classes=["(no annotation)"]))
+    assert spec.classes.num_classes == 6 and spec.classes.names[-1] == "unlabeled"
+
+
+@needs(SEN1FLOODS)
+def test_sen1floods11_optical_sar_and_labels():
+    s2 = read_image(SEN1FLOODS / "S2Hand" / "Spain_7370579_S2Hand.tif")
+    s1 = read_image(SEN1FLOODS / "S1Hand" / "Spain_7370579_S1Hand.tif")
+    assert s2.data.shape == (13, 512, 512) and s1.data.shape == (2, 512, 512)
+    assert s2.profile["crs"].to_epsg() == 4326 and s1.profile["transform"] == s2.profile["transform"]
+    assert np.isfinite(s1.data).all()  # NaN (if any) is zeroed and marked invalid
+    table = ClassTable(names=("not water", "water"), colors=((0, 0, 0), (0, 0, 255)), ignore_values=(-1,))
+    labels = table.decode(read_mask(SEN1FLOODS / "LabelHand" / "Spain_7370579_LabelHand.tif"))
+    assert np.bincount(labels.ravel(), minlength=256)[[0, 1, 255]].tolist() == [192010, 70035, 99]
