@@ -184,5 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"semiland: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("semiland: interrupted (checkpoints written so far are intact; resume with fit --resume)", file=sys.stderr)
+        print(
+            "semiland: interrupted (checkpoints written so far are intact; resume with fit --resume)", file=sys.stderr
+        )
         return 130

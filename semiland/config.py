@@ -160,9 +160,7 @@ def build_dataclass(cls: type, values: dict[str, Any], where: str) -> Any:
         if hints[key] is float and isinstance(value, (int, str)) and not isinstance(value, bool):
             value = values[key] = _as_float(value, f"{where}.{key}")
         if not _type_ok(value, hints[key]):
-            raise SemilandError(
-                f"config key '{where}.{key}' must be {_hint_name(hints[key])}, got {value!r}"
-            )
+            raise SemilandError(f"config key '{where}.{key}' must be {_hint_name(hints[key])}, got {value!r}")
     return cls(**values)
 
 

@@ -43,7 +43,9 @@ def run_demo(data: str | None, out: str, overwrite: bool, steps: int | None) -> 
     outcomes, prepared = [], None
     for label, extra in DEMO_RUNS:
         cfg = load_config(config, [*base, *extra])
-        print(f"\n== {label}: {cfg.model.arch}/{cfg.model.encoder}, {cfg.train.steps} steps, crops {cfg.data.crop_size} ==")
+        print(
+            f"\n== {label}: {cfg.model.arch}/{cfg.model.encoder}, {cfg.train.steps} steps, crops {cfg.data.crop_size} =="
+        )
         started = time.time()
         result = fit(cfg, out_dir / label)
         seconds = time.time() - started
@@ -56,7 +58,9 @@ def run_demo(data: str | None, out: str, overwrite: bool, steps: int | None) -> 
     print(f"\nsplit: {prepared.split.summary()}")
     print(f"{'run':<14} {'mIoU':>7} {'OA':>7} {'time':>7}")
     for o in outcomes:
-        print(f"{o.label:<14} {100 * (o.metrics['mIoU'] or 0):7.2f} {100 * (o.metrics['OA'] or 0):7.2f} {o.seconds:6.0f}s")
+        print(
+            f"{o.label:<14} {100 * (o.metrics['mIoU'] or 0):7.2f} {100 * (o.metrics['OA'] or 0):7.2f} {o.seconds:6.0f}s"
+        )
     report = build_run_report(out_dir, "semiland demo", outcomes, prepared, [intro], "semiland demo")
     print(f"\nreport: {report}")
     return 0

@@ -68,6 +68,8 @@ def prepare_output_dir(folder: str | Path, overwrite: bool, what: str = "output 
         raise SemilandError(f"{what} {folder} exists and is a file; choose another path")
     if folder.exists() and any(folder.iterdir()):
         if not overwrite:
-            raise SemilandError(f"{what} {folder} already exists; pass --overwrite to replace it or choose another path")
+            raise SemilandError(
+                f"{what} {folder} already exists; pass --overwrite to replace it or choose another path"
+            )
         shutil.rmtree(folder)
     return ensure_writable_dir(folder)

@@ -37,9 +37,18 @@ def tiny_config(root: Path, **sections) -> Config:
     """A complete config for a few fast steps of tiny_unet on the tiny synthetic data."""
     raw = {
         "data": {
-            "preset": "synthetic", "root": str(root), "synthetic_regions": 4, "synthetic_images": 2,
-            "synthetic_size": 64, "labeled": ["region_0"], "val": ["region_2"], "test": ["region_3"],
-            "crop_size": 32, "batch_size": 2, "unlabeled_batch_size": 2, "eval_tile": 64,
+            "preset": "synthetic",
+            "root": str(root),
+            "synthetic_regions": 4,
+            "synthetic_images": 2,
+            "synthetic_size": 64,
+            "labeled": ["region_0"],
+            "val": ["region_2"],
+            "test": ["region_3"],
+            "crop_size": 32,
+            "batch_size": 2,
+            "unlabeled_batch_size": 2,
+            "eval_tile": 64,
         },
         "model": {"arch": "tiny_unet", "width": 8},
         "method": {"name": "supervised"},

@@ -32,9 +32,19 @@ def trained(tmp_path_factory, synth_root):
 
 
 def test_fit_writes_the_whole_run_folder(trained):
-    for rel in ["config.yaml", "split.json", "checkpoints/best.ckpt", "checkpoints/last.ckpt", "logs/metrics.csv",
-                "test/metrics.json", "test/confusion_matrix.png", "report.html", "figures/panels.png",
-                "figures/training_curves.png", "figures/per_class_iou.png"]:
+    for rel in [
+        "config.yaml",
+        "split.json",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+        "logs/metrics.csv",
+        "test/metrics.json",
+        "test/confusion_matrix.png",
+        "report.html",
+        "figures/panels.png",
+        "figures/training_curves.png",
+        "figures/per_class_iou.png",
+    ]:
         assert (trained / rel).is_file(), rel
     html = (trained / "report.html").read_text()
     assert "mIoU" in html and "figures/panels.png" in html
@@ -54,24 +64,65 @@ def test_test_command_prints_table_and_writes_json(trained, tmp_path, capsys):
 
 def test_predict_keeps_georeferencing(trained, synth_root, tmp_path):
     src = synth_root / "region_3" / "images" / "scene_000.tif"
-    assert main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(src), "-o", str(tmp_path / "p")]) == 0
+    assert (
+        main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(src), "-o", str(tmp_path / "p")])
+        == 0
+    )
     with rasterio.open(tmp_path / "p" / "scene_000.tif") as out, rasterio.open(src) as ref:
         assert out.crs == ref.crs and out.transform == ref.transform and out.shape == ref.shape
         classes = out.read(1)
         assert classes.max() < 5 and out.nodata == 255 and out.colormap(1)[0][:3] == (60, 16, 152)
     assert (tmp_path / "p" / "scene_000.png").is_file()
     # an existing output is refused, then replaced with --overwrite
-    assert main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(src), "-o", str(tmp_path / "p")]) == 2
-    assert main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(src), "-o", str(tmp_path / "p"), "--overwrite"]) == 0
+    assert (
+        main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(src), "-o", str(tmp_path / "p")])
+        == 2
+    )
+    assert (
+        main(
+            [
+                "predict",
+                "--ckpt",
+                str(trained / "checkpoints" / "best.ckpt"),
+                str(src),
+                "-o",
+                str(tmp_path / "p"),
+                "--overwrite",
+            ]
+        )
+        == 0
+    )
 
 
 def test_predict_nodata_in_gives_nodata_out(trained, tmp_path):
     arr = np.full((3, 40, 40), 120, np.uint8)
-    with rasterio.open(tmp_path / "in.tif", "w", driver="GTiff", width=40, height=40, count=3, dtype="uint8",
-                       nodata=0, crs="EPSG:4326", transform=rasterio.transform.from_origin(55, 25, 1e-4, 1e-4)) as dst:
+    with rasterio.open(
+        tmp_path / "in.tif",
+        "w",
+        driver="GTiff",
+        width=40,
+        height=40,
+        count=3,
+        dtype="uint8",
+        nodata=0,
+        crs="EPSG:4326",
+        transform=rasterio.transform.from_origin(55, 25, 1e-4, 1e-4),
+    ) as dst:
         arr[:, :10, :10] = 0
         dst.write(arr)
-    assert main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(tmp_path / "in.tif"), "-o", str(tmp_path / "o")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--ckpt",
+                str(trained / "checkpoints" / "best.ckpt"),
+                str(tmp_path / "in.tif"),
+                "-o",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 0
+    )
     with rasterio.open(tmp_path / "o" / "in.tif") as out:
         classes = out.read(1)
     assert (classes[:10, :10] == 255).all() and (classes[10:, 10:] < 5).all()
@@ -79,7 +130,10 @@ def test_predict_nodata_in_gives_nodata_out(trained, tmp_path):
 
 def test_predict_wrong_band_count(trained, synth_root_4band, tmp_path, capsys):
     src = synth_root_4band / "region_0" / "images" / "scene_000.tif"
-    assert main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(src), "-o", str(tmp_path / "p")]) == 2
+    assert (
+        main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(src), "-o", str(tmp_path / "p")])
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "has 4 bands but the checkpoint was trained on 3" in err
     assert not list((tmp_path / "p").glob("*.tif"))
@@ -106,13 +160,27 @@ def test_unwritable_output(trained, tmp_path, capsys):
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
-    assert main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), "x.tif", "-o", str(locked / "o")]) == 2
+    assert (
+        main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), "x.tif", "-o", str(locked / "o")]) == 2
+    )
 
 
 def test_output_path_that_is_a_file(trained, synth_root, tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     src = synth_root / "region_3" / "images" / "scene_000.tif"
-    assert main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(src), "-o", str(tmp_path / "afile" / "o")]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "--ckpt",
+                str(trained / "checkpoints" / "best.ckpt"),
+                str(src),
+                "-o",
+                str(tmp_path / "afile" / "o"),
+            ]
+        )
+        == 2
+    )
     assert "cannot create output folder" in capsys.readouterr().err
     assert (tmp_path / "afile").read_text() == "x"
 
@@ -122,11 +190,12 @@ def test_output_path_that_is_a_file(trained, synth_root, tmp_path, capsys):
     [
         (["data.labeled=[tile_9]"], "region 'tile_9' (data.labeled) does not exist"),
         (["data.crop_sise=32"], "did you mean 'crop_size'"),
-        (["data.root=/nonexistent/semiland"], "not found"),
+        (["data.preset=folder", "data.root={tmp}/missing"], "not found"),
     ],
 )
 def test_bad_config_inputs_are_one_line(synth_root, tmp_path, capsys, overrides, message):
     cfg = write_config(tmp_path, synth_root)
+    overrides = [o.format(tmp=tmp_path) for o in overrides]
     assert main(["fit", "--config", str(cfg), "-o", str(tmp_path / "run"), *overrides]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and err.count("\n") == 0

@@ -18,14 +18,24 @@ from .conftest import tiny_config
 def _write_tif(path, array, nodata=None, crs="EPSG:32640"):
     count, h, w = array.shape
     with rasterio.open(
-        path, "w", driver="GTiff", width=w, height=h, count=count, dtype=array.dtype, crs=crs,
-        transform=from_origin(0, 0, 1, 1), nodata=nodata,
+        path,
+        "w",
+        driver="GTiff",
+        width=w,
+        height=h,
+        count=count,
+        dtype=array.dtype,
+        crs=crs,
+        transform=from_origin(0, 0, 1, 1),
+        nodata=nodata,
     ) as dst:
         dst.write(array)
 
 
 def test_synthetic_scenes_are_georeferenced_and_decodable(synth_root):
-    spec = build_dataset(DataConfig(preset="synthetic", root=str(synth_root), synthetic_regions=4, synthetic_images=2, synthetic_size=64))
+    spec = build_dataset(
+        DataConfig(preset="synthetic", root=str(synth_root), synthetic_regions=4, synthetic_images=2, synthetic_size=64)
+    )
     assert spec.regions == ["region_0", "region_1", "region_2", "region_3"]
     raster = read_image(spec.samples[0].image)
     assert raster.data.shape == (3, 64, 64) and raster.profile["crs"].to_epsg() == 32640
@@ -85,7 +95,9 @@ def test_deepglobe_layout_fixture(tmp_path):
         Image.fromarray(np.full((16, 16, 3), 100, np.uint8)).save(tmp_path / f"{i}_sat.jpg")
         # DeepGlobe masks are not always pure: channel values near 255 / 0 must binarise at 128
         mask = np.array(colors[i], np.uint8)[None, None].repeat(16, 0).repeat(16, 1)
-        Image.fromarray(np.clip(mask.astype(int) + np.where(mask > 127, -3, 3), 0, 255).astype(np.uint8)).save(tmp_path / f"{i}_mask.png")
+        Image.fromarray(np.clip(mask.astype(int) + np.where(mask > 127, -3, 3), 0, 255).astype(np.uint8)).save(
+            tmp_path / f"{i}_mask.png"
+        )
     spec = build_dataset(DataConfig(preset="deepglobe", root=str(tmp_path)))
     assert spec.classes.num_classes == 6 and len(spec.samples) == 3
     decoded = [load_sample(s, spec.classes, mask_threshold=spec.mask_threshold).mask[0, 0] for s in spec.samples]
@@ -96,9 +108,16 @@ def test_deepglobe_layout_fixture(tmp_path):
 
 def test_splits_by_region_fraction_count_and_file(synth_root, tmp_path):
     spec = build_dataset(DataConfig(preset="synthetic", root=str(synth_root)))
-    s = make_split(spec, {"split_mode": "region", "labeled": ["region_0"], "val": ["region_2"], "test": ["region_3"]}, 0)
+    s = make_split(
+        spec, {"split_mode": "region", "labeled": ["region_0"], "val": ["region_2"], "test": ["region_3"]}, 0
+    )
     assert [len(s.labeled), len(s.unlabeled), len(s.val), len(s.test)] == [2, 2, 2, 2]
-    assert make_split(spec, {"split_mode": "region", "labeled": ["region_0"], "test": ["region_3"]}, 0, oracle=True).unlabeled == []
+    assert (
+        make_split(
+            spec, {"split_mode": "region", "labeled": ["region_0"], "test": ["region_3"]}, 0, oracle=True
+        ).unlabeled
+        == []
+    )
     f1 = make_split(spec, {"split_mode": "fraction", "labeled": 0.5, "val": 0.25, "test": 0.25}, seed=1)
     f2 = make_split(spec, {"split_mode": "fraction", "labeled": 0.5, "val": 0.25, "test": 0.25}, seed=1)
     assert f1.labeled == f2.labeled and len(f1.labeled) == 2 and len(f1.val) == 2

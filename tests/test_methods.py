@@ -22,7 +22,11 @@ def batches(bands: int, seed: int = 0, all_ignore: bool = False):
     mask = torch.randint(0, K, (2, 32, 32), generator=g)
     if all_ignore:
         mask[:] = 255
-    labeled = {"image": torch.randn(2, bands, 32, 32, generator=g), "mask": mask, "valid": torch.ones(2, 32, 32, dtype=torch.bool)}
+    labeled = {
+        "image": torch.randn(2, bands, 32, 32, generator=g),
+        "mask": mask,
+        "valid": torch.ones(2, 32, 32, dtype=torch.bool),
+    }
     unlabeled = {"image": torch.randn(2, bands, 32, 32, generator=g), "valid": torch.ones(2, 32, 32, dtype=torch.bool)}
     return labeled, unlabeled
 

@@ -46,7 +46,11 @@ def test_s4net_unet_matches_table_1():
     assert [u.out_channels for u in ups] == [128, 96, 64, 48, 32]
     assert all(u.kernel_size == (4, 4) and u.stride == (2, 2) for u in ups)
     # skip concatenations with the ResNet-50 stages at H/16, H/8, H/4
-    assert [net.conv4[0].in_channels, net.conv3[0].in_channels, net.conv2[0].in_channels] == [128 + 1024, 96 + 512, 64 + 256]
+    assert [net.conv4[0].in_channels, net.conv3[0].in_channels, net.conv2[0].in_channels] == [
+        128 + 1024,
+        96 + 512,
+        64 + 256,
+    ]
     assert net.head.kernel_size == (1, 1) and net.head.out_channels == 7
     assert net(torch.randn(1, 3, 64, 64)).shape == (1, 7, 64, 64)
 

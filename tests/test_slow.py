@@ -18,8 +18,17 @@ def test_supervised_learns_synthetic_scenes(tmp_path):
     root = generate(tmp_path / "d", regions=6, images=4, size=128, bands=3)
     cfg = tiny_config(
         root,
-        data={"synthetic_regions": 6, "synthetic_images": 4, "synthetic_size": 128, "labeled": ["region_0", "region_1"],
-              "val": ["region_4"], "test": ["region_5"], "crop_size": 64, "batch_size": 8, "eval_tile": 128},
+        data={
+            "synthetic_regions": 6,
+            "synthetic_images": 4,
+            "synthetic_size": 128,
+            "labeled": ["region_0", "region_1"],
+            "val": ["region_4"],
+            "test": ["region_5"],
+            "crop_size": 64,
+            "batch_size": 8,
+            "eval_tile": 128,
+        },
         model={"arch": "tiny_unet", "width": 16},
         optim={"lr": 0.005},
         train={"steps": 300, "val_every": 100},

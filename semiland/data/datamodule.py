@@ -183,7 +183,9 @@ class SegDataModule(L.LightningDataModule):
             from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 
             sampler = UnrepeatedDistributedSampler(FullImages(self.store, ids), world, rank, shuffle=False)
-        return DataLoader(FullImages(self.store, ids), batch_size=1, sampler=sampler, num_workers=self.cfg.data.num_workers)
+        return DataLoader(
+            FullImages(self.store, ids), batch_size=1, sampler=sampler, num_workers=self.cfg.data.num_workers
+        )
 
     def val_dataloader(self) -> DataLoader | list:
         return self._eval_loader(self.data.split.val) if self.data.split.val else []

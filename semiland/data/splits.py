@@ -39,7 +39,9 @@ class Split:
             raw = json.loads(path.read_text())
             return cls(**{k: list(raw[k]) for k in SETS}, info=raw.get("info", {}))
         except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise SemilandError(f"split file {path} is not a semiland split ({err}); make one with `semiland fit`") from None
+            raise SemilandError(
+                f"split file {path} is not a semiland split ({err}); make one with `semiland fit`"
+            ) from None
 
     def summary(self) -> str:
         return ", ".join(f"{k} {len(getattr(self, k))}" for k in SETS)

@@ -100,8 +100,11 @@ def generate(root: Path, regions: int, images: int, size: int, bands: int, seed:
                 transform = from_origin(300_000 + 10_000 * r + 1_000 * i, 2_800_000, 0.5, 0.5)
                 meta = {"driver": "GTiff", "width": size, "height": size, "count": bands, "dtype": "uint8"}
                 with rasterio.open(
-                    tmp / f"region_{r}" / "images" / f"scene_{i:03d}.tif", "w", crs="EPSG:32640",
-                    transform=transform, **meta,
+                    tmp / f"region_{r}" / "images" / f"scene_{i:03d}.tif",
+                    "w",
+                    crs="EPSG:32640",
+                    transform=transform,
+                    **meta,
                 ) as dst:
                     dst.write(image)
                 Image.fromarray(colors[mask]).save(tmp / f"region_{r}" / "masks" / f"scene_{i:03d}.png")

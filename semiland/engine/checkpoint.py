@@ -40,5 +40,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or "semiland" not in ckpt or "state_dict" not in ckpt:
         raise SemilandError(f"{path} is not a semiland checkpoint (no 'semiland' entry)")
     if ckpt["semiland"].get("format") != FORMAT:
-        raise SemilandError(f"{path} has checkpoint format {ckpt['semiland'].get('format')}, this semiland reads {FORMAT}")
+        raise SemilandError(
+            f"{path} has checkpoint format {ckpt['semiland'].get('format')}, this semiland reads {FORMAT}"
+        )
     return ckpt

@@ -39,7 +39,12 @@ def quiet_lightning() -> None:
     """Keep the terminal for our progress bar and tables (Lightning's tips stay in the logs)."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    for pattern in (".*does not have many workers.*", ".*LeafSpec.*", ".*sampler.*", ".*smaller log interval.*"):
+    for pattern in (
+        ".*does not have many workers.*",
+        ".*LeafSpec.*",
+        ".*sampler.*",
+        ".*smaller than the logging interval.*",
+    ):
         warnings.filterwarnings("ignore", message=pattern)
 
 
@@ -90,19 +95,36 @@ def make_trainer(cfg: Config, run_dir: Path | None, n_optimizers: int = 1, for_e
     if not for_eval and run_dir is not None:
         callbacks.append(
             ModelCheckpoint(
-                dirpath=run_dir / "checkpoints", filename="best", monitor="val/mIoU", mode="max",
-                save_last=True, save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False,
+                dirpath=run_dir / "checkpoints",
+                filename="best",
+                monitor="val/mIoU",
+                mode="max",
+                save_last=True,
+                save_top_k=1,
+                auto_insert_metric_name=False,
+                enable_version_counter=False,
             )
         )
     try:
         return L.Trainer(
-            accelerator=t.accelerator, devices=t.devices if not for_eval else 1, num_nodes=t.num_nodes if not for_eval else 1,
-            strategy=strategy if not for_eval else "auto", precision=t.precision,
-            max_steps=t.steps * n_optimizers, max_epochs=-1, check_val_every_n_epoch=1, num_sanity_val_steps=0,
+            accelerator=t.accelerator,
+            devices=t.devices if not for_eval else 1,
+            num_nodes=t.num_nodes if not for_eval else 1,
+            strategy=strategy if not for_eval else "auto",
+            precision=t.precision,
+            max_steps=t.steps * n_optimizers,
+            max_epochs=-1,
+            check_val_every_n_epoch=1,
+            num_sanity_val_steps=0,
             logger=_loggers(cfg, run_dir) if (run_dir is not None and not for_eval) else False,
-            log_every_n_steps=t.log_every, callbacks=callbacks, enable_progress_bar=t.progress,
-            enable_checkpointing=not for_eval and run_dir is not None, enable_model_summary=False,
-            use_distributed_sampler=False, plugins=[AtomicCheckpointIO()], default_root_dir=run_dir,
+            log_every_n_steps=t.log_every,
+            callbacks=callbacks,
+            enable_progress_bar=t.progress,
+            enable_checkpointing=not for_eval and run_dir is not None,
+            enable_model_summary=False,
+            use_distributed_sampler=False,
+            plugins=[AtomicCheckpointIO()],
+            default_root_dir=run_dir,
         )
     except (ValueError, RuntimeError) as err:  # misconfigured accelerator / devices / precision
         raise SemilandError(f"cannot set up training: {str(err).splitlines()[0]}") from None
@@ -151,7 +173,7 @@ def load_task(ckpt_path: str | Path, overrides: list[str] | None = None) -> tupl
     cfg = config_from_dict(raw)
     classes = ClassTable.from_dict(meta["classes"])
     task = build_task(cfg, classes, cfg.data.mean, cfg.data.std)
-    state = {k[len("method."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("method.")}
+    state = {k[len("method.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("method.")}
     try:
         task.method.load_state_dict(state)
     except RuntimeError as err:
@@ -171,7 +193,9 @@ def test(ckpt_path: str | Path, out_dir: Path, overrides: list[str] | None = Non
         raise SemilandError(
             f"the data's classes {list(data.spec.classes.names)} differ from the checkpoint's {list(task.classes.names)}"
         )
-    trainer = make_trainer(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False)), None, for_eval=True)
+    trainer = make_trainer(
+        dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False)), None, for_eval=True
+    )
     trainer.test(task, datamodule=SegDataModule(cfg, data, False), verbose=False)
     metrics = task.test_metrics
     assert metrics is not None

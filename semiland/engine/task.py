@@ -24,8 +24,8 @@ from semiland.data.classes import ClassTable
 from semiland.engine.checkpoint import FORMAT
 from semiland.engine.metrics import confusion_metrics
 from semiland.errors import SemilandError
-from semiland.io import atomic_write_json
 from semiland.inference.sliding import sliding_window_logits
+from semiland.io import atomic_write_json
 from semiland.methods.base import Method, ParamGroup
 
 OPTIMIZERS = ("sgd", "adam", "adamw")

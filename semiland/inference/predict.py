@@ -35,8 +35,12 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 
 
 def predict_files(
-    ckpt: str | Path, inputs: list[str], out_dir: str | Path, overwrite: bool = False,
-    tile: int | None = None, overlap: float | None = None,
+    ckpt: str | Path,
+    inputs: list[str],
+    out_dir: str | Path,
+    overwrite: bool = False,
+    tile: int | None = None,
+    overlap: float | None = None,
 ) -> list[Path]:
     task, cfg = load_task(ckpt)
     files = expand_inputs(inputs)

@@ -32,7 +32,9 @@ def smp_encoder(name: str, in_channels: int, weights: str | None, depth: int = 5
     try:
         return smp.encoders.get_encoder(name, in_channels=in_channels, depth=depth, weights=weights)
     except KeyError as err:
-        raise SemilandError(f"unknown encoder '{name}' ({err}); see segmentation-models-pytorch's encoder list") from None
+        raise SemilandError(
+            f"unknown encoder '{name}' ({err}); see segmentation-models-pytorch's encoder list"
+        ) from None
     except (OSError, RuntimeError, ValueError) as err:
         if weights is None:
             raise
@@ -52,8 +54,11 @@ def smp_builder(arch: str) -> Callable[[ModelConfig, int, int], nn.Module]:
 
         try:
             return smp.create_model(
-                SMP_ARCHS[arch], encoder_name=cfg.encoder, encoder_weights=cfg.encoder_weights,
-                in_channels=in_channels, classes=num_classes,
+                SMP_ARCHS[arch],
+                encoder_name=cfg.encoder,
+                encoder_weights=cfg.encoder_weights,
+                in_channels=in_channels,
+                classes=num_classes,
             )
         except KeyError as err:
             raise SemilandError(f"model {arch}: unknown encoder '{cfg.encoder}' ({err})") from None
@@ -79,7 +84,9 @@ def load_encoder_weights(model: nn.Module, path: str | Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means the file is unusable
-        raise SemilandError(f"encoder weights file {path} cannot be read ({type(err).__name__}): corrupt or not a state dict") from None
+        raise SemilandError(
+            f"encoder weights file {path} cannot be read ({type(err).__name__}): corrupt or not a state dict"
+        ) from None
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     encoder = getattr(model, "encoder", None)
     if encoder is None or not isinstance(state, dict):

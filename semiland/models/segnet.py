@@ -15,7 +15,11 @@ BLOCKS = (2, 2, 3, 3, 3)  # convolutions per VGG-16 stage
 def _stage(cin: int, cout: int, n: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i in range(n):
-        layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
+        layers += [
+            nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(True),
+        ]
     return nn.Sequential(*layers)
 
 

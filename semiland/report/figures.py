@@ -30,7 +30,15 @@ def plot_confusion(metrics: dict[str, Any], path: str | Path) -> None:
     im = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(names)):
         for j in range(len(names)):
-            ax.text(j, i, f"{rows[i, j]:.2f}", ha="center", va="center", color="white" if rows[i, j] > 0.5 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                f"{rows[i, j]:.2f}",
+                ha="center",
+                va="center",
+                color="white" if rows[i, j] > 0.5 else "black",
+                fontsize=8,
+            )
     ax.set_xticks(range(len(names)), names, rotation=40, ha="right")
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("predicted")
@@ -110,7 +118,9 @@ def display_rgb(image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarra
     return out
 
 
-def plot_panels(rows: list[dict[str, Any]], class_names: list[str], colors: list[tuple[int, int, int]], path: str | Path) -> None:
+def plot_panels(
+    rows: list[dict[str, Any]], class_names: list[str], colors: list[tuple[int, int, int]], path: str | Path
+) -> None:
     """rows: [{"title", "image" (H, W, 3), "truth" (H, W, 3), "preds": {label: (H, W, 3)}}] → one figure."""
     n_cols = 2 + len(rows[0]["preds"])
     fig, axes = plt.subplots(len(rows), n_cols, figsize=(3.2 * n_cols, 3.2 * len(rows) + 0.6), squeeze=False)
@@ -120,7 +130,9 @@ def plot_panels(rows: list[dict[str, Any]], class_names: list[str], colors: list
             axes[r, c].imshow(img, interpolation="nearest")
             axes[r, c].set_title(title if r == 0 else "", fontsize=9)
             axes[r, c].axis("off")
-        axes[r, 0].text(-0.05, 0.5, row["title"], transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
+        axes[r, 0].text(
+            -0.05, 0.5, row["title"], transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right", fontsize=8
+        )
     handles = [plt.Rectangle((0, 0), 1, 1, color=np.array(c) / 255) for c in [*colors, (0, 0, 0)]]
     labels = [*class_names, "ignored / nodata"]
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)

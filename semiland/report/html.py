@@ -34,12 +34,16 @@ def _pct(x: float | None) -> str:
 
 def render(report: Report) -> str:
     e = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(report.title)}</title>",
-             f"<style>{CSS}</style></head><body><h1>{e(report.title)}</h1>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(report.title)}</title>",
+        f"<style>{CSS}</style></head><body><h1>{e(report.title)}</h1>",
+    ]
     parts += [f"<p>{e(p)}</p>" for p in report.intro]
     if report.results:
         extra_cols = sorted({k for row in report.extra_rows.values() for k in row})
-        parts.append("<h2>Test metrics</h2><table><tr><th>run</th><th>mIoU</th><th>OA</th><th>kappa</th><th>mean F1</th>")
+        parts.append(
+            "<h2>Test metrics</h2><table><tr><th>run</th><th>mIoU</th><th>OA</th><th>kappa</th><th>mean F1</th>"
+        )
         parts.append("".join(f"<th>{e(c)}</th>" for c in extra_cols) + "</tr>")
         for label, m in report.results.items():
             extra = report.extra_rows.get(label, {})
@@ -63,8 +67,10 @@ def render(report: Report) -> str:
         parts.append("<h2>Details</h2><table>")
         parts += [f"<tr><td>{e(k)}</td><td style='text-align:left'>{e(v)}</td></tr>" for k, v in report.details.items()]
         parts.append("</table>")
-    parts.append("<p class='note'>Made by semiland. mIoU is the macro mean over classes present in the evaluation; "
-                 "ignored pixels never count.</p></body></html>")
+    parts.append(
+        "<p class='note'>Made by semiland. mIoU is the macro mean over classes present in the evaluation; "
+        "ignored pixels never count.</p></body></html>"
+    )
     return "\n".join(parts)
 
 

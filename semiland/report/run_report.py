@@ -51,16 +51,20 @@ def panel_rows(runs: list[RunOutcome], data: PreparedData, n: int = 3, max_side:
             pred = run.task.predict_logits(image.to(device)).argmax(1)[0].cpu().numpy()
             pred[~sample.valid] = classes.ignore_index
             preds[run.label] = classes.colorize(_downsample(pred, max_side))
-        rows.append({
-            "title": sample_id,
-            "image": display_rgb(_downsample(sample.image, max_side), _downsample(sample.valid, max_side)),
-            "truth": classes.colorize(_downsample(sample.mask, max_side)),
-            "preds": preds,
-        })
+        rows.append(
+            {
+                "title": sample_id,
+                "image": display_rgb(_downsample(sample.image, max_side), _downsample(sample.valid, max_side)),
+                "truth": classes.colorize(_downsample(sample.mask, max_side)),
+                "preds": preds,
+            }
+        )
     return rows
 
 
-def build_run_report(out_dir: Path, title: str, runs: list[RunOutcome], data: PreparedData, intro: list[str], command: str) -> Path:
+def build_run_report(
+    out_dir: Path, title: str, runs: list[RunOutcome], data: PreparedData, intro: list[str], command: str
+) -> Path:
     figures = out_dir / "figures"
     results = {r.label: r.metrics for r in runs}
     plot_per_class_iou(results, figures / "per_class_iou.png")

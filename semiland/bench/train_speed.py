@@ -1,0 +1,146 @@
+"""`semiland bench train-speed`: our engine's training step vs a plain PyTorch loop, side by side.
+
+Both loops train the same architecture (fresh weights of the same seed) on the same in-memory batches,
+with the same loss (`supervised_ce`), optimizer (AdamW) and schedule, on the same device, in one process.
+They alternate (plain, engine, plain, engine, …) so drift of the machine hits both; the first steps of each
+repeat are warm-up and not timed. Goal: engine throughput ≥ 0.95 × plain (overhead ≤ 5 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from semiland.config import config_from_dict
+from semiland.data.classes import ClassTable
+from semiland.engine.runner import build_task, make_trainer, quiet_lightning
+from semiland.engine.task import LRSchedule, make_optimizer
+from semiland.methods.base import ParamGroup, supervised_ce
+from semiland.report.run_report import machine
+
+WARMUP = 3
+
+
+class FixedBatches(Dataset):
+    """`n` precomputed samples; item i is the same tensors for both loops."""
+
+    def __init__(self, n: int, bands: int, size: int, classes: int):
+        g = torch.Generator().manual_seed(0)
+        self.images = torch.randn(n, bands, size, size, generator=g)
+        self.masks = torch.randint(0, classes, (n, size, size), generator=g)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {
+            "image": self.images[i],
+            "mask": self.masks[i],
+            "valid": torch.ones_like(self.masks[i], dtype=torch.bool),
+        }
+
+
+class StepTimer(L.Callback):
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.times.append(time.perf_counter())
+
+
+def _config(args: argparse.Namespace, steps: int, accelerator: str) -> Any:
+    return config_from_dict(
+        {
+            "model": {"arch": args.arch, "encoder": args.encoder},
+            "method": {"name": "supervised"},
+            "optim": {"name": "adamw", "lr": 1e-3, "schedule": "cosine"},
+            "train": {
+                "steps": steps,
+                "val_every": steps,
+                "accelerator": accelerator,
+                "progress": False,
+                "log_every": 10,
+            },
+        }
+    )
+
+
+def plain_loop(args, cfg, classes, loader, device) -> float:
+    torch.manual_seed(0)
+    task = build_task(cfg, classes, [0.0] * args.bands, [1.0] * args.bands)
+    model = task.method.model.to(device).train()
+    opt = make_optimizer(ParamGroup(list(model.parameters())), cfg.optim)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, LRSchedule("cosine", cfg.train.steps, 0, 0.9))
+    times = []
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        loss = supervised_ce(model(batch["image"]), batch, 255)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter())
+    return args.batch * (len(times) - WARMUP) / (times[-1] - times[WARMUP - 1])
+
+
+def engine_loop(args, cfg, classes, loader, log_dir: Path) -> float:
+    torch.manual_seed(0)
+    task = build_task(cfg, classes, [0.0] * args.bands, [1.0] * args.bands)
+    timer = StepTimer()
+    trainer = make_trainer(cfg, log_dir, task.n_optimizers)
+    trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, L.pytorch.callbacks.ModelCheckpoint)] + [
+        timer
+    ]
+    trainer.fit(task, train_dataloaders={"labeled": loader})
+    t = timer.times
+    return args.batch * (len(t) - WARMUP) / (t[-1] - t[WARMUP - 1])
+
+
+def run_train_speed(args: argparse.Namespace) -> int:
+    quiet_lightning()
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(args.device)
+    accelerator = "gpu" if device.type == "cuda" else "cpu"
+    steps = args.steps + WARMUP
+    classes = ClassTable(names=tuple(f"c{k}" for k in range(5)), colors=tuple((k, k, k) for k in range(5)))
+    cfg = _config(args, steps, accelerator)
+    data = FixedBatches(steps * args.batch, args.bands, args.size, 5)
+    loader = DataLoader(data, batch_size=args.batch, shuffle=False, drop_last=True)
+    plain, engine = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            plain.append(plain_loop(args, cfg, classes, loader, device))
+            engine.append(engine_loop(args, cfg, classes, loader, Path(tmp) / f"r{r}"))
+            print(f"repeat {r + 1}/{args.repeats}: plain {plain[-1]:.2f} samples/s, engine {engine[-1]:.2f} samples/s")
+    p, e = statistics.median(plain), statistics.median(engine)
+    result = {
+        "plain_samples_per_s": p,
+        "engine_samples_per_s": e,
+        "ratio": e / p,
+        "plain_all": plain,
+        "engine_all": engine,
+        "setup": f"{args.arch}/{args.encoder}, batch {args.batch} x {args.bands} x {args.size}^2, "
+        f"{args.steps} timed steps x {args.repeats} repeats, {device.type}",
+        "machine": machine(),
+    }
+    print(
+        f"\n{result['setup']}\nplain PyTorch: {p:.2f} samples/s   semiland engine: {e:.2f} samples/s   "
+        f"ratio {e / p:.3f} (goal >= 0.95)"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
