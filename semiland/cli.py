@@ -89,7 +89,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from semiland.demo import run_demo
 
-    return run_demo(args.data, args.out, args.overwrite, args.steps)
+    return run_demo(args.data, str(_run_dir(args, "demo")), args.overwrite, args.steps)
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="train and evaluate on the default data (Dubai, else synthetic); write a report")
     d.add_argument("--data", help="dataset folder (default: $SEMILAND_DATA, else ../shared/data/dubai_aerial)")
-    d.add_argument("-o", "--out", default="runs/demo", help="output folder (default runs/demo)")
+    d.add_argument("-o", "--out", help="output folder (default runs/demo-<time>)")
     d.add_argument("--steps", type=int, default=None, help="training steps per run (default: the demo config's)")
     d.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     d.set_defaults(func=cmd_demo)

@@ -243,3 +243,30 @@ def test_listing_commands(capsys):
     assert main(["methods"]) == 0 and "supervised" in capsys.readouterr().out
     assert main(["datasets"]) == 0 and "dubai" in capsys.readouterr().out
     assert main(["models"]) == 0 and "s4net_unet" in capsys.readouterr().out
+
+
+def test_fit_resume_from_the_command_line(synth_root, tmp_path):
+    cfg = write_config(tmp_path, synth_root)
+    run = tmp_path / "run"
+    assert main(["fit", "--config", str(cfg), "-o", str(run), "train.steps=2", "train.val_every=2"]) == 0
+    # continue the same run to 4 steps: config and split come from the run folder
+    assert main(["fit", "--resume", str(run), "train.steps=4"]) == 0
+    from semiland.engine.checkpoint import read_checkpoint
+
+    assert read_checkpoint(run / "checkpoints" / "last.ckpt")["semiland"]["train_step"] == 4
+    assert main(["fit", "--resume", str(tmp_path / "nothing")]) == 2
+
+
+@pytest.mark.realdata
+def test_predict_a_whole_dubai_image(trained, tmp_path):
+    from .conftest import DUBAI
+
+    image = DUBAI / "tile_7" / "images" / "image_part_001.jpg"  # 1817 x 2061 px, the largest tile
+    if not image.is_file():
+        pytest.skip(f"real data not found at {DUBAI}")
+    assert main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(image), "-o", str(tmp_path)]) == 0
+    with rasterio.open(tmp_path / "image_part_001.tif") as out:
+        assert out.shape == (2061, 1817) and out.read(1).max() < 5
+    from PIL import Image
+
+    assert Image.open(tmp_path / "image_part_001.png").size == (1817, 2061)
