@@ -16,6 +16,10 @@ from .conftest import tiny_config
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
+def run_predict(trained, *args) -> int:
+    return main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), *map(str, args)])
+
+
 def write_config(tmp_path, synth_root, **sections):
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(tiny_config(synth_root, **sections).to_dict()))
@@ -64,34 +68,15 @@ def test_test_command_prints_table_and_writes_json(trained, tmp_path, capsys):
 
 def test_predict_keeps_georeferencing(trained, synth_root, tmp_path):
     src = synth_root / "region_3" / "images" / "scene_000.tif"
-    assert (
-        main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(src), "-o", str(tmp_path / "p")])
-        == 0
-    )
+    assert run_predict(trained, str(src), "-o", str(tmp_path / "p")) == 0
     with rasterio.open(tmp_path / "p" / "scene_000.tif") as out, rasterio.open(src) as ref:
         assert out.crs == ref.crs and out.transform == ref.transform and out.shape == ref.shape
         classes = out.read(1)
         assert classes.max() < 5 and out.nodata == 255 and out.colormap(1)[0][:3] == (60, 16, 152)
     assert (tmp_path / "p" / "scene_000.png").is_file()
     # an existing output is refused, then replaced with --overwrite
-    assert (
-        main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(src), "-o", str(tmp_path / "p")])
-        == 2
-    )
-    assert (
-        main(
-            [
-                "predict",
-                "--ckpt",
-                str(trained / "checkpoints" / "best.ckpt"),
-                str(src),
-                "-o",
-                str(tmp_path / "p"),
-                "--overwrite",
-            ]
-        )
-        == 0
-    )
+    assert run_predict(trained, str(src), "-o", str(tmp_path / "p")) == 2
+    assert run_predict(trained, str(src), "-o", str(tmp_path / "p"), "--overwrite") == 0
 
 
 def test_predict_nodata_in_gives_nodata_out(trained, tmp_path):
@@ -110,19 +95,7 @@ def test_predict_nodata_in_gives_nodata_out(trained, tmp_path):
     ) as dst:
         arr[:, :10, :10] = 0
         dst.write(arr)
-    assert (
-        main(
-            [
-                "predict",
-                "--ckpt",
-                str(trained / "checkpoints" / "best.ckpt"),
-                str(tmp_path / "in.tif"),
-                "-o",
-                str(tmp_path / "o"),
-            ]
-        )
-        == 0
-    )
+    assert run_predict(trained, str(tmp_path / "in.tif"), "-o", str(tmp_path / "o")) == 0
     with rasterio.open(tmp_path / "o" / "in.tif") as out:
         classes = out.read(1)
     assert (classes[:10, :10] == 255).all() and (classes[10:, 10:] < 5).all()
@@ -130,10 +103,7 @@ def test_predict_nodata_in_gives_nodata_out(trained, tmp_path):
 
 def test_predict_wrong_band_count(trained, synth_root_4band, tmp_path, capsys):
     src = synth_root_4band / "region_0" / "images" / "scene_000.tif"
-    assert (
-        main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(src), "-o", str(tmp_path / "p")])
-        == 2
-    )
+    assert run_predict(trained, str(src), "-o", str(tmp_path / "p")) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "has 4 bands but the checkpoint was trained on 3" in err
     assert not list((tmp_path / "p").glob("*.tif"))
@@ -173,19 +143,7 @@ def test_unwritable_output(trained, synth_root, tmp_path, capsys):
 def test_output_path_that_is_a_file(trained, synth_root, tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     src = synth_root / "region_3" / "images" / "scene_000.tif"
-    assert (
-        main(
-            [
-                "predict",
-                "--ckpt",
-                str(trained / "checkpoints" / "best.ckpt"),
-                str(src),
-                "-o",
-                str(tmp_path / "afile" / "o"),
-            ]
-        )
-        == 2
-    )
+    assert run_predict(trained, str(src), "-o", str(tmp_path / "afile" / "o")) == 2
     assert "cannot create output folder" in capsys.readouterr().err
     assert (tmp_path / "afile").read_text() == "x"
 
@@ -254,6 +212,10 @@ def test_fit_resume_from_the_command_line(synth_root, tmp_path):
     from semiland.engine.checkpoint import read_checkpoint
 
     assert read_checkpoint(run / "checkpoints" / "last.ckpt")["semiland"]["train_step"] == 4
+    from semiland.report.figures import read_log
+
+    # the log keeps the validation of the first segment (step 2) and adds the resumed one (step 4)
+    assert [int(s) for s, _ in read_log(run / "logs" / "metrics.csv")["val/mIoU"]] == [2, 4]
     assert main(["fit", "--resume", str(tmp_path / "nothing")]) == 2
 
 
@@ -264,7 +226,7 @@ def test_predict_a_whole_dubai_image(trained, tmp_path):
     image = DUBAI / "tile_7" / "images" / "image_part_001.jpg"  # 1817 x 2061 px, the largest tile
     if not image.is_file():
         pytest.skip(f"real data not found at {DUBAI}")
-    assert main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), str(image), "-o", str(tmp_path)]) == 0
+    assert run_predict(trained, str(image), "-o", str(tmp_path)) == 0
     with rasterio.open(tmp_path / "image_part_001.tif") as out:
         assert out.shape == (2061, 1817) and out.read(1).max() < 5
     from PIL import Image

@@ -37,5 +37,5 @@ def test_supervised_learns_synthetic_scenes(tmp_path):
     path.write_text(yaml.safe_dump(cfg.to_dict()))
     assert main(["fit", "--config", str(path), "-o", str(tmp_path / "run")]) == 0
     metrics = json.loads((tmp_path / "run" / "test" / "metrics.json").read_text())
-    # Stated threshold (docs/benchmarks.md): > 0.60 mIoU after 300 steps; chance level is ≈ 0.2.
-    assert metrics["mIoU"] > 0.60, metrics["mIoU"]
+    # Stated threshold (docs/benchmarks.md): > 0.85 mIoU after 300 steps (measured 0.958); chance ≈ 0.2.
+    assert metrics["mIoU"] > 0.85, metrics["mIoU"]

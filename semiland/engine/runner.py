@@ -8,6 +8,7 @@ Run folder layout:
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import logging
 import os
@@ -44,6 +45,7 @@ def quiet_lightning() -> None:
         ".*LeafSpec.*",
         ".*sampler.*",
         ".*smaller than the logging interval.*",
+        ".*no `val_dataloader`.*",
     ):
         warnings.filterwarnings("ignore", message=pattern)
 
@@ -68,11 +70,29 @@ class ProgressBar(TQDMProgressBar):
         return items
 
 
+class AppendingCSVLogger(L.pytorch.loggers.CSVLogger):
+    """Lightning's CSV logger deletes an existing metrics.csv when it starts; a resumed run must keep the
+    rows of the steps before the interruption, so this one appends under the existing header."""
+
+    @property
+    def experiment(self):  # noqa: D102 - same contract as CSVLogger.experiment
+        if self._experiment is None:
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
+class _AppendingWriter(L.pytorch.loggers.csv_logs.ExperimentWriter):
+    def _check_log_dir_exists(self) -> None:
+        if os.path.isfile(self.metrics_file_path):
+            with open(self.metrics_file_path, newline="") as f:
+                self.metrics_keys = sorted(next(csv.reader(f), []))
+
+
 def _loggers(cfg: Config, run_dir: Path) -> list[Any]:
     out = []
     for name in cfg.train.loggers:
         if name == "csv":
-            out.append(L.pytorch.loggers.CSVLogger(run_dir, name="", version="logs"))
+            out.append(AppendingCSVLogger(run_dir, name="", version="logs"))
         elif name in LOGGERS:
             cls = {"tensorboard": "TensorBoardLogger", "mlflow": "MLFlowLogger", "wandb": "WandbLogger"}[name]
             try:
