@@ -6,6 +6,7 @@ set -euo pipefail
 out=${1:-runs/demo-seeds}; shift || true
 seeds=${*:-0 1 2}
 bin=$(dirname "$0")/../.venv/bin
+mkdir -p "$out"
 for variant in supervised oracle; do
   for seed in $seeds; do
     run=$out/$variant-s$seed

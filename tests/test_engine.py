@@ -5,7 +5,7 @@ import torch
 
 from semiland.engine.checkpoint import read_checkpoint
 from semiland.engine.runner import fit, load_task
-from semiland.engine.task import LRSchedule
+from semiland.engine.task import lr_schedule
 from semiland.errors import SemilandError
 from semiland.inference.sliding import sliding_window_logits
 
@@ -22,14 +22,14 @@ def test_sliding_window_equals_direct_prediction_for_pointwise_model(shape):
 
 
 def test_lr_schedule_shapes():
-    cos = LRSchedule("cosine", steps=100, warmup=10, power=0.9)
+    cos = lr_schedule("cosine", steps=100, warmup=10, power=0.9)
     assert cos(0) == pytest.approx(0.1) and cos(9) == pytest.approx(1.0)
     assert cos(10) == pytest.approx(1.0) and cos(55) == pytest.approx(0.5) and cos(100) == pytest.approx(0.0, abs=1e-9)
-    poly = LRSchedule("poly", steps=10, warmup=0, power=1.0)
+    poly = lr_schedule("poly", steps=10, warmup=0, power=1.0)
     assert poly(5) == pytest.approx(0.5)
-    assert LRSchedule("constant", 10, 0, 0.9)(7) == 1.0
+    assert lr_schedule("constant", 10, 0, 0.9)(7) == 1.0
     with pytest.raises(SemilandError, match="unknown optim.schedule"):
-        LRSchedule("step", 10, 0, 0.9)
+        lr_schedule("step", 10, 0, 0.9)
 
 
 def test_fit_writes_run_and_resume_continues(synth_root, tmp_path):
@@ -47,6 +47,7 @@ def test_fit_writes_run_and_resume_continues(synth_root, tmp_path):
     resumed = read_checkpoint(run / "checkpoints" / "last.ckpt")
     assert resumed["global_step"] == 8
     assert resumed["optimizer_states"][0]["state"]  # momentum buffers were carried over, not reset
+    assert resumed["lr_schedulers"][0]["lr_lambdas"] == [None]  # schedule rebuilt from train.steps, not pinned
     task, loaded_cfg = load_task(run / "checkpoints" / "last.ckpt")
     assert loaded_cfg.train.steps == 8 and not task.training
 

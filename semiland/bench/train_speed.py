@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from semiland.config import config_from_dict
 from semiland.data.classes import ClassTable
 from semiland.engine.runner import build_task, make_trainer, quiet_lightning
-from semiland.engine.task import LRSchedule, make_optimizer
+from semiland.engine.task import lr_schedule, make_optimizer
 from semiland.methods.base import ParamGroup, supervised_ce
 from semiland.report.run_report import machine
 
@@ -81,7 +81,7 @@ def plain_loop(args, cfg, classes, loader, device) -> float:
     task = build_task(cfg, classes, [0.0] * args.bands, [1.0] * args.bands)
     model = task.method.model.to(device).train()
     opt = make_optimizer(ParamGroup(list(model.parameters())), cfg.optim)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, LRSchedule("cosine", cfg.train.steps, 0, 0.9))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule("cosine", cfg.train.steps, 0, 0.9))
     times = []
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,23 +44,23 @@ def make_optimizer(group: ParamGroup, cfg: OptimConfig) -> torch.optim.Optimizer
     raise SemilandError(f"unknown optim.name '{name}'; use one of {', '.join(OPTIMIZERS)}")
 
 
-class LRSchedule:
-    """Linear warm-up, then cosine / poly decay to 0 or constant; a callable object so it checkpoints."""
+def lr_schedule(schedule: str, steps: int, warmup: int, power: float) -> Callable[[int], float]:
+    """Linear warm-up, then cosine / poly decay to 0, or constant. A closure on purpose: LambdaLR saves a
+    callable object's attributes in checkpoints, which would pin a resumed run to the old `train.steps`."""
+    if schedule not in ("cosine", "poly", "constant"):
+        raise SemilandError(f"unknown optim.schedule '{schedule}'; use cosine, poly or constant")
 
-    def __init__(self, schedule: str, steps: int, warmup: int, power: float):
-        if schedule not in ("cosine", "poly", "constant"):
-            raise SemilandError(f"unknown optim.schedule '{schedule}'; use cosine, poly or constant")
-        self.schedule, self.steps, self.warmup, self.power = schedule, steps, warmup, power
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        t = min(1.0, (step - self.warmup) / max(1, self.steps - self.warmup))
-        if self.schedule == "cosine":
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = min(1.0, (step - warmup) / max(1, steps - warmup))
+        if schedule == "cosine":
             return 0.5 * (1 + math.cos(math.pi * t))
-        if self.schedule == "poly":
-            return (1 - t) ** self.power
+        if schedule == "poly":
+            return (1 - t) ** power
         return 1.0
+
+    return factor
 
 
 class SegTask(L.LightningModule):
@@ -84,7 +85,7 @@ class SegTask(L.LightningModule):
     def configure_optimizers(self):
         o = self.cfg.optim
         optimizers = [make_optimizer(g, o) for g in self.method.param_groups()]
-        schedule = LRSchedule(o.schedule, self.cfg.train.steps, o.warmup_steps, o.poly_power)
+        schedule = lr_schedule(o.schedule, self.cfg.train.steps, o.warmup_steps, o.poly_power)
         return optimizers, [LambdaLR(opt, schedule) for opt in optimizers]
 
     def on_train_epoch_start(self) -> None:
