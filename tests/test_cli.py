@@ -52,6 +52,10 @@ def test_fit_writes_the_whole_run_folder(trained):
         assert (trained / rel).is_file(), rel
     html = (trained / "report.html").read_text()
     assert "mIoU" in html and "figures/panels.png" in html
+    import re
+
+    images = re.findall(r"<img src='([^']+)'", html)
+    assert len(images) >= 4 and all((trained / src).is_file() for src in images)  # every figure loads
     saved = yaml.safe_load((trained / "config.yaml").read_text())
     assert len(saved["data"]["mean"]) == 3 and saved["train"]["steps"] == 4
 

@@ -157,3 +157,20 @@ def test_band_statistics_and_crop_stream(synth_root_4band):
     assert big["image"].shape == (4, 80, 80) and not big["valid"].all() and (big["mask"][~big["valid"]] == 255).all()
     unl = CropStream(store, data.split.unlabeled, crop=32, length=1, seed=0, labeled=False)[0]
     assert "mask" not in unl and abs(float(unl["image"].mean())) < 3
+
+
+def test_streams_shard_disjointly_across_ranks(synth_root, monkeypatch):
+    import semiland.data.datamodule as dm
+
+    cfg = tiny_config(synth_root)
+    data = prepare_data(cfg)
+    seen = []
+    for rank in (0, 1):
+        monkeypatch.setattr(dm, "_world", lambda rank=rank: (2, rank))
+        module = dm.SegDataModule(cfg, data, use_unlabeled=True)
+        loaders = module.train_dataloader()
+        assert set(loaders) == {"labeled", "unlabeled"}
+        seen.append({name: list(loader.sampler) for name, loader in loaders.items()})
+    for name in ("labeled", "unlabeled"):
+        a, b = set(seen[0][name]), set(seen[1][name])
+        assert a.isdisjoint(b) and len(a) == len(b) == cfg.train.val_every * cfg.data.batch_size

@@ -103,3 +103,22 @@ def test_non_finite_loss_stops_with_the_step(synth_root, tmp_path):
     cfg = tiny_config(synth_root, optim={"lr": math.inf})
     with pytest.raises(SemilandError, match="non-finite loss.* at step"):
         fit(cfg, tmp_path / "run")
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    import os
+
+    from semiland.io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "x.txt", "hello")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+def test_bf16_mixed_precision_on_cpu(synth_root, tmp_path):
+    result = fit(tiny_config(synth_root, train={"steps": 2, "val_every": 2, "precision": "bf16-mixed"}), tmp_path / "r")
+    assert read_checkpoint(result.last_ckpt)["global_step"] == 2
