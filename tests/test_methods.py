@@ -11,10 +11,17 @@ from semiland.models import build_model
 K = 4
 
 
-def make(name: str, bands: int):
+def make(name: str, bands: int, **method_cfg):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(arch="tiny_unet", width=8), bands, K)
-    return build_method({"name": name}, model, MethodContext(K, bands, 255, max_steps=10))
+    cfg = ModelConfig(arch="tiny_unet", width=8)
+    ctx = MethodContext(K, bands, 255, max_steps=10, model_factory=lambda: build_model(cfg, bands, K))
+    return build_method({"name": name, **method_cfg}, build_model(cfg, bands, K), ctx)
+
+
+def open_gates(name: str) -> dict:
+    """Config that makes the unsupervised term active on an untrained net: no confidence threshold."""
+    fields = METHODS[name].Config.__dataclass_fields__
+    return {"threshold": 0.0} if "threshold" in fields else {}
 
 
 def batches(bands: int, seed: int = 0, all_ignore: bool = False):
@@ -65,16 +72,49 @@ def test_state_dict_round_trip(name):
     assert torch.allclose(a.predict(x), b.predict(x))
 
 
-@pytest.mark.parametrize("name", [n for n, m in METHODS.items() if m.uses_unlabeled])
+SEMI = [n for n, m in METHODS.items() if m.uses_unlabeled]
+
+
+@pytest.mark.parametrize("name", SEMI)
 def test_unsupervised_loss_depends_on_the_unlabeled_batch(name):
-    method = make(name, 3)
+    method = make(name, 3, **open_gates(name))
     labeled, unlabeled = batches(3)
     _, other = batches(3, seed=1)
     torch.manual_seed(0)
-    a = method.training_step(labeled, unlabeled, step=9)["loss"]
+    a = method.training_step(labeled, unlabeled, step=9)["loss_unsup"]
     torch.manual_seed(0)
-    b = method.training_step(labeled, other, step=9)["loss"]
-    assert not torch.isclose(a, b)
+    b = method.training_step(labeled, other, step=9)["loss_unsup"]
+    assert a > 0 and not torch.isclose(a, b)
+
+
+@pytest.mark.parametrize("name", SEMI)
+def test_unsupervised_gradient_reaches_the_student(name):
+    """With every labeled pixel ignored, only the unsupervised term can move the student."""
+    method = make(name, 3, **open_gates(name))
+    labeled, unlabeled = batches(3, all_ignore=True)
+    method.training_step(labeled, unlabeled, step=9)["loss"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.model.parameters())
+
+
+TEACHERS = [("mean_teacher", {}), ("s4net", {"teacher": "ema"})]
+
+
+@pytest.mark.parametrize(("name", "cfg"), TEACHERS)
+def test_teacher_gets_no_gradient_and_follows_the_student(name, cfg):
+    method = make(name, 3, **cfg)
+    labeled, unlabeled = batches(3)
+    method.training_step(labeled, unlabeled, step=9)["loss"].backward()
+    assert all(p.grad is None for p in method.teacher.parameters())
+    before = [p.clone() for p in method.teacher.parameters()]
+    with torch.no_grad():
+        for p in method.model.parameters():
+            p.add_(0.1)  # stands in for an optimizer step of the student
+    method.after_step(100)
+    after = list(method.teacher.parameters())
+    assert all(not torch.equal(x, y) for x, y in zip(before, after))
+    # and the teacher moved towards the student, not past it
+    s = next(method.model.parameters())
+    assert (after[0] - before[0]).abs().max() < (s - before[0]).abs().max()
 
 
 def test_sigmoid_rampup():

@@ -55,8 +55,11 @@ def is_rank_zero() -> bool:
 
 
 def build_task(cfg: Config, classes: ClassTable, mean: list[float], std: list[float]) -> SegTask:
-    model = build_model(cfg.model, len(mean), classes.num_classes)
-    ctx = MethodContext(classes.num_classes, len(mean), classes.ignore_index, cfg.train.steps)
+    def new_model():
+        return build_model(cfg.model, len(mean), classes.num_classes)
+
+    model = new_model()
+    ctx = MethodContext(classes.num_classes, len(mean), classes.ignore_index, cfg.train.steps, new_model)
     method = build_method(cfg.method, model, ctx)
     return SegTask(method, cfg, classes, mean, std, MODELS[cfg.model.arch].min_size)
 

@@ -7,9 +7,17 @@ from typing import Any
 from semiland.config import build_dataclass
 from semiland.errors import SemilandError
 from semiland.methods.base import Method, MethodConfig, MethodContext
+from semiland.methods.cps import CPS
+from semiland.methods.fixmatch import FixMatch
+from semiland.methods.mean_teacher import MeanTeacher
+from semiland.methods.pseudo_label import PseudoLabel
+from semiland.methods.s4net import S4Net
 from semiland.methods.supervised import Supervised
+from semiland.methods.unimatch import UniMatch
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in [Supervised]}
+METHODS: dict[str, type[Method]] = {
+    m.name: m for m in [Supervised, S4Net, MeanTeacher, PseudoLabel, FixMatch, UniMatch, CPS]
+}
 
 
 def method_class(name: str) -> type[Method]:

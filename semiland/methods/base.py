@@ -13,7 +13,9 @@ unlabeled {"image", "valid"}; `unlabeled` is None for methods that do not use it
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -41,12 +43,14 @@ class ParamGroup:
 
 @dataclass
 class MethodContext:
-    """What the engine tells a method at construction: task size and training length."""
+    """What the engine tells a method at construction: task size, training length, and how to build
+    another network of the run's architecture (methods with two networks, e.g. CPS)."""
 
     num_classes: int
     in_channels: int
     ignore_index: int
     max_steps: int
+    model_factory: Callable[[], nn.Module] | None = None
 
 
 class Method(nn.Module):
@@ -87,3 +91,46 @@ def supervised_ce(logits: torch.Tensor, labeled: dict[str, torch.Tensor], ignore
     if not (target != ignore_index).any():
         return logits.sum() * 0.0  # an all-ignore batch: zero loss, gradients defined, no NaN
     return nn.functional.cross_entropy(logits, target, ignore_index=ignore_index)
+
+
+# -- helpers shared by the semi-supervised methods -------------------------------------------------------
+
+
+def ema_copy(model: nn.Module) -> nn.Module:
+    """A frozen copy of `model` to serve as an EMA teacher (a submodule: checkpointed, moved, never trained)."""
+    teacher = copy.deepcopy(model)
+    teacher.requires_grad_(False)
+    return teacher
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, decay: float, step: int) -> None:
+    """θ̄ ← d θ̄ + (1 − d) θ, with d warmed up as min(decay, (t + 1) / (t + 10)); buffers are copied."""
+    d = min(decay, (step + 1) / (step + 10))
+    for t, s in zip(teacher.parameters(), student.parameters()):
+        t.lerp_(s.detach(), 1.0 - d)
+    for t, s in zip(teacher.buffers(), student.buffers()):
+        t.copy_(s)
+
+
+@torch.no_grad()
+def teacher_probs(teacher: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """Softmax of a teacher in eval mode (deterministic, no gradient): (B, K, H, W)."""
+    was_training = teacher.training
+    teacher.eval()
+    probs = teacher(image).softmax(1)
+    teacher.train(was_training)
+    return probs
+
+
+def confident_pseudo(probs: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, K, H, W) probabilities → hard pseudo-labels (B, H, W) and the mask where max p ≥ threshold."""
+    conf, pseudo = probs.max(1)
+    return pseudo, conf >= threshold
+
+
+def masked_ce(logits: torch.Tensor, target: torch.Tensor, keep: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """CE summed over `keep` pixels, divided by the number of `valid` ones (UniMatch's normalisation, so a
+    low-confidence batch contributes little rather than being re-weighted up)."""
+    ce = nn.functional.cross_entropy(logits, target, reduction="none")  # (B, H, W)
+    return (ce * (keep & valid)).sum() / valid.sum().clamp_min(1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from torch import nn
+from torch import Tensor, nn
 
 from semiland.config import ModelConfig
 from semiland.errors import SemilandError
@@ -39,3 +39,17 @@ def build_model(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Modu
     if cfg.weights_path:
         factory.load_encoder_weights(model, cfg.weights_path)
     return model
+
+
+def split_model(model: nn.Module) -> tuple[Callable[[Tensor], list[Tensor]], Callable[[list[Tensor]], Tensor]]:
+    """(encode, decode) of an encoder–decoder model, for methods that perturb features (UniMatch).
+
+    smp models split into encoder / decoder + head; our own nets define `encode` / `decode`.
+    """
+    if hasattr(model, "encode") and hasattr(model, "decode"):
+        return model.encode, model.decode
+    if all(hasattr(model, name) for name in ("encoder", "decoder", "segmentation_head")):
+        return model.encoder, lambda features: model.segmentation_head(model.decoder(features))
+    raise SemilandError(
+        f"{type(model).__name__} has no encoder / decoder split; use an smp architecture, s4net_unet or tiny_unet"
+    )

@@ -39,8 +39,14 @@ class S4NetUNet(nn.Module):
         self.up0, self.conv0 = up(48, 32), conv_bn_relu(32, 32)
         self.head = nn.Conv2d(32, num_classes, 1)
 
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.encoder(x)  # strides 1 … 32: f2 (B, c2, H/4, W/4) … f5 (B, c5, H/32, W/32)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, _, f2, f3, f4, f5 = self.encoder(x)  # f2: (B, c2, H/4, W/4) … f5: (B, c5, H/32, W/32)
+        return self.decode(self.encode(x))
+
+    def decode(self, features: list[torch.Tensor]) -> torch.Tensor:
+        _, _, f2, f3, f4, f5 = features
         y = self.center(f5)
         y = self.conv4(torch.cat([self.up4(y), f4], 1))  # H/16
         y = self.conv3(torch.cat([self.up3(y), f3], 1))  # H/8

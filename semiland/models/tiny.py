@@ -28,13 +28,19 @@ class TinyUNet(nn.Module):
         self.dec2, self.dec1 = _block(4 * width, width), _block(2 * width, width)
         self.head = nn.Conv2d(width, num_classes, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         e1 = self.enc1(x)  # (B, w, H, W)
         e2 = self.enc2(F.max_pool2d(e1, 2))  # (B, 2w, H/2, W/2)
-        m = self.mid(F.max_pool2d(e2, 2))  # (B, 2w, H/4, W/4)
+        return [e1, e2, self.mid(F.max_pool2d(e2, 2))]  # last: (B, 2w, H/4, W/4)
+
+    def decode(self, features: list[torch.Tensor]) -> torch.Tensor:
+        e1, e2, m = features
         d2 = self.dec2(torch.cat([F.interpolate(m, scale_factor=2.0), e2], 1))
         d1 = self.dec1(torch.cat([F.interpolate(d2, scale_factor=2.0), e1], 1))
         return self.head(d1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
 
 
 def build(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Module:

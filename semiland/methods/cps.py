@@ -1,0 +1,65 @@
+"""Cross pseudo supervision (Chen et al., CVPR 2021): two networks of the same architecture, initialised
+differently, supervise each other on unlabeled images with their hard (argmax) predictions.
+
+L = L_s(f₁) + L_s(f₂) + λ · [CE(f₁(x_u), argmax f₂(x_u)) + CE(f₂(x_u), argmax f₁(x_u))], optionally on
+CutMix-ed unlabeled pairs (targets mixed with the same boxes). Prediction averages the two networks'
+probabilities.
+
+Config → symbols: lambda_u = λ (1.5 in the paper), cutmix_p = probability of a CutMix box.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from semiland.errors import SemilandError
+from semiland.methods.base import Method, MethodConfig, masked_ce, supervised_ce
+from semiland.methods.perturb import cutmix_box, mix
+
+
+@dataclass
+class CPSConfig(MethodConfig):
+    lambda_u: float = 1.5
+    cutmix_p: float = 0.5
+
+
+class CPS(Method):
+    name = "cps"
+    Config = CPSConfig
+    uses_unlabeled = True
+
+    def __init__(self, model, cfg: CPSConfig, ctx):
+        super().__init__(model, cfg, ctx)
+        if ctx.model_factory is None:
+            raise SemilandError("cps needs a second network: the engine must pass a model factory")
+        self.model2 = ctx.model_factory()  # the same architecture, its own random initialisation
+
+    def training_step(self, labeled, unlabeled, step):
+        c = self.cfg
+        loss_sup = sum(
+            supervised_ce(net(labeled["image"]), labeled, self.ctx.ignore_index) for net in (self.model, self.model2)
+        )
+        x_u, valid = unlabeled["image"], unlabeled["valid"]
+        b, _, h, w = x_u.shape
+        perm = torch.roll(torch.arange(b, device=x_u.device), 1)
+        box = cutmix_box(b, h, w, x_u.device, c.cutmix_p)
+        with torch.no_grad():  # targets: each network's argmax on the unmixed images, mixed like the input
+            pseudo_1 = self.model(x_u).argmax(1)
+            pseudo_2 = self.model2(x_u).argmax(1)
+        x_mix, valid_mix = mix(x_u, x_u[perm], box), mix(valid, valid[perm], box)
+        logits_1, logits_2 = self.model(x_mix), self.model2(x_mix)
+        loss_unsup = masked_ce(logits_1, mix(pseudo_2, pseudo_2[perm], box), valid_mix, valid_mix) + masked_ce(
+            logits_2, mix(pseudo_1, pseudo_1[perm], box), valid_mix, valid_mix
+        )
+        return {
+            "loss": loss_sup + c.lambda_u * loss_unsup,
+            "loss_sup": loss_sup.detach(),
+            "loss_unsup": loss_unsup.detach(),
+            "agreement": (logits_1.argmax(1) == logits_2.argmax(1)).float().mean(),
+        }
+
+    def predict(self, image: torch.Tensor) -> torch.Tensor:
+        probs = (self.model(image).softmax(1) + self.model2(image).softmax(1)) / 2
+        return probs.clamp_min(1e-8).log()  # log-probabilities: argmax and softmax behave as for logits

@@ -1,0 +1,66 @@
+"""FixMatch for segmentation (Sohn et al. 2020; as used by UniMatch, Yang et al. 2023).
+
+The prediction on a weak view (random flip) of x_u, where max p ≥ τ, becomes the hard label of a strong
+view of the same image: band-agnostic photometric changes, blur and CutMix with another unlabeled image.
+L = L_s + λ · CE(f(strong(x_u)), ŷ_weak) on confident pixels.
+
+Config → symbols: threshold = τ (0.95), lambda_u = λ, cutmix_p = probability of a CutMix box.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from semiland.methods.base import Method, MethodConfig, confident_pseudo, masked_ce, supervised_ce
+from semiland.methods.perturb import cutmix_box, mix, random_flip, strong_photometric
+
+
+@dataclass
+class FixMatchConfig(MethodConfig):
+    threshold: float = 0.95
+    lambda_u: float = 1.0
+    cutmix_p: float = 0.5
+
+
+@torch.no_grad()
+def weak_targets(
+    predict: Callable[[torch.Tensor], torch.Tensor], unlabeled: dict[str, torch.Tensor], threshold: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Weak view (random flip) of x_u, its hard pseudo-labels and where they are kept (confident and valid)."""
+    x_w, valid_w = random_flip(unlabeled["image"], unlabeled["valid"])
+    pseudo_w, keep_w = confident_pseudo(predict(x_w).softmax(1), threshold)  # (B, H, W) each
+    return x_w, pseudo_w, keep_w & valid_w
+
+
+def strong_view(
+    x_w: torch.Tensor, pseudo_w: torch.Tensor, keep_w: torch.Tensor, cutmix_p: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A strong view with CutMix (each image with its neighbour in the batch), and its mixed targets:
+    every pixel is supervised by the weak prediction of the image it came from."""
+    b, _, h, w = x_w.shape
+    perm = torch.roll(torch.arange(b, device=x_w.device), 1)
+    box = cutmix_box(b, h, w, x_w.device, cutmix_p)
+    x_s = mix(strong_photometric(x_w), strong_photometric(x_w[perm]), box)
+    return x_s, mix(pseudo_w, pseudo_w[perm], box), mix(keep_w, keep_w[perm], box)
+
+
+class FixMatch(Method):
+    name = "fixmatch"
+    Config = FixMatchConfig
+    uses_unlabeled = True
+
+    def training_step(self, labeled, unlabeled, step):
+        c = self.cfg
+        loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
+        x_w, pseudo_w, keep_w = weak_targets(self.model, unlabeled, c.threshold)
+        x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p)
+        loss_unsup = masked_ce(self.model(x_s), pseudo_s, keep_s, torch.ones_like(keep_s))
+        return {
+            "loss": loss_sup + c.lambda_u * loss_unsup,
+            "loss_sup": loss_sup.detach(),
+            "loss_unsup": loss_unsup.detach(),
+            "mask_ratio": keep_s.float().mean(),
+        }

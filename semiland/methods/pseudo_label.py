@@ -1,0 +1,45 @@
+"""Online pseudo-labeling (Lee 2013; the review's self-training family, §3.1).
+
+The model's own argmax on x_u, kept where max p ≥ τ, supervises the same prediction with CE, weighted by
+a ramp-up: L = L_s + λ(t) · CE(f(x_u), ŷ_u) on confident pixels.
+
+Config → symbols: threshold = τ, lambda_max = λ_max, rampup = ramp-up fraction of training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from semiland.methods.base import Method, MethodConfig, confident_pseudo, masked_ce, sigmoid_rampup, supervised_ce
+
+
+@dataclass
+class PseudoLabelConfig(MethodConfig):
+    threshold: float = 0.9
+    lambda_max: float = 1.0
+    rampup: float = 0.4
+
+
+class PseudoLabel(Method):
+    name = "pseudo_label"
+    Config = PseudoLabelConfig
+    uses_unlabeled = True
+
+    def training_step(self, labeled, unlabeled, step):
+        c = self.cfg
+        # one forward over labeled + unlabeled: BatchNorm sees both, and it is cheaper than two
+        n_l = labeled["image"].shape[0]
+        logits = self.model(torch.cat([labeled["image"], unlabeled["image"]]))
+        logits_l, logits_u = logits[:n_l], logits[n_l:]
+        loss_sup = supervised_ce(logits_l, labeled, self.ctx.ignore_index)
+        pseudo, keep = confident_pseudo(logits_u.detach().softmax(1), c.threshold)
+        loss_unsup = masked_ce(logits_u, pseudo, keep, unlabeled["valid"])
+        lam = c.lambda_max * sigmoid_rampup(step, int(c.rampup * self.ctx.max_steps))
+        return {
+            "loss": loss_sup + lam * loss_unsup,
+            "loss_sup": loss_sup.detach(),
+            "loss_unsup": loss_unsup.detach(),
+            "mask_ratio": (keep & unlabeled["valid"]).float().mean(),
+        }

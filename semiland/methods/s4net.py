@@ -1,0 +1,85 @@
+"""S4Net (Wang et al., "S4Net: semi-supervised semantic segmentation ... random affine perturbations").
+
+L = L_s + λ(t) L_u. For each unlabeled image draw two random affine transforms ϕ₁, ϕ₂, predict
+f_θ(ϕ₁(x_u)) and f_θ̄(ϕ₂(x_u)), map both back with ϕ₁⁻¹, ϕ₂⁻¹ and take the MSE between the two softmax
+maps over pixels valid in both (eq. 3–4). θ̄ = θ (Π-model) or the EMA of θ (mean teacher).
+
+Config → paper: lambda_max = λ_max (2.0), rampup = fraction of training with the sigmoid ramp-up
+(0.8), translate / scale_min / scale_max / rotate = the affine ranges ϕ (±0.2, 0.75–1.25, ±15°),
+teacher = "pi" (θ̄ = θ) or "ema" (θ̄ = EMA(θ), decay `ema_decay`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from semiland.errors import SemilandError
+from semiland.methods.base import (
+    Method,
+    MethodConfig,
+    ema_copy,
+    ema_update,
+    sigmoid_rampup,
+    supervised_ce,
+    teacher_probs,
+)
+from semiland.methods.perturb import invert_affine, random_affine, warp, warp_valid
+
+
+@dataclass
+class S4NetConfig(MethodConfig):
+    lambda_max: float = 2.0
+    rampup: float = 0.8
+    translate: float = 0.2
+    scale_min: float = 0.75
+    scale_max: float = 1.25
+    rotate: float = 15.0
+    teacher: str = "pi"  # pi | ema
+    ema_decay: float = 0.99
+
+
+class S4Net(Method):
+    name = "s4net"
+    Config = S4NetConfig
+    uses_unlabeled = True
+
+    def __init__(self, model, cfg: S4NetConfig, ctx):
+        super().__init__(model, cfg, ctx)
+        if cfg.teacher not in ("pi", "ema"):
+            raise SemilandError(f"method.teacher must be 'pi' or 'ema', got '{cfg.teacher}'")
+        self.teacher = ema_copy(model) if cfg.teacher == "ema" else None
+
+    def training_step(self, labeled, unlabeled, step):
+        c = self.cfg
+        logits_l = self.model(labeled["image"])
+        loss_sup = supervised_ce(logits_l, labeled, self.ctx.ignore_index)
+
+        x_u = unlabeled["image"]  # (B, C, H, W)
+        b, _, h, w = x_u.shape
+        theta1 = random_affine(b, x_u.device, c.translate, (c.scale_min, c.scale_max), c.rotate)
+        theta2 = random_affine(b, x_u.device, c.translate, (c.scale_min, c.scale_max), c.rotate)
+        inv1, inv2 = invert_affine(theta1), invert_affine(theta2)
+        probs_1 = self.model(warp(x_u, theta1)).softmax(1)  # f_θ(ϕ₁(x_u)), (B, K, H, W)
+        if self.teacher is None:
+            probs_2 = self.model(warp(x_u, theta2)).softmax(1)  # Π-model: gradients through both branches
+        else:
+            probs_2 = teacher_probs(self.teacher, warp(x_u, theta2))
+        back_1, back_2 = warp(probs_1, inv1), warp(probs_2, inv2)  # ϕ⁻¹(f(ϕ(x))): back on x_u's grid
+        # valid in both: inside the image after each round trip, and not nodata in x_u
+        valid = warp_valid(theta1, inv1, h, w) & warp_valid(theta2, inv2, h, w) & unlabeled["valid"]
+        sq = ((back_1 - back_2) ** 2).sum(1)  # (B, H, W): squared L2 between the class distributions
+        loss_unsup = (sq * valid).sum() / valid.sum().clamp_min(1)
+        lam = c.lambda_max * sigmoid_rampup(step, int(c.rampup * self.ctx.max_steps))
+        return {
+            "loss": loss_sup + lam * loss_unsup,
+            "loss_sup": loss_sup.detach(),
+            "loss_unsup": loss_unsup.detach(),
+            "lambda": torch.tensor(lam),
+            "valid_ratio": valid.float().mean(),
+        }
+
+    def after_step(self, step: int) -> None:
+        if self.teacher is not None:
+            ema_update(self.teacher, self.model, self.cfg.ema_decay, step)

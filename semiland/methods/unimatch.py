@@ -1,0 +1,60 @@
+"""UniMatch (Yang et al., CVPR 2023): FixMatch with two strong views and a feature-perturbation stream.
+
+From one weak view of x_u (confident pseudo-labels, τ): two independent strong views with CutMix (image-
+level perturbation) and the weak view's encoder features passed through channel dropout before decoding
+(feature-level perturbation) are all trained on the weak pseudo-labels:
+L = L_s + λ · (¼ L_s1 + ¼ L_s2 + ½ L_fp), the weights of the paper.
+
+Config → symbols: threshold = τ (0.95), lambda_u = λ, cutmix_p, fp_dropout = feature dropout rate (0.5).
+Needs an encoder–decoder model (smp architectures, s4net_unet, tiny_unet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from semiland.methods.base import Method, MethodConfig, masked_ce, supervised_ce
+from semiland.methods.fixmatch import strong_view, weak_targets
+from semiland.models import split_model
+
+
+@dataclass
+class UniMatchConfig(MethodConfig):
+    threshold: float = 0.95
+    lambda_u: float = 1.0
+    cutmix_p: float = 0.5
+    fp_dropout: float = 0.5
+
+
+class UniMatch(Method):
+    name = "unimatch"
+    Config = UniMatchConfig
+    uses_unlabeled = True
+
+    def __init__(self, model, cfg: UniMatchConfig, ctx):
+        super().__init__(model, cfg, ctx)
+        self.encode, self.decode = split_model(model)  # fails early, with one line, for a model without a split
+
+    def training_step(self, labeled, unlabeled, step):
+        c = self.cfg
+        loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
+        x_w, pseudo_w, keep_w = weak_targets(self.model, unlabeled, c.threshold)
+        every = torch.ones_like(keep_w)
+        losses = []
+        for _ in range(2):  # two independent strong views
+            x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p)
+            losses.append(masked_ce(self.model(x_s), pseudo_s, keep_s, every))
+        # feature perturbation: dropout on every encoder feature map of the weak view, then decode
+        features = [F.dropout2d(f, c.fp_dropout, training=True) for f in self.encode(x_w)]
+        loss_fp = masked_ce(self.decode(features), pseudo_w, keep_w, every)
+        loss_unsup = 0.25 * losses[0] + 0.25 * losses[1] + 0.5 * loss_fp
+        return {
+            "loss": loss_sup + c.lambda_u * loss_unsup,
+            "loss_sup": loss_sup.detach(),
+            "loss_unsup": loss_unsup.detach(),
+            "loss_fp": loss_fp.detach(),
+            "mask_ratio": keep_w.float().mean(),
+        }
