@@ -122,6 +122,13 @@ def cmd_bench_train_speed(args: argparse.Namespace) -> int:
     return run_train_speed(args)
 
 
+def cmd_bench_sweep(args: argparse.Namespace) -> int:
+    from semiland.bench.sweep import run_sweep
+
+    args.argv = sys.argv[3:]
+    return run_sweep(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="semiland", description="semi-supervised segmentation of remote-sensing imagery")
     sub = p.add_subparsers(dest="command", required=True)
@@ -173,6 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--device", default="auto", help="cpu | cuda | auto")
     ts.add_argument("--json", help="also write the figures to this JSON file")
     ts.set_defaults(func=cmd_bench_train_speed)
+    sw = bsub.add_parser("sweep", help="methods x label budgets x seeds (+ oracle), resumable, with a summary table")
+    sw.add_argument("--config", required=True, help="base YAML config (the method is set per run)")
+    sw.add_argument("overrides", nargs="*", help="section.key=value applied to every run")
+    sw.add_argument("--methods", default="supervised,fixmatch", help="comma-separated method names")
+    sw.add_argument("--budget", action="append", metavar='NAME="k=v ..."', help="a named label budget (repeatable)")
+    sw.add_argument("--seeds", default="0,1,2")
+    sw.add_argument("--no-oracle", action="store_true", help="skip the oracle (all training images labeled)")
+    sw.add_argument("-o", "--out", required=True, help="sweep folder (finished runs in it are not redone)")
+    sw.set_defaults(func=cmd_bench_sweep)
     return p
 
 

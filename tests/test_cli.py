@@ -157,6 +157,7 @@ def test_output_path_that_is_a_file(trained, synth_root, tmp_path, capsys):
     [
         (["data.labeled=[tile_9]"], "region 'tile_9' (data.labeled) does not exist"),
         (["data.crop_sise=32"], "did you mean 'crop_size'"),
+        (["method.name=fixmatch", "data.unlabeled=[]"], "learns from unlabeled images but the split has none"),
         (["data.preset=folder", "data.root={tmp}/missing"], "not found"),
     ],
 )

@@ -180,6 +180,11 @@ def fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitResult:
         data.split.save(run_dir / "split.json")
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
     task = build_task(cfg, data.spec.classes, data.mean, data.std)
+    if task.method.uses_unlabeled and not data.split.unlabeled:
+        raise SemilandError(
+            f"method {task.method.name} learns from unlabeled images but the split has none; set data.unlabeled "
+            "(or use method.name=supervised)"
+        )
     datamodule = SegDataModule(cfg, data, task.method.uses_unlabeled)
     trainer = make_trainer(cfg, run_dir, task.n_optimizers)
     trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if resume else None, weights_only=True)
