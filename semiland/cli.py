@@ -92,6 +92,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.data, str(_run_dir(args, "demo")), args.overwrite, args.steps)
 
 
+def cmd_self_train(args: argparse.Namespace) -> int:
+    from semiland.selftrain import run_self_training
+
+    return run_self_training(args.config, args.overrides, args.out, args.overwrite)
+
+
 def cmd_methods(args: argparse.Namespace) -> int:
     from semiland.methods import METHODS, describe
 
@@ -147,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     f.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     f.set_defaults(func=cmd_fit)
+
+    st = sub.add_parser("self-train", help="offline self-training in rounds (teacher → pseudo-labels → student)")
+    st.add_argument("--config", required=True, help="YAML config; method.rounds / threshold / top_q / lambda_u apply")
+    st.add_argument("overrides", nargs="*", help="section.key=value overrides")
+    st.add_argument("-o", "--out", required=True, help="output folder")
+    st.add_argument("--overwrite", action="store_true")
+    st.set_defaults(func=cmd_self_train)
 
     t = sub.add_parser("test", help="evaluate a checkpoint on its test images")
     t.add_argument("--ckpt", required=True)

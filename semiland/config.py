@@ -35,6 +35,7 @@ class DataConfig:
     test: Any = None
     split_file: str = ""  # split_mode=file: a split.json saved by an earlier run
     oracle: bool = False  # label every training image (the upper bound of a method)
+    pseudo_labels: str = ""  # folder of pseudo-label masks <region>/<stem>.png for unlabeled images (self-training)
     crop_size: int = 256
     batch_size: int = 4  # labeled crops per step
     unlabeled_batch_size: int = 2  # unlabeled crops per step (methods that use them)

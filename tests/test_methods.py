@@ -35,6 +35,8 @@ def batches(bands: int, seed: int = 0, all_ignore: bool = False):
         "valid": torch.ones(2, 32, 32, dtype=torch.bool),
     }
     unlabeled = {"image": torch.randn(2, bands, 32, 32, generator=g), "valid": torch.ones(2, 32, 32, dtype=torch.bool)}
+    # pseudo-label masks, for methods that train on saved ones (self-training); others ignore them
+    unlabeled["mask"] = torch.randint(0, K, (2, 32, 32), generator=g)
     return labeled, unlabeled
 
 

@@ -48,3 +48,39 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 0
     assert {p: p.stat().st_mtime_ns for p in out.rglob("result.json")} == stamps
+
+
+def test_self_training_rounds_save_and_score_pseudo_labels(synth_root, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    path = tmp_path / "cfg.yaml"
+    cfg = tiny_config(synth_root, method={"name": "self_training", "rounds": 2, "threshold": 0.0})
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    assert main(["self-train", "--config", str(path), "-o", str(tmp_path / "st")]) == 0
+    rows = json.loads((tmp_path / "st" / "self_training.json").read_text())
+    assert [r["round"] for r in rows] == [0, 1, 2]
+    stats = json.loads((tmp_path / "st" / "round1" / "pseudo" / "pseudo_stats.json").read_text())
+    assert stats["coverage"] == 1.0  # τ = 0 keeps every valid pixel
+    assert stats["accuracy"] is not None and 0 <= stats["accuracy"] <= 1  # the synthetic "unlabeled" have labels
+    mask = np.asarray(Image.open(tmp_path / "st" / "round1" / "pseudo" / "region_1" / "scene_000.png"))
+    assert mask.shape == (64, 64) and mask.max() < 5
+    assert "round" in capsys.readouterr().out
+    # the student method alone, without pseudo-labels, is refused with the way to get them
+    assert main(["fit", "--config", str(path), "-o", str(tmp_path / "x")]) == 2
+    assert "semiland self-train" in capsys.readouterr().err
+
+
+def test_top_q_keeps_rare_classes():
+    import torch
+
+    from semiland.selftrain import select_pixels
+
+    probs = torch.full((3, 10, 10), 0.05)
+    probs[0] = torch.linspace(0.81, 0.99, 100).reshape(10, 10)  # class 0 everywhere, confident …
+    probs[0, 0, :4] = 0.3
+    probs[2, 0, :4] = torch.tensor([0.6, 0.62, 0.64, 0.66])  # … except 4 pixels of a rare class 2, never confident
+    pseudo, _ = select_pixels(probs, threshold=0.8, top_q=0.0)
+    assert not (pseudo == 2).any()
+    pseudo, _ = select_pixels(probs, threshold=0.8, top_q=0.5)
+    assert (pseudo == 2).sum() == 2 and (pseudo == 0).sum() == 48  # half of each predicted class

@@ -7,12 +7,15 @@ the crops an uninterrupted run would. Under DDP each rank reads a disjoint shard
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from semiland.config import Config
@@ -29,26 +32,40 @@ class SampleStore:
     """Loads samples by id (cached in memory when asked) and normalises images per band."""
 
     def __init__(
-        self, spec: DatasetSpec, bands: list[int] | None, mean: list[float] | None, std: list[float] | None, cache: bool
+        self,
+        spec: DatasetSpec,
+        bands: list[int] | None,
+        mean: list[float] | None,
+        std: list[float] | None,
+        cache: bool,
+        pseudo_labels: str = "",
     ):
-        """`mean` / `std` None: raw access only (used to compute them)."""
+        """`mean` / `std` None: raw access only (used to compute them). `pseudo_labels`: a folder of index masks
+        `<region>/<stem>.png` (255 = ignore) that unlabeled samples carry as their "mask" (self-training)."""
         self.spec, self.bands, self.cache_on = spec, bands, cache
+        self.pseudo_dir = Path(pseudo_labels) if pseudo_labels else None
         self.refs = spec.by_id()
         self.mean = np.asarray(mean, dtype=np.float32)[:, None, None] if mean is not None else None
         self.std = np.asarray(std, dtype=np.float32)[:, None, None] if std is not None else None
-        self._cache: dict[str, LoadedSample] = {}
+        self._cache: dict[tuple[str, bool], LoadedSample] = {}
 
-    def raw(self, sample_id: str) -> LoadedSample:
-        if sample_id in self._cache:
-            return self._cache[sample_id]
-        sample = load_sample(self.refs[sample_id], self.spec.classes, self.bands, self.spec.mask_threshold)
+    def raw(self, sample_id: str, labeled: bool = True) -> LoadedSample:
+        """Image (+ its mask when `labeled`). Unlabeled samples never read the true mask, even where one
+        exists on disk (Dubai's "unlabeled" tiles have them): they carry only pseudo-labels, if given."""
+        key = (sample_id, labeled)
+        if key in self._cache:
+            return self._cache[key]
+        ref = self.refs[sample_id] if labeled else dataclasses.replace(self.refs[sample_id], mask=None)
+        sample = load_sample(ref, self.spec.classes, self.bands, self.spec.mask_threshold)
         if self.mean is not None and sample.image.shape[0] != len(self.mean):
             raise SemilandError(
-                f"{self.refs[sample_id].image} has {sample.image.shape[0]} bands but the run uses "
+                f"{ref.image} has {sample.image.shape[0]} bands but the run uses "
                 f"{len(self.mean)}; select bands with data.bands"
             )
+        if not labeled and self.pseudo_dir is not None:
+            sample.mask = read_pseudo_mask(self.pseudo_dir / f"{sample_id}.png", sample.valid.shape)
         if self.cache_on:
-            self._cache[sample_id] = sample
+            self._cache[key] = sample
         return sample
 
     def normalise(self, image: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -58,8 +75,23 @@ class SampleStore:
         return out.astype(np.float32)
 
 
+def read_pseudo_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """An index PNG written by `semiland self-train` → int64 (H, W) with 255 = ignore."""
+    if not path.is_file():
+        raise SemilandError(
+            f"pseudo-label mask {path} not found (data.pseudo_labels); re-run the pseudo-labeling round"
+        )
+    mask = np.asarray(Image.open(path)).astype(np.int64)
+    if mask.shape != shape:
+        raise SemilandError(
+            f"pseudo-label mask {path} is {mask.shape[1]}x{mask.shape[0]} px, its image {shape[1]}x{shape[0]}"
+        )
+    return mask
+
+
 class CropStream(Dataset):
-    """`length` random crops from `ids`; labeled streams carry masks and get flips / 90° rotations."""
+    """`length` random crops from `ids`; samples with a mask (labeled, or pseudo-labeled) carry it, and the
+    labeled stream gets flips / 90° rotations."""
 
     def __init__(self, store: SampleStore, ids: list[str], crop: int, length: int, seed: int, labeled: bool):
         self.store, self.ids, self.crop, self.length, self.seed, self.labeled = store, ids, crop, length, seed, labeled
@@ -70,15 +102,16 @@ class CropStream(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index, int(self.labeled)])
-        sample = self.store.raw(self.ids[int(rng.integers(len(self.ids)))])
+        sample = self.store.raw(self.ids[int(rng.integers(len(self.ids)))], self.labeled)
         top, left = random_crop_window(rng, *sample.valid.shape, self.crop)
         image = crop_pad(sample.image, top, left, self.crop, 0.0)
         valid = crop_pad(sample.valid, top, left, self.crop, False)
         image = self.store.normalise(image, valid)
-        if not self.labeled:
+        if sample.mask is None:
             return {"image": torch.from_numpy(image), "valid": torch.from_numpy(valid)}
         mask = crop_pad(sample.mask, top, left, self.crop, IGNORE_INDEX)
-        image, mask, valid = flip_rot90(rng, image, mask, valid)
+        if self.labeled:
+            image, mask, valid = flip_rot90(rng, image, mask, valid)
         return {"image": torch.from_numpy(image), "mask": torch.from_numpy(mask), "valid": torch.from_numpy(valid)}
 
 
@@ -132,8 +165,8 @@ def prepare_data(cfg: Config) -> PreparedData:
         mean, std = d.mean, d.std
     else:
         store = SampleStore(spec, d.bands, None, None, cache=False)
-        train_ids = split.labeled + split.unlabeled
-        mean, std = band_stats((store.raw(i).image, store.raw(i).valid) for i in train_ids)
+        images = (store.raw(i, labeled=False) for i in split.labeled + split.unlabeled)  # pixels only, no masks
+        mean, std = band_stats((s.image, s.valid) for s in images)
     if len(mean) != len(std):
         raise SemilandError(f"data.mean has {len(mean)} bands but data.std has {len(std)}")
     return PreparedData(spec, split, [float(m) for m in mean], [float(s) for s in std])
@@ -150,7 +183,7 @@ class SegDataModule(L.LightningDataModule):
         super().__init__()
         self.cfg, self.data = cfg, data
         self.use_unlabeled = use_unlabeled and bool(data.split.unlabeled)
-        self.store = SampleStore(data.spec, cfg.data.bands, data.mean, data.std, cfg.data.cache)
+        self.store = SampleStore(data.spec, cfg.data.bands, data.mean, data.std, cfg.data.cache, cfg.data.pseudo_labels)
         self.streams: list[CropStream] = []
 
     def _stream_loader(self, ids: list[str], batch: int, labeled: bool) -> DataLoader:

@@ -185,6 +185,11 @@ def fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitResult:
             f"method {task.method.name} learns from unlabeled images but the split has none; set data.unlabeled "
             "(or use method.name=supervised)"
         )
+    if task.method.unlabeled_masks and not cfg.data.pseudo_labels:
+        raise SemilandError(
+            f"method {task.method.name} learns from saved pseudo-labels: run `semiland self-train --config FILE` "
+            "(or set data.pseudo_labels to a folder of them)"
+        )
     datamodule = SegDataModule(cfg, data, task.method.uses_unlabeled)
     trainer = make_trainer(cfg, run_dir, task.n_optimizers)
     trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if resume else None, weights_only=True)

@@ -57,6 +57,7 @@ class Method(nn.Module):
     name: ClassVar[str] = ""
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     uses_unlabeled: ClassVar[bool] = False  # the engine feeds an unlabeled stream only when True
+    unlabeled_masks: ClassVar[bool] = False  # the unlabeled stream carries saved pseudo-label masks
 
     def __init__(self, model: nn.Module, cfg: MethodConfig, ctx: MethodContext):
         super().__init__()

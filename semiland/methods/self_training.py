@@ -1,0 +1,44 @@
+"""Offline self-training in rounds (the review's §3.1, Table 1): the student of one round.
+
+`semiland self-train` runs the rounds: a teacher trained on labeled data predicts the unlabeled set; its
+confident pixels (max p ≥ τ, or the top-q fraction of each predicted class so rare classes survive) are
+saved as pseudo-label masks; a fresh student learns from labeled + pseudo-labeled images with this loss,
+L = CE(f(x_l), y_l) + λ · CE(f(x_u), ŷ_u) (ignored where no pseudo-label was kept); it becomes the next
+teacher. Each round's pseudo-labels are reported (coverage, class shares, accuracy where labels exist).
+
+Config → symbols: lambda_u = λ, rounds = R, threshold = τ, top_q = q (> 0 selects per-class top-q).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from semiland.methods.base import Method, MethodConfig, supervised_ce
+
+
+@dataclass
+class SelfTrainingConfig(MethodConfig):
+    lambda_u: float = 1.0
+    rounds: int = 2
+    threshold: float = 0.9
+    top_q: float = 0.0
+
+
+class SelfTraining(Method):
+    name = "self_training"
+    Config = SelfTrainingConfig
+    uses_unlabeled = True
+    unlabeled_masks = True  # the unlabeled stream must carry saved pseudo-labels (data.pseudo_labels)
+
+    def training_step(self, labeled, unlabeled, step):
+        n_l = labeled["image"].shape[0]
+        logits = self.model(torch.cat([labeled["image"], unlabeled["image"]]))  # one forward: BN sees both
+        loss_sup = supervised_ce(logits[:n_l], labeled, self.ctx.ignore_index)
+        loss_unsup = supervised_ce(logits[n_l:], unlabeled, self.ctx.ignore_index)  # pseudo masks, 255 = not kept
+        return {
+            "loss": loss_sup + self.cfg.lambda_u * loss_unsup,
+            "loss_sup": loss_sup.detach(),
+            "loss_unsup": loss_unsup.detach(),
+        }

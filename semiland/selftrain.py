@@ -1,0 +1,135 @@
+"""`semiland self-train`: offline self-training in rounds (see `methods/self_training.py` for the loss).
+
+OUT/round0/            the teacher: the supervised method on the labeled images
+OUT/round<r>/pseudo/   pseudo-labels of every unlabeled image (<region>/<stem>.png, index PNG, 255 = not kept)
+                       + pseudo_stats.json (coverage, class shares, accuracy where true labels exist)
+OUT/round<r>/student/  a fresh student on labeled + pseudo-labeled images; the next round's teacher
+OUT/self_training.json the per-round table
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from semiland.config import Config, load_config
+from semiland.data.classes import IGNORE_INDEX
+from semiland.data.datamodule import PreparedData, SampleStore
+from semiland.engine.runner import device_for_inference, fit, load_task, test
+from semiland.errors import SemilandError
+from semiland.io import atomic_path, atomic_write_json, prepare_output_dir
+
+
+def select_pixels(probs: torch.Tensor, threshold: float, top_q: float) -> tuple[np.ndarray, np.ndarray]:
+    """(K, H, W) probabilities → pseudo-labels (H, W) with IGNORE_INDEX where not kept, and confidence.
+
+    top_q > 0: keep, for every predicted class, its top-q fraction of pixels by confidence (rare classes
+    keep pixels even when their confidence is low); else keep max p ≥ threshold.
+    """
+    conf, pred = probs.max(0)
+    keep = torch.zeros_like(conf, dtype=torch.bool)
+    if top_q > 0:
+        for k in pred.unique():
+            sel = pred == k
+            cut = torch.quantile(conf[sel].float(), 1 - top_q) if sel.sum() > 1 else conf[sel].min()
+            keep |= sel & (conf >= cut)
+    else:
+        keep = conf >= threshold
+    pseudo = torch.where(keep, pred, torch.full_like(pred, IGNORE_INDEX))
+    return pseudo.cpu().numpy().astype(np.uint8), conf.cpu().numpy()
+
+
+@torch.no_grad()
+def pseudo_label(
+    ckpt: Path, data: PreparedData, cfg: Config, out: Path, threshold: float, top_q: float
+) -> dict[str, Any]:
+    task, _ = load_task(ckpt)
+    device = device_for_inference()
+    task.to(device)
+    store = SampleStore(data.spec, cfg.data.bands, data.mean, data.std, cache=False)
+    k = data.spec.classes.num_classes
+    kept_per_class = np.zeros(k, dtype=np.int64)
+    total = kept = correct = labeled_kept = 0
+    for sample_id in tqdm(data.split.unlabeled, desc="pseudo-labels", unit="image"):
+        sample = store.raw(sample_id, labeled=False)
+        image = torch.from_numpy(store.normalise(sample.image, sample.valid))[None].to(device)
+        probs = task.predict_logits(image)[0].softmax(0)
+        pseudo, _ = select_pixels(probs, threshold, top_q)
+        pseudo[~sample.valid] = IGNORE_INDEX
+        path = out / f"{sample_id}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            Image.fromarray(pseudo).save(tmp, format="PNG")
+        mask = pseudo != IGNORE_INDEX
+        total += int(sample.valid.sum())
+        kept += int(mask.sum())
+        kept_per_class += np.bincount(pseudo[mask], minlength=k)[:k]
+        if data.spec.by_id()[sample_id].mask is not None:  # true labels exist: measure the pseudo-labels
+            truth = store.raw(sample_id, labeled=True).mask
+            scored = mask & (truth != IGNORE_INDEX)
+            correct += int((pseudo[scored] == truth[scored]).sum())
+            labeled_kept += int(scored.sum())
+    stats = {
+        "images": len(data.split.unlabeled),
+        "coverage": kept / max(total, 1),
+        "class_share": {n: float(c) / max(kept, 1) for n, c in zip(data.spec.classes.names, kept_per_class)},
+        "accuracy": correct / labeled_kept if labeled_kept else None,
+        "threshold": threshold,
+        "top_q": top_q,
+    }
+    atomic_write_json(out / "pseudo_stats.json", stats)
+    return stats
+
+
+def run_self_training(config: str, overrides: list[str], out: str, overwrite: bool) -> int:
+    cfg = load_config(config, [*overrides])
+    if cfg.method.get("name") != "self_training":
+        cfg = load_config(config, [*overrides, "method.name=self_training"])
+    st = cfg.method
+    if st["rounds"] < 1:
+        raise SemilandError("method.rounds must be at least 1")
+    out_dir = prepare_output_dir(Path(out).resolve(), overwrite)
+    teacher_cfg = dataclasses.replace(cfg, method={"name": "supervised"})
+    print("== round 0: teacher on labeled images ==")
+    result = fit(teacher_cfg, out_dir / "round0")
+    rows = [{"round": 0, "test_mIoU": test(result.best_ckpt, out_dir / "round0" / "test")["mIoU"]}]
+    data, ckpt = result.data, result.best_ckpt
+    if not data.split.unlabeled:
+        raise SemilandError("self-training needs unlabeled images; the split has none (data.unlabeled)")
+    for r in range(1, st["rounds"] + 1):
+        pseudo_dir = out_dir / f"round{r}" / "pseudo"
+        stats = pseudo_label(ckpt, data, cfg, pseudo_dir, st["threshold"], st["top_q"])
+        acc = "–" if stats["accuracy"] is None else f"{100 * stats['accuracy']:.1f} %"
+        print(
+            f"== round {r}: pseudo-labels cover {100 * stats['coverage']:.1f} % of unlabeled pixels, accuracy {acc} =="
+        )
+        student_cfg = load_config(
+            config,
+            [
+                *overrides,
+                "method.name=self_training",
+                f"data.pseudo_labels={pseudo_dir}",
+                f"train.seed={cfg.train.seed + r}",
+            ],
+        )
+        result = fit(student_cfg, out_dir / f"round{r}" / "student")
+        metrics = test(result.best_ckpt, out_dir / f"round{r}" / "student" / "test")
+        rows.append({"round": r, "test_mIoU": metrics["mIoU"], **{f"pseudo_{k}": v for k, v in stats.items()}})
+        ckpt = result.best_ckpt
+    atomic_write_json(out_dir / "self_training.json", rows)
+    print(f"\n{'round':<6} {'test mIoU':>9} {'coverage':>9} {'pseudo acc':>10}")
+    for row in rows:
+        cov = row.get("pseudo_coverage")
+        acc = row.get("pseudo_accuracy")
+        print(
+            f"{row['round']:<6} {100 * (row['test_mIoU'] or 0):9.2f} {'' if cov is None else f'{100 * cov:8.1f}%':>9} "
+            f"{'' if acc is None else f'{100 * acc:9.1f}%':>10}"
+        )
+    print(f"\nresults: {out_dir / 'self_training.json'}")
+    return 0
