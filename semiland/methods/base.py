@@ -135,3 +135,23 @@ def masked_ce(logits: torch.Tensor, target: torch.Tensor, keep: torch.Tensor, va
     low-confidence batch contributes little rather than being re-weighted up)."""
     ce = nn.functional.cross_entropy(logits, target, reduction="none")  # (B, H, W)
     return (ce * (keep & valid)).sum() / valid.sum().clamp_min(1)
+
+
+def masked_mse(probs_a: torch.Tensor, probs_b: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Squared L2 between two (B, K, H, W) class distributions, averaged over `valid` (B, H, W) pixels."""
+    sq = ((probs_a - probs_b) ** 2).sum(1)  # (B, H, W)
+    return (sq * valid).sum() / valid.sum().clamp_min(1)
+
+
+def ramped(weight: float, rampup_fraction: float, step: int, max_steps: int) -> float:
+    """λ(t) = λ_max · sigmoid ramp-up over the first `rampup_fraction` of training."""
+    return weight * sigmoid_rampup(step, int(rampup_fraction * max_steps))
+
+
+def semi_losses(
+    loss_sup: torch.Tensor, loss_unsup: torch.Tensor, weight: float, **logs: torch.Tensor | float
+) -> dict[str, torch.Tensor]:
+    """The training_step result of a semi-supervised method: loss = L_s + λ L_u, plus detached terms to log."""
+    out = {"loss": loss_sup + weight * loss_unsup, "loss_sup": loss_sup.detach(), "loss_unsup": loss_unsup.detach()}
+    out.update({k: v.detach() if isinstance(v, torch.Tensor) else torch.tensor(float(v)) for k, v in logs.items()})
+    return out

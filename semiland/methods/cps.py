@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from semiland.errors import SemilandError
-from semiland.methods.base import Method, MethodConfig, masked_ce, supervised_ce
+from semiland.methods.base import Method, MethodConfig, masked_ce, semi_losses, supervised_ce
 from semiland.methods.perturb import cutmix_box, mix
 
 
@@ -53,12 +53,8 @@ class CPS(Method):
         loss_unsup = masked_ce(logits_1, mix(pseudo_2, pseudo_2[perm], box), valid_mix, valid_mix) + masked_ce(
             logits_2, mix(pseudo_1, pseudo_1[perm], box), valid_mix, valid_mix
         )
-        return {
-            "loss": loss_sup + c.lambda_u * loss_unsup,
-            "loss_sup": loss_sup.detach(),
-            "loss_unsup": loss_unsup.detach(),
-            "agreement": (logits_1.argmax(1) == logits_2.argmax(1)).float().mean(),
-        }
+        agreement = (logits_1.argmax(1) == logits_2.argmax(1)).float().mean()
+        return semi_losses(loss_sup, loss_unsup, c.lambda_u, agreement=agreement)
 
     def predict(self, image: torch.Tensor) -> torch.Tensor:
         probs = (self.model(image).softmax(1) + self.model2(image).softmax(1)) / 2

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from semiland.methods.base import Method, MethodConfig, confident_pseudo, masked_ce, supervised_ce
+from semiland.methods.base import Method, MethodConfig, confident_pseudo, masked_ce, semi_losses, supervised_ce
 from semiland.methods.perturb import cutmix_box, mix, random_flip, strong_photometric
 
 
@@ -58,9 +58,4 @@ class FixMatch(Method):
         x_w, pseudo_w, keep_w = weak_targets(self.model, unlabeled, c.threshold)
         x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p)
         loss_unsup = masked_ce(self.model(x_s), pseudo_s, keep_s, torch.ones_like(keep_s))
-        return {
-            "loss": loss_sup + c.lambda_u * loss_unsup,
-            "loss_sup": loss_sup.detach(),
-            "loss_unsup": loss_unsup.detach(),
-            "mask_ratio": keep_s.float().mean(),
-        }
+        return semi_losses(loss_sup, loss_unsup, c.lambda_u, mask_ratio=keep_s.float().mean())

@@ -19,7 +19,9 @@ from semiland.methods.base import (
     MethodConfig,
     ema_copy,
     ema_update,
-    sigmoid_rampup,
+    masked_mse,
+    ramped,
+    semi_losses,
     supervised_ce,
     teacher_probs,
 )
@@ -52,15 +54,9 @@ class MeanTeacher(Method):
         probs_u_teacher = teacher_probs(self.teacher, x_w)  # (B, K, H, W), no gradient
         # The student's forward runs outside no_grad: its consistency loss must reach its weights.
         probs_u_student = self.model(strong_photometric(x_w)).softmax(1)
-        sq = ((probs_u_student - probs_u_teacher) ** 2).sum(1)  # (B, H, W)
-        loss_unsup = (sq * valid).sum() / valid.sum().clamp_min(1)
-        lam = c.lambda_max * sigmoid_rampup(step, int(c.rampup * self.ctx.max_steps))
-        return {
-            "loss": loss_sup + lam * loss_unsup,
-            "loss_sup": loss_sup.detach(),
-            "loss_unsup": loss_unsup.detach(),
-            "lambda": torch.tensor(lam),
-        }
+        loss_unsup = masked_mse(probs_u_student, probs_u_teacher, valid)
+        lam = ramped(c.lambda_max, c.rampup, step, self.ctx.max_steps)
+        return semi_losses(loss_sup, loss_unsup, lam, **{"lambda": lam})
 
     def predict(self, image: torch.Tensor) -> torch.Tensor:
         return (self.teacher if self.cfg.predict_with == "teacher" else self.model)(image)

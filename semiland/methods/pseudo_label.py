@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from semiland.methods.base import Method, MethodConfig, confident_pseudo, masked_ce, sigmoid_rampup, supervised_ce
+from semiland.methods.base import Method, MethodConfig, confident_pseudo, masked_ce, ramped, semi_losses, supervised_ce
 
 
 @dataclass
@@ -36,10 +36,5 @@ class PseudoLabel(Method):
         loss_sup = supervised_ce(logits_l, labeled, self.ctx.ignore_index)
         pseudo, keep = confident_pseudo(logits_u.detach().softmax(1), c.threshold)
         loss_unsup = masked_ce(logits_u, pseudo, keep, unlabeled["valid"])
-        lam = c.lambda_max * sigmoid_rampup(step, int(c.rampup * self.ctx.max_steps))
-        return {
-            "loss": loss_sup + lam * loss_unsup,
-            "loss_sup": loss_sup.detach(),
-            "loss_unsup": loss_unsup.detach(),
-            "mask_ratio": (keep & unlabeled["valid"]).float().mean(),
-        }
+        lam = ramped(c.lambda_max, c.rampup, step, self.ctx.max_steps)
+        return semi_losses(loss_sup, loss_unsup, lam, mask_ratio=(keep & unlabeled["valid"]).float().mean())

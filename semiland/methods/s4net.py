@@ -13,15 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from semiland.errors import SemilandError
 from semiland.methods.base import (
     Method,
     MethodConfig,
     ema_copy,
     ema_update,
-    sigmoid_rampup,
+    masked_mse,
+    ramped,
+    semi_losses,
     supervised_ce,
     teacher_probs,
 )
@@ -69,16 +69,9 @@ class S4Net(Method):
         back_1, back_2 = warp(probs_1, inv1), warp(probs_2, inv2)  # ϕ⁻¹(f(ϕ(x))): back on x_u's grid
         # valid in both: inside the image after each round trip, and not nodata in x_u
         valid = warp_valid(theta1, inv1, h, w) & warp_valid(theta2, inv2, h, w) & unlabeled["valid"]
-        sq = ((back_1 - back_2) ** 2).sum(1)  # (B, H, W): squared L2 between the class distributions
-        loss_unsup = (sq * valid).sum() / valid.sum().clamp_min(1)
-        lam = c.lambda_max * sigmoid_rampup(step, int(c.rampup * self.ctx.max_steps))
-        return {
-            "loss": loss_sup + lam * loss_unsup,
-            "loss_sup": loss_sup.detach(),
-            "loss_unsup": loss_unsup.detach(),
-            "lambda": torch.tensor(lam),
-            "valid_ratio": valid.float().mean(),
-        }
+        loss_unsup = masked_mse(back_1, back_2, valid)
+        lam = ramped(c.lambda_max, c.rampup, step, self.ctx.max_steps)
+        return semi_losses(loss_sup, loss_unsup, lam, **{"lambda": lam, "valid_ratio": valid.float().mean()})
 
     def after_step(self, step: int) -> None:
         if self.teacher is not None:

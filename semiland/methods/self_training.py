@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from semiland.methods.base import Method, MethodConfig, supervised_ce
+from semiland.methods.base import Method, MethodConfig, semi_losses, supervised_ce
 
 
 @dataclass
@@ -37,8 +37,4 @@ class SelfTraining(Method):
         logits = self.model(torch.cat([labeled["image"], unlabeled["image"]]))  # one forward: BN sees both
         loss_sup = supervised_ce(logits[:n_l], labeled, self.ctx.ignore_index)
         loss_unsup = supervised_ce(logits[n_l:], unlabeled, self.ctx.ignore_index)  # pseudo masks, 255 = not kept
-        return {
-            "loss": loss_sup + self.cfg.lambda_u * loss_unsup,
-            "loss_sup": loss_sup.detach(),
-            "loss_unsup": loss_unsup.detach(),
-        }
+        return semi_losses(loss_sup, loss_unsup, self.cfg.lambda_u)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from semiland.methods.base import Method, MethodConfig, masked_ce, supervised_ce
+from semiland.methods.base import Method, MethodConfig, masked_ce, semi_losses, supervised_ce
 from semiland.methods.fixmatch import strong_view, weak_targets
 from semiland.models import split_model
 
@@ -51,10 +51,4 @@ class UniMatch(Method):
         features = [F.dropout2d(f, c.fp_dropout, training=True) for f in self.encode(x_w)]
         loss_fp = masked_ce(self.decode(features), pseudo_w, keep_w, every)
         loss_unsup = 0.25 * losses[0] + 0.25 * losses[1] + 0.5 * loss_fp
-        return {
-            "loss": loss_sup + c.lambda_u * loss_unsup,
-            "loss_sup": loss_sup.detach(),
-            "loss_unsup": loss_unsup.detach(),
-            "loss_fp": loss_fp.detach(),
-            "mask_ratio": keep_w.float().mean(),
-        }
+        return semi_losses(loss_sup, loss_unsup, c.lambda_u, loss_fp=loss_fp, mask_ratio=keep_w.float().mean())
