@@ -40,7 +40,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
             prepare_output_dir(run_dir, args.overwrite, "run folder")
     started = time.time()
     result = fit(cfg, run_dir, resume=bool(args.resume))
-    return _finish_run(result, started, f"semiland {' '.join(map(shlex.quote, sys.argv[1:]))}")
+    return _finish_run(result, started, f"semiland {' '.join(map(shlex.quote, args.argv))}")
 
 
 def _finish_run(result, started: float, command: str, label: str | None = None) -> int:
@@ -131,7 +131,6 @@ def cmd_bench_train_speed(args: argparse.Namespace) -> int:
 def cmd_bench_sweep(args: argparse.Namespace) -> int:
     from semiland.bench.sweep import run_sweep
 
-    args.argv = sys.argv[3:]
     return run_sweep(args)
 
 
@@ -206,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the exact command, recorded in reports
     try:
         return args.func(args)
     except SemilandError as err:

@@ -54,6 +54,7 @@ def pseudo_label(
     task.to(device)
     store = SampleStore(data.spec, cfg.data.bands, data.mean, data.std, cache=False)
     k = data.spec.classes.num_classes
+    refs = data.spec.by_id()
     kept_per_class = np.zeros(k, dtype=np.int64)
     total = kept = correct = labeled_kept = 0
     for sample_id in tqdm(data.split.unlabeled, desc="pseudo-labels", unit="image"):
@@ -70,7 +71,7 @@ def pseudo_label(
         total += int(sample.valid.sum())
         kept += int(mask.sum())
         kept_per_class += np.bincount(pseudo[mask], minlength=k)[:k]
-        if data.spec.by_id()[sample_id].mask is not None:  # true labels exist: measure the pseudo-labels
+        if refs[sample_id].mask is not None:  # true labels exist: measure the pseudo-labels
             truth = store.raw(sample_id, labeled=True).mask
             scored = mask & (truth != IGNORE_INDEX)
             correct += int((pseudo[scored] == truth[scored]).sum())

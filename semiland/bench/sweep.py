@@ -14,7 +14,9 @@ import argparse
 import csv
 import io
 import json
+import re
 import shlex
+import shutil
 import statistics
 import time
 from dataclasses import dataclass
@@ -46,7 +48,7 @@ def parse_budgets(items: list[str]) -> dict[str, list[str]]:
     budgets: dict[str, list[str]] = {}
     for item in items:
         name, sep, overrides = item.partition("=")
-        if not sep or not name.isidentifier() and not name.replace("-", "_").isalnum():
+        if not sep or not re.fullmatch(r"[\w-]+", name):
             raise SemilandError(f"--budget '{item}' must look like NAME=\"section.key=value …\"")
         budgets[name] = shlex.split(overrides)
     return budgets or {"default": []}
@@ -69,8 +71,6 @@ def run_one(config: Path, spec: RunSpec, common: list[str], out: Path) -> dict[s
         return json.loads(done.read_text())
     cfg = load_config(config, [*common, *spec.overrides])
     if folder.exists():  # an interrupted run: start it again from scratch (it was never finished)
-        import shutil
-
         shutil.rmtree(folder)
     ensure_writable_dir(folder)
     started = time.time()
@@ -174,7 +174,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     writer.writerows(rows)
     atomic_write_text(out / "results.csv", buf.getvalue())
     atomic_write_json(out / "results.json", {"runs": rows, "summary": table, "machine": machine()})
-    command = "semiland bench sweep " + " ".join(shlex.quote(a) for a in args.argv)
+    command = "semiland " + " ".join(shlex.quote(a) for a in args.argv)
     md = f"# Sweep\n\nCommand: `{command}`\n\nMachine: {machine()}\n\n{markdown(table)}\n"
     atomic_write_text(out / "summary.md", md)
     report = Report(

@@ -120,6 +120,8 @@ class SegTask(L.LightningModule):
         self.log("train/loss", out["loss"].detach(), prog_bar=True, batch_size=n)
         self.log_dict({f"train/{k}": v.detach().float() for k, v in out.items() if k != "loss"}, batch_size=n)
         self.log("train/lr", optimizers[0].param_groups[0]["lr"], batch_size=n)
+        # Lightning takes a logged "step" as the row's step: the CSV then counts our steps, not optimizer calls
+        self.log("step", float(step), batch_size=n)
 
     # -- evaluation ---------------------------------------------------------------------------------
     def predict_logits(self, image: torch.Tensor) -> torch.Tensor:

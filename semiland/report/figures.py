@@ -90,14 +90,12 @@ def plot_curves(logs: dict[str, str | Path], path: str | Path) -> None:
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.4))
     for label, csv_path in logs.items():
         series = read_log(csv_path)
-        if "train/loss" in series:
+        if "train/loss" in series:  # the "step" column is the engine's optimisation step (SegTask logs it)
             steps, values = zip(*series["train/loss"])
             ax_loss.plot(steps, values, label=label, lw=1)
         if "val/mIoU" in series:
-            # val rows carry the Lightning step; our own "step" metric sits on the same row
-            val = series["val/mIoU"]
-            steps = [s for s, _ in series.get("step", val)]
-            ax_val.plot(steps[: len(val)], [100 * v for _, v in val], marker="o", label=label)
+            steps, values = zip(*series["val/mIoU"])
+            ax_val.plot(steps, [100 * v for v in values], marker="o", label=label)
     ax_loss.set(xlabel="step", ylabel="training loss", title="training loss")
     ax_loss.set_yscale("log")
     ax_val.set(xlabel="step", ylabel="mIoU (%)", title="validation mIoU")
