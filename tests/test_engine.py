@@ -122,3 +122,15 @@ def test_outputs_follow_the_umask(tmp_path):
 def test_bf16_mixed_precision_on_cpu(synth_root, tmp_path):
     result = fit(tiny_config(synth_root, train={"steps": 2, "val_every": 2, "precision": "bf16-mixed"}), tmp_path / "r")
     assert read_checkpoint(result.last_ckpt)["global_step"] == 2
+
+
+def test_unknown_or_missing_logger_is_one_line(synth_root, tmp_path):
+    import importlib.util
+
+    from semiland.engine.runner import make_trainer
+
+    with pytest.raises(SemilandError, match="unknown logger 'nope'"):
+        make_trainer(tiny_config(synth_root, train={"loggers": ["nope"]}), tmp_path)
+    if importlib.util.find_spec("mlflow") is None:  # not a dependency: asking for it must say so
+        with pytest.raises(SemilandError, match="logger 'mlflow' needs a package"):
+            make_trainer(tiny_config(synth_root, train={"loggers": ["mlflow"]}), tmp_path)
