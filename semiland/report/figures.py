@@ -85,6 +85,15 @@ def read_log(csv_path: str | Path) -> dict[str, list[tuple[float, float]]]:
     return series
 
 
+def _smooth(values: tuple[float, ...], weight: float = 0.8) -> list[float]:
+    """Exponential moving average, as TensorBoard smooths noisy per-batch losses."""
+    out, avg = [], values[0]
+    for v in values:
+        avg = weight * avg + (1 - weight) * v
+        out.append(avg)
+    return out
+
+
 def plot_curves(logs: dict[str, str | Path], path: str | Path) -> None:
     """Training loss and validation mIoU against step for every run."""
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -92,7 +101,8 @@ def plot_curves(logs: dict[str, str | Path], path: str | Path) -> None:
         series = read_log(csv_path)
         if "train/loss" in series:  # the "step" column is the engine's optimisation step (SegTask logs it)
             steps, values = zip(*series["train/loss"])
-            ax_loss.plot(steps, values, label=label, lw=1)
+            (line,) = ax_loss.plot(steps, values, lw=0.8, alpha=0.3)
+            ax_loss.plot(steps, _smooth(values), color=line.get_color(), lw=1.6, label=label)
         if "val/mIoU" in series:
             steps, values = zip(*series["val/mIoU"])
             ax_val.plot(steps, [100 * v for v in values], marker="o", label=label)
