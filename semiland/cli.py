@@ -43,24 +43,21 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return _finish_run(result, started, f"semiland {' '.join(map(shlex.quote, args.argv))}")
 
 
-def _finish_run(result, started: float, command: str, label: str | None = None) -> int:
+def _finish_run(result, started: float, command: str) -> int:
     """After training (rank 0 only): test the best checkpoint, print the table, write the report."""
     import torch.distributed as dist
 
     from semiland.engine.metrics import format_table
-    from semiland.engine.runner import is_rank_zero, load_task, test
-    from semiland.report.run_report import RunOutcome, build_run_report
+    from semiland.engine.runner import is_rank_zero
+    from semiland.report.run_report import build_run_report, evaluate_run
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()  # evaluation below runs in one process
     if not is_rank_zero():
         return 0
-    seconds = time.time() - started
-    metrics = test(result.best_ckpt, result.run_dir / "test")
-    print(f"\n{label or result.task.method.name} — test images: {len(result.data.split.test)}")
-    print(format_table(metrics))
-    task, _ = load_task(result.best_ckpt)
-    outcome = RunOutcome(label or task.method.name, metrics, result.run_dir / "logs" / "metrics.csv", task, seconds)
+    outcome = evaluate_run(result, result.task.method.name, time.time() - started)
+    print(f"\n{outcome.label} — test images: {len(result.data.split.test)}")
+    print(format_table(outcome.metrics))
     report = build_run_report(result.run_dir, f"semiland run — {outcome.label}", [outcome], result.data, [], command)
     print(f"\nrun folder: {result.run_dir}\nreport:     {report}")
     return 0

@@ -13,10 +13,10 @@ from semiland.cli import CONFIGS
 from semiland.config import load_config
 from semiland.data.presets.dubai import default_root
 from semiland.engine.metrics import format_table
-from semiland.engine.runner import fit, load_task, test
+from semiland.engine.runner import fit
 from semiland.errors import SemilandError
 from semiland.io import prepare_output_dir
-from semiland.report.run_report import RunOutcome, build_run_report
+from semiland.report.run_report import build_run_report, evaluate_run
 
 # (label, method overrides). Semi-supervised methods join this list as they are added.
 DEMO_RUNS: list[tuple[str, list[str]]] = [("supervised", ["method.name=supervised"])]
@@ -48,12 +48,9 @@ def run_demo(data: str | None, out: str, overwrite: bool, steps: int | None) -> 
         )
         started = time.time()
         result = fit(cfg, out_dir / label)
-        seconds = time.time() - started
-        metrics = test(result.best_ckpt, out_dir / label / "test")
-        task, _ = load_task(result.best_ckpt)
-        outcomes.append(RunOutcome(label, metrics, out_dir / label / "logs" / "metrics.csv", task, seconds))
+        outcomes.append(evaluate_run(result, label, time.time() - started))
         prepared = result.data
-        print(format_table(metrics))
+        print(format_table(outcomes[-1].metrics))
     assert prepared is not None
     print(f"\nsplit: {prepared.split.summary()}")
     print(f"{'run':<14} {'mIoU':>7} {'OA':>7} {'time':>7}")

@@ -24,7 +24,7 @@ from semiland.data.classes import IGNORE_INDEX
 from semiland.data.presets import build_dataset
 from semiland.data.sources import DatasetSpec, LoadedSample, load_sample
 from semiland.data.splits import Split, make_split
-from semiland.data.stats import band_stats
+from semiland.data.stats import band_stats, normalise
 from semiland.errors import SemilandError
 
 
@@ -70,9 +70,7 @@ class SampleStore:
 
     def normalise(self, image: np.ndarray, valid: np.ndarray) -> np.ndarray:
         assert self.mean is not None and self.std is not None, "a raw-only store cannot normalise"
-        out = (image - self.mean) / self.std
-        out[:, ~valid] = 0.0  # nodata carries no signal after normalisation
-        return out.astype(np.float32)
+        return normalise(image, valid, self.mean, self.std)
 
 
 def read_pseudo_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:

@@ -27,3 +27,13 @@ def band_stats(images: Iterable[tuple[np.ndarray, np.ndarray]], stride: int = 4)
     std = np.sqrt(np.maximum(sq / count - mean**2, 0.0))
     std = np.where(std < 1e-6, 1.0, std)  # a constant band must not divide by zero
     return mean.tolist(), std.tolist()
+
+
+def normalise(image: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(C, H, W) raw values → float32 per-band z-scores; invalid (nodata) pixels become 0, carrying no signal.
+
+    `mean` / `std` broadcast per band: shape (C, 1, 1).
+    """
+    out = (image - mean) / std
+    out[:, ~valid] = 0.0
+    return out.astype(np.float32)

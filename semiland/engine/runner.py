@@ -217,6 +217,13 @@ def load_task(ckpt_path: str | Path, overrides: list[str] | None = None) -> tupl
 
 def test(ckpt_path: str | Path, out_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Evaluate a checkpoint on its split's test images; writes metrics.json and confusion_matrix.png."""
+    return evaluate_checkpoint(ckpt_path, out_dir, overrides)[0]
+
+
+def evaluate_checkpoint(
+    ckpt_path: str | Path, out_dir: Path, overrides: list[str] | None = None
+) -> tuple[dict[str, Any], SegTask]:
+    """`test`, also returning the loaded task, so a report can use it without reading the checkpoint again."""
     from semiland.report.figures import plot_confusion
 
     quiet_lightning()
@@ -237,7 +244,7 @@ def test(ckpt_path: str | Path, out_dir: Path, overrides: list[str] | None = Non
     if is_rank_zero():
         atomic_write_json(out_dir / "metrics.json", metrics)
         plot_confusion(metrics, out_dir / "confusion_matrix.png")
-    return metrics
+    return metrics, task
 
 
 def device_for_inference() -> torch.device:

@@ -13,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from semiland.data.raster import IMAGE_SUFFIXES, read_image, write_class_geotiff, write_png
+from semiland.data.stats import normalise
 from semiland.engine.runner import device_for_inference, load_task
 from semiland.errors import SemilandError
 from semiland.io import ensure_writable_dir
@@ -66,8 +67,7 @@ def predict_files(
                 f"{path} has {raster.data.shape[0]} bands but the checkpoint was trained on {len(cfg.data.mean)}"
                 f"{' (bands ' + str(cfg.data.bands) + ')' if cfg.data.bands else ''}; give an image with matching bands"
             )
-        image = (raster.data - mean) / std
-        image[:, ~raster.valid] = 0.0
+        image = normalise(raster.data, raster.valid, mean, std)
         with torch.no_grad():
             logits = task.predict_logits(torch.from_numpy(image)[None].to(device))
         classes = logits.argmax(1)[0].cpu().numpy().astype(np.uint8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from semiland.config import build_dataclass
@@ -41,5 +42,5 @@ def build_method(raw: dict[str, Any], model, ctx: MethodContext) -> Method:
 
 
 def describe(cls: type[Method]) -> str:
-    doc = (cls.__doc__ or "").strip() or (__import__(cls.__module__, fromlist=["x"]).__doc__ or "").strip()
+    doc = (cls.__doc__ or "").strip() or (sys.modules[cls.__module__].__doc__ or "").strip()
     return doc.splitlines()[0] if doc else ""

@@ -12,6 +12,7 @@ import torch
 
 import semiland
 from semiland.data.datamodule import PreparedData, SampleStore
+from semiland.engine.runner import FitResult, evaluate_checkpoint
 from semiland.engine.task import SegTask
 from semiland.report.figures import display_rgb, plot_confusion, plot_curves, plot_panels, plot_per_class_iou
 from semiland.report.html import Report, write_report
@@ -24,6 +25,12 @@ class RunOutcome:
     log_csv: Path
     task: SegTask
     seconds: float
+
+
+def evaluate_run(result: FitResult, label: str, seconds: float) -> RunOutcome:
+    """Test a finished run's best checkpoint (writes <run>/test/) and keep what its report needs."""
+    metrics, task = evaluate_checkpoint(result.best_ckpt, result.run_dir / "test")
+    return RunOutcome(label, metrics, result.run_dir / "logs" / "metrics.csv", task, seconds)
 
 
 def machine() -> str:
