@@ -57,7 +57,9 @@ class ModelConfig:
     encoder: str = "resnet18"  # smp encoder name, or "tu-<timm name>"
     encoder_weights: str | None = None  # e.g. "imagenet" (downloaded when online); None = random init
     weights_path: str = ""  # local file of encoder weights (state dict), used instead of a download
-    width: int = 16  # base channel width of the small built-in nets (tiny_unet, segnet)
+    width: int = (
+        16  # base channel width: tiny_unet, segnet; smp unet / unetplusplus decoder (16w … w; 16 = smp default)
+    )
 
 
 @dataclass

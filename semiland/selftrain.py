@@ -88,21 +88,28 @@ def pseudo_label(
     return stats
 
 
-def run_self_training(config: str, overrides: list[str], out: str, overwrite: bool) -> int:
-    cfg = load_config(config, [*overrides])
-    if cfg.method.get("name") != "self_training":
-        cfg = load_config(config, [*overrides, "method.name=self_training"])
+def self_train(
+    config: str | Path, overrides: list[str], out_dir: Path, teacher: tuple[Path, PreparedData] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Run the rounds into `out_dir`; returns (per-round rows, the last student's test metrics).
+
+    `teacher` = (checkpoint, its prepared data) of an already trained supervised run to use as round 0
+    (the sweep reuses its supervised cell); without it round 0 is trained here.
+    """
+    cfg = load_config(config, [*overrides, "method.name=self_training"])
     st = cfg.method
     if st["rounds"] < 1:
         raise SemilandError("method.rounds must be at least 1")
-    out_dir = prepare_output_dir(Path(out).resolve(), overwrite)
-    teacher_cfg = dataclasses.replace(cfg, method={"name": "supervised"})
-    print("== round 0: teacher on labeled images ==")
-    result = fit(teacher_cfg, out_dir / "round0")
-    rows = [{"round": 0, "test_mIoU": test(result.best_ckpt, out_dir / "round0" / "test")["mIoU"]}]
-    data, ckpt = result.data, result.best_ckpt
+    if teacher is None:
+        print("== round 0: teacher on labeled images ==")
+        result = fit(dataclasses.replace(cfg, method={"name": "supervised"}), out_dir / "round0")
+        ckpt, data = result.best_ckpt, result.data
+        rows = [{"round": 0, "test_mIoU": test(ckpt, out_dir / "round0" / "test")["mIoU"]}]
+    else:
+        (ckpt, data), rows = teacher, [{"round": 0, "test_mIoU": None, "teacher": str(teacher[0])}]
     if not data.split.unlabeled:
         raise SemilandError("self-training needs unlabeled images; the split has none (data.unlabeled)")
+    metrics: dict[str, Any] = {}
     for r in range(1, st["rounds"] + 1):
         pseudo_dir = out_dir / f"round{r}" / "pseudo"
         stats = pseudo_label(ckpt, data, cfg, pseudo_dir, st["threshold"], st["top_q"])
@@ -123,6 +130,13 @@ def run_self_training(config: str, overrides: list[str], out: str, overwrite: bo
         metrics = test(result.best_ckpt, out_dir / f"round{r}" / "student" / "test")
         rows.append({"round": r, "test_mIoU": metrics["mIoU"], **{f"pseudo_{k}": v for k, v in stats.items()}})
         ckpt = result.best_ckpt
+    return rows, metrics
+
+
+def run_self_training(config: str, overrides: list[str], out: str, overwrite: bool) -> int:
+    load_config(config, [*overrides, "method.name=self_training"])  # a bad config fails before the folder is made
+    out_dir = prepare_output_dir(Path(out).resolve(), overwrite)
+    rows, _ = self_train(config, overrides, out_dir)
     atomic_write_json(out_dir / "self_training.json", rows)
     print(f"\n{'round':<6} {'test mIoU':>9} {'coverage':>9} {'pseudo acc':>10}")
     for row in rows:

@@ -50,6 +50,45 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     assert {p: p.stat().st_mtime_ns for p in out.rglob("result.json")} == stamps
 
 
+def test_sweep_shares_oracle_and_runs_self_training_on_the_supervised_teacher(tmp_path, capsys):
+    from semiland.data.synthetic import generate
+
+    root = generate(tmp_path / "d", regions=5, images=2, size=64, bands=3)
+    cfg = tiny_config(
+        root,
+        data={"synthetic_regions": 5, "val": ["region_3"], "test": ["region_4"]},
+        train={"steps": 2, "val_every": 2},
+    )
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    out = tmp_path / "sweep"
+    args = ["bench", "sweep", "--config", str(path), "--seeds", "0", "-o", str(out)]
+    args += ["--methods", "self_training:method.rounds=1 method.threshold=0.0"]
+    args += ["--budget", "one=data.labeled=[region_0] data.unlabeled=[region_1,region_2]"]
+    args += ["--budget", "two=data.labeled=[region_0,region_1] data.unlabeled=[region_2]"]  # same pool
+    assert main(args) == 0
+    rows = json.loads((out / "results.json").read_text())["runs"]
+    assert [(r["budget"], r["method"]) for r in rows] == [
+        ("one", "supervised"), ("one", "self_training"), ("one", "oracle"),
+        ("two", "supervised"), ("two", "self_training"), ("two", "oracle"),
+    ]  # fmt: skip
+    oracle_one, oracle_two = (r for r in rows if r["method"] == "oracle")
+    assert oracle_two["same_as"] == "one" and oracle_two["mIoU"] == oracle_one["mIoU"]
+    assert not (out / "oracle" / "two").exists()  # one training pool, one oracle run
+    st = out / "self_training" / "one" / "seed0"
+    rounds = json.loads((st / "self_training.json").read_text())
+    assert [r["round"] for r in rounds] == [0, 1]
+    assert rounds[0]["teacher"].endswith("supervised/one/seed0/checkpoints/best.ckpt")  # the supervised cell
+    assert not (st / "round0").exists() and (st / "round1" / "pseudo" / "pseudo_stats.json").is_file()
+    st_row = next(r for r in rows if r["method"] == "self_training" and r["budget"] == "one")
+    assert st_row["steps"] == 2 and st_row["labeled_images"] == 2
+    assert not list(out.rglob("*.ckpt"))  # the teacher's checkpoint is dropped once its student is done
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("result.json")}
+    capsys.readouterr()
+    assert main(args) == 0  # resumable: nothing is redone, not even the teachers
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("result.json")} == stamps
+
+
 def test_self_training_rounds_save_and_score_pseudo_labels(synth_root, tmp_path, capsys):
     import numpy as np
     from PIL import Image

@@ -5,7 +5,10 @@ not redone. The summary gives, per method and budget, mean ± std (over seeds) o
 share of the supervised → oracle gap recovered, and wall time relative to supervised.
 
 Budgets are named override sets, e.g. `--budget 1tile="data.labeled=[tile_4]"`; the oracle is the
-supervised method with `data.oracle=true` (every training image labeled) under each budget's split.
+supervised method with `data.oracle=true` (every training image labeled). Budgets whose splits share one
+training pool (labeled ∪ unlabeled) share one oracle run per seed. A method may carry its own overrides,
+`--methods "fixmatch,self_training:method.rounds=1"`. `self_training` runs its rounds with the budget's
+supervised run (same seed) as the round-0 teacher, so it costs only its students.
 """
 
 from __future__ import annotations
@@ -39,9 +42,28 @@ class RunSpec:
     budget: str
     seed: int
     overrides: list[str]
+    same_as: str | None = None  # oracle only: the budget whose oracle run (same training pool) this one is
 
     def folder(self, out: Path) -> Path:
         return out / self.method / self.budget / f"seed{self.seed}"
+
+
+def parse_methods(text: str) -> dict[str, list[str]]:
+    """'a,b:method.k=v method.j=w' → {a: [], b: [method.k=v, method.j=w]}; supervised always comes first."""
+    methods: dict[str, list[str]] = {}
+    for item in text.split(","):
+        name, _, overrides = item.strip().partition(":")
+        if name:
+            methods[name.strip()] = shlex.split(overrides)
+    return {"supervised": methods.pop("supervised", []), **methods}
+
+
+def training_pool(config: Path, overrides: list[str]) -> frozenset[str]:
+    """Image ids of labeled ∪ unlabeled under one budget (what its oracle is trained on)."""
+    from semiland.data.datamodule import resolve_split
+
+    _, split = resolve_split(load_config(config, overrides))
+    return frozenset([*split.labeled, *split.unlabeled])
 
 
 def parse_budgets(items: list[str]) -> dict[str, list[str]]:
@@ -54,29 +76,50 @@ def parse_budgets(items: list[str]) -> dict[str, list[str]]:
     return budgets or {"default": []}
 
 
-def plan(methods: list[str], budgets: dict[str, list[str]], seeds: list[int], oracle: bool) -> list[RunSpec]:
+def plan(
+    methods: dict[str, list[str]],
+    budgets: dict[str, list[str]],
+    seeds: list[int],
+    oracle: bool,
+    pools: dict[str, frozenset[str]] | None = None,
+) -> list[RunSpec]:
+    """Runs in order budget → seed → method (partial sweeps are whole seeds of the first budgets)."""
+    pools = pools or {}
+    first_with_pool = {}
+    for budget in budgets:
+        first_with_pool.setdefault(pools.get(budget, budget), budget)
     runs = []
     for budget, extra in budgets.items():
         for seed in seeds:
-            for method in [*methods, ORACLE] if oracle else methods:
-                m = ["method.name=supervised", "data.oracle=true"] if method == ORACLE else [f"method.name={method}"]
-                runs.append(RunSpec(method, budget, seed, [*extra, *m, f"train.seed={seed}"]))
+            for method, own in methods.items():
+                runs.append(
+                    RunSpec(method, budget, seed, [*extra, f"method.name={method}", *own, f"train.seed={seed}"])
+                )
+            if oracle:
+                first = first_with_pool[pools.get(budget, budget)]
+                m = ["method.name=supervised", "data.oracle=true", f"train.seed={seed}"]
+                runs.append(RunSpec(ORACLE, budget, seed, [*extra, *m], same_as=None if first == budget else first))
     return runs
 
 
-def run_one(config: Path, spec: RunSpec, common: list[str], out: Path) -> dict[str, Any]:
+def run_one(config: Path, spec: RunSpec, common: list[str], out: Path, keep_ckpt: bool = False) -> dict[str, Any]:
+    """Train and test one cell (or read its result.json); `keep_ckpt` keeps best.ckpt (a later cell's teacher)."""
     folder = spec.folder(out)
     done = folder / "result.json"
-    if done.is_file():
+    if done.is_file() and (not keep_ckpt or (folder / "checkpoints" / "best.ckpt").is_file()):
         return json.loads(done.read_text())
     cfg = load_config(config, [*common, *spec.overrides])
     if folder.exists():  # an interrupted run: start it again from scratch (it was never finished)
         shutil.rmtree(folder)
     ensure_writable_dir(folder)
     started = time.time()
-    result = fit(cfg, folder)
+    if spec.method == "self_training":
+        metrics, steps = _self_training(config, spec, common, out, folder)
+    else:
+        result = fit(cfg, folder)
+        metrics, steps = test(result.best_ckpt, folder / "test"), cfg.train.steps
     fit_seconds = time.time() - started
-    metrics = test(result.best_ckpt, folder / "test")
+    labeled, unlabeled = _split_sizes(folder)
     row = {
         "method": spec.method,
         "budget": spec.budget,
@@ -86,14 +129,41 @@ def run_one(config: Path, spec: RunSpec, common: list[str], out: Path) -> dict[s
         "kappa": metrics["kappa"],
         **{f"IoU/{k}": v["IoU"] for k, v in metrics["per_class"].items()},
         "fit_seconds": fit_seconds,
-        "steps": cfg.train.steps,
-        "labeled_images": len(result.data.split.labeled),
-        "unlabeled_images": len(result.data.split.unlabeled),
+        "steps": steps,
+        "labeled_images": labeled,
+        "unlabeled_images": unlabeled,
     }
     atomic_write_json(done, row)
-    for ckpt in (folder / "checkpoints").glob("*.ckpt"):  # a sweep keeps metrics, not hundreds of MB per run
-        ckpt.unlink()
+    for ckpt in folder.rglob("*.ckpt"):  # a sweep keeps metrics, not hundreds of MB per run
+        if not (keep_ckpt and ckpt.name == "best.ckpt"):
+            ckpt.unlink()
     return row
+
+
+def _split_sizes(folder: Path) -> tuple[int, int]:
+    path = next(iter(sorted(folder.rglob("split.json"))), None)  # self-training: round1/student/split.json
+    split = json.loads(path.read_text()) if path else {}
+    return len(split.get("labeled", [])), len(split.get("unlabeled", []))
+
+
+def _self_training(config: Path, spec: RunSpec, common: list[str], out: Path, folder: Path) -> tuple[dict, int]:
+    """Self-training rounds with the same budget and seed's supervised run as the round-0 teacher.
+
+    Time and steps count the students only (the teacher is the supervised cell, already paid for).
+    """
+    from semiland.data.datamodule import prepare_data
+    from semiland.selftrain import self_train
+
+    teacher_dir = RunSpec("supervised", spec.budget, spec.seed, []).folder(out)
+    ckpt = teacher_dir / "checkpoints" / "best.ckpt"
+    if not ckpt.is_file():
+        raise SemilandError(f"self_training needs the supervised run's checkpoint {ckpt}; run supervised first")
+    own = [o for o in spec.overrides if not o.startswith("method.name=")]
+    not_method = [o for o in own if not o.startswith("method.")]
+    teacher_cfg = load_config(config, [*common, *not_method, "method.name=supervised"])
+    rows, metrics = self_train(config, [*common, *own], folder, teacher=(ckpt, prepare_data(teacher_cfg)))
+    atomic_write_json(folder / "self_training.json", rows)
+    return metrics, teacher_cfg.train.steps * (len(rows) - 1)
 
 
 def _stats(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> tuple[float, float, int]:
@@ -156,18 +226,31 @@ def markdown(table: list[dict[str, Any]]) -> str:
 
 def run_sweep(args: argparse.Namespace) -> int:
     out = ensure_writable_dir(Path(args.out).resolve())
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if "supervised" not in methods:
-        methods.insert(0, "supervised")  # every comparison is against the baseline
+    methods = parse_methods(args.methods)  # supervised first: every comparison is against the baseline
     seeds = [int(s) for s in args.seeds.split(",")]
     budgets = parse_budgets(args.budget or [])
-    specs = plan(methods, budgets, seeds, oracle=not args.no_oracle)
-    load_config(args.config, args.overrides)  # a bad config fails before any run starts
-    rows = []
+    config = Path(args.config)
+    for name, own in methods.items():  # a bad config, method or override fails before any run starts
+        load_config(config, [*args.overrides, f"method.name={name}", *own])
+    pools = {b: training_pool(config, [*args.overrides, *extra]) for b, extra in budgets.items()}
+    specs = plan(methods, budgets, seeds, oracle=not args.no_oracle, pools=pools)
+    rows: list[dict[str, Any]] = []
     for i, spec in enumerate(specs, 1):
         print(f"[{i}/{len(specs)}] {spec.method} / {spec.budget} / seed {spec.seed}", flush=True)
-        rows.append(run_one(Path(args.config), spec, args.overrides, out))
-    table = summarise(rows, methods)
+        if spec.same_as is not None:  # the same oracle run as an earlier budget's (one training pool)
+            first = next(
+                r for r in rows if r["method"] == ORACLE and r["budget"] == spec.same_as and r["seed"] == spec.seed
+            )
+            rows.append({**first, "budget": spec.budget, "same_as": spec.same_as})
+            continue
+        student = RunSpec("self_training", spec.budget, spec.seed, []).folder(out) / "result.json"
+        teacher = spec.method == "supervised" and "self_training" in methods and not student.is_file()
+        rows.append(run_one(config, spec, args.overrides, out, keep_ckpt=teacher))
+        if spec.method == "self_training":  # the supervised teacher's checkpoint is no longer needed
+            RunSpec("supervised", spec.budget, spec.seed, []).folder(out).joinpath("checkpoints", "best.ckpt").unlink(
+                missing_ok=True
+            )
+    table = summarise(rows, list(methods))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
     writer.writeheader()

@@ -147,8 +147,8 @@ class PreparedData:
         return len(self.mean)
 
 
-def prepare_data(cfg: Config) -> PreparedData:
-    """Find the dataset, make (or load) the split, compute per-band statistics when not given."""
+def resolve_split(cfg: Config) -> tuple[DatasetSpec, Split]:
+    """Find the dataset and make (or load) the split that `cfg.data` asks for."""
     spec = build_dataset(cfg.data)
     d = cfg.data
     want = {"split_mode": d.split_mode, "split_file": d.split_file}
@@ -158,7 +158,13 @@ def prepare_data(cfg: Config) -> PreparedData:
         want.update(spec.default_split)
     else:
         want.update(given, unlabeled=d.unlabeled)
-    split = make_split(spec, want, cfg.train.seed, d.oracle)
+    return spec, make_split(spec, want, cfg.train.seed, d.oracle)
+
+
+def prepare_data(cfg: Config) -> PreparedData:
+    """Find the dataset, make (or load) the split, compute per-band statistics when not given."""
+    spec, split = resolve_split(cfg)
+    d = cfg.data
     if d.mean is not None and d.std is not None:
         mean, std = d.mean, d.std
     else:

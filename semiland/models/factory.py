@@ -23,6 +23,8 @@ SMP_ARCHS = {
     "upernet": "UPerNet",
     "segformer": "Segformer",
 }
+# smp architectures whose decoder widths follow model.width (the U-Net family: a five-stage decoder).
+WIDTH_ARCHS = ("unet", "unetplusplus")
 
 
 def smp_encoder(name: str, in_channels: int, weights: str | None, depth: int = 5) -> nn.Module:
@@ -52,6 +54,9 @@ def smp_builder(arch: str) -> Callable[[ModelConfig, int, int], nn.Module]:
     def build(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Module:
         import segmentation_models_pytorch as smp
 
+        extra = {}
+        if arch in WIDTH_ARCHS:  # decoder (16w, 8w, 4w, 2w, w): width 16 is smp's default (256, …, 16)
+            extra["decoder_channels"] = tuple(cfg.width * 2**i for i in reversed(range(5)))
         try:
             return smp.create_model(
                 SMP_ARCHS[arch],
@@ -59,6 +64,7 @@ def smp_builder(arch: str) -> Callable[[ModelConfig, int, int], nn.Module]:
                 encoder_weights=cfg.encoder_weights,
                 in_channels=in_channels,
                 classes=num_classes,
+                **extra,
             )
         except KeyError as err:
             raise SemilandError(f"model {arch}: unknown encoder '{cfg.encoder}' ({err})") from None
