@@ -75,12 +75,50 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    from semiland.inference.predict import predict_files
+# What an interrupted command leaves behind and how to go on, per command.
+INTERRUPTED = {
+    "fit": "checkpoints written so far are intact; resume with fit --resume RUN",
+    "predict": "finished outputs are complete, none is half-written; re-run with --skip-existing to finish",
+    "bench": "finished runs are kept; re-run the same command to go on",
+}
 
-    written = predict_files(args.ckpt, args.inputs, args.out, args.overwrite, args.tile, args.overlap)
-    print(f"wrote {len(written)} files to {args.out}")
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from semiland.inference.predict import PredictOptions, predict_files
+
+    opts = PredictOptions(
+        tile=args.tile,
+        overlap=args.overlap,
+        batch_size=args.batch,
+        bands=_band_list(args.bands),
+        extras={k for k in ("confidence", "entropy", "probs") if getattr(args, k)},
+        png=args.png,
+        cog=args.cog,
+        tta=args.tta,
+        precision=args.precision,
+        compile=args.compile,
+        device=args.device,
+        overwrite=args.overwrite,
+        skip_existing=args.skip_existing,
+        workers=args.workers,
+    )
+    summary = predict_files(args.ckpt, args.inputs, args.out, opts)
+    skipped = f", skipped {summary['skipped']} inputs already done" if summary["skipped"] else ""
+    rate = summary["pixels"] / max(summary["seconds"], 1e-9)
+    print(
+        f"wrote {len(summary['written'])} files to {args.out}{skipped} "
+        f"({summary['pixels'] / 1e6:.1f} Mpx in {summary['seconds']:.1f} s, {rate / 1e6:.2f} Mpx/s)"
+    )
     return 0
+
+
+def _band_list(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(b) for b in text.split(",")]
+    except ValueError:
+        raise SemilandError(f"--bands must be 1-based band numbers like 4,3,2, got '{text}'") from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -163,13 +201,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-o", "--out", help="output folder (default: <run>/test)")
     t.set_defaults(func=cmd_test)
 
-    pr = sub.add_parser("predict", help="class maps (GeoTIFF + PNG) for image files")
+    pr = sub.add_parser("predict", help="georeferenced class maps for images and rasters of any size")
     pr.add_argument("--ckpt", required=True)
     pr.add_argument("inputs", nargs="+", help="image files or folders")
     pr.add_argument("-o", "--out", required=True, help="output folder")
-    pr.add_argument("--overwrite", action="store_true")
+    pr.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    pr.add_argument("--skip-existing", action="store_true", help="finish only the inputs whose outputs are missing")
     pr.add_argument("--tile", type=int, default=None, help="sliding-window tile size (default: the run's)")
     pr.add_argument("--overlap", type=float, default=None, help="tile overlap fraction (default: the run's)")
+    pr.add_argument("--batch", type=int, default=8, help="tiles per forward pass (default 8)")
+    pr.add_argument("--bands", default=None, help="1-based input bands, e.g. 4,3,2 (default: the run's)")
+    pr.add_argument("--confidence", action="store_true", help="also write <stem>_confidence.tif (max probability)")
+    pr.add_argument("--entropy", action="store_true", help="also write <stem>_entropy.tif (nats)")
+    pr.add_argument("--probs", action="store_true", help="also write <stem>_probs.tif (percent per class)")
+    pr.add_argument("--png", action="store_true", help="also write a colour PNG preview (images up to 100 Mpx)")
+    pr.add_argument("--cog", action="store_true", help="cloud-optimised GeoTIFFs (tiled, compressed, overviews)")
+    pr.add_argument("--tta", action="store_true", help="test-time augmentation: average over the four flips")
+    pr.add_argument("--precision", default="32", choices=["32", "bf16", "16"], help="autocast (default 32)")
+    pr.add_argument("--compile", action="store_true", help="torch.compile the model (GPU; needs a compiler)")
+    pr.add_argument("--device", default="auto", help="auto (a GPU when present), cpu, cuda or cuda:N")
+    pr.add_argument("--workers", type=int, default=1, help="processes sharing the inputs (default 1)")
     pr.set_defaults(func=cmd_predict)
 
     sub.add_parser("methods", help="list registered methods").set_defaults(func=cmd_methods)
@@ -211,7 +262,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"semiland: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "semiland: interrupted (checkpoints written so far are intact; resume with fit --resume)", file=sys.stderr
-        )
+        print(f"semiland: interrupted ({INTERRUPTED.get(args.command, 'outputs are written whole or not at all')})",
+              file=sys.stderr)  # fmt: skip
         return 130

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 from semiland.config import Config, config_from_dict
 from semiland.data.synthetic import generate
@@ -62,3 +63,26 @@ def tiny_config(root: Path, **sections) -> Config:
 
 def needs(path: Path):
     return pytest.mark.skipif(not path.is_dir(), reason=f"real data not found at {path}")
+
+
+def write_config(tmp_path: Path, synth_root: Path, **sections) -> Path:
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(synth_root, **sections).to_dict()))
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, synth_root) -> Path:
+    """A run folder: 4 steps of tiny_unet on the tiny synthetic data (checkpoints/best.ckpt, …)."""
+    from semiland.cli import main
+
+    tmp = tmp_path_factory.mktemp("cli")
+    run = tmp / "run"
+    assert main(["fit", "--config", str(write_config(tmp, synth_root)), "-o", str(run), "train.steps=4"]) == 0
+    return run
+
+
+def run_predict(trained: Path, *args) -> int:
+    from semiland.cli import main
+
+    return main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), *map(str, args)])

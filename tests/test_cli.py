@@ -11,28 +11,9 @@ import yaml
 
 from semiland.cli import main
 
-from .conftest import tiny_config
+from .conftest import run_predict, write_config
 
 pytestmark = pytest.mark.filterwarnings("ignore")
-
-
-def run_predict(trained, *args) -> int:
-    return main(["predict", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), *map(str, args)])
-
-
-def write_config(tmp_path, synth_root, **sections):
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(tiny_config(synth_root, **sections).to_dict()))
-    return path
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, synth_root):
-    tmp = tmp_path_factory.mktemp("cli")
-    cfg = write_config(tmp, synth_root)
-    run = tmp / "run"
-    assert main(["fit", "--config", str(cfg), "-o", str(run), "train.steps=4"]) == 0
-    return run
 
 
 def test_fit_writes_the_whole_run_folder(trained):
@@ -72,7 +53,7 @@ def test_test_command_prints_table_and_writes_json(trained, tmp_path, capsys):
 
 def test_predict_keeps_georeferencing(trained, synth_root, tmp_path):
     src = synth_root / "region_3" / "images" / "scene_000.tif"
-    assert run_predict(trained, str(src), "-o", str(tmp_path / "p")) == 0
+    assert run_predict(trained, str(src), "-o", str(tmp_path / "p"), "--png") == 0
     with rasterio.open(tmp_path / "p" / "scene_000.tif") as out, rasterio.open(src) as ref:
         assert out.crs == ref.crs and out.transform == ref.transform and out.shape == ref.shape
         classes = out.read(1)
@@ -231,7 +212,7 @@ def test_predict_a_whole_dubai_image(trained, tmp_path):
     image = DUBAI / "tile_7" / "images" / "image_part_001.jpg"  # 1817 x 2061 px, the largest tile
     if not image.is_file():
         pytest.skip(f"real data not found at {DUBAI}")
-    assert run_predict(trained, str(image), "-o", str(tmp_path)) == 0
+    assert run_predict(trained, str(image), "-o", str(tmp_path), "--png") == 0
     with rasterio.open(tmp_path / "image_part_001.tif") as out:
         assert out.shape == (2061, 1817) and out.read(1).max() < 5
     from PIL import Image

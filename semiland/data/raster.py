@@ -49,6 +49,13 @@ def _read_pil(path: Path) -> np.ndarray:
     return arr
 
 
+def check_bands(path: Path, count: int, bands: list[int] | None, what: str = "data.bands") -> None:
+    """Refuse a 1-based band selection that the file cannot give."""
+    bad = [b for b in bands or [] if not 1 <= b <= count]
+    if bad:
+        raise SemilandError(f"{path} has {count} bands; {what} asks for {bad}")
+
+
 def _read_gdal(path: Path, bands: list[int] | None = None) -> tuple[np.ndarray, float | None, dict[str, Any]]:
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
@@ -57,10 +64,7 @@ def _read_gdal(path: Path, bands: list[int] | None = None) -> tuple[np.ndarray, 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as src:
-                if bands is not None:
-                    bad = [b for b in bands if not 1 <= b <= src.count]
-                    if bad:
-                        raise SemilandError(f"{path} has {src.count} bands; data.bands asks for {bad}")
+                check_bands(path, src.count, bands)
                 arr = src.read(bands)
                 profile = {"crs": src.crs, "transform": src.transform, "width": src.width, "height": src.height}
                 return arr, src.nodata, profile
@@ -77,21 +81,27 @@ def read_image(path: str | Path, bands: list[int] | None = None) -> Raster:
     if path.suffix.lower() in PIL_SUFFIXES:
         arr = _read_pil(path)
         arr = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
+        check_bands(path, arr.shape[0], bands)
         if bands is not None:
-            bad = [b for b in bands if not 1 <= b <= arr.shape[0]]
-            if bad:
-                raise SemilandError(f"{path} has {arr.shape[0]} bands; data.bands asks for {bad}")
             arr = arr[[b - 1 for b in bands]]
     else:
         arr, nodata, profile = _read_gdal(path, bands)
     if arr.shape[1] == 0 or arr.shape[2] == 0:
         raise SemilandError(f"{path} is empty ({arr.shape[1]} x {arr.shape[2]} pixels)")
+    return Raster(*as_float_valid(arr, nodata), profile)
+
+
+def as_float_valid(arr: np.ndarray, nodata: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Raw (C, H, W) pixels → float32 copy with invalid pixels set to 0, and valid (H, W).
+
+    Invalid: any band NaN / inf, or every band equal to `nodata`.
+    """
     data = arr.astype(np.float32)
     valid = np.isfinite(data).all(axis=0)
     if nodata is not None and not np.isnan(nodata):
         valid &= ~(arr == nodata).all(axis=0)
     data[:, ~valid] = 0.0
-    return Raster(data, valid, profile)
+    return data, valid
 
 
 def read_mask(path: str | Path) -> np.ndarray:

@@ -1,24 +1,54 @@
-"""`semiland predict`: class maps for image files, GeoTIFF (input georeferencing kept) + PNG colour map.
+"""`semiland predict`: georeferenced class maps for images and rasters of any size.
 
-Whole images are read into memory here; streaming prediction of rasters larger than memory is the
-windowed pipeline's job (see docs/design.md, "Inference on large rasters").
+Every input is streamed strip by strip (`stream.py`), so memory does not grow with raster height. Per
+input `<stem>.tif` holds class indices with the input's CRS, transform and nodata plus a colour table;
+`--confidence`, `--entropy`, `--probs` add `<stem>_confidence.tif` (max probability, float32),
+`<stem>_entropy.tif` (nats, float32) and `<stem>_probs.tif` (one band per class, percent, uint8);
+`--png` a colour preview. Outputs are written under temporary names and renamed when complete, so an
+interrupted run leaves nothing half-written; `--skip-existing` then finishes only what is missing.
+Inputs are shared across `--workers` processes, or across the ranks of a `torchrun` launch.
 """
 
 from __future__ import annotations
 
+import os
+import time
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from semiland.data.raster import IMAGE_SUFFIXES, read_image, write_class_geotiff, write_png
-from semiland.data.stats import normalise
-from semiland.engine.runner import device_for_inference, load_task
+from semiland.data.raster import IMAGE_SUFFIXES, image_size
 from semiland.errors import SemilandError
-from semiland.io import ensure_writable_dir
+from semiland.inference.stream import NODATA, Block, RasterReader, TilePredictor, stream_blocks
+from semiland.io import atomic_path, ensure_writable_dir
 
-NODATA = 255
+EXTRAS = ("confidence", "entropy", "probs")
+PNG_LIMIT = 100_000_000  # pixels: a PNG preview is decoded whole; larger maps are read in GIS from the GeoTIFF
+
+
+@dataclass
+class PredictOptions:
+    tile: int | None = None  # default: the run's data.eval_tile
+    overlap: float | None = None  # default: the run's data.eval_overlap
+    batch_size: int = 8
+    bands: list[int] | None = None  # 1-based; default: the run's data.bands
+    extras: set[str] = field(default_factory=set)  # confidence, entropy, probs
+    png: bool = False
+    cog: bool = False
+    tta: bool = False
+    precision: str = "32"
+    compile: bool = False
+    device: str = "auto"
+    overwrite: bool = False
+    skip_existing: bool = False
+    workers: int = 1
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -32,47 +62,245 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
             raise SemilandError(f"input {item} not found")
     if not files:
         raise SemilandError(f"no image files in {', '.join(inputs)}")
+    stems: dict[str, Path] = {}
+    for f in files:
+        if f.stem in stems:
+            raise SemilandError(
+                f"{stems[f.stem]} and {f} would both write {f.stem}.tif; predict them into different -o"
+            )
+        stems[f.stem] = f
     return files
 
 
-def predict_files(
-    ckpt: str | Path,
-    inputs: list[str],
-    out_dir: str | Path,
-    overwrite: bool = False,
-    tile: int | None = None,
-    overlap: float | None = None,
-) -> list[Path]:
-    task, cfg = load_task(ckpt)
+def output_paths(src: Path, out_dir: Path, opts: PredictOptions) -> dict[str, Path]:
+    paths = {"classes": out_dir / f"{src.stem}.tif"}
+    paths.update({k: out_dir / f"{src.stem}_{k}.tif" for k in EXTRAS if k in opts.extras})
+    if opts.png:
+        paths["png"] = out_dir / f"{src.stem}.png"
+    return paths
+
+
+def _device(name: str) -> torch.device:
+    if name in ("auto", "cuda") and torch.cuda.is_available():  # under torchrun: this rank's own GPU
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if name == "auto":
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SemilandError(f"unknown --device '{name}'; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SemilandError(f"--device {name}: no CUDA device is available here; use --device cpu")
+    return device
+
+
+class Outputs:
+    """The GeoTIFFs of one input, open under temporary names; `close()` finishes (COG) and renames them."""
+
+    def __init__(self, paths: dict[str, Path], reader: RasterReader, classes: Any, opts: PredictOptions):
+        import rasterio
+
+        self.paths, self.opts, self.reader, self.classes = paths, opts, reader, classes
+        self._stack = ExitStack()  # atomic_path contexts: renamed on success, removed on failure
+        self._final = {k: self._stack.enter_context(atomic_path(p)) for k, p in paths.items() if k != "png"}
+        # With --cog the blocks go to a plain tiled GeoTIFF first; close() copies it into COG layout.
+        self._scratch = {k: t.with_name(t.name + ".gtiff") for k, t in self._final.items()} if opts.cog else {}
+        base = {
+            "driver": "GTiff",
+            "height": reader.height,
+            "width": reader.width,
+            "tiled": True,
+            "blockxsize": 256,
+            "blockysize": 256,
+            "compress": "deflate",
+            "BIGTIFF": "IF_SAFER",
+            **{k: v for k, v in reader.profile.items() if v is not None},
+        }
+        kinds = {
+            "classes": {"count": 1, "dtype": "uint8", "nodata": NODATA},
+            "confidence": {"count": 1, "dtype": "float32", "nodata": float("nan")},
+            "entropy": {"count": 1, "dtype": "float32", "nodata": float("nan")},
+            "probs": {"count": classes.num_classes, "dtype": "uint8", "nodata": NODATA, "interleave": "band"},
+        }
+        self.dst = {}
+        for kind, tmp in self._final.items():
+            self.dst[kind] = rasterio.open(self._scratch.get(kind, tmp), "w", **base, **kinds[kind])
+        self.dst["classes"].write_colormap(1, {k: (*c, 255) for k, c in enumerate(classes.colors)})
+        if "probs" in self.dst:
+            for i, name in enumerate(classes.names, 1):
+                self.dst["probs"].set_band_description(i, f"P({name}) %")
+
+    def write(self, block: Block) -> None:
+        from rasterio.windows import Window
+
+        h = block.classes.shape[0]
+        window = Window(0, block.y0, self.reader.width, h)
+        self.dst["classes"].write(block.classes, 1, window=window)
+        for kind in ("confidence", "entropy"):
+            if kind in self.dst:
+                self.dst[kind].write(getattr(block, kind), 1, window=window)
+        if "probs" in self.dst:
+            self.dst["probs"].write(block.probs, window=window)
+
+    def close(self, ok: bool) -> None:
+        import rasterio.shutil
+
+        for dst in self.dst.values():
+            dst.close()
+        try:
+            if ok:
+                for kind, scratch in self._scratch.items():
+                    resampling = "NEAREST" if kind == "classes" else "AVERAGE"
+                    rasterio.shutil.copy(
+                        scratch, self._final[kind], driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512,
+                        OVERVIEW_RESAMPLING=resampling, BIGTIFF="IF_SAFER",
+                    )  # fmt: skip
+                if "png" in self.paths:
+                    self._png()
+        finally:
+            for scratch in self._scratch.values():
+                scratch.unlink(missing_ok=True)
+            if ok:
+                self._stack.close()  # every output complete: rename them all
+            else:
+                self._stack.__exit__(RuntimeError, RuntimeError("interrupted"), None)  # remove the temporaries
+
+    def _png(self) -> None:
+        import rasterio
+
+        from semiland.data.raster import write_png
+
+        with rasterio.open(self._final["classes"]) as src:
+            classes = src.read(1)
+        write_png(self.paths["png"], self.classes.colorize(classes))
+
+
+class Predictor:
+    """A loaded checkpoint ready to predict files; one per process."""
+
+    def __init__(self, ckpt: str | Path, opts: PredictOptions):
+        from semiland.engine.runner import load_task
+
+        self.opts = opts
+        self.task, self.cfg = load_task(ckpt)
+        self.device = _device(opts.device)
+        self.task.to(self.device).eval()
+        self.bands = opts.bands if opts.bands is not None else self.cfg.data.bands
+        self.in_channels = len(self.cfg.data.mean)
+        if opts.bands is not None and len(opts.bands) != self.in_channels:
+            raise SemilandError(
+                f"--bands selects {len(opts.bands)} bands but the checkpoint was trained on {self.in_channels}"
+            )
+        self.mean = np.asarray(self.cfg.data.mean, np.float32)[:, None, None]
+        self.std = np.asarray(self.cfg.data.std, np.float32)[:, None, None]
+        self.tile = opts.tile or self.cfg.data.eval_tile
+        self.overlap = self.cfg.data.eval_overlap if opts.overlap is None else opts.overlap
+        self.tiles = TilePredictor(self.task.method.predict, self.device, opts.precision, opts.tta, opts.compile)
+
+    def open(self, path: Path) -> RasterReader:
+        reader = RasterReader(path, self.bands)
+        if reader.count != self.in_channels:
+            sel = f" (bands {self.bands})" if self.bands else ""
+            reader.close()
+            raise SemilandError(
+                f"{path} has {reader.count} bands{sel} but the checkpoint was trained on {self.in_channels}; "
+                "give an image with matching bands or choose them with --bands"
+            )
+        if self.opts.png and reader.height * reader.width > PNG_LIMIT:
+            reader.close()
+            raise SemilandError(
+                f"{path} is {reader.width} x {reader.height} px: too large for a --png preview; "
+                "drop --png (the GeoTIFF carries the colour table)"
+            )
+        return reader
+
+    def predict(self, path: Path, paths: dict[str, Path], progress: tqdm | None = None) -> None:
+        reader = self.open(path)
+        outputs = Outputs(paths, reader, self.task.classes, self.opts)
+        ok = False
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="semiland-write") as writer:
+                queued: list[Future] = []
+                blocks = stream_blocks(
+                    reader, self.tiles, self.mean, self.std, self.task.classes.num_classes, self.tile,
+                    self.overlap, self.opts.batch_size, max(32, self.task.min_size), self.opts.extras,
+                )  # fmt: skip
+                for block in blocks:
+                    queued.append(writer.submit(outputs.write, block))
+                    while len(queued) > 2:  # bounded: at most two finished blocks wait for the disk
+                        queued.pop(0).result()
+                    if progress is not None:
+                        progress.update(block.classes.size)
+                for f in queued:
+                    f.result()
+            ok = True
+        finally:
+            outputs.close(ok)
+            reader.close()
+
+
+def plan_outputs(files: list[Path], out_dir: Path, opts: PredictOptions) -> list[tuple[Path, dict[str, Path]]]:
+    """(input, outputs) still to do. Existing outputs are refused unless --overwrite or --skip-existing."""
+    todo = []
+    for f in files:
+        paths = output_paths(f, out_dir, opts)
+        existing = [p for p in paths.values() if p.exists()]
+        if existing and opts.skip_existing and len(existing) == len(paths):
+            continue
+        if existing and not opts.overwrite and not opts.skip_existing:
+            raise SemilandError(
+                f"{existing[0]} already exists; pass --skip-existing to finish only what is missing, "
+                "or --overwrite to replace outputs"
+            )
+        todo.append((f, paths))
+    return todo
+
+
+def _rank_share(items: list[Any]) -> list[Any]:
+    """Under torchrun (WORLD_SIZE > 1) each rank takes every WORLD_SIZE-th input."""
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    return items[rank::world] if world > 1 else items
+
+
+_WORKER: Predictor | None = None
+
+
+def _worker_init(ckpt: str, opts: PredictOptions, threads: int) -> None:
+    global _WORKER
+    torch.set_num_threads(threads)
+    _WORKER = Predictor(ckpt, opts)
+
+
+def _worker_predict(path: Path, paths: dict[str, Path]) -> None:
+    assert _WORKER is not None
+    _WORKER.predict(path, paths)
+
+
+def predict_files(ckpt: str | Path, inputs: list[str], out_dir: str | Path, opts: PredictOptions) -> dict[str, Any]:
+    """Predict every input into `out_dir`; returns a summary (files written, skipped, pixels, seconds)."""
     files = expand_inputs(inputs)
     out_dir = ensure_writable_dir(out_dir)
-    targets = [(f, out_dir / f"{f.stem}.tif", out_dir / f"{f.stem}.png") for f in files]
-    existing = [p for _, tif, png in targets for p in (tif, png) if p.exists()]
-    if existing and not overwrite:
-        raise SemilandError(f"{existing[0]} already exists; pass --overwrite to replace outputs")
-    if tile is not None:
-        cfg.data.eval_tile = tile
-    if overlap is not None:
-        cfg.data.eval_overlap = overlap
-    device = device_for_inference()
-    task.to(device)
-    mean = np.asarray(cfg.data.mean, dtype=np.float32)[:, None, None]
-    std = np.asarray(cfg.data.std, dtype=np.float32)[:, None, None]
-    colors = list(task.classes.colors)
-    written = []
-    for path, tif, png in tqdm(targets, desc="predict", unit="image", disable=len(targets) < 2):
-        raster = read_image(path, cfg.data.bands)
-        if raster.data.shape[0] != len(cfg.data.mean):
-            raise SemilandError(
-                f"{path} has {raster.data.shape[0]} bands but the checkpoint was trained on {len(cfg.data.mean)}"
-                f"{' (bands ' + str(cfg.data.bands) + ')' if cfg.data.bands else ''}; give an image with matching bands"
-            )
-        image = normalise(raster.data, raster.valid, mean, std)
-        with torch.no_grad():
-            logits = task.predict_logits(torch.from_numpy(image)[None].to(device))
-        classes = logits.argmax(1)[0].cpu().numpy().astype(np.uint8)
-        classes[~raster.valid] = NODATA  # nodata in → nodata out
-        write_class_geotiff(tif, classes, colors, raster.profile, nodata=NODATA)
-        write_png(png, task.classes.colorize(classes))
-        written += [tif, png]
-    return written
+    todo = _rank_share(plan_outputs(files, out_dir, opts))
+    started = time.time()
+    pixels = sum(h * w for h, w in (image_size(f) for f, _ in todo))
+    if opts.workers > 1 and len(todo) > 1:
+        if opts.device.startswith("cuda") and opts.device != "cuda":
+            raise SemilandError("--workers shares inputs across processes on one --device; use --device cuda")
+        threads = max(1, (os.cpu_count() or 1) // opts.workers)
+        ctx = get_context("spawn")  # fresh interpreters: no forked CUDA or OpenMP state
+        with ProcessPoolExecutor(opts.workers, ctx, _worker_init, (str(ckpt), opts, threads)) as pool:
+            jobs = [pool.submit(_worker_predict, f, paths) for f, paths in todo]
+            for job in tqdm(jobs, desc="predict", unit="file", disable=len(jobs) < 2):
+                job.result()
+    elif todo:
+        predictor = Predictor(ckpt, opts)
+        with tqdm(total=pixels, desc="predict", unit="px", unit_scale=True, disable=pixels < 4_000_000) as bar:
+            for f, paths in todo:
+                predictor.predict(f, paths, bar)
+    written = [p for _, paths in todo for p in paths.values()]
+    return {
+        "written": written,
+        "skipped": len(files) - len(todo),
+        "pixels": pixels,
+        "seconds": time.time() - started,
+    }

@@ -12,17 +12,22 @@ import torch
 import torch.nn.functional as F
 
 
-def _ceil_to(x: int, m: int) -> int:
+def ceil_to(x: int, m: int) -> int:
     return -(-x // m) * m
 
 
+def blend_window_1d(size: int, device: torch.device | None = None) -> torch.Tensor:
+    """(size,) raised Hann window with floor 0.05: one factor of the separable 2-D window."""
+    return torch.hann_window(size + 2, periodic=False, device=device)[1:-1].clamp_min(0.05)
+
+
 def blend_window(size: int, device: torch.device | None = None) -> torch.Tensor:
-    """(size, size) weights: outer product of a raised Hann window with floor 0.05."""
-    w = torch.hann_window(size + 2, periodic=False, device=device)[1:-1].clamp_min(0.05)
+    """(size, size) weights: outer product of the raised Hann window with itself."""
+    w = blend_window_1d(size, device)
     return w[:, None] * w[None, :]
 
 
-def _starts(length: int, tile: int, stride: int) -> list[int]:
+def tile_starts(length: int, tile: int, stride: int) -> list[int]:
     starts = list(range(0, max(length - tile, 0) + 1, stride))
     if starts[-1] + tile < length:
         starts.append(length - tile)
@@ -41,12 +46,12 @@ def sliding_window_logits(
     """(B, C, H, W) image → (B, K, H, W) logits, predicting `tile`-sized windows in batches."""
     _, _, height, width = image.shape
     # Small images: one window, padded up to a size every architecture accepts.
-    tile = min(_ceil_to(tile, multiple), _ceil_to(max(height, width), multiple))
+    tile = min(ceil_to(tile, multiple), ceil_to(max(height, width), multiple))
     pad_h, pad_w = max(tile - height, 0), max(tile - width, 0)
     x = F.pad(image, (0, pad_w, 0, pad_h)) if pad_h or pad_w else image
     H, W = x.shape[-2:]
     stride = max(1, int(tile * (1 - overlap)))
-    windows = [(t, left) for t in _starts(H, tile, stride) for left in _starts(W, tile, stride)]
+    windows = [(t, left) for t in tile_starts(H, tile, stride) for left in tile_starts(W, tile, stride)]
     weight = blend_window(tile, x.device)
     out: torch.Tensor | None = None
     norm = torch.zeros((1, 1, H, W), device=x.device)

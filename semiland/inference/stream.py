@@ -1,0 +1,229 @@
+"""Streaming sliding-window prediction of rasters of any size, in bounded memory.
+
+The raster is processed in strips, one row of tiles at a time. With tile size T and stride
+S = T · (1 − overlap), tile row r starts at y_r and a (K, T, W) accumulator holds the blended logits of
+raster rows [y_r, y_r + T). Once row r is predicted, rows [y_r, y_{r+1}) receive nothing more: they are
+normalised, turned into class indices (+ confidence / entropy / probabilities) and handed to the writer,
+and the accumulator shifts up by y_{r+1} − y_r. Memory grows with T × raster width, never with height.
+
+Reading the next strip and writing finished rows run in threads (GDAL releases the GIL) while the main
+thread runs the batched forward passes. Tiles are blended with `sliding.blend_window`, the window used
+in evaluation; since the tile grid is a product of row and column starts, the sum of weights at a pixel
+is row_norm[y] · col_norm[x] and needs no (H, W) buffer. Tiles whose pixels are all nodata are skipped.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from semiland.data.raster import PIL_SUFFIXES, as_float_valid, check_bands, read_image
+from semiland.errors import SemilandError
+from semiland.inference.sliding import blend_window_1d, ceil_to, tile_starts
+
+NODATA = 255  # class maps and percent probabilities
+
+
+@dataclass
+class Grid:
+    """Tile placement over a raster padded (bottom / right, with nodata) to at least one tile."""
+
+    tile: int
+    rows: list[int]  # tile-row starts y_r
+    cols: list[int]  # tile-column starts x_c
+    height: int  # padded height ≥ tile
+    width: int  # padded width ≥ tile
+
+    @classmethod
+    def plan(cls, height: int, width: int, tile: int, overlap: float, multiple: int) -> Grid:
+        tile = max(multiple, ceil_to(tile, multiple))
+        if not 0 <= overlap < 1:
+            raise SemilandError(f"--overlap must be in [0, 1), got {overlap}")
+        stride = max(1, int(tile * (1 - overlap)))
+        ph, pw = max(height, tile), max(width, tile)
+        return cls(tile, tile_starts(ph, tile, stride), tile_starts(pw, tile, stride), ph, pw)
+
+    def norm(self, starts: list[int], length: int, window: torch.Tensor) -> torch.Tensor:
+        """Sum over tiles of the 1-D blend weight at each position: (length,)."""
+        total = torch.zeros(length)
+        for s in starts:
+            total[s : s + self.tile] += window
+        return total
+
+
+class RasterReader:
+    """Rows of one image as float32 (C, h, W) + valid (h, W). GDAL formats are read by window; JPEG / PNG
+    (which cannot be) are decoded once."""
+
+    def __init__(self, path: Path, bands: list[int] | None):
+        self.path, self.bands = path, bands
+        self._whole = None
+        self._src: Any = None
+        if path.suffix.lower() in PIL_SUFFIXES:
+            self._whole = read_image(path, bands)
+            self.count, (self.height, self.width) = self._whole.data.shape[0], self._whole.shape
+            self.profile: dict[str, Any] = {}
+            return
+        import rasterio
+        from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+        if not path.is_file():
+            raise SemilandError(f"file {path} not found")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                self._src = rasterio.open(path)
+        except RasterioIOError as err:
+            raise SemilandError(f"cannot read {path}: {err}") from None
+        check_bands(path, self._src.count, bands, "--bands")
+        self.count = len(bands) if bands else self._src.count
+        self.height, self.width = self._src.height, self._src.width
+        self.profile = {"crs": self._src.crs, "transform": self._src.transform}
+        self.nodata = self._src.nodata
+
+    def read(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows [y0, y1) clipped to the raster; the caller pads."""
+        y1 = min(y1, self.height)
+        if self._whole is not None:
+            return self._whole.data[:, y0:y1], self._whole.valid[y0:y1]
+        from rasterio.errors import RasterioIOError
+        from rasterio.windows import Window
+
+        try:
+            arr = self._src.read(self.bands, window=Window(0, y0, self.width, y1 - y0))
+        except RasterioIOError as err:
+            raise SemilandError(f"cannot read rows {y0}–{y1} of {self.path}: {err}") from None
+        return as_float_valid(arr, self.nodata)
+
+    def close(self) -> None:
+        if self._src is not None:
+            self._src.close()
+
+
+class TilePredictor:
+    """(N, C, T, T) normalised CPU tiles → (N, K, T, T) float32 CPU logits on the chosen device.
+
+    GPU path: pinned-memory, non-blocking copies; channels-last; bf16 / fp16 autocast; optional
+    torch.compile. `tta` averages the logits of the four flips (identity, horizontal, vertical, both).
+    """
+
+    def __init__(
+        self,
+        predict: Callable[[torch.Tensor], torch.Tensor],
+        device: torch.device,
+        precision: str = "32",
+        tta: bool = False,
+        compile: bool = False,
+    ):
+        if precision not in ("32", "bf16", "16"):
+            raise SemilandError(f"--precision must be 32, bf16 or 16, got '{precision}'")
+        self.device, self.tta = device, tta
+        self.dtype = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}[precision]
+        self.channels_last = device.type == "cuda"
+        self.predict = torch.compile(predict) if compile else predict
+
+    @torch.no_grad()
+    def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":
+            tiles = tiles.pin_memory()
+        x = tiles.to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        flips = [(), (-1,), (-2,), (-2, -1)] if self.tta else [()]
+        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+            logits = sum(self._flipped(x, dims) for dims in flips) / len(flips)
+        return logits.float().cpu()
+
+    def _flipped(self, x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+        if not dims:
+            return self.predict(x).float()
+        return self.predict(x.flip(dims)).float().flip(dims)
+
+
+@dataclass
+class Block:
+    """Finished rows [y0, y0 + h) of one raster: what the writer receives."""
+
+    y0: int
+    classes: np.ndarray  # (h, W) uint8, NODATA where the input is invalid
+    confidence: np.ndarray | None = None  # (h, W) float32 max probability, NaN = nodata
+    entropy: np.ndarray | None = None  # (h, W) float32 entropy in nats, NaN = nodata
+    probs: np.ndarray | None = None  # (K, h, W) uint8 percent, NODATA = nodata
+
+
+def finish_rows(logits: torch.Tensor, norm: torch.Tensor, valid: np.ndarray, y0: int, extras: set[str]) -> Block:
+    """Blended logit sums (K, h, W) / weights (h, W) → class indices and the requested extras."""
+    blended = logits / norm  # (K, h, W)
+    classes = blended.argmax(0).numpy().astype(np.uint8)
+    classes[~valid] = NODATA
+    block = Block(y0, classes)
+    if extras:
+        probs = blended.softmax(0)  # (K, h, W)
+        if "confidence" in extras:
+            block.confidence = probs.max(0).values.numpy()
+            block.confidence[~valid] = np.nan
+        if "entropy" in extras:
+            block.entropy = -(probs * probs.clamp_min(1e-12).log()).sum(0).numpy()
+            block.entropy[~valid] = np.nan
+        if "probs" in extras:
+            block.probs = (probs * 100).round().numpy().astype(np.uint8)
+            block.probs[:, ~valid] = NODATA
+    return block
+
+
+def stream_blocks(
+    reader: RasterReader,
+    predictor: TilePredictor,
+    mean: np.ndarray,
+    std: np.ndarray,
+    num_classes: int,
+    tile: int,
+    overlap: float,
+    batch_size: int,
+    multiple: int,
+    extras: set[str],
+) -> Iterator[Block]:
+    """Predict `reader`'s raster strip by strip; yields finished row blocks from top to bottom."""
+    grid = Grid.plan(reader.height, reader.width, tile, overlap, multiple)
+    T, W = grid.tile, grid.width
+    window_1d = blend_window_1d(T)  # (T,)
+    weight = window_1d[:, None] * window_1d[None, :]  # (T, T): sliding.blend_window(T)
+    row_norm, col_norm = grid.norm(grid.rows, grid.height, window_1d), grid.norm(grid.cols, W, window_1d)
+    acc = torch.zeros(num_classes, T, W)  # blended logit sums of rows [y_r, y_r + T)
+
+    def load(y0: int) -> tuple[torch.Tensor, np.ndarray]:
+        """Normalised (C, T, W) strip and its valid (T, W) mask, padded with nodata past the raster."""
+        data, valid = reader.read(y0, y0 + T)
+        strip = np.zeros((data.shape[0], T, W), np.float32)
+        ok = np.zeros((T, W), bool)
+        h, w = valid.shape
+        strip[:, :h, :w] = (data - mean) / std
+        ok[:h, :w] = valid
+        strip[:, ~ok] = 0.0
+        return torch.from_numpy(strip), ok
+
+    with ThreadPoolExecutor(1, thread_name_prefix="semiland-read") as pool:
+        pending: Future = pool.submit(load, grid.rows[0])
+        for r, y in enumerate(grid.rows):
+            strip, ok = pending.result()
+            if r + 1 < len(grid.rows):
+                pending = pool.submit(load, grid.rows[r + 1])  # read the next strip during this one's compute
+            todo = [x for x in grid.cols if ok[:, x : x + T].any()]  # all-nodata tiles are skipped
+            for i in range(0, len(todo), batch_size):
+                xs = todo[i : i + batch_size]
+                logits = predictor(torch.stack([strip[:, :, x : x + T] for x in xs]))  # (n, K, T, T)
+                for x, part in zip(xs, logits):
+                    acc[:, :, x : x + T] += part * weight
+            done = (grid.rows[r + 1] if r + 1 < len(grid.rows) else grid.height) - y  # rows now final
+            h = max(0, min(done, reader.height - y))  # the padding below the raster is not output
+            if h:
+                norm = row_norm[y : y + h, None] * col_norm[None, : reader.width]
+                yield finish_rows(acc[:, :h, : reader.width], norm, ok[:h, : reader.width], y, extras)
+            acc = torch.cat([acc[:, done:], torch.zeros(num_classes, done, W)], 1) if done < T else acc.zero_()

@@ -1,0 +1,195 @@
+"""Streaming prediction of rasters of any size: tiling equals whole-image prediction, georeferencing and
+nodata are kept, edges are covered, interrupted writes leave nothing, re-runs finish only what is missing."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.transform import from_origin
+
+from semiland.inference.sliding import sliding_window_logits
+from semiland.inference.stream import RasterReader, TilePredictor, stream_blocks
+
+from .conftest import run_predict
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def write_tif(path: Path, arr: np.ndarray, nodata=None, crs="EPSG:32640") -> Path:
+    c, h, w = arr.shape
+    with rasterio.open(
+        path, "w", driver="GTiff", width=w, height=h, count=c, dtype=arr.dtype, nodata=nodata, crs=crs,
+        transform=from_origin(300000, 2780000, 0.5, 0.5),
+    ) as dst:  # fmt: skip
+        dst.write(arr)
+    return path
+
+
+def stream_classes(path: Path, model, tile: int, overlap: float, extras=frozenset(), batch_size=3):
+    reader = RasterReader(path, None)
+    pred = TilePredictor(model, torch.device("cpu"))
+    zero, one = np.zeros((reader.count, 1, 1), np.float32), np.ones((reader.count, 1, 1), np.float32)
+    blocks = list(stream_blocks(reader, pred, zero, one, 4, tile, overlap, batch_size, 8, set(extras)))
+    reader.close()
+    return blocks, np.concatenate([b.classes for b in blocks])
+
+
+def conv_model(kernel: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, kernel, padding=kernel // 2), torch.nn.Tanh(), torch.nn.Conv2d(8, 4, 1)
+    ).eval()
+
+
+@pytest.mark.parametrize(("h", "w", "tile", "overlap"), [(100, 77, 32, 0.25), (40, 200, 64, 0.5), (20, 30, 64, 0.25)])
+def test_streamed_tiles_equal_whole_image_for_a_pointwise_model(tmp_path, h, w, tile, overlap):
+    rng = np.random.default_rng(0)
+    arr = rng.normal(size=(3, h, w)).astype(np.float32)
+    model = conv_model(1)  # no receptive field: every tiling must give exactly the whole-image answer
+    blocks, classes = stream_classes(write_tif(tmp_path / "a.tif", arr), model, tile, overlap)
+    with torch.no_grad():
+        whole = model(torch.from_numpy(arr)[None])[0].argmax(0).numpy()
+    assert classes.shape == (h, w)  # every row and column, the right and bottom edges included
+    assert (classes == whole).all()
+    assert [b.y0 for b in blocks] == sorted({b.y0 for b in blocks})  # top to bottom, no row twice
+
+
+def test_streaming_matches_in_memory_sliding_window_and_whole_image(tmp_path):
+    rng = np.random.default_rng(1)
+    arr = rng.normal(size=(3, 150, 130)).astype(np.float32)
+    model = conv_model(3)  # a small receptive field: tiles disagree with the whole image only at tile borders
+    blocks, classes = stream_classes(write_tif(tmp_path / "a.tif", arr), model, 64, 0.25, {"confidence"})
+    with torch.no_grad():
+        x = torch.from_numpy(arr)[None]
+        in_memory = sliding_window_logits(model, x, 64, 0.25)[0].softmax(0)  # same grid, same blend
+        whole = model(x)[0].argmax(0).numpy()
+    conf = np.concatenate([b.confidence for b in blocks])
+    assert np.allclose(conf, in_memory.max(0).values.numpy(), atol=1e-5)
+    assert (classes == in_memory.argmax(0).numpy()).mean() > 0.999
+    assert (classes == whole).mean() > 0.99
+
+
+def test_extras_are_consistent_probabilities(tmp_path):
+    arr = np.random.default_rng(2).normal(size=(3, 50, 60)).astype(np.float32)
+    blocks, classes = stream_classes(
+        write_tif(tmp_path / "a.tif", arr), conv_model(3), 32, 0.25, {"confidence", "entropy", "probs"}
+    )
+    probs = np.concatenate([b.probs for b in blocks], 1).astype(int)  # (K, H, W) percent
+    assert probs.shape == (4, 50, 60) and np.abs(probs.sum(0) - 100).max() <= 2
+    assert (probs.argmax(0) == classes).mean() > 0.95  # percent rounding can tie two classes
+    conf = np.concatenate([b.confidence for b in blocks])
+    ent = np.concatenate([b.entropy for b in blocks])
+    assert ((conf >= 0.25) & (conf <= 1)).all() and ((ent >= 0) & (ent <= np.log(4) + 1e-5)).all()
+
+
+def test_predict_command_keeps_georeferencing_nodata_and_writes_extras(trained, tmp_path):
+    arr = np.full((3, 90, 70), 120, np.uint8)
+    arr[:, :10, :] = 0  # a nodata band across the top
+    src = write_tif(tmp_path / "in.tif", arr, nodata=0)
+    out = tmp_path / "o"
+    assert run_predict(trained, src, "-o", out, "--confidence", "--entropy", "--probs", "--tile", "32") == 0
+    with rasterio.open(out / "in.tif") as cls, rasterio.open(src) as ref:
+        assert cls.crs == ref.crs and cls.transform == ref.transform and cls.shape == ref.shape
+        classes = cls.read(1)
+        assert cls.nodata == 255 and cls.colormap(1)[0][:3] == (60, 16, 152)
+    assert (classes[:10] == 255).all() and (classes[10:] < 5).all()
+    with rasterio.open(out / "in_confidence.tif") as c, rasterio.open(out / "in_probs.tif") as p:
+        conf, probs = c.read(1), p.read()
+        assert c.crs == ref.crs and p.count == 5 and p.descriptions[0] == "P(building) %"
+    assert np.isnan(conf[:10]).all() and (conf[10:] > 0).all()
+    assert (probs[:, :10] == 255).all() and np.abs(probs[:, 10:].astype(int).sum(0) - 100).max() <= 3
+    assert (out / "in_entropy.tif").is_file() and not list(out.glob(".*"))  # no temporaries left
+
+
+def test_nan_pixels_give_nodata(trained, tmp_path):
+    arr = np.random.default_rng(0).uniform(0, 255, (3, 40, 40)).astype(np.float32)
+    arr[:, 5:9, 5:9] = np.nan
+    assert run_predict(trained, write_tif(tmp_path / "f.tif", arr), "-o", tmp_path / "o") == 0
+    with rasterio.open(tmp_path / "o" / "f.tif") as cls:
+        classes = cls.read(1)
+    assert (classes[5:9, 5:9] == 255).all() and (classes < 5).sum() == 40 * 40 - 16
+
+
+def test_interrupted_prediction_leaves_no_output(trained, tmp_path, monkeypatch, capsys):
+    from semiland.inference import predict
+
+    src = write_tif(tmp_path / "in.tif", np.full((3, 200, 64), 90, np.uint8))
+    calls = []
+
+    def fail_on_second_block(self, block):
+        calls.append(block.y0)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C halfway through the raster
+        return original(self, block)
+
+    original = predict.Outputs.write
+    monkeypatch.setattr(predict.Outputs, "write", fail_on_second_block)
+    assert run_predict(trained, src, "-o", tmp_path / "o", "--tile", "32", "--confidence") == 130
+    assert "--skip-existing" in capsys.readouterr().err
+    assert list((tmp_path / "o").iterdir()) == []  # nothing half-written, no temporaries
+
+
+def test_skip_existing_finishes_only_what_is_missing(trained, tmp_path, capsys):
+    a = write_tif(tmp_path / "a.tif", np.full((3, 40, 40), 50, np.uint8))
+    b = write_tif(tmp_path / "b.tif", np.full((3, 40, 40), 200, np.uint8))
+    out = tmp_path / "o"
+    assert run_predict(trained, a, b, "-o", out) == 0
+    (out / "b.tif").unlink()
+    stamp = (out / "a.tif").stat().st_mtime_ns
+    assert run_predict(trained, a, b, "-o", out) == 2  # an existing output is refused …
+    assert "--skip-existing" in capsys.readouterr().err
+    assert run_predict(trained, a, b, "-o", out, "--skip-existing") == 0  # … or skipped on request
+    assert "skipped 1" in capsys.readouterr().out
+    assert (out / "b.tif").is_file() and (out / "a.tif").stat().st_mtime_ns == stamp
+
+
+def test_cog_output_has_overviews_and_colours(trained, tmp_path):
+    src = write_tif(tmp_path / "big.tif", np.random.default_rng(0).integers(0, 255, (3, 1100, 1030), np.uint8))
+    assert run_predict(trained, src, "-o", tmp_path / "o", "--cog", "--tile", "256", "--batch", "16") == 0
+    with rasterio.open(tmp_path / "o" / "big.tif") as cog:
+        assert cog.overviews(1) and cog.profile["tiled"] and cog.compression.name.lower() == "deflate"
+        assert cog.colormap(1)[1][:3] == (132, 41, 246) and cog.shape == (1100, 1030)
+        assert cog.read(1).max() < 5
+    assert not list((tmp_path / "o").glob(".*"))
+
+
+def test_workers_share_inputs_with_the_same_result(trained, tmp_path):
+    rng = np.random.default_rng(3)
+    srcs = [write_tif(tmp_path / f"i{k}.tif", rng.integers(0, 255, (3, 48, 48), np.uint8)) for k in range(3)]
+    assert run_predict(trained, *srcs, "-o", tmp_path / "one") == 0
+    assert run_predict(trained, *srcs, "-o", tmp_path / "two", "--workers", "2") == 0
+    for s in srcs:
+        with rasterio.open(tmp_path / "one" / s.name) as a, rasterio.open(tmp_path / "two" / s.name) as b:
+            assert (a.read(1) == b.read(1)).all()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bands", "1,2"], "--bands selects 2 bands but the checkpoint was trained on 3"),
+        (["--bands", "1,2,9"], "has 3 bands; --bands asks for [9]"),
+        (["--bands", "x"], "--bands must be 1-based band numbers"),
+        (["--overlap", "1.5"], "--overlap must be in [0, 1)"),
+    ],
+)
+def test_bad_band_selection_and_options_are_one_line(trained, tmp_path, capsys, args, message):
+    src = write_tif(tmp_path / "in.tif", np.full((3, 40, 40), 9, np.uint8))
+    assert run_predict(trained, src, "-o", tmp_path / "o", *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.count("\n") == 0
+    assert not list((tmp_path / "o").glob("*")) if (tmp_path / "o").exists() else True
+
+
+def test_unreadable_and_clashing_inputs_are_refused(trained, tmp_path, capsys):
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00garbage")
+    assert run_predict(trained, bad, "-o", tmp_path / "o") == 2
+    assert "cannot read" in capsys.readouterr().err
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    a = write_tif(tmp_path / "x" / "same.tif", np.full((3, 8, 8), 9, np.uint8))
+    b = write_tif(tmp_path / "y" / "same.tif", np.full((3, 8, 8), 9, np.uint8))
+    assert run_predict(trained, a, b, "-o", tmp_path / "o2") == 2
+    assert "would both write same.tif" in capsys.readouterr().err
