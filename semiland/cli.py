@@ -163,6 +163,12 @@ def cmd_bench_train_speed(args: argparse.Namespace) -> int:
     return run_train_speed(args)
 
 
+def cmd_bench_predict(args: argparse.Namespace) -> int:
+    from semiland.bench.predict_speed import run_predict_speed
+
+    return run_predict_speed(args)
+
+
 def cmd_bench_sweep(args: argparse.Namespace) -> int:
     from semiland.bench.sweep import run_sweep
 
@@ -240,6 +246,21 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--device", default="auto", help="cpu | cuda | auto")
     ts.add_argument("--json", help="also write the figures to this JSON file")
     ts.set_defaults(func=cmd_bench_train_speed)
+    bp = bsub.add_parser("predict", help="streaming prediction vs a naive sliding window: speed, memory, FLOP/s")
+    bp.add_argument("--ckpt", default=None, help="a trained checkpoint (default: random weights of --config's model)")
+    bp.add_argument("--config", default=str(CONFIGS / "dubai" / "sweep.yaml"), help="model when no --ckpt")
+    bp.add_argument("--bands", type=int, default=3, help="raster bands when no --ckpt (default 3)")
+    bp.add_argument("--naive-size", type=int, default=2048, help="side of the side-by-side raster (default 2048)")
+    bp.add_argument("--size", type=int, default=0, help="side of a large raster for ours alone, e.g. 20000")
+    bp.add_argument("--tile", type=int, default=None, help="tile size (default: the run's eval_tile)")
+    bp.add_argument("--overlap", type=float, default=None, help="tile overlap (default: the run's)")
+    bp.add_argument("--batch", type=int, default=8, help="tiles per forward pass in ours (default 8)")
+    bp.add_argument("--repeats", type=int, default=1, help="alternating timings of both (median)")
+    bp.add_argument("--workdir", default=None, help="where the test rasters are made (default: the temp folder)")
+    bp.add_argument("--json", default=None, help="write the figures to this JSON file")
+    bp.add_argument("--markdown", default=None, help="write the table to this Markdown file")
+    bp.add_argument("overrides", nargs="*", help="section.key=value for --config")
+    bp.set_defaults(func=cmd_bench_predict)
     sw = bsub.add_parser("sweep", help="methods x label budgets x seeds (+ oracle), resumable, with a summary table")
     sw.add_argument("--config", required=True, help="base YAML config (the method is set per run)")
     sw.add_argument("overrides", nargs="*", help="section.key=value applied to every run")

@@ -193,3 +193,19 @@ def test_unreadable_and_clashing_inputs_are_refused(trained, tmp_path, capsys):
     b = write_tif(tmp_path / "y" / "same.tif", np.full((3, 8, 8), 9, np.uint8))
     assert run_predict(trained, a, b, "-o", tmp_path / "o2") == 2
     assert "would both write same.tif" in capsys.readouterr().err
+
+
+def test_bench_predict_compares_both_pipelines(tmp_path, capsys):
+    from semiland.cli import main
+
+    out = tmp_path / "bench.json"
+    args = ["bench", "predict", "--naive-size", "96", "--size", "130", "--tile", "32", "--json", str(out)]
+    assert main([*args, "--workdir", str(tmp_path), "model.arch=tiny_unet", "model.width=4"]) == 0
+    import json
+
+    r = json.loads(out.read_text())
+    assert r["class_agreement"] > 0.999  # same model, same tiles, same blending: the same map
+    assert r["ours_px_per_s"] > 0 and r["naive_px_per_s"] > 0 and r["large_px"] == 130 * 130
+    assert r["ours_peak_rss_mib"] > 0 and 0 < r["fraction_of_peak"] < 1
+    assert "ratio ours / naive" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]  # the test rasters are cleaned up

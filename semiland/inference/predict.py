@@ -176,15 +176,13 @@ class Outputs:
 
 
 class Predictor:
-    """A loaded checkpoint ready to predict files; one per process."""
+    """A trained task (normally a loaded checkpoint) ready to predict files; one per process."""
 
-    def __init__(self, ckpt: str | Path, opts: PredictOptions):
-        from semiland.engine.runner import load_task
-
-        self.opts = opts
-        self.task, self.cfg = load_task(ckpt)
+    def __init__(self, task: Any, cfg: Any, opts: PredictOptions):
+        self.opts, self.task, self.cfg = opts, task, cfg
         self.device = _device(opts.device)
         self.task.to(self.device).eval()
+        self.task.to(memory_format=torch.channels_last)  # NHWC weights to match the NHWC tiles
         self.bands = opts.bands if opts.bands is not None else self.cfg.data.bands
         self.in_channels = len(self.cfg.data.mean)
         if opts.bands is not None and len(opts.bands) != self.in_channels:
@@ -196,6 +194,12 @@ class Predictor:
         self.tile = opts.tile or self.cfg.data.eval_tile
         self.overlap = self.cfg.data.eval_overlap if opts.overlap is None else opts.overlap
         self.tiles = TilePredictor(self.task.method.predict, self.device, opts.precision, opts.tta, opts.compile)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: str | Path, opts: PredictOptions) -> Predictor:
+        from semiland.engine.runner import load_task
+
+        return cls(*load_task(ckpt), opts)
 
     def open(self, path: Path) -> RasterReader:
         reader = RasterReader(path, self.bands)
@@ -268,7 +272,7 @@ _WORKER: Predictor | None = None
 def _worker_init(ckpt: str, opts: PredictOptions, threads: int) -> None:
     global _WORKER
     torch.set_num_threads(threads)
-    _WORKER = Predictor(ckpt, opts)
+    _WORKER = Predictor.from_checkpoint(ckpt, opts)
 
 
 def _worker_predict(path: Path, paths: dict[str, Path]) -> None:
@@ -293,7 +297,7 @@ def predict_files(ckpt: str | Path, inputs: list[str], out_dir: str | Path, opts
             for job in tqdm(jobs, desc="predict", unit="file", disable=len(jobs) < 2):
                 job.result()
     elif todo:
-        predictor = Predictor(ckpt, opts)
+        predictor = Predictor.from_checkpoint(ckpt, opts)
         with tqdm(total=pixels, desc="predict", unit="px", unit_scale=True, disable=pixels < 4_000_000) as bar:
             for f, paths in todo:
                 predictor.predict(f, paths, bar)
