@@ -39,7 +39,8 @@ def test_state_dict_round_trip(arch):
 
 
 def test_s4net_unet_matches_table_1():
-    net = S4NetUNet(3, 7, "resnet50")
+    model = S4NetUNet(3, 7, "resnet50")
+    head, net = model.head, model.decoder
     # decoder widths of Table 1, and strided 4×4 transposed convolutions
     assert net.center[0].out_channels == 192
     ups = [net.up4, net.up3, net.up2, net.up1, net.up0]
@@ -51,8 +52,8 @@ def test_s4net_unet_matches_table_1():
         96 + 512,
         64 + 256,
     ]
-    assert net.head.kernel_size == (1, 1) and net.head.out_channels == 7
-    assert net(torch.randn(1, 3, 64, 64)).shape == (1, 7, 64, 64)
+    assert head.kernel_size == (1, 1) and head.out_channels == 7
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 7, 64, 64)
 
 
 def test_unknown_model_and_encoder():

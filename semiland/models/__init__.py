@@ -41,15 +41,23 @@ def build_model(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Modu
     return model
 
 
-def split_model(model: nn.Module) -> tuple[Callable[[Tensor], list[Tensor]], Callable[[list[Tensor]], Tensor]]:
-    """(encode, decode) of an encoder–decoder model, for methods that perturb features (UniMatch).
+class Parts(NamedTuple):
+    """A segmentation network as three modules: logits = head(decoder(encoder(x)))."""
 
-    smp models split into encoder / decoder + head; our own nets define `encode` / `decode`.
-    """
-    if hasattr(model, "encode") and hasattr(model, "decode"):
-        return model.encode, model.decode
-    if all(hasattr(model, name) for name in ("encoder", "decoder", "segmentation_head")):
-        return model.encoder, lambda features: model.segmentation_head(model.decoder(features))
-    raise SemilandError(
-        f"{type(model).__name__} has no encoder / decoder split; use an smp architecture, s4net_unet or tiny_unet"
-    )
+    encoder: nn.Module
+    decoder: nn.Module
+    head: nn.Module
+
+
+def model_parts(model: nn.Module) -> Parts:
+    """The (encoder, decoder, head) of any registered architecture (smp names its head `segmentation_head`)."""
+    head = getattr(model, "segmentation_head", None) or getattr(model, "head", None)
+    if isinstance(getattr(model, "encoder", None), nn.Module) and isinstance(model.decoder, nn.Module) and head:
+        return Parts(model.encoder, model.decoder, head)
+    raise SemilandError(f"{type(model).__name__} has no encoder / decoder / head split")
+
+
+def split_model(model: nn.Module) -> tuple[Callable[[Tensor], list[Tensor]], Callable[[list[Tensor]], Tensor]]:
+    """(encode, decode) of an encoder–decoder model, for methods that perturb features (UniMatch)."""
+    encoder, decoder, head = model_parts(model)
+    return encoder, lambda features: head(decoder(features))

@@ -26,34 +26,40 @@ def up(cin: int, cout: int) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(cin, cout, kernel_size=4, stride=2, padding=1)
 
 
-class S4NetUNet(nn.Module):
-    def __init__(self, in_channels: int, num_classes: int, encoder: str = "resnet50", weights: str | None = None):
+class S4NetDecoder(nn.Module):
+    """The decoder of Table 1: widths 192 → 128 → 96 → 64 → 48 → 32, skips at H/16, H/8, H/4 only."""
+
+    def __init__(self, encoder_channels: list[int]):
         super().__init__()
-        self.encoder = smp_encoder(encoder, in_channels, weights)
-        _, _, c2, c3, c4, c5 = self.encoder.out_channels  # strides 1, 2, 4, 8, 16, 32
+        _, _, c2, c3, c4, c5 = encoder_channels  # strides 1, 2, 4, 8, 16, 32
         self.center = conv_bn_relu(c5, 192)
         self.up4, self.conv4 = up(192, 128), conv_bn_relu(128 + c4, 128)
         self.up3, self.conv3 = up(128, 96), conv_bn_relu(96 + c3, 96)
         self.up2, self.conv2 = up(96, 64), conv_bn_relu(64 + c2, 64)
         self.up1, self.conv1 = up(64, 48), conv_bn_relu(48, 48)
         self.up0, self.conv0 = up(48, 32), conv_bn_relu(32, 32)
-        self.head = nn.Conv2d(32, num_classes, 1)
 
-    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.encoder(x)  # strides 1 … 32: f2 (B, c2, H/4, W/4) … f5 (B, c5, H/32, W/32)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
-
-    def decode(self, features: list[torch.Tensor]) -> torch.Tensor:
-        _, _, f2, f3, f4, f5 = features
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        _, _, f2, f3, f4, f5 = features  # f2 (B, c2, H/4, W/4) … f5 (B, c5, H/32, W/32)
         y = self.center(f5)
         y = self.conv4(torch.cat([self.up4(y), f4], 1))  # H/16
         y = self.conv3(torch.cat([self.up3(y), f3], 1))  # H/8
         y = self.conv2(torch.cat([self.up2(y), f2], 1))  # H/4
         y = self.conv1(self.up1(y))  # H/2, no skip (Table 1)
-        y = self.conv0(self.up0(y))  # H
-        return self.head(y)  # (B, C, H, W)
+        return self.conv0(self.up0(y))  # (B, 32, H, W)
+
+
+class S4NetUNet(nn.Module):
+    """Laid out as smp models are (`encoder`, `decoder`, `head`) so multi-task networks can share parts."""
+
+    def __init__(self, in_channels: int, num_classes: int, encoder: str = "resnet50", weights: str | None = None):
+        super().__init__()
+        self.encoder = smp_encoder(encoder, in_channels, weights)
+        self.decoder = S4NetDecoder(self.encoder.out_channels)
+        self.head = nn.Conv2d(32, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.decoder(self.encoder(x)))
 
 
 def build(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Module:
