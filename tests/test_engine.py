@@ -8,6 +8,7 @@ from semiland.engine.runner import fit, load_task
 from semiland.engine.task import lr_schedule
 from semiland.errors import SemilandError
 from semiland.inference.sliding import sliding_window_logits
+from semiland.methods import METHODS
 
 from .conftest import tiny_config
 
@@ -134,3 +135,13 @@ def test_unknown_or_missing_logger_is_one_line(synth_root, tmp_path):
     if importlib.util.find_spec("mlflow") is None:  # not a dependency: asking for it must say so
         with pytest.raises(SemilandError, match="logger 'mlflow' needs a package"):
             make_trainer(tiny_config(synth_root, train={"loggers": ["mlflow"]}), tmp_path)
+
+
+@pytest.mark.parametrize("name", [n for n, m in METHODS.items() if not m.unlabeled_masks])
+def test_every_method_trains_from_fit_and_its_checkpoint_predicts(synth_root, tmp_path, name):
+    """The engine side of the Method contract (self_training, which needs saved pseudo-labels, has its own)."""
+    cfg = tiny_config(synth_root, method={"name": name}, train={"steps": 2, "val_every": 2})
+    result = fit(cfg, tmp_path / "run")
+    task, _ = load_task(result.best_ckpt)
+    x = torch.randn(1, 3, 64, 64)
+    assert task.predict_logits(x).shape == (1, 5, 64, 64)

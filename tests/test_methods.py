@@ -14,7 +14,9 @@ K = 4
 def make(name: str, bands: int, **method_cfg):
     torch.manual_seed(0)
     cfg = ModelConfig(arch="tiny_unet", width=8)
-    ctx = MethodContext(K, bands, 255, max_steps=10, model_factory=lambda: build_model(cfg, bands, K))
+    ctx = MethodContext(K, bands, 255, max_steps=10, model_factory=lambda in_channels=bands, num_classes=K: build_model(
+        cfg, in_channels, num_classes
+    ))  # fmt: skip
     return build_method({"name": name, **method_cfg}, build_model(cfg, bands, K), ctx)
 
 

@@ -21,6 +21,7 @@ import lightning as L
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from torch import nn
 
 from semiland.config import Config, config_from_dict, merge, parse_overrides
 from semiland.data.classes import ClassTable
@@ -55,8 +56,8 @@ def is_rank_zero() -> bool:
 
 
 def build_task(cfg: Config, classes: ClassTable, mean: list[float], std: list[float]) -> SegTask:
-    def new_model():
-        return build_model(cfg.model, len(mean), classes.num_classes)
+    def new_model(in_channels: int = len(mean), num_classes: int = classes.num_classes) -> nn.Module:
+        return build_model(cfg.model, in_channels, num_classes)
 
     model = new_model()
     ctx = MethodContext(classes.num_classes, len(mean), classes.ignore_index, cfg.train.steps, new_model)

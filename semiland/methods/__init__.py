@@ -11,6 +11,7 @@ from semiland.methods.base import Method, MethodConfig, MethodContext
 from semiland.methods.cps import CPS
 from semiland.methods.fixmatch import FixMatch
 from semiland.methods.mean_teacher import MeanTeacher
+from semiland.methods.multitask import MultiTask
 from semiland.methods.pseudo_label import PseudoLabel
 from semiland.methods.s4net import S4Net
 from semiland.methods.self_training import SelfTraining
@@ -18,7 +19,7 @@ from semiland.methods.supervised import Supervised
 from semiland.methods.unimatch import UniMatch
 
 METHODS: dict[str, type[Method]] = {
-    m.name: m for m in [Supervised, S4Net, MeanTeacher, PseudoLabel, SelfTraining, FixMatch, UniMatch, CPS]
+    m.name: m for m in [Supervised, S4Net, MeanTeacher, PseudoLabel, SelfTraining, FixMatch, UniMatch, CPS, MultiTask]
 }
 
 

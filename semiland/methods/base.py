@@ -50,7 +50,9 @@ class MethodContext:
     in_channels: int
     ignore_index: int
     max_steps: int
-    model_factory: Callable[[], nn.Module] | None = None
+    # Another network of the run's architecture: model_factory() has the run's bands and classes;
+    # model_factory(in_channels=…, num_classes=…) other ones (multi-task heads, stacked W-Net).
+    model_factory: Callable[..., nn.Module] | None = None
 
 
 class Method(nn.Module):

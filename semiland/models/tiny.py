@@ -26,7 +26,11 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 class TinyEncoder(nn.Module):
     def __init__(self, in_channels: int, width: int):
         super().__init__()
-        self.enc1, self.enc2, self.mid = _block(in_channels, width), _block(width, 2 * width), _block(2 * width, 2 * width)
+        self.enc1, self.enc2, self.mid = (
+            _block(in_channels, width),
+            _block(width, 2 * width),
+            _block(2 * width, 2 * width),
+        )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         e1 = self.enc1(x)  # (B, w, H, W)

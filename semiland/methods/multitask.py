@@ -1,0 +1,76 @@
+"""Multi-task semi-supervised learning (MiniFrance §5, Castillo-Navetty et al. 2022): segmentation plus
+an unsupervised auxiliary task that shares layers with it.
+
+    L = L_s(φ_s(x_l), y_l) + λ · L_u(φ_u(x), x),   L_u = α_rec L_rec + α_reg L_reg      (eqs. 3, 5)
+
+over labeled and unlabeled images x alike (L_s on the labeled ones only). The network (`models/multitask.py`)
+routes the auxiliary task through the shared layers and its own head only, so unlabeled images never reach
+the segmentation-only layers; W-Net's auxiliary path runs through the whole first network (eq. 4).
+Prediction runs the segmentation path alone.
+
+Config → paper: network ∈ {berunda_early, berunda_late, wnet} (Fig. 9 a / b / c); aux_loss ∈ {l1, l2,
+kmeans, mumford_shah} (eqs. 6, 7, 8–11, 12); lambda_u = λ (0 = the paper's default: 2 for l1 / l2, 5 for
+kmeans / mumford_shah); alpha_rec, alpha_reg = α_rec, α_reg (eq. 5, both 1); clusters = K of the
+clustering losses (0 = the number of classes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from semiland.errors import SemilandError
+from semiland.losses import DEFAULT_LAMBDA, RECONSTRUCTS, aux_loss
+from semiland.methods.base import Method, MethodConfig, semi_losses, supervised_ce
+from semiland.models.multitask import BerundaNet, WNet
+
+NETWORKS = ("berunda_early", "berunda_late", "wnet")
+
+
+@dataclass
+class MultiTaskConfig(MethodConfig):
+    network: str = "berunda_late"
+    aux_loss: str = "l1"
+    lambda_u: float = 0.0
+    alpha_rec: float = 1.0
+    alpha_reg: float = 1.0
+    clusters: int = 0
+
+
+class MultiTask(Method):
+    name = "multitask"
+    Config = MultiTaskConfig
+    uses_unlabeled = True
+
+    def __init__(self, model, cfg: MultiTaskConfig, ctx):
+        super().__init__(model, cfg, ctx)
+        self.loss = aux_loss(cfg.aux_loss)
+        if cfg.network not in NETWORKS:
+            raise SemilandError(f"unknown method.network '{cfg.network}'; available: {', '.join(NETWORKS)}")
+        if ctx.model_factory is None:
+            raise SemilandError("multitask needs to build its auxiliary branch: the engine must pass a model factory")
+        self.weight = cfg.lambda_u or DEFAULT_LAMBDA[cfg.aux_loss]
+        # The auxiliary output: a reconstruction of the input bands, or memberships over K clusters.
+        aux_channels = ctx.in_channels if cfg.aux_loss in RECONSTRUCTS else (cfg.clusters or ctx.num_classes)
+        if cfg.network == "wnet":
+            aux_net = ctx.model_factory(in_channels=ctx.num_classes, num_classes=aux_channels)
+            self.model = WNet(model, aux_net)
+        else:
+            aux_net = ctx.model_factory(num_classes=aux_channels)
+            self.model = BerundaNet(model, aux_net, cfg.network.removeprefix("berunda_"))
+
+    def training_step(self, labeled, unlabeled, step):
+        n_l = labeled["image"].shape[0]
+        x = torch.cat([labeled["image"], unlabeled["image"]])  # one pass: BN sees both, as in FixMatch
+        valid = torch.cat([labeled["valid"], unlabeled["valid"]])
+        logits, aux = self.model.multitask(x)
+        loss_sup = supervised_ce(logits[:n_l], labeled, self.ctx.ignore_index)
+        loss_unsup = self.loss(x, aux, valid, alpha_rec=self.cfg.alpha_rec, alpha_reg=self.cfg.alpha_reg)
+        return semi_losses(loss_sup, loss_unsup, self.weight)
+
+    @torch.no_grad()
+    def auxiliary(self, image: torch.Tensor) -> torch.Tensor:
+        """The auxiliary output for figures: a reconstruction (B, C, H, W) or cluster indices (B, H, W)."""
+        aux = self.model.multitask(image)[1]
+        return aux if self.cfg.aux_loss in RECONSTRUCTS else aux.argmax(1)
