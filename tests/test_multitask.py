@@ -74,3 +74,19 @@ def test_backbones_of_the_paper_and_smp(arch, encoder, network):
     labeled, unlabeled = batches(3)
     method.training_step(labeled, unlabeled, step=1)["loss"].backward()
     assert method.predict(labeled["image"]).shape == (2, K, 32, 32)
+
+
+@pytest.mark.parametrize(("loss", "panel"), [("l1", "reconstruction"), ("kmeans", "clusters")])
+def test_report_shows_the_auxiliary_outputs(synth_root, tmp_path, loss, panel):
+    from semiland.engine.runner import fit
+    from semiland.report.run_report import build_run_report, evaluate_run, panel_rows
+
+    from .conftest import tiny_config
+
+    cfg = tiny_config(synth_root, method={"name": "multitask", "network": "wnet", "aux_loss": loss})
+    result = fit(cfg, tmp_path / "run")
+    outcome = evaluate_run(result, "multitask", 1.0)
+    rows = panel_rows([outcome], result.data)
+    assert rows and set(rows[0]["preds"]) == {"multitask", f"multitask: {panel}"}
+    assert rows[0]["preds"][f"multitask: {panel}"].shape == (*rows[0]["truth"].shape[:2], 3)
+    assert build_run_report(tmp_path, "t", [outcome], result.data, [], "cmd").is_file()

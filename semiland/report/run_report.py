@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib import colormaps
 
 import semiland
 from semiland.data.datamodule import PreparedData, SampleStore
@@ -58,6 +59,7 @@ def panel_rows(runs: list[RunOutcome], data: PreparedData, n: int = 3, max_side:
             pred = run.task.predict_logits(image.to(device)).argmax(1)[0].cpu().numpy()
             pred[~sample.valid] = classes.ignore_index
             preds[run.label] = classes.colorize(_downsample(pred, max_side))
+            preds.update(auxiliary_panels(run, image.to(device), sample.valid, max_side))
         rows.append(
             {
                 "title": sample_id,
@@ -67,6 +69,27 @@ def panel_rows(runs: list[RunOutcome], data: PreparedData, n: int = 3, max_side:
             }
         )
     return rows
+
+
+def auxiliary_panels(run: RunOutcome, image: torch.Tensor, valid: np.ndarray, max_side: int) -> dict[str, np.ndarray]:
+    """A multi-task method's auxiliary output (MiniFrance Figs. 15–18): its reconstruction of the image or
+    its unsupervised segmentation (clusters in arbitrary colours). Empty for other methods."""
+    auxiliary = getattr(run.task.method, "auxiliary", None)
+    if auxiliary is None:
+        return {}
+    h, w = image.shape[-2:]
+    m = max(32, run.task.min_size)
+    padded = torch.nn.functional.pad(image, (0, -w % m, 0, -h % m))  # any architecture accepts it
+    aux = auxiliary(padded)[..., :h, :w][0].cpu().numpy()
+    if aux.ndim == 3:  # (C, H, W) reconstruction
+        return {f"{run.label}: reconstruction": display_rgb(_downsample(aux, max_side), _downsample(valid, max_side))}
+    clusters = CLUSTER_COLORS[_downsample(aux, max_side) % len(CLUSTER_COLORS)]
+    clusters[~_downsample(valid, max_side)] = 0
+    return {f"{run.label}: clusters": clusters}
+
+
+# 20 distinct colours for unsupervised clusters (matplotlib's tab20), (20, 3) uint8.
+CLUSTER_COLORS = (np.array(colormaps["tab20"].colors) * 255).astype(np.uint8)
 
 
 def build_run_report(
