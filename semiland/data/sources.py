@@ -47,7 +47,7 @@ class DatasetSpec:
         return {s.id: s for s in [*self.samples, *self.unlabeled]}
 
 
-def _images_in(folder: Path) -> dict[str, Path]:
+def images_in(folder: Path) -> dict[str, Path]:
     files = {}
     for p in sorted(folder.iterdir()):
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
@@ -57,7 +57,7 @@ def _images_in(folder: Path) -> dict[str, Path]:
 
 def pair_folder(images_dir: Path, masks_dir: Path, region: str) -> list[SampleRef]:
     """Pair `images_dir/<stem>.*` with `masks_dir/<stem>.*`; an unpaired file is an error."""
-    images, masks = _images_in(images_dir), _images_in(masks_dir)
+    images, masks = images_in(images_dir), images_in(masks_dir)
     lonely_images = sorted(set(images) - set(masks))
     if lonely_images:
         raise SemilandError(
@@ -91,7 +91,7 @@ def scan_unlabeled(folders: list[str]) -> list[SampleRef]:
         if not folder.is_dir():
             raise SemilandError(f"unlabeled image folder {folder} not found (data.unlabeled_dirs)")
         region = f"unlabeled:{folder.name}"
-        out += [SampleRef(f"{region}/{stem}", p, None, region) for stem, p in _images_in(folder).items()]
+        out += [SampleRef(f"{region}/{stem}", p, None, region) for stem, p in images_in(folder).items()]
     return out
 
 

@@ -60,8 +60,10 @@ def _names(value: Any, key: str) -> list[str]:
 def _by_region(spec: DatasetSpec, want: dict[str, Any]) -> dict[str, list[str]]:
     regions = spec.regions
     chosen: dict[str, list[str]] = {}
-    for key in ("labeled", "val", "test"):
+    test_same_as_val = want.get("test") == "val"  # small datasets evaluate on their validation regions
+    for key in ("labeled", "val") if test_same_as_val else ("labeled", "val", "test"):
         chosen[key] = _names(want.get(key), key)
+    chosen.setdefault("test", [])
     chosen["unlabeled"] = (
         [r for r in regions if r not in {*chosen["labeled"], *chosen["val"], *chosen["test"]}]
         if want.get("unlabeled", "rest") == "rest"
@@ -75,6 +77,8 @@ def _by_region(spec: DatasetSpec, want: dict[str, Any]) -> dict[str, list[str]]:
             if name in seen:
                 raise SemilandError(f"region '{name}' is in both data.{seen[name]} and data.{key}")
             seen[name] = key
+    if test_same_as_val:
+        chosen["test"] = chosen["val"]
     return {key: [s.id for s in spec.samples if s.region in names] for key, names in chosen.items()}
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -97,6 +98,22 @@ def supervised_ce(logits: torch.Tensor, labeled: dict[str, torch.Tensor], ignore
 
 
 # -- helpers shared by the semi-supervised methods -------------------------------------------------------
+
+
+@contextmanager
+def bn_stats_frozen(*models: nn.Module) -> Iterator[None]:
+    """Forward passes inside still normalise with their own batch statistics (train mode) but leave the
+    batch-norm running statistics untouched, so those used at evaluation describe the inputs the supervised
+    loss is trained on, not perturbed or warped unlabeled views."""
+    norms = [m for model in models for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0  # running = (1 − 0) · running + 0 · batch
+    try:
+        yield
+    finally:
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
 
 
 def ema_copy(model: nn.Module) -> nn.Module:

@@ -89,10 +89,11 @@ def invert_affine(theta: torch.Tensor) -> torch.Tensor:
     return torch.linalg.inv(torch.cat([theta, last], 1))[:, :2]
 
 
-def warp(x: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    """Resample (B, C, H, W) with `theta`: out(p) = x(θ p); outside the image is 0."""
+def warp(x: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear", padding: str = "zeros") -> torch.Tensor:
+    """Resample (B, C, H, W) with `theta`: out(p) = x(θ p); outside the image is 0 (`padding="zeros"`) or
+    the image mirrored (`"reflection"`, for network inputs: no blank borders to skew batch-norm statistics)."""
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=False)
 
 
 def warp_valid(theta: torch.Tensor, inverse: torch.Tensor, h: int, w: int) -> torch.Tensor:

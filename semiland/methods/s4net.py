@@ -17,6 +17,7 @@ from semiland.errors import SemilandError
 from semiland.methods.base import (
     Method,
     MethodConfig,
+    bn_stats_frozen,
     ema_copy,
     ema_update,
     masked_mse,
@@ -61,11 +62,16 @@ class S4Net(Method):
         theta1 = random_affine(b, x_u.device, c.translate, (c.scale_min, c.scale_max), c.rotate)
         theta2 = random_affine(b, x_u.device, c.translate, (c.scale_min, c.scale_max), c.rotate)
         inv1, inv2 = invert_affine(theta1), invert_affine(theta2)
-        probs_1 = self.model(warp(x_u, theta1)).softmax(1)  # f_θ(ϕ₁(x_u)), (B, K, H, W)
-        if self.teacher is None:
-            probs_2 = self.model(warp(x_u, theta2)).softmax(1)  # Π-model: gradients through both branches
-        else:
-            probs_2 = teacher_probs(self.teacher, warp(x_u, theta2))
+        # Views are padded by reflection: up to a third of a view lies outside the image, and blank borders
+        # would pull batch-norm statistics away from real images (val mIoU fell at once with zero padding).
+        # Those pixels never count in the loss: `valid` below keeps pixels inside the image both ways.
+        view_1, view_2 = warp(x_u, theta1, padding="reflection"), warp(x_u, theta2, padding="reflection")
+        with bn_stats_frozen(self.model):
+            probs_1 = self.model(view_1).softmax(1)  # f_θ(ϕ₁(x_u)), (B, K, H, W)
+            if self.teacher is None:
+                probs_2 = self.model(view_2).softmax(1)  # Π-model: gradients through both branches
+            else:
+                probs_2 = teacher_probs(self.teacher, view_2)
         back_1, back_2 = warp(probs_1, inv1), warp(probs_2, inv2)  # ϕ⁻¹(f(ϕ(x))): back on x_u's grid
         # valid in both: inside the image after each round trip, and not nodata in x_u
         valid = warp_valid(theta1, inv1, h, w) & warp_valid(theta2, inv2, h, w) & unlabeled["valid"]

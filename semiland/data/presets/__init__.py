@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from semiland.config import DataConfig
-from semiland.data.presets import deepglobe, dubai, folder, synthetic
+from semiland.data.presets import casd, deepglobe, dubai, folder, isprs, minifrance, synthetic
 from semiland.data.sources import DatasetSpec
 from semiland.errors import SemilandError
 
@@ -23,6 +23,10 @@ class Preset(NamedTuple):
 PRESETS: dict[str, Preset] = {
     "dubai": Preset(dubai.build, dubai.DESCRIPTION),
     "deepglobe": Preset(deepglobe.build, deepglobe.DESCRIPTION),
+    "minifrance": Preset(minifrance.build, minifrance.DESCRIPTION),
+    "casd": Preset(casd.build, casd.DESCRIPTION),
+    "vaihingen": Preset(isprs.build_vaihingen, "ISPRS Vaihingen 2-D labeling (TorchGeo layout), IRRG, 6 classes"),
+    "potsdam": Preset(isprs.build_potsdam, "ISPRS Potsdam 2-D labeling (TorchGeo layout), RGBIR, 6 classes"),
     "folder": Preset(folder.build, folder.DESCRIPTION),
     "synthetic": Preset(synthetic.build, synthetic.DESCRIPTION),
 }
