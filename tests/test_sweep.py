@@ -25,7 +25,7 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
         "--config",
         str(path),
         "--methods",
-        "fixmatch",
+        "fixmatch,km=multitask:method.aux_loss=kmeans method.network=wnet",
         "--seeds",
         "0,1",
         "-o",
@@ -37,11 +37,19 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     ]
     assert main(args) == 0
     rows = json.loads((out / "results.json").read_text())["runs"]
-    assert len(rows) == 2 * 2 * 3  # budgets × seeds × (supervised, fixmatch, oracle)
+    assert len(rows) == 2 * 2 * 4  # budgets × seeds × (supervised, fixmatch, km, oracle)
+    assert (out / "km" / "one" / "seed1" / "result.json").is_file()  # the label names the folder
+    saved = yaml.safe_load((out / "km" / "one" / "seed0" / "config.yaml").read_text())
+    assert saved["method"]["name"] == "multitask" and saved["method"]["aux_loss"] == "kmeans"
     assert {r["labeled_images"] for r in rows if r["budget"] == "one" and r["method"] == "supervised"} == {2}
     assert {r["labeled_images"] for r in rows if r["method"] == "oracle"} == {4, 6}  # labeled + unlabeled tiles
     summary = (out / "summary.md").read_text()
-    assert "| one | fixmatch | 2 |" in summary and "oracle" in summary and (out / "summary.html").is_file()
+    assert (
+        "| one | fixmatch | 2 |" in summary
+        and "| two | km | 2 |" in summary
+        and "oracle" in summary
+        and (out / "summary.html").is_file()
+    )
     assert not list(out.rglob("*.ckpt"))  # sweeps keep metrics, not checkpoints
     # resumable: a second call redoes nothing
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("result.json")}

@@ -6,8 +6,9 @@ share of the supervised → oracle gap recovered, and wall time relative to supe
 
 Budgets are named override sets, e.g. `--budget 1tile="data.labeled=[tile_4]"`; the oracle is the
 supervised method with `data.oracle=true` (every training image labeled). Budgets whose splits share one
-training pool (labeled ∪ unlabeled) share one oracle run per seed. A method may carry its own overrides,
-`--methods "fixmatch,self_training:method.rounds=1"`. `self_training` runs its rounds with the budget's
+training pool (labeled ∪ unlabeled) share one oracle run per seed. A method may carry its own overrides and
+a label (its name in folders and tables), `--methods "fixmatch,self_training:method.rounds=1,
+late_km=multitask:method.network=berunda_late method.aux_loss=kmeans"`. `self_training` runs its rounds with the budget's
 supervised run (same seed) as the round-0 teacher, so it costs only its students.
 """
 
@@ -49,13 +50,23 @@ class RunSpec:
 
 
 def parse_methods(text: str) -> dict[str, list[str]]:
-    """'a,b:method.k=v method.j=w' → {a: [], b: [method.k=v, method.j=w]}; supervised always comes first."""
+    """'a,b:method.k=v,lab=c:method.j=w' → {label: overrides}, overrides starting with method.name=…;
+    the label is the method's name unless given; supervised always comes first."""
     methods: dict[str, list[str]] = {}
     for item in text.split(","):
-        name, _, overrides = item.strip().partition(":")
-        if name:
-            methods[name.strip()] = shlex.split(overrides)
-    return {"supervised": methods.pop("supervised", []), **methods}
+        head, _, overrides = item.strip().partition(":")
+        label, _, name = head.strip().rpartition("=")
+        if not name:
+            continue
+        label = label.strip() or name.strip()
+        if not re.fullmatch(r"[\w-]+", label):
+            raise SemilandError(f"--methods label '{label}' must be letters, digits, _ or -")
+        methods[label] = [f"method.name={name.strip()}", *shlex.split(overrides)]
+    return {"supervised": methods.pop("supervised", ["method.name=supervised"]), **methods}
+
+
+def method_name(own: list[str]) -> str:
+    return own[0].removeprefix("method.name=")
 
 
 def training_pool(config: Path, overrides: list[str]) -> frozenset[str]:
@@ -113,7 +124,7 @@ def run_one(config: Path, spec: RunSpec, common: list[str], out: Path, keep_ckpt
         shutil.rmtree(folder)
     ensure_writable_dir(folder)
     started = time.time()
-    if spec.method == "self_training":
+    if "method.name=self_training" in spec.overrides:
         metrics, steps = _self_training(config, spec, common, out, folder)
     else:
         result = fit(cfg, folder)
@@ -230,8 +241,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     budgets = parse_budgets(args.budget or [])
     config = Path(args.config)
-    for name, own in methods.items():  # a bad config, method or override fails before any run starts
-        load_config(config, [*args.overrides, f"method.name={name}", *own])
+    for own in methods.values():  # a bad config, method or override fails before any run starts
+        load_config(config, [*args.overrides, *own])
     pools = {b: training_pool(config, [*args.overrides, *extra]) for b, extra in budgets.items()}
     specs = plan(methods, budgets, seeds, oracle=not args.no_oracle, pools=pools)
     rows: list[dict[str, Any]] = []
@@ -243,10 +254,15 @@ def run_sweep(args: argparse.Namespace) -> int:
             )
             rows.append({**first, "budget": spec.budget, "same_as": spec.same_as})
             continue
-        student = RunSpec("self_training", spec.budget, spec.seed, []).folder(out) / "result.json"
-        teacher = spec.method == "supervised" and "self_training" in methods and not student.is_file()
+        students = [
+            RunSpec(k, spec.budget, spec.seed, []).folder(out)
+            for k, v in methods.items()
+            if method_name(v) == "self_training"
+        ]
+        teacher = spec.method == "supervised" and any(not (s / "result.json").is_file() for s in students)
         rows.append(run_one(config, spec, args.overrides, out, keep_ckpt=teacher))
-        if spec.method == "self_training":  # the supervised teacher's checkpoint is no longer needed
+        if "method.name=self_training" in spec.overrides and all((s / "result.json").is_file() for s in students):
+            # the supervised teacher's checkpoint is no longer needed
             RunSpec("supervised", spec.budget, spec.seed, []).folder(out).joinpath("checkpoints", "best.ckpt").unlink(
                 missing_ok=True
             )
