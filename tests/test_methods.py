@@ -125,3 +125,17 @@ def test_sigmoid_rampup():
     assert sigmoid_rampup(0, 100) == pytest.approx(torch.exp(torch.tensor(-5.0)).item())
     assert sigmoid_rampup(100, 100) == 1.0 and sigmoid_rampup(5, 0) == 1.0
     assert sigmoid_rampup(40, 100) < sigmoid_rampup(60, 100) < 1.0
+
+
+@pytest.mark.parametrize("name", ["s4net", "mean_teacher", "fixmatch", "unimatch", "cps"])
+def test_unlabeled_views_leave_batchnorm_running_statistics_alone(name):
+    """Running statistics (used at evaluation) come from the labeled pass only: two steps that differ only in
+    their unlabeled batch leave identical statistics (docs/design.md, "Batch norm and unlabeled views")."""
+    stats = []
+    for seed in (0, 1):
+        method = make(name, 3, **open_gates(name))
+        labeled, _ = batches(3)
+        _, unlabeled = batches(3, seed=seed + 5)
+        method.training_step(labeled, unlabeled, step=9)
+        stats.append([b.clone() for n, b in method.named_buffers() if "running_" in n and "teacher" not in n])
+    assert stats[0] and all(torch.equal(a, b) for a, b in zip(*stats))

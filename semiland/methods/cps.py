@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from semiland.errors import SemilandError
-from semiland.methods.base import Method, MethodConfig, masked_ce, semi_losses, supervised_ce
+from semiland.methods.base import Method, MethodConfig, bn_stats_frozen, masked_ce, semi_losses, supervised_ce
 from semiland.methods.perturb import cutmix_box, mix
 
 
@@ -45,11 +45,12 @@ class CPS(Method):
         b, _, h, w = x_u.shape
         perm = torch.roll(torch.arange(b, device=x_u.device), 1)
         box = cutmix_box(b, h, w, x_u.device, c.cutmix_p)
-        with torch.no_grad():  # targets: each network's argmax on the unmixed images, mixed like the input
-            pseudo_1 = self.model(x_u).argmax(1)
-            pseudo_2 = self.model2(x_u).argmax(1)
-        x_mix, valid_mix = mix(x_u, x_u[perm], box), mix(valid, valid[perm], box)
-        logits_1, logits_2 = self.model(x_mix), self.model2(x_mix)
+        with bn_stats_frozen(self.model, self.model2):  # running statistics: the labeled passes' (base.py)
+            with torch.no_grad():  # targets: each network's argmax on the unmixed images, mixed like the input
+                pseudo_1 = self.model(x_u).argmax(1)
+                pseudo_2 = self.model2(x_u).argmax(1)
+            x_mix, valid_mix = mix(x_u, x_u[perm], box), mix(valid, valid[perm], box)
+            logits_1, logits_2 = self.model(x_mix), self.model2(x_mix)
         loss_unsup = masked_ce(logits_1, mix(pseudo_2, pseudo_2[perm], box), valid_mix, valid_mix) + masked_ce(
             logits_2, mix(pseudo_1, pseudo_1[perm], box), valid_mix, valid_mix
         )

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 
 import torch
 
-from semiland.methods.base import Method, MethodConfig, confident_pseudo, masked_ce, semi_losses, supervised_ce
+from semiland.methods.base import (
+    Method,
+    MethodConfig,
+    bn_stats_frozen,
+    confident_pseudo,
+    masked_ce,
+    semi_losses,
+    supervised_ce,
+)
 from semiland.methods.perturb import cutmix_box, mix, random_flip, strong_photometric
 
 
@@ -55,7 +63,8 @@ class FixMatch(Method):
     def training_step(self, labeled, unlabeled, step):
         c = self.cfg
         loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
-        x_w, pseudo_w, keep_w = weak_targets(self.model, unlabeled, c.threshold)
-        x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p)
-        loss_unsup = masked_ce(self.model(x_s), pseudo_s, keep_s, torch.ones_like(keep_s))
+        with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see base.py)
+            x_w, pseudo_w, keep_w = weak_targets(self.model, unlabeled, c.threshold)
+            x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p)
+            loss_unsup = masked_ce(self.model(x_s), pseudo_s, keep_s, torch.ones_like(keep_s))
         return semi_losses(loss_sup, loss_unsup, c.lambda_u, mask_ratio=keep_s.float().mean())

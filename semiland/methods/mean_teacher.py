@@ -17,6 +17,7 @@ from semiland.errors import SemilandError
 from semiland.methods.base import (
     Method,
     MethodConfig,
+    bn_stats_frozen,
     ema_copy,
     ema_update,
     masked_mse,
@@ -53,7 +54,8 @@ class MeanTeacher(Method):
         x_w, valid = random_flip(unlabeled["image"], unlabeled["valid"])
         probs_u_teacher = teacher_probs(self.teacher, x_w)  # (B, K, H, W), no gradient
         # The student's forward runs outside no_grad: its consistency loss must reach its weights.
-        probs_u_student = self.model(strong_photometric(x_w)).softmax(1)
+        with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see base.py)
+            probs_u_student = self.model(strong_photometric(x_w)).softmax(1)
         loss_unsup = masked_mse(probs_u_student, probs_u_teacher, valid)
         lam = ramped(c.lambda_max, c.rampup, step, self.ctx.max_steps)
         return semi_losses(loss_sup, loss_unsup, lam, **{"lambda": lam})

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from semiland.methods.base import Method, MethodConfig, masked_ce, semi_losses, supervised_ce
+from semiland.methods.base import Method, MethodConfig, bn_stats_frozen, masked_ce, semi_losses, supervised_ce
 from semiland.methods.fixmatch import strong_view, weak_targets
 from semiland.models import split_model
 
@@ -41,14 +41,15 @@ class UniMatch(Method):
     def training_step(self, labeled, unlabeled, step):
         c = self.cfg
         loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
-        x_w, pseudo_w, keep_w = weak_targets(self.model, unlabeled, c.threshold)
-        every = torch.ones_like(keep_w)
-        losses = []
-        for _ in range(2):  # two independent strong views
-            x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p)
-            losses.append(masked_ce(self.model(x_s), pseudo_s, keep_s, every))
-        # feature perturbation: dropout on every encoder feature map of the weak view, then decode
-        features = [F.dropout2d(f, c.fp_dropout, training=True) for f in self.encode(x_w)]
-        loss_fp = masked_ce(self.decode(features), pseudo_w, keep_w, every)
+        with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see base.py)
+            x_w, pseudo_w, keep_w = weak_targets(self.model, unlabeled, c.threshold)
+            every = torch.ones_like(keep_w)
+            losses = []
+            for _ in range(2):  # two independent strong views
+                x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p)
+                losses.append(masked_ce(self.model(x_s), pseudo_s, keep_s, every))
+            # feature perturbation: dropout on every encoder feature map of the weak view, then decode
+            features = [F.dropout2d(f, c.fp_dropout, training=True) for f in self.encode(x_w)]
+            loss_fp = masked_ce(self.decode(features), pseudo_w, keep_w, every)
         loss_unsup = 0.25 * losses[0] + 0.25 * losses[1] + 0.5 * loss_fp
         return semi_losses(loss_sup, loss_unsup, c.lambda_u, loss_fp=loss_fp, mask_ratio=keep_w.float().mean())
