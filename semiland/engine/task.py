@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import random
+import sys
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,13 +29,13 @@ from semiland.engine.metrics import confusion_metrics
 from semiland.errors import SemilandError
 from semiland.inference.sliding import sliding_window_logits
 from semiland.io import atomic_write_json
-from semiland.methods.base import Method, ParamGroup
+from semiland.methods.base import Alarm, Method, ParamGroup
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 def make_optimizer(group: ParamGroup, cfg: OptimConfig) -> torch.optim.Optimizer:
-    name, lr = group.optimizer or cfg.name, cfg.lr * group.lr_scale
+    name, lr = group.optimizer or cfg.name, group.lr if group.lr is not None else cfg.lr * group.lr_scale
     if name == "sgd":
         kwargs = {"momentum": cfg.momentum, "weight_decay": cfg.weight_decay}
         return torch.optim.SGD(group.params, lr=lr, **{**kwargs, **group.extra})
@@ -76,6 +78,8 @@ class SegTask(L.LightningModule):
         self.test_cm = MulticlassConfusionMatrix(k, ignore_index=classes.ignore_index)
         self.n_optimizers = len(method.param_groups())
         self.test_metrics: dict[str, Any] | None = None
+        self._recent: dict[Alarm, deque[float]] = {a: deque(maxlen=a.window) for a in method.alarms}
+        self.warnings: list[dict[str, Any]] = []  # alarms that fired: also in <run>/warnings.json
 
     # Lightning counts every optimizer.step() in global_step; with several optimizers it runs ahead.
     @property
@@ -116,12 +120,28 @@ class SegTask(L.LightningModule):
         for sched in schedulers if isinstance(schedulers, list) else [schedulers]:
             sched.step()
         self.method.after_step(step)
+        self._watch(out, step)
         n = labeled["image"].shape[0]
         self.log("train/loss", out["loss"].detach(), prog_bar=True, batch_size=n)
         self.log_dict({f"train/{k}": v.detach().float() for k, v in out.items() if k != "loss"}, batch_size=n)
         self.log("train/lr", optimizers[0].param_groups[0]["lr"], batch_size=n)
         # Lightning takes a logged "step" as the row's step: the CSV then counts our steps, not optimizer calls
         self.log("step", float(step), batch_size=n)
+
+    def _watch(self, out: dict[str, torch.Tensor], step: int) -> None:
+        """Check the method's alarms (instability signals); each warns once, on stderr and in the run folder."""
+        fired = {w["message"] for w in self.warnings}
+        for alarm, recent in self._recent.items():
+            if alarm.key not in out:
+                continue
+            recent.append(float(out[alarm.key]))
+            if len(recent) == alarm.window and alarm.message not in fired and alarm.test(list(recent)):
+                self.warnings.append({"step": step, "key": alarm.key, "message": alarm.message})
+                trainer = self._trainer  # None outside a Trainer (tests)
+                if trainer is None or trainer.is_global_zero:
+                    print(f"\nsemiland: warning at step {step}: {alarm.message}", file=sys.stderr)
+                if trainer is not None and trainer.is_global_zero:
+                    atomic_write_json(Path(trainer.default_root_dir) / "warnings.json", self.warnings)
 
     # -- evaluation ---------------------------------------------------------------------------------
     def predict_logits(self, image: torch.Tensor) -> torch.Tensor:

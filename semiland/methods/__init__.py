@@ -7,9 +7,11 @@ from typing import Any
 
 from semiland.config import build_dataclass
 from semiland.errors import SemilandError
+from semiland.methods.adversarial import Adversarial
 from semiland.methods.base import Method, MethodConfig, MethodContext
 from semiland.methods.cps import CPS
 from semiland.methods.fixmatch import FixMatch
+from semiland.methods.gan import GAN
 from semiland.methods.mean_teacher import MeanTeacher
 from semiland.methods.multitask import MultiTask
 from semiland.methods.pseudo_label import PseudoLabel
@@ -17,9 +19,24 @@ from semiland.methods.s4net import S4Net
 from semiland.methods.self_training import SelfTraining
 from semiland.methods.supervised import Supervised
 from semiland.methods.unimatch import UniMatch
+from semiland.methods.vae import VAE
 
 METHODS: dict[str, type[Method]] = {
-    m.name: m for m in [Supervised, S4Net, MeanTeacher, PseudoLabel, SelfTraining, FixMatch, UniMatch, CPS, MultiTask]
+    m.name: m
+    for m in [
+        Supervised,
+        S4Net,
+        MeanTeacher,
+        PseudoLabel,
+        SelfTraining,
+        FixMatch,
+        UniMatch,
+        CPS,
+        MultiTask,
+        Adversarial,
+        GAN,
+        VAE,
+    ]  # fmt: skip
 }
 
 

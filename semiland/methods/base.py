@@ -38,6 +38,7 @@ class ParamGroup:
     params: list[nn.Parameter]
     name: str = "main"
     lr_scale: float = 1.0
+    lr: float | None = None  # an absolute learning rate instead of optim.lr × lr_scale (a discriminator's)
     optimizer: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # optimizer kwargs (e.g. betas for a discriminator)
 
@@ -56,11 +57,23 @@ class MethodContext:
     model_factory: Callable[..., nn.Module] | None = None
 
 
+@dataclass(frozen=True)
+class Alarm:
+    """A training-health rule: fires when `test` holds for the values of `key` (a training_step output)
+    over the last `window` steps; the engine then warns once with `message` (and records it in the run)."""
+
+    key: str
+    window: int
+    test: Callable[[list[float]], bool]
+    message: str
+
+
 class Method(nn.Module):
     name: ClassVar[str] = ""
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     uses_unlabeled: ClassVar[bool] = False  # the engine feeds an unlabeled stream only when True
     unlabeled_masks: ClassVar[bool] = False  # the unlabeled stream carries saved pseudo-label masks
+    alarms: ClassVar[tuple[Alarm, ...]] = ()  # instability signals the engine watches (generative methods)
 
     def __init__(self, model: nn.Module, cfg: MethodConfig, ctx: MethodContext):
         super().__init__()
@@ -114,6 +127,20 @@ def bn_stats_frozen(*models: nn.Module) -> Iterator[None]:
     finally:
         for m, momentum in zip(norms, saved):
             m.momentum = momentum
+
+
+@contextmanager
+def params_frozen(*modules: nn.Module) -> Iterator[None]:
+    """Forward passes inside reach the modules' inputs but not their parameters: one network's loss through
+    another (a segmenter fooling its discriminator) then trains only the first, in a single backward."""
+    params = [(p, p.requires_grad) for m in modules for p in m.parameters()]
+    for p, _ in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in params:
+            p.requires_grad_(flag)
 
 
 def ema_copy(model: nn.Module) -> nn.Module:

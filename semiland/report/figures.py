@@ -115,6 +115,22 @@ def plot_curves(logs: dict[str, str | Path], path: str | Path) -> None:
     _save(fig, path)
 
 
+def plot_health(series: dict[str, dict[str, str | Path]], path: str | Path) -> None:
+    """One panel per watched quantity (a generative method's alarm keys): {key: {run label: log csv}}."""
+    fig, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.2), squeeze=False)
+    for ax, (key, logs) in zip(axes[0], series.items()):
+        for label, csv_path in logs.items():
+            points = read_log(csv_path).get(f"train/{key}")
+            if points:
+                steps, values = zip(*points)
+                ax.plot(steps, values, lw=0.8, alpha=0.3)
+                ax.plot(steps, _smooth(values), color=ax.lines[-1].get_color(), lw=1.6, label=label)
+        ax.set(xlabel="step", title=key)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    _save(fig, path)
+
+
 def display_rgb(image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """(C, H, W) raw values → (H, W, 3) uint8: first three bands (or band 1 as grey), 2–98 % stretch."""
     bands = image[:3] if image.shape[0] >= 3 else np.repeat(image[:1], 3, 0)

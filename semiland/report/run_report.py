@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,14 @@ import semiland
 from semiland.data.datamodule import PreparedData, SampleStore
 from semiland.engine.runner import FitResult, evaluate_checkpoint
 from semiland.engine.task import SegTask
-from semiland.report.figures import display_rgb, plot_confusion, plot_curves, plot_panels, plot_per_class_iou
+from semiland.report.figures import (
+    display_rgb,
+    plot_confusion,
+    plot_curves,
+    plot_health,
+    plot_panels,
+    plot_per_class_iou,
+)
 from semiland.report.html import Report, write_report
 
 
@@ -92,6 +100,12 @@ def auxiliary_panels(run: RunOutcome, image: torch.Tensor, valid: np.ndarray, ma
 CLUSTER_COLORS = (np.array(colormaps["tab20"].colors) * 255).astype(np.uint8)
 
 
+def run_warnings(run: RunOutcome) -> list[dict[str, Any]]:
+    """The alarms that fired during a run (`<run>/warnings.json`, written by the engine)."""
+    path = run.log_csv.parent.parent / "warnings.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
 def build_run_report(
     out_dir: Path, title: str, runs: list[RunOutcome], data: PreparedData, intro: list[str], command: str
 ) -> Path:
@@ -101,18 +115,26 @@ def build_run_report(
     plot_curves({r.label: r.log_csv for r in runs}, figures / "training_curves.png")
     for r in runs:
         plot_confusion(r.metrics, figures / f"confusion_{r.label}.png")
+    health: dict[str, dict[str, Path]] = {}  # watched quantity → {run label: its log}
+    for r in runs:
+        for alarm in r.task.method.alarms:
+            health.setdefault(alarm.key, {})[r.label] = r.log_csv
+    if health:  # generative methods: the instability signals the engine watched
+        plot_health(health, figures / "training_health.png")
+    warnings = [f"{r.label}, step {w['step']}: {w['message']}" for r in runs for w in run_warnings(r)]
     classes = data.spec.classes
     rows = panel_rows(runs, data)
     if rows:
         plot_panels(rows, list(classes.names), list(classes.colors), figures / "panels.png")
     report = Report(
         title=title,
-        intro=intro,
+        intro=[*intro, *(f"Warning — {w}" for w in warnings)],
         results=results,
         extra_rows={r.label: {"train time": f"{r.seconds:.0f} s", "steps": str(r.task.cfg.train.steps)} for r in runs},
         figures=[
             ("Per-class IoU", "figures/per_class_iou.png"),
             ("Training curves", "figures/training_curves.png"),
+            *([("Training health (instability signals)", "figures/training_health.png")] if health else []),
             *([("Image / ground truth / prediction (test images)", "figures/panels.png")] if rows else []),
             *[(f"Confusion matrix — {r.label}", f"figures/confusion_{r.label}.png") for r in runs],
         ],
