@@ -7,7 +7,8 @@ from semiland.cli import main
 from .conftest import tiny_config
 
 
-def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
+def sweep_config(tmp_path):
+    """Two-step runs on 5 synthetic regions (val region 3, test region 4), written as a config file."""
     from semiland.data.synthetic import generate
 
     root = generate(tmp_path / "d", regions=5, images=2, size=64, bands=3)
@@ -18,6 +19,11 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     )
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg.to_dict()))
+    return path
+
+
+def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
+    path = sweep_config(tmp_path)
     out = tmp_path / "sweep"
     args = [
         "bench",
@@ -59,16 +65,7 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
 
 
 def test_sweep_shares_oracle_and_runs_self_training_on_the_supervised_teacher(tmp_path, capsys):
-    from semiland.data.synthetic import generate
-
-    root = generate(tmp_path / "d", regions=5, images=2, size=64, bands=3)
-    cfg = tiny_config(
-        root,
-        data={"synthetic_regions": 5, "val": ["region_3"], "test": ["region_4"]},
-        train={"steps": 2, "val_every": 2},
-    )
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    path = sweep_config(tmp_path)
     out = tmp_path / "sweep"
     args = ["bench", "sweep", "--config", str(path), "--seeds", "0", "-o", str(out)]
     args += ["--methods", "self_training:method.rounds=1 method.threshold=0.0"]
