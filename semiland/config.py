@@ -47,6 +47,11 @@ class DataConfig:
     synthetic_images: int = 4  # synthetic preset: images per region
     synthetic_size: int = 256  # synthetic preset: image side in pixels
     synthetic_bands: int = 3  # synthetic preset: band count
+    sar_bands: list[int] | None = None  # paired optical + SAR presets: 1-based SAR band selection
+    sar_db: bool = False  # the SAR rasters hold linear backscatter: convert to dB
+    resample_sar: bool = False  # SAR on another grid than its optical image: resample it instead of refusing
+    modality: str = "both"  # paired presets: both (stacked, optical first) | optical | sar
+    tile_grid: int = 1  # split every image into tile_grid × tile_grid windows, each its own sample
     mean: list[float] | None = None  # per-band normalisation; None = computed from the training images
     std: list[float] | None = None
 
@@ -57,9 +62,7 @@ class ModelConfig:
     encoder: str = "resnet18"  # smp encoder name, or "tu-<timm name>"
     encoder_weights: str | None = None  # e.g. "imagenet" (downloaded when online); None = random init
     weights_path: str = ""  # local file of encoder weights (state dict), used instead of a download
-    width: int = (
-        16  # base channel width: tiny_unet, segnet; smp unet / unetplusplus decoder (16w … w; 16 = smp default)
-    )
+    width: int = 16  # base width: tiny_unet, segnet; smp unet / unetplusplus decoder (16w … w; 16 = smp's)
 
 
 @dataclass

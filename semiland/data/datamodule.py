@@ -56,7 +56,7 @@ class SampleStore:
         if key in self._cache:
             return self._cache[key]
         ref = self.refs[sample_id] if labeled else dataclasses.replace(self.refs[sample_id], mask=None)
-        sample = load_sample(ref, self.spec.classes, self.bands, self.spec.mask_threshold)
+        sample = load_sample(ref, self.spec.classes, self.bands, self.spec.mask_threshold, self.spec.sar)
         if self.mean is not None and sample.image.shape[0] != len(self.mean):
             raise SemilandError(
                 f"{ref.image} has {sample.image.shape[0]} bands but the run uses "

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from semiland.data.classes import ClassTable
+from semiland.data.paired import SarOptions, stack_sar
 from semiland.data.raster import IMAGE_SUFFIXES, read_image, read_mask
 from semiland.errors import SemilandError
 
@@ -25,6 +26,8 @@ class SampleRef:
     image: Path
     mask: Path | None
     region: str
+    sar: Path | None = None  # the paired SAR raster (optical + SAR datasets)
+    window: tuple[int, int, int, int] | None = None  # (row, col, height, width): a part of the files
 
 
 @dataclass
@@ -38,6 +41,7 @@ class DatasetSpec:
     unlabeled: list[SampleRef] = field(default_factory=list)
     default_split: dict[str, Any] = field(default_factory=dict)
     mask_threshold: int | None = None  # binarise RGB mask channels at this value (DeepGlobe's masks)
+    sar: SarOptions | None = None  # paired optical + SAR samples: how the SAR rasters are read
 
     @property
     def regions(self) -> list[str]:
@@ -103,9 +107,15 @@ class LoadedSample:
 
 
 def load_sample(
-    ref: SampleRef, classes: ClassTable, bands: list[int] | None = None, mask_threshold: int | None = None
+    ref: SampleRef,
+    classes: ClassTable,
+    bands: list[int] | None = None,
+    mask_threshold: int | None = None,
+    sar: SarOptions | None = None,
 ) -> LoadedSample:
     raster = read_image(ref.image, bands)
+    if ref.sar is not None and sar is not None:
+        raster = stack_sar(raster, ref.image, ref.sar, sar)
     mask = None
     if ref.mask is not None:
         raw = read_mask(ref.mask)
@@ -118,4 +128,10 @@ def load_sample(
             raw = np.where(raw >= mask_threshold, 255, 0).astype(np.uint8)
         mask = classes.decode(raw, ref.mask)
         mask[~raster.valid] = classes.ignore_index  # nodata pixels are never supervised
+    if ref.window is not None:  # a part of the files is the sample (small chips split into windows)
+        r, c, h, w = ref.window
+        return LoadedSample(
+            raster.data[:, r : r + h, c : c + w], raster.valid[r : r + h, c : c + w],
+            None if mask is None else mask[r : r + h, c : c + w],
+        )  # fmt: skip
     return LoadedSample(raster.data, raster.valid, mask)

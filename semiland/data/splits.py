@@ -110,6 +110,18 @@ def _by_amount(spec: DatasetSpec, want: dict[str, Any], mode: str, seed: int) ->
     return {"labeled": labeled, "unlabeled": unlabeled, "val": val, "test": val if test_same_as_val else test}
 
 
+def _by_ids(spec: DatasetSpec, want: dict[str, Any]) -> dict[str, list[str]]:
+    known = spec.by_id()
+    chosen = {k: list(want.get(k) or []) for k in ("labeled", "val", "test")}
+    taken = {i for ids in chosen.values() for i in ids}
+    unl = want.get("unlabeled", "rest")
+    chosen["unlabeled"] = [s.id for s in spec.samples if s.id not in taken] if unl == "rest" else list(unl)
+    missing = [i for ids in chosen.values() for i in ids if i not in known]
+    if missing:
+        raise SemilandError(f"the split names {len(missing)} images not in the dataset, e.g. '{missing[0]}'")
+    return chosen
+
+
 def make_split(spec: DatasetSpec, want: dict[str, Any], seed: int, oracle: bool = False) -> Split:
     """`want` holds split_mode, labeled, unlabeled, val, test, split_file (DataConfig fields)."""
     mode = want.get("split_mode", "region")
@@ -121,10 +133,12 @@ def make_split(spec: DatasetSpec, want: dict[str, Any], seed: int, oracle: bool 
             raise SemilandError(f"split file names {len(missing)} images not in the dataset, e.g. '{missing[0]}'")
     elif mode == "region":
         split = Split(**_by_region(spec, want))
+    elif mode == "ids":  # explicit sample ids per set (a dataset's official lists)
+        split = Split(**_by_ids(spec, want))
     elif mode in ("fraction", "count"):
         split = Split(**_by_amount(spec, want, mode, seed))
     else:
-        raise SemilandError(f"unknown data.split_mode '{mode}'; use region, fraction, count or file")
+        raise SemilandError(f"unknown data.split_mode '{mode}'; use region, fraction, count, ids or file")
     if mode != "file":
         split.unlabeled += [s.id for s in spec.unlabeled]
     if oracle:  # the upper bound: every training image that has a mask is labeled

@@ -6,12 +6,14 @@ Add a layout: one module here, one line in `PRESETS`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import NamedTuple
 
 from semiland.config import DataConfig
-from semiland.data.presets import casd, deepglobe, dubai, folder, isprs, minifrance, synthetic
-from semiland.data.sources import DatasetSpec
+from semiland.data.presets import casd, deepglobe, dubai, folder, isprs, minifrance, optical_sar, synthetic
+from semiland.data.raster import image_size
+from semiland.data.sources import DatasetSpec, SampleRef
 from semiland.errors import SemilandError
 
 
@@ -27,6 +29,11 @@ PRESETS: dict[str, Preset] = {
     "casd": Preset(casd.build, casd.DESCRIPTION),
     "vaihingen": Preset(isprs.build_vaihingen, "ISPRS Vaihingen 2-D labeling (TorchGeo layout), IRRG, 6 classes"),
     "potsdam": Preset(isprs.build_potsdam, "ISPRS Potsdam 2-D labeling (TorchGeo layout), RGBIR, 6 classes"),
+    "sen1floods11": Preset(
+        optical_sar.build_sen1floods11, "Sen1Floods11: S2 (13 bands) + S1 (VV, VH dB), water / not water"
+    ),
+    "whu_opt_sar": Preset(optical_sar.build_whu_opt_sar, "WHU-OPT-SAR: GF-1 optical (4 bands) + GF-3 SAR, 8 classes"),
+    "paired": Preset(optical_sar.build_paired, "any <root>/<region>/{optical,sar,masks} + classes.csv"),
     "folder": Preset(folder.build, folder.DESCRIPTION),
     "synthetic": Preset(synthetic.build, synthetic.DESCRIPTION),
 }
@@ -35,4 +42,24 @@ PRESETS: dict[str, Preset] = {
 def build_dataset(cfg: DataConfig) -> DatasetSpec:
     if cfg.preset not in PRESETS:
         raise SemilandError(f"unknown dataset preset '{cfg.preset}'; available: {', '.join(PRESETS)}")
-    return PRESETS[cfg.preset].build(cfg)
+    spec = PRESETS[cfg.preset].build(cfg)
+    if cfg.tile_grid > 1:
+        spec = dataclasses.replace(
+            spec, samples=windows(spec.samples, cfg.tile_grid), unlabeled=windows(spec.unlabeled, cfg.tile_grid)
+        )
+    elif cfg.tile_grid < 1:
+        raise SemilandError(f"data.tile_grid must be at least 1, got {cfg.tile_grid}")
+    return spec
+
+
+def windows(refs: list[SampleRef], n: int) -> list[SampleRef]:
+    """Every image as n × n windows (`<id>@<row><col>`, same region): a few large chips become many samples."""
+    out = []
+    for ref in refs:
+        h, w = image_size(ref.image)
+        for i in range(n):
+            for j in range(n):
+                r0, c0 = i * h // n, j * w // n
+                box = (r0, c0, (i + 1) * h // n - r0, (j + 1) * w // n - c0)
+                out.append(dataclasses.replace(ref, id=f"{ref.id}@{i}{j}", window=box))
+    return out

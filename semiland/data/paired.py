@@ -1,0 +1,92 @@
+"""Paired optical + SAR samples (issue #7): the SAR raster of a sample is read beside its optical image,
+checked to lie on the same grid, optionally converted from linear backscatter to dB, and stacked after the
+optical bands, so the whole pipeline (crops, normalisation, sliding-window evaluation, prediction) sees one
+(C_opt + C_sar, H, W) array. Methods that treat the modalities apart (DLLR) split it with
+`SarOptions`'s band counts; single-network methods on the stack are the early-fusion baseline.
+
+Validity: a pixel is valid where both modalities are (SAR chips often carry NaN). Grids must agree: same
+size, and same CRS and transform where both files are georeferenced; otherwise the sample is refused with
+both files named, or, with `data.resample_sar=true`, the SAR raster is resampled (bilinear) onto the optical grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from semiland.data.raster import Raster, read_image
+from semiland.errors import SemilandError
+
+MODALITIES = ("both", "optical", "sar")
+
+
+@dataclass(frozen=True)
+class SarOptions:
+    bands: tuple[int, ...] | None = None  # 1-based selection of the SAR file's bands
+    db: bool = False  # the SAR file holds linear backscatter: convert to dB
+    resample: bool = False  # resample SAR onto the optical grid instead of refusing a mismatch
+    modality: str = "both"  # both | optical | sar (single-modality baselines)
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise SemilandError(f"data.modality must be one of {', '.join(MODALITIES)}, got '{self.modality}'")
+
+
+def to_db(data: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Linear backscatter → 10 · log10; non-positive values have no dB value and become invalid."""
+    positive = (data > 0).all(axis=0)
+    out = np.zeros_like(data)
+    ok = valid & positive
+    out[:, ok] = 10 * np.log10(data[:, ok])
+    return out, ok
+
+
+def _same_grid(a: Raster, b: Raster) -> bool:
+    if a.shape != b.shape:
+        return False
+    if a.profile.get("crs") is None or b.profile.get("crs") is None:
+        return True  # one of them is not georeferenced: the size is all we can check
+    return a.profile["crs"] == b.profile["crs"] and a.profile["transform"].almost_equals(b.profile["transform"])
+
+
+def _resample(sar_path: Path, sar: Raster, optical: Raster, optical_path: Path) -> Raster:
+    from rasterio.warp import Resampling, reproject
+
+    if optical.profile.get("crs") is None or sar.profile.get("crs") is None:
+        raise SemilandError(f"cannot resample {sar_path} onto {optical_path}: both must be georeferenced")
+    h, w = optical.shape
+    out = np.full((sar.data.shape[0], h, w), np.nan, np.float32)
+    src = np.where(sar.valid[None], sar.data, np.nan).astype(np.float32)
+    for band in range(src.shape[0]):
+        reproject(
+            src[band], out[band], src_transform=sar.profile["transform"], src_crs=sar.profile["crs"],
+            dst_transform=optical.profile["transform"], dst_crs=optical.profile["crs"],
+            resampling=Resampling.bilinear, src_nodata=np.nan, dst_nodata=np.nan,
+        )  # fmt: skip
+    valid = np.isfinite(out).all(axis=0)
+    out[:, ~valid] = 0.0
+    return Raster(out, valid, optical.profile)
+
+
+def stack_sar(optical: Raster, optical_path: Path, sar_path: Path, opts: SarOptions) -> Raster:
+    """The sample's bands as the pipeline sees them: optical, SAR or both stacked (optical first)."""
+    sar = read_image(sar_path, list(opts.bands) if opts.bands else None)
+    if not _same_grid(optical, sar):
+        if not opts.resample:
+            raise SemilandError(
+                f"SAR {sar_path} ({sar.shape[1]}x{sar.shape[0]} px) and optical {optical_path} "
+                f"({optical.shape[1]}x{optical.shape[0]} px) are not on the same grid; co-register them, "
+                "or set data.resample_sar=true to resample the SAR raster"
+            )
+        sar = _resample(sar_path, sar, optical, optical_path)
+    data, valid = to_db(sar.data, sar.valid) if opts.db else (sar.data, sar.valid)
+    if opts.modality == "sar":
+        return Raster(data, valid, optical.profile)
+    both_valid = optical.valid & valid
+    if opts.modality == "optical":
+        return Raster(optical.data, both_valid, optical.profile)  # same pixels as the paired runs
+    stacked = np.concatenate([optical.data, data])
+    stacked[:, ~both_valid] = 0.0
+    return Raster(stacked, both_valid, optical.profile)

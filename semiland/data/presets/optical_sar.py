@@ -1,0 +1,144 @@
+"""Paired optical + SAR presets (issue #7): Sen1Floods11, WHU-OPT-SAR and a generic paired folder.
+
+Each sample's SAR raster rides along with its optical image (`SampleRef.sar`) and is stacked after the
+optical bands when loaded (`data/paired.py`); `data.modality` picks both, optical or SAR alone.
+
+- sen1floods11 (Bonafilia et al. 2020): <root>/S2Hand/<chip>_S2Hand.tif (13 bands, TOA reflectance × 10⁴),
+  <root>/S1Hand/<chip>_S1Hand.tif (VV, VH in dB, NaN where invalid), <root>/LabelHand/<chip>_LabelHand.tif
+  (−1 no data, 0 not water, 1 water). Regions are countries (the chip name's prefix). Split: the official
+  lists <root>/splits/flood_handlabeled/flood_{train,valid,test}_data.csv when present (a quarter of the
+  training chips labeled, the rest unlabeled), else by fraction. `data.tile_grid` splits chips into windows.
+- whu_opt_sar (Li et al. 2022): <root>/optical/<scene>.tif (GF-1, 4 bands), <root>/sar/<scene>.tif (GF-3),
+  <root>/lbl/<scene>.tif (values 0, 10, …, 70 = 8 classes). Split: <root>/split/{train,test}.txt scene lists
+  when present (the official 80 / 20 split), else the first 80 % of scenes by name train, the rest test;
+  10 % of the train scenes labeled, 5 % validation, the rest unlabeled. Scenes are 5556 × 3704 px: use
+  data.cache=false.
+- paired: <root>/<region>/{optical,sar,masks}/<stem>.* and <root>/classes.csv (name,r,g,b), as `folder`.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from semiland.config import DataConfig
+from semiland.data.classes import ClassTable
+from semiland.data.paired import SarOptions
+from semiland.data.sources import DatasetSpec, SampleRef, images_in, scan_unlabeled
+from semiland.errors import SemilandError
+
+WHU_CLASSES = ["background", "farmland", "city", "village", "water", "forest", "road", "others"]
+WHU_COLORS = [(0, 0, 0), (204, 102, 1), (254, 0, 0), (255, 255, 1), (0, 0, 255), (85, 167, 0), (93, 255, 255), (152, 102, 153)]  # fmt: skip
+
+
+def sar_options(cfg: DataConfig) -> SarOptions:
+    return SarOptions(tuple(cfg.sar_bands) if cfg.sar_bands else None, cfg.sar_db, cfg.resample_sar, cfg.modality)
+
+
+def _need(root: Path, *parts: str) -> Path:
+    folder = root.joinpath(*parts)
+    if not folder.is_dir():
+        raise SemilandError(f"{folder} not found: is {root} laid out as the preset expects (semiland datasets)?")
+    return folder
+
+
+def _ignored(cfg: DataConfig, names: list[str]) -> list[str]:
+    ignore = list(cfg.ignore_classes or [])
+    unknown = [n for n in ignore if n not in names]
+    if unknown:
+        raise SemilandError(f"ignore_classes {unknown} are not class names; classes are {names}")
+    return ignore
+
+
+def _value_table(names: list[str], colors: list[tuple[int, int, int]], values: list[int], ignore: list[str], ignore_values: tuple[int, ...]) -> ClassTable:  # fmt: skip
+    kept = [(n, c, v) for n, c, v in zip(names, colors, values) if n not in ignore]
+    return ClassTable(
+        names=tuple(n for n, _, _ in kept),
+        colors=tuple(c for _, c, _ in kept),
+        values=tuple(v for _, _, v in kept),
+        ignore_values=ignore_values + tuple(v for n, v in zip(names, values) if n in ignore),
+        ignored_names=tuple(ignore),
+    )
+
+
+def build_sen1floods11(cfg: DataConfig) -> DatasetSpec:
+    if not cfg.root:
+        raise SemilandError("the sen1floods11 preset needs data.root: the folder holding S1Hand/, S2Hand/, LabelHand/")
+    root = Path(cfg.root)
+    s2, s1, labels = _need(root, "S2Hand"), _need(root, "S1Hand"), _need(root, "LabelHand")
+    samples = []
+    for stem, optical in images_in(s2).items():
+        chip = stem.removesuffix("_S2Hand")
+        sar, mask = s1 / f"{chip}_S1Hand.tif", labels / f"{chip}_LabelHand.tif"
+        if not sar.is_file():
+            raise SemilandError(f"optical chip {optical} has no SAR chip {sar}")
+        region = chip.split("_")[0]
+        samples.append(SampleRef(f"{region}/{chip}", optical, mask if mask.is_file() else None, region, sar=sar))
+    if not samples:
+        raise SemilandError(f"no <chip>_S2Hand.tif files in {s2}")
+    names = ["not water", "water"]
+    classes = _value_table(names, [(200, 200, 200), (0, 90, 255)], [0, 1], _ignored(cfg, names), (-1, 255))
+    labeled = [s for s in samples if s.mask is not None]
+    unlabeled = [s for s in samples if s.mask is None] + scan_unlabeled(cfg.unlabeled_dirs)
+    split = {"split_mode": "fraction", "labeled": 0.25, "val": 0.15, "test": 0.25}
+    lists = root / "splits" / "flood_handlabeled"
+    if lists.is_dir():
+        split = _official_split(lists, labeled)
+    return DatasetSpec("sen1floods11", root, labeled, classes, unlabeled, split, sar=sar_options(cfg))
+
+
+def _official_split(lists: Path, samples: list[SampleRef]) -> dict:
+    by_chip = {s.id.split("/", 1)[1]: s.id for s in samples}
+    parts = {}
+    for part, name in (("train", "train"), ("val", "valid"), ("test", "test")):
+        path = lists / f"flood_{name}_data.csv"
+        rows = list(csv.reader(path.open())) if path.is_file() else []
+        parts[part] = [by_chip[r[0].removesuffix("_S1Hand.tif")] for r in rows if r and r[0].removesuffix("_S1Hand.tif") in by_chip]  # fmt: skip
+    cut = max(1, len(parts["train"]) // 4)  # a quarter of the official training chips labeled
+    return {"split_mode": "ids", "labeled": parts["train"][:cut], "unlabeled": parts["train"][cut:], "val": parts["val"], "test": parts["test"]}  # fmt: skip
+
+
+def build_whu_opt_sar(cfg: DataConfig) -> DatasetSpec:
+    if not cfg.root:
+        raise SemilandError("the whu_opt_sar preset needs data.root: the folder holding optical/, sar/, lbl/")
+    root = Path(cfg.root)
+    optical, sar, lbl = images_in(_need(root, "optical")), images_in(_need(root, "sar")), images_in(_need(root, "lbl"))
+    missing = sorted(set(optical) - set(sar))
+    if missing:
+        raise SemilandError(f"optical scene {optical[missing[0]]} has no SAR scene in {root / 'sar'}")
+    samples = [SampleRef(f"{s}/{s}", optical[s], lbl.get(s), s, sar=sar[s]) for s in sorted(optical)]
+    ignore = _ignored(cfg, WHU_CLASSES)
+    classes = _value_table(WHU_CLASSES, WHU_COLORS, [10 * k for k in range(8)], ignore, (255,))
+    scenes = [s.region for s in samples]
+    lists = {p: (root / "split" / f"{p}.txt") for p in ("train", "test")}
+    if all(f.is_file() for f in lists.values()):
+        train, test = ([Path(x.strip()).stem for x in f.read_text().split() if x.strip()] for f in lists.values())
+    else:
+        cut = round(0.8 * len(scenes))
+        train, test = scenes[:cut], scenes[cut:]
+    n_lab, n_val = max(1, round(0.1 * len(train))), max(1, round(0.05 * len(train))) if len(train) > 2 else 0
+    split = {"split_mode": "region", "labeled": train[:n_lab], "val": train[n_lab : n_lab + n_val], "test": test}
+    return DatasetSpec("whu_opt_sar", root, samples, classes, scan_unlabeled(cfg.unlabeled_dirs), split, sar=sar_options(cfg))  # fmt: skip
+
+
+def build_paired(cfg: DataConfig) -> DatasetSpec:
+    if not cfg.root:
+        raise SemilandError("the paired preset needs data.root: <root>/<region>/{optical,sar,masks}/ + classes.csv")
+    root = Path(cfg.root)
+    classes = ClassTable.from_csv(root / "classes.csv", list(cfg.ignore_classes or []))
+    samples, unlabeled = [], []
+    for region in sorted(p for p in root.iterdir() if (p / "optical").is_dir()):
+        optical, sar = images_in(region / "optical"), images_in(_need(region, "sar"))
+        masks = images_in(region / "masks") if (region / "masks").is_dir() else {}
+        for stem, path in optical.items():
+            if stem not in sar:
+                raise SemilandError(f"optical image {path} has no SAR image {region / 'sar' / stem}.*")
+            ref = SampleRef(f"{region.name}/{stem}", path, masks.get(stem), region.name, sar=sar[stem])
+            (samples if ref.mask is not None else unlabeled).append(ref)
+    if not samples:
+        raise SemilandError(f"no labeled optical + SAR pairs in {root}/<region>/{{optical,sar,masks}}")
+    regions = sorted({s.region for s in samples})
+    split = {"split_mode": "fraction", "labeled": 0.25, "val": 0.15, "test": 0.15}
+    if len(regions) >= 4:
+        split = {"split_mode": "region", "labeled": regions[:1], "val": regions[-2:-1], "test": regions[-1:]}
+    return DatasetSpec("paired", root, samples, classes, unlabeled + scan_unlabeled(cfg.unlabeled_dirs), split, sar=sar_options(cfg))  # fmt: skip

@@ -1,0 +1,137 @@
+"""Paired optical + SAR data (issue #7): stacking, grids, NaN SAR, dB, modalities, and the presets
+(Sen1Floods11 on the real chip when present, WHU-OPT-SAR and the paired folder on generated fixtures)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from semiland.config import DataConfig
+from semiland.data.datamodule import prepare_data
+from semiland.data.presets import build_dataset
+from semiland.data.sources import load_sample
+from semiland.errors import SemilandError
+
+from .conftest import SEN1FLOODS, tiny_config
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+GRID = from_origin(500000, 4000000, 10, 10)
+
+
+def tif(path: Path, arr: np.ndarray, transform=GRID, nodata=None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = arr if arr.ndim == 3 else arr[None]
+    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
+                       dtype=arr.dtype, crs="EPSG:32630", transform=transform, nodata=nodata) as dst:  # fmt: skip
+        dst.write(arr)
+    return path
+
+
+def floods_fixture(root: Path, chips=("Spain_1", "Spain_2", "Ghana_1"), size=64, sar_transform=GRID) -> Path:
+    rng = np.random.default_rng(0)
+    for chip in chips:
+        tif(root / "S2Hand" / f"{chip}_S2Hand.tif", rng.integers(0, 5000, (13, size, size)).astype(np.int16))
+        sar = rng.normal(-15, 4, (2, size, size)).astype(np.float32)
+        sar[:, :4, :4] = np.nan  # real S1 chips carry NaN
+        tif(root / "S1Hand" / f"{chip}_S1Hand.tif", sar, transform=sar_transform)
+        label = rng.choice([-1, 0, 1], (size, size), p=[0.05, 0.6, 0.35]).astype(np.int16)
+        tif(root / "LabelHand" / f"{chip}_LabelHand.tif", label)
+    return root
+
+
+def test_sen1floods11_stacks_optical_then_sar_and_nan_sar_is_nodata(tmp_path):
+    root = floods_fixture(tmp_path / "s")
+    spec = build_dataset(DataConfig(preset="sen1floods11", root=str(root)))
+    assert spec.classes.names == ("not water", "water") and spec.regions == ["Ghana", "Spain"]
+    sample = load_sample(spec.samples[0], spec.classes, None, None, spec.sar)
+    assert sample.image.shape == (15, 64, 64)  # 13 S2 bands, then VV, VH
+    assert not sample.valid[:4, :4].any() and sample.valid[4:, 4:].all()
+    assert (sample.mask[:4, :4] == 255).all() and (sample.image[:, :4, :4] == 0).all()
+    with rasterio.open(spec.samples[0].mask) as src:
+        raw = src.read(1)
+    assert (sample.mask[(raw == -1)] == 255).all() and (sample.mask[(raw == 1) & sample.valid] == 1).all()
+
+
+@pytest.mark.parametrize(("modality", "bands"), [("both", 15), ("optical", 13), ("sar", 2)])
+def test_modality_selects_the_bands(tmp_path, modality, bands):
+    spec = build_dataset(DataConfig(preset="sen1floods11", root=str(floods_fixture(tmp_path / "s")), modality=modality))
+    sample = load_sample(spec.samples[0], spec.classes, None, None, spec.sar)
+    assert sample.image.shape[0] == bands and not sample.valid[:4, :4].any()  # the same pixels in every baseline
+
+
+def test_grids_that_disagree_are_refused_or_resampled(tmp_path):
+    root = floods_fixture(tmp_path / "s", chips=("Spain_1",), sar_transform=from_origin(500005, 4000000, 10, 10))
+    spec = build_dataset(DataConfig(preset="sen1floods11", root=str(root)))
+    with pytest.raises(SemilandError, match="are not on the same grid") as err:
+        load_sample(spec.samples[0], spec.classes, None, None, spec.sar)
+    assert "Spain_1_S1Hand.tif" in str(err.value) and "Spain_1_S2Hand.tif" in str(err.value)
+    spec = build_dataset(DataConfig(preset="sen1floods11", root=str(root), resample_sar=True))
+    sample = load_sample(spec.samples[0], spec.classes, None, None, spec.sar)
+    assert sample.image.shape == (15, 64, 64) and sample.valid.mean() > 0.9
+
+
+def test_linear_sar_to_db(tmp_path):
+    from semiland.data.paired import to_db
+
+    data = np.array([[[1.0, 0.1, 0.0]]], np.float32)
+    out, valid = to_db(data, np.ones((1, 3), bool))
+    assert np.allclose(out[0, 0, :2], [0.0, -10.0]) and valid.tolist() == [[True, True, False]]
+
+
+def test_tile_grid_makes_windows_and_a_count_split_trains(tmp_path):
+    from semiland.engine.runner import fit
+
+    root = floods_fixture(tmp_path / "s", chips=("Spain_1",))
+    cfg = tiny_config(root, data={"tile_grid": 4, "split_mode": "count", "labeled": 4, "val": 2, "test": 4})
+    cfg.data.preset = "sen1floods11"
+    data = prepare_data(cfg)
+    assert len(data.split.labeled) == 4 and len(data.split.unlabeled) == 6 and len(data.mean) == 15
+    assert fit(cfg, tmp_path / "run").best_ckpt.is_file()
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not SEN1FLOODS.is_dir(), reason=f"real data not found at {SEN1FLOODS}")
+def test_the_real_sen1floods11_chip_trains(tmp_path):
+    from semiland.engine.runner import fit
+
+    cfg = tiny_config(SEN1FLOODS, data={"tile_grid": 4, "split_mode": "count", "labeled": 4, "val": 2, "test": 4})
+    cfg.data.preset = "sen1floods11"
+    cfg.method = {"name": "fixmatch"}
+    result = fit(cfg, tmp_path / "run")
+    sample = load_sample(result.data.spec.samples[0], result.data.spec.classes, None, None, result.data.spec.sar)
+    assert sample.image.shape == (15, 128, 128) and np.isfinite(sample.image).all()
+    assert result.best_ckpt.is_file()
+
+
+def test_whu_opt_sar_layout_values_and_split(tmp_path):
+    rng = np.random.default_rng(1)
+    for k in range(10):
+        tif(tmp_path / "optical" / f"scene{k}.tif", rng.integers(0, 1000, (4, 40, 40)).astype(np.uint16))
+        tif(tmp_path / "sar" / f"scene{k}.tif", rng.integers(0, 255, (1, 40, 40)).astype(np.uint8))
+        tif(tmp_path / "lbl" / f"scene{k}.tif", (10 * rng.integers(0, 8, (40, 40))).astype(np.uint8))
+    spec = build_dataset(DataConfig(preset="whu_opt_sar", root=str(tmp_path)))
+    assert spec.classes.num_classes == 8 and spec.default_split["test"] == ["scene8", "scene9"]
+    sample = load_sample(spec.samples[0], spec.classes, None, None, spec.sar)
+    with rasterio.open(spec.samples[0].mask) as src:
+        assert (sample.mask == src.read(1) // 10).all()  # 0, 10, …, 70 → classes 0 … 7
+    assert sample.image.shape == (5, 40, 40)
+    (tmp_path / "sar" / "scene3.tif").unlink()
+    with pytest.raises(SemilandError, match="has no SAR scene"):
+        build_dataset(DataConfig(preset="whu_opt_sar", root=str(tmp_path)))
+
+
+def test_paired_folder(tmp_path):
+    rng = np.random.default_rng(2)
+    (tmp_path / "classes.csv").write_text("name,r,g,b\nland,0,255,0\nwater,0,0,255\n")
+    colors = np.array([(0, 255, 0), (0, 0, 255)], np.uint8)
+    for region in ("a", "b"):
+        for k in range(3):
+            tif(tmp_path / region / "optical" / f"i{k}.tif", rng.integers(0, 255, (3, 32, 32)).astype(np.uint8))
+            tif(tmp_path / region / "sar" / f"i{k}.tif", rng.normal(0, 1, (2, 32, 32)).astype(np.float32))
+            if k < 2:
+                tif(tmp_path / region / "masks" / f"i{k}.tif", np.moveaxis(colors[rng.integers(0, 2, (32, 32))], -1, 0))
+    spec = build_dataset(DataConfig(preset="paired", root=str(tmp_path)))
+    assert len(spec.samples) == 4 and len(spec.unlabeled) == 2
+    assert load_sample(spec.samples[0], spec.classes, None, None, spec.sar).image.shape == (5, 32, 32)
