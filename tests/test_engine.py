@@ -137,9 +137,10 @@ def test_unknown_or_missing_logger_is_one_line(synth_root, tmp_path):
             make_trainer(tiny_config(synth_root, train={"loggers": ["mlflow"]}), tmp_path)
 
 
-@pytest.mark.parametrize("name", [n for n, m in METHODS.items() if not m.unlabeled_masks])
+@pytest.mark.parametrize("name", [n for n, m in METHODS.items() if not m.unlabeled_masks and n != "dllr"])
 def test_every_method_trains_from_fit_and_its_checkpoint_predicts(synth_root, tmp_path, name):
-    """The engine side of the Method contract (self_training, which needs saved pseudo-labels, has its own)."""
+    """The engine side of the Method contract (self_training, which needs saved pseudo-labels, and dllr, which
+    needs optical + SAR data, have their own: test_sweep.py, test_optical_sar.py)."""
     cfg = tiny_config(synth_root, method={"name": name}, train={"steps": 2, "val_every": 2})
     result = fit(cfg, tmp_path / "run")
     task, _ = load_task(result.best_ckpt)

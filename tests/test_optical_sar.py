@@ -135,3 +135,83 @@ def test_paired_folder(tmp_path):
     spec = build_dataset(DataConfig(preset="paired", root=str(tmp_path)))
     assert len(spec.samples) == 4 and len(spec.unlabeled) == 2
     assert load_sample(spec.samples[0], spec.classes, None, None, spec.sar).image.shape == (5, 32, 32)
+
+
+def test_sinkhorn_matches_both_marginals():
+    from semiland.losses.transport import sinkhorn
+
+    torch = pytest.importorskip("torch")
+    scores = torch.randn(500, 4).log_softmax(1)
+    r = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    plan = sinkhorn(scores, r, epsilon=0.1, iters=200)
+    assert torch.allclose(plan.sum(0), r, atol=1e-4)  # class marginal
+    assert torch.allclose(plan.sum(1), torch.full((500,), 1 / 500), atol=1e-4)  # each pixel once
+
+
+def test_asymmetric_masks_never_hide_a_patch_from_both_modalities():
+    import torch
+
+    from semiland.methods.dllr import asymmetric_masks
+
+    keep_o, keep_s = asymmetric_masks(8, 64, 48, 8, 0.3, 0.4, torch.device("cpu"))
+    assert keep_o.shape == (8, 1, 64, 48) and ((keep_o + keep_s) >= 1).all()
+    assert 0.2 < 1 - keep_o.mean() < 0.4 and 0.3 < 1 - keep_s.mean() < 0.5
+
+
+def test_reassignment_spreads_unsure_pixels_over_the_class_marginal():
+    import torch
+
+    from .test_methods import make
+
+    method = make("dllr", 4)
+    method.class_marginal.copy_(torch.tensor([0.25, 0.25, 0.25, 0.25]))
+    probs = torch.full((1, 4, 20, 20), 0.01)
+    probs[:, 0] = 0.97  # every pixel leans to class 0, none above the keep threshold of 0.99
+    probs = probs + 0.001 * torch.rand_like(probs)
+    probs = probs / probs.sum(1, keepdim=True)
+    method.cfg.keep_threshold = 0.99
+    labels = method.pseudo_labels(probs, torch.ones(1, 20, 20, dtype=torch.bool))
+    shares = torch.bincount(labels.flatten(), minlength=4).float() / 400
+    # argmax would give class 0 everywhere; the plan's marginal is exact, its row-wise argmax roughly so
+    assert (shares > 0.1).all() and shares[0] < 0.4, shares
+    method.cfg.reassign = False
+    assert (method.pseudo_labels(probs, torch.ones(1, 20, 20, dtype=torch.bool)) == 0).all()
+
+
+@pytest.mark.parametrize("off", ["masking", "complementary", "reassign", "cps"])
+def test_each_dllr_component_can_be_switched_off(off):
+    from .test_methods import batches, make
+
+    method = make("dllr", 4, **{off: False})
+    labeled, unlabeled = batches(4)
+    out = method.training_step(labeled, unlabeled, step=3)
+    assert torch_finite(out["loss"])
+    if off == "cps":
+        assert out["loss_cps"] == 0
+    if off == "complementary":
+        assert out["loss_comp"] == 0
+
+
+def torch_finite(x) -> bool:
+    import torch
+
+    return bool(torch.isfinite(x).all())
+
+
+def test_dllr_trains_on_paired_data_and_refuses_single_modality(tmp_path, capsys):
+    import yaml
+
+    from semiland.cli import main
+    from semiland.engine.runner import fit, load_task
+
+    root = floods_fixture(tmp_path / "s", chips=("Spain_1",))
+    cfg = tiny_config(root, data={"tile_grid": 4, "split_mode": "count", "labeled": 4, "val": 2, "test": 4})
+    cfg.data.preset, cfg.method = "sen1floods11", {"name": "dllr"}
+    result = fit(cfg, tmp_path / "run")
+    task, saved = load_task(result.best_ckpt)
+    assert saved.data.channels == [13, 2] and task.method.model.split == 13
+    cfg.data.modality, cfg.data.mean, cfg.data.std, cfg.data.channels = "optical", None, None, None
+    path = tmp_path / "optical.yaml"
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    assert main(["fit", "--config", str(path), "-o", str(tmp_path / "opt")]) == 2
+    assert "dllr needs optical + SAR input" in capsys.readouterr().err

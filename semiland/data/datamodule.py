@@ -22,6 +22,7 @@ from semiland.config import Config
 from semiland.data.augment import crop_pad, flip_rot90, random_crop_window
 from semiland.data.classes import IGNORE_INDEX
 from semiland.data.presets import build_dataset
+from semiland.data.raster import read_image
 from semiland.data.sources import DatasetSpec, LoadedSample, load_sample
 from semiland.data.splits import Split, make_split
 from semiland.data.stats import band_stats, normalise
@@ -141,6 +142,7 @@ class PreparedData:
     split: Split
     mean: list[float]
     std: list[float]
+    channels: list[int] = dataclasses.field(default_factory=list)  # bands per modality, in stack order
 
     @property
     def in_channels(self) -> int:
@@ -173,7 +175,20 @@ def prepare_data(cfg: Config) -> PreparedData:
         mean, std = band_stats((s.image, s.valid) for s in images)
     if len(mean) != len(std):
         raise SemilandError(f"data.mean has {len(mean)} bands but data.std has {len(std)}")
-    return PreparedData(spec, split, [float(m) for m in mean], [float(s) for s in std])
+    return PreparedData(
+        spec, split, [float(m) for m in mean], [float(s) for s in std], _channels(spec, split, d, len(mean))
+    )
+
+
+def _channels(spec: DatasetSpec, split: Split, d: Any, total: int) -> list[int]:
+    """Bands per modality in the stacked input: [optical, SAR] for paired data with both, else [all]."""
+    if d.channels:
+        return list(d.channels)
+    if spec.sar is None or spec.sar.modality != "both":
+        return [total]
+    first = spec.by_id()[(split.labeled + split.unlabeled)[0]]
+    optical = read_image(first.image, d.bands).data.shape[0]
+    return [optical, total - optical]
 
 
 def _world() -> tuple[int, int]:

@@ -60,7 +60,8 @@ def build_task(cfg: Config, classes: ClassTable, mean: list[float], std: list[fl
         return build_model(cfg.model, in_channels, num_classes)
 
     model = new_model()
-    ctx = MethodContext(classes.num_classes, len(mean), classes.ignore_index, cfg.train.steps, new_model)
+    channels = list(cfg.data.channels or [len(mean)])
+    ctx = MethodContext(classes.num_classes, len(mean), classes.ignore_index, cfg.train.steps, new_model, channels)
     method = build_method(cfg.method, model, ctx)
     return SegTask(method, cfg, classes, mean, std, MODELS[cfg.model.arch].min_size)
 
@@ -169,7 +170,7 @@ def fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitResult:
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     cfg.train.val_every = max(1, min(cfg.train.val_every, cfg.train.steps))
     data = prepare_data(cfg)
-    cfg.data.mean, cfg.data.std = data.mean, data.std
+    cfg.data.mean, cfg.data.std, cfg.data.channels = data.mean, data.std, data.channels
     if cfg.data.split_mode != "file":  # a resumed run reads the same split back
         cfg.data.split_mode, cfg.data.split_file = "file", str(run_dir / "split.json")
     last = run_dir / "checkpoints" / "last.ckpt"

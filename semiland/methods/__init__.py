@@ -10,6 +10,7 @@ from semiland.errors import SemilandError
 from semiland.methods.adversarial import Adversarial
 from semiland.methods.base import Method, MethodConfig, MethodContext
 from semiland.methods.cps import CPS
+from semiland.methods.dllr import DLLR
 from semiland.methods.fixmatch import FixMatch
 from semiland.methods.gan import GAN
 from semiland.methods.mean_teacher import MeanTeacher
@@ -36,6 +37,7 @@ METHODS: dict[str, type[Method]] = {
         Adversarial,
         GAN,
         VAE,
+        DLLR,
     ]  # fmt: skip
 }
 

@@ -55,6 +55,7 @@ class MethodContext:
     # Another network of the run's architecture: model_factory() has the run's bands and classes;
     # model_factory(in_channels=…, num_classes=…) other ones (multi-task heads, stacked W-Net).
     model_factory: Callable[..., nn.Module] | None = None
+    channels: list[int] = field(default_factory=list)  # bands per modality in the input stack ([optical, SAR])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,148 @@
+"""DLLR: difference-complementary learning and label reassignment for optical + SAR semi-supervised
+segmentation (Northwestern Polytechnical University, IEEE TIP 34, 2025). Only the abstract is public; this
+is our reading of it (../shared/docs/METHODS.md), one switch per component so each can be ablated.
+
+Input: the stacked (B, C_opt + C_sar, H, W) pair (data/paired.py), split by `ctx.channels`.
+1. Two branches, one network per modality; the fused prediction averages their class probabilities.
+   Labeled: L_s = CE(optical) + CE(SAR) + NLL(fused).
+2. `masking`: on unlabeled pairs, random patches are hidden from one modality or the other, never both
+   (ratios mask_optical / mask_sar, patch side mask_patch), so each branch must do without what the other sees.
+3. `complementary` (difference-guided complementary learning): on the unmasked views, where the branches'
+   argmaxes differ, the less confident branch learns the more confident one's label, weighted by the
+   confidence gap; where they agree, the two masked-view distributions are pulled together (MSE).
+4. `reassign` (label reassignment as optimal transport): pseudo-labels keep the argmax where max p ≥
+   keep_threshold; the other pixels of the batch are reassigned by Sinkhorn (losses/transport.py) with the
+   class marginal r estimated from labeled masks (running average, momentum class_momentum). Two levels:
+   confident pixels, then the batch's uncertain pixels as one transport problem.
+5. `cps` (multimodal cross pseudo supervision): the optical branch's pseudo-labels supervise the SAR branch
+   on its masked view and vice versa.
+L = L_s + λ · (L_cps + L_comp). With every switch off but `cps` it is the multimodal CPS baseline.
+Config → symbols: lambda_u = λ, ot_epsilon = ε, keep_threshold = τ_keep, class_momentum = m.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from semiland.errors import SemilandError
+from semiland.losses.transport import sinkhorn
+from semiland.methods.base import Method, MethodConfig, bn_stats_frozen, masked_ce, semi_losses, supervised_ce
+
+
+@dataclass
+class DLLRConfig(MethodConfig):
+    masking: bool = True
+    complementary: bool = True
+    reassign: bool = True
+    cps: bool = True
+    lambda_u: float = 1.0
+    mask_optical: float = 0.3
+    mask_sar: float = 0.3
+    mask_patch: int = 16
+    keep_threshold: float = 0.9
+    ot_epsilon: float = 0.05
+    class_momentum: float = 0.99
+
+
+class TwoBranch(nn.Module):
+    """One network per modality over the stacked input; forward gives the fused log-probabilities."""
+
+    def __init__(self, optical: nn.Module, sar: nn.Module, optical_channels: int):
+        super().__init__()
+        self.optical, self.sar, self.split = optical, sar, optical_channels
+
+    def branches(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.optical(x[:, : self.split]), self.sar(x[:, self.split :])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits_o, logits_s = self.branches(x)
+        return ((logits_o.softmax(1) + logits_s.softmax(1)) / 2).clamp_min(1e-8).log()  # fused, (B, K, H, W)
+
+
+def asymmetric_masks(b: int, h: int, w: int, patch: int, p_opt: float, p_sar: float, device) -> tuple[torch.Tensor, ...]:  # fmt: skip
+    """(keep_optical, keep_sar), each (B, 1, H, W) of 0 / 1: a patch is hidden from at most one modality."""
+    gh, gw = -(-h // patch), -(-w // patch)
+    u = torch.rand(b, 1, gh, gw, device=device)
+    hide_opt, hide_sar = u < p_opt, (u >= p_opt) & (u < p_opt + p_sar)  # disjoint by construction
+    up = lambda m: F.interpolate((~m).float(), scale_factor=patch, mode="nearest")[..., :h, :w]  # noqa: E731
+    return up(hide_opt), up(hide_sar)
+
+
+class DLLR(Method):
+    name = "dllr"
+    Config = DLLRConfig
+    uses_unlabeled = True
+
+    def __init__(self, model, cfg: DLLRConfig, ctx):
+        super().__init__(model, cfg, ctx)
+        if len(ctx.channels) != 2:
+            raise SemilandError(
+                f"dllr needs optical + SAR input (two modalities), got band groups {ctx.channels}: use a paired "
+                "preset (sen1floods11, whu_opt_sar, paired) with data.modality=both"
+            )
+        if ctx.model_factory is None:
+            raise SemilandError("dllr builds one network per modality: the engine must pass a model factory")
+        c_opt, c_sar = ctx.channels
+        self.model = TwoBranch(ctx.model_factory(in_channels=c_opt), ctx.model_factory(in_channels=c_sar), c_opt)
+        self.register_buffer("class_marginal", torch.full((ctx.num_classes,), 1.0 / ctx.num_classes))
+
+    @torch.no_grad()
+    def _update_marginal(self, mask: torch.Tensor) -> None:
+        labeled = mask[mask != self.ctx.ignore_index]
+        if labeled.numel():
+            freq = torch.bincount(labeled, minlength=self.ctx.num_classes)[: self.ctx.num_classes].float()
+            m = self.cfg.class_momentum
+            self.class_marginal.mul_(m).add_((1 - m) * freq / freq.sum())
+
+    @torch.no_grad()
+    def pseudo_labels(self, probs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """(B, K, H, W) probabilities → (B, H, W) labels: argmax, or reassigned by OT where unsure."""
+        conf, labels = probs.max(1)
+        if not self.cfg.reassign:
+            return labels
+        unsure = (conf < self.cfg.keep_threshold) & valid
+        if unsure.any():
+            scores = probs.permute(0, 2, 3, 1)[unsure].clamp_min(1e-8).log()  # (N, K)
+            plan = sinkhorn(scores, self.class_marginal, self.cfg.ot_epsilon)
+            labels = labels.clone()
+            labels[unsure] = plan.argmax(1)
+        return labels
+
+    def training_step(self, labeled, unlabeled, step):
+        c, net = self.cfg, self.model
+        logits_o, logits_s = net.branches(labeled["image"])
+        fused = ((logits_o.softmax(1) + logits_s.softmax(1)) / 2).clamp_min(1e-8).log()
+        loss_sup = sum(supervised_ce(z, labeled, self.ctx.ignore_index) for z in (logits_o, logits_s, fused))
+        self._update_marginal(labeled["mask"])
+
+        x_u, valid = unlabeled["image"], unlabeled["valid"]
+        every = torch.ones_like(valid)
+        with bn_stats_frozen(net):  # running statistics stay those of the labeled pass
+            with torch.no_grad():
+                p_o, p_s = (z.softmax(1) for z in net.branches(x_u))  # unmasked views: the teachers
+            if c.masking:
+                keep_o, keep_s = asymmetric_masks(x_u.shape[0], *x_u.shape[-2:], c.mask_patch, c.mask_optical, c.mask_sar, x_u.device)  # fmt: skip
+                x_u = torch.cat([x_u[:, : net.split] * keep_o, x_u[:, net.split :] * keep_s], 1)
+            student_o, student_s = net.branches(x_u)
+        loss_cps = loss_comp = torch.zeros((), device=x_u.device)
+        if c.cps:
+            label_o, label_s = self.pseudo_labels(p_o, valid), self.pseudo_labels(p_s, valid)
+            loss_cps = masked_ce(student_s, label_o, valid, every) + masked_ce(student_o, label_s, valid, every)
+        disagree = torch.zeros_like(valid)
+        if c.complementary:
+            (conf_o, arg_o), (conf_s, arg_s) = p_o.max(1), p_s.max(1)
+            disagree = (arg_o != arg_s) & valid
+            gap = (conf_o - conf_s).abs()
+            o_leads = conf_o > conf_s  # the more confident branch teaches the other where they disagree
+            ce_s = F.cross_entropy(student_s, arg_o, reduction="none")  # (B, H, W)
+            ce_o = F.cross_entropy(student_o, arg_s, reduction="none")
+            learn = torch.where(o_leads, ce_s, ce_o) * gap * disagree
+            agree = valid & ~disagree
+            mse = (student_o.softmax(1) - student_s.softmax(1)).pow(2).sum(1) * agree
+            loss_comp = (learn.sum() + mse.sum()) / valid.sum().clamp_min(1)
+        return semi_losses(loss_sup, loss_cps + loss_comp, c.lambda_u, loss_cps=loss_cps, loss_comp=loss_comp,
+                           disagreement=disagree.float().mean())  # fmt: skip
