@@ -1,6 +1,7 @@
 """Paired optical + SAR data (issue #7): stacking, grids, NaN SAR, dB, modalities, and the presets
 (Sen1Floods11 on the real chip when present, WHU-OPT-SAR and the paired folder on generated fixtures)."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,17 @@ def test_dllr_trains_on_paired_data_and_refuses_single_modality(tmp_path, capsys
     path.write_text(yaml.safe_dump(cfg.to_dict()))
     assert main(["fit", "--config", str(path), "-o", str(tmp_path / "opt")]) == 2
     assert "dllr needs optical + SAR input" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_dubai_simulated_sar_test_bed_is_deterministic_and_label_free():
+    from .conftest import DUBAI
+
+    if not DUBAI.is_dir():
+        pytest.skip(f"real data not found at {DUBAI}")
+    spec = build_dataset(DataConfig(preset="dubai", root=str(DUBAI), simulate_sar=True))
+    ref = spec.samples[0]
+    a = load_sample(ref, spec.classes, None, None, spec.sar)
+    b = load_sample(dataclasses.replace(ref, mask=None), spec.classes, None, None, spec.sar)
+    assert a.image.shape[0] == 5 and np.array_equal(a.image, b.image)  # same speckle; masks play no part
+    assert -40 < a.image[3:].mean() < 10  # dB scale
