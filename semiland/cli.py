@@ -101,6 +101,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         skip_existing=args.skip_existing,
         workers=args.workers,
+        sar=args.sar,
     )
     summary = predict_files(args.ckpt, args.inputs, args.out, opts)
     skipped = f", skipped {summary['skipped']} inputs already done" if summary["skipped"] else ""
@@ -227,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--compile", action="store_true", help="torch.compile the model (GPU; needs a compiler)")
     pr.add_argument("--device", default="auto", help="auto (a GPU when present), cpu, cuda or cuda:N")
     pr.add_argument("--workers", type=int, default=1, help="processes sharing the inputs (default 1)")
+    pr.add_argument("--sar", nargs="+", default=None, help="SAR rasters / folders, paired with the inputs in order")
     pr.set_defaults(func=cmd_predict)
 
     sub.add_parser("methods", help="list registered methods").set_defaults(func=cmd_methods)

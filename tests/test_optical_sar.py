@@ -211,6 +211,18 @@ def test_dllr_trains_on_paired_data_and_refuses_single_modality(tmp_path, capsys
     result = fit(cfg, tmp_path / "run")
     task, saved = load_task(result.best_ckpt)
     assert saved.data.channels == [13, 2] and task.method.model.split == 13
+    # paired prediction: --sar partners the inputs in order; a missing partner or another grid is one line
+    ckpt, s2, s1 = str(result.best_ckpt), root / "S2Hand" / "Spain_1_S2Hand.tif", root / "S1Hand" / "Spain_1_S1Hand.tif"
+    assert main(["predict", "--ckpt", ckpt, str(s2), "--sar", str(s1), "-o", str(tmp_path / "p"), "--tile", "32"]) == 0
+    with rasterio.open(tmp_path / "p" / "Spain_1_S2Hand.tif") as out:
+        classes = out.read(1)
+    assert classes.shape == (64, 64) and (classes[:4, :4] == 255).all() and (classes[4:, 4:] < 2).all()  # NaN SAR
+    capsys.readouterr()
+    assert main(["predict", "--ckpt", ckpt, str(s2), "-o", str(tmp_path / "q")]) == 2
+    assert "give the SAR rasters with --sar" in capsys.readouterr().err
+    shifted = tif(tmp_path / "shift.tif", np.zeros((2, 64, 64), np.float32), transform=from_origin(0, 0, 10, 10))
+    assert main(["predict", "--ckpt", ckpt, str(s2), "--sar", str(shifted), "-o", str(tmp_path / "r")]) == 2
+    assert "are not on the same grid" in capsys.readouterr().err
     cfg.data.modality, cfg.data.mean, cfg.data.std, cfg.data.channels = "optical", None, None, None
     path = tmp_path / "optical.yaml"
     path.write_text(yaml.safe_dump(cfg.to_dict()))

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from semiland.data.paired import SarOptions
 from semiland.data.raster import IMAGE_SUFFIXES, image_size
 from semiland.errors import SemilandError
-from semiland.inference.stream import NODATA, Block, RasterReader, TilePredictor, stream_blocks
+from semiland.inference.stream import NODATA, Block, PairedReader, RasterReader, TilePredictor, stream_blocks
 from semiland.io import atomic_path, ensure_writable_dir
 
 EXTRAS = ("confidence", "entropy", "probs")
@@ -49,6 +50,7 @@ class PredictOptions:
     overwrite: bool = False
     skip_existing: bool = False
     workers: int = 1
+    sar: list[str] | None = None  # SAR rasters (files or folders), paired with the inputs in order
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -70,6 +72,16 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
             )
         stems[f.stem] = f
     return files
+
+
+def _sar_partners(files: list[Path], sar: list[str] | None) -> dict[Path, Path]:
+    """--sar files / folders, paired with the inputs in order (both lists sorted as given / by name)."""
+    if not sar:
+        return {}
+    partners = expand_inputs(sar)
+    if len(partners) != len(files):
+        raise SemilandError(f"{len(files)} optical inputs but {len(partners)} SAR rasters: --sar pairs them in order")
+    return dict(zip(files, partners))
 
 
 def output_paths(src: Path, out_dir: Path, opts: PredictOptions) -> dict[str, Path]:
@@ -201,8 +213,18 @@ class Predictor:
 
         return cls(*load_task(ckpt), opts)
 
-    def open(self, path: Path) -> RasterReader:
-        reader = RasterReader(path, self.bands)
+    def open(self, path: Path, sar_path: Path | None = None) -> RasterReader | PairedReader:
+        d = self.cfg.data
+        paired = len(d.channels or []) == 2 or d.simulate_sar or sar_path is not None
+        if paired and sar_path is None and not d.simulate_sar:
+            raise SemilandError(
+                f"the checkpoint was trained on optical + SAR pairs: give the SAR rasters with --sar ({path})"
+            )
+        reader: RasterReader | PairedReader = RasterReader(path, self.bands)
+        if paired:
+            opts = SarOptions(tuple(d.sar_bands) if d.sar_bands else None, d.sar_db, False, d.modality, d.simulate_sar)
+            sar = None if d.simulate_sar else RasterReader(sar_path, opts.bands and list(opts.bands))  # type: ignore[arg-type]
+            reader = PairedReader(reader, sar, opts)
         if reader.count != self.in_channels:
             sel = f" (bands {self.bands})" if self.bands else ""
             reader.close()
@@ -218,8 +240,10 @@ class Predictor:
             )
         return reader
 
-    def predict(self, path: Path, paths: dict[str, Path], progress: tqdm | None = None) -> None:
-        reader = self.open(path)
+    def predict(
+        self, path: Path, paths: dict[str, Path], progress: tqdm | None = None, sar: Path | None = None
+    ) -> None:
+        reader = self.open(path, sar)
         outputs = Outputs(paths, reader, self.task.classes, self.opts)
         ok = False
         try:
@@ -275,33 +299,34 @@ def _worker_init(ckpt: str, opts: PredictOptions, threads: int) -> None:
     _WORKER = Predictor.from_checkpoint(ckpt, opts)
 
 
-def _worker_predict(path: Path, paths: dict[str, Path]) -> None:
+def _worker_predict(path: Path, paths: dict[str, Path], sar: Path | None) -> None:
     assert _WORKER is not None
-    _WORKER.predict(path, paths)
+    _WORKER.predict(path, paths, sar=sar)
 
 
 def predict_files(ckpt: str | Path, inputs: list[str], out_dir: str | Path, opts: PredictOptions) -> dict[str, Any]:
     """Predict every input into `out_dir`; returns a summary (files written, skipped, pixels, seconds)."""
     files = expand_inputs(inputs)
+    sars = _sar_partners(files, opts.sar)
     out_dir = ensure_writable_dir(out_dir)
-    todo = _rank_share(plan_outputs(files, out_dir, opts))
+    todo = _rank_share([(f, p, sars.get(f)) for f, p in plan_outputs(files, out_dir, opts)])
     started = time.time()
-    pixels = sum(h * w for h, w in (image_size(f) for f, _ in todo))
+    pixels = sum(h * w for h, w in (image_size(f) for f, _, _ in todo))
     if opts.workers > 1 and len(todo) > 1:
         if opts.device.startswith("cuda") and opts.device != "cuda":
             raise SemilandError("--workers shares inputs across processes on one --device; use --device cuda")
         threads = max(1, (os.cpu_count() or 1) // opts.workers)
         ctx = get_context("spawn")  # fresh interpreters: no forked CUDA or OpenMP state
         with ProcessPoolExecutor(opts.workers, ctx, _worker_init, (str(ckpt), opts, threads)) as pool:
-            jobs = [pool.submit(_worker_predict, f, paths) for f, paths in todo]
+            jobs = [pool.submit(_worker_predict, f, paths, sar) for f, paths, sar in todo]
             for job in tqdm(jobs, desc="predict", unit="file", disable=len(jobs) < 2):
                 job.result()
     elif todo:
         predictor = Predictor.from_checkpoint(ckpt, opts)
         with tqdm(total=pixels, desc="predict", unit="px", unit_scale=True, disable=pixels < 4_000_000) as bar:
-            for f, paths in todo:
-                predictor.predict(f, paths, bar)
-    written = [p for _, paths in todo for p in paths.values()]
+            for f, paths, sar in todo:
+                predictor.predict(f, paths, bar, sar=sar)
+    written = [p for _, paths, _ in todo for p in paths.values()]
     return {
         "written": written,
         "skipped": len(files) - len(todo),

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from semiland.data.paired import SarOptions, simulated_sar, to_db
 from semiland.data.raster import PIL_SUFFIXES, as_float_valid, check_bands, read_image
 from semiland.errors import SemilandError
 from semiland.inference.sliding import blend_window_1d, ceil_to, tile_starts
@@ -107,6 +108,58 @@ class RasterReader:
             self._src.close()
 
 
+class PairedReader:
+    """An optical reader and its SAR partner read row by row and stacked as the training samples were
+    (`data/paired.py`: optical first, dB conversion, validity of both, `modality`). Grids must agree:
+    prediction does not resample. Simulated SAR (the Dubai test bed) is derived from the whole optical image."""
+
+    def __init__(self, optical: RasterReader, sar: RasterReader | None, opts: SarOptions):
+        self.optical, self.sar, self.opts = optical, sar, opts
+        self.path, self.height, self.width, self.profile = optical.path, optical.height, optical.width, optical.profile
+        self._simulated = None
+        if opts.simulate:
+            if optical._whole is None:
+                raise SemilandError(f"{optical.path}: simulated SAR exists only for the JPEG / PNG test bed images")
+            self._simulated = simulated_sar(optical._whole, optical.path.name)
+            n_sar = self._simulated.data.shape[0]
+        else:
+            assert sar is not None
+            if (sar.height, sar.width) != (optical.height, optical.width) or (
+                optical.profile.get("crs") is not None
+                and sar.profile.get("crs") is not None
+                and (
+                    sar.profile["crs"] != optical.profile["crs"]
+                    or sar.profile["transform"] != optical.profile["transform"]
+                )
+            ):
+                raise SemilandError(
+                    f"SAR {sar.path} ({sar.width}x{sar.height} px) and optical {optical.path} ({optical.width}x"
+                    f"{optical.height} px) are not on the same grid; co-register them (prediction does not resample)"
+                )
+            n_sar = sar.count
+        self.count = {"both": optical.count + n_sar, "optical": optical.count, "sar": n_sar}[opts.modality]
+
+    def read(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
+        data_o, valid_o = self.optical.read(y0, y1)
+        if self._simulated is not None:
+            y1 = min(y1, self.height)
+            data_s, valid_s = self._simulated.data[:, y0:y1], self._simulated.valid[y0:y1]
+        else:
+            assert self.sar is not None
+            data_s, valid_s = self.sar.read(y0, y1)
+            if self.opts.db:
+                data_s, valid_s = to_db(data_s, valid_s)
+        valid = valid_o & valid_s
+        data = {"both": lambda: np.concatenate([data_o, data_s]), "optical": lambda: data_o.copy(), "sar": lambda: data_s.copy()}[self.opts.modality]()  # fmt: skip
+        data[:, ~valid] = 0.0
+        return data, valid
+
+    def close(self) -> None:
+        self.optical.close()
+        if self.sar is not None:
+            self.sar.close()
+
+
 class TilePredictor:
     """(N, C, T, T) normalised CPU tiles → (N, K, T, T) float32 CPU logits on the chosen device.
 
@@ -177,7 +230,7 @@ def finish_rows(logits: torch.Tensor, norm: torch.Tensor, valid: np.ndarray, y0:
 
 
 def stream_blocks(
-    reader: RasterReader,
+    reader: RasterReader | PairedReader,
     predictor: TilePredictor,
     mean: np.ndarray,
     std: np.ndarray,
