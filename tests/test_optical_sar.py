@@ -242,3 +242,17 @@ def test_dubai_simulated_sar_test_bed_is_deterministic_and_label_free():
     b = load_sample(dataclasses.replace(ref, mask=None), spec.classes, None, None, spec.sar)
     assert a.image.shape[0] == 5 and np.array_equal(a.image, b.image)  # same speckle; masks play no part
     assert -40 < a.image[3:].mean() < 10  # dB scale
+
+
+def test_sar_bands_get_robust_statistics(tmp_path):
+    from semiland.data.stats import robust_band_stats
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(-15, 4, (1, 200, 200))
+    x[0, :5, :5] = 60  # a few bright scatterers
+    mean, std = robust_band_stats([(x, np.ones((200, 200), bool))], stride=1)
+    assert abs(mean[0] + 15) < 0.2 and abs(std[0] - 4) < 0.2  # a plain std would be inflated
+    cfg = tiny_config(floods_fixture(tmp_path / "s"), data={"split_mode": "count", "labeled": 1, "val": 1, "test": 1})
+    cfg.data.preset = "sen1floods11"
+    data = prepare_data(cfg)
+    assert len(data.mean) == 15 and -25 < data.mean[13] < -5 and data.channels == [13, 2]

@@ -8,6 +8,7 @@ the crops an uninterrupted run would. Under DDP each rank reads a disjoint shard
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from semiland.data.presets import build_dataset
 from semiland.data.raster import read_image
 from semiland.data.sources import DatasetSpec, LoadedSample, load_sample
 from semiland.data.splits import Split, make_split
-from semiland.data.stats import band_stats, normalise
+from semiland.data.stats import band_stats, normalise, robust_band_stats
 from semiland.errors import SemilandError
 
 
@@ -171,8 +172,17 @@ def prepare_data(cfg: Config) -> PreparedData:
         mean, std = d.mean, d.std
     else:
         store = SampleStore(spec, d.bands, None, None, cache=False)
-        images = (store.raw(i, labeled=False) for i in split.labeled + split.unlabeled)  # pixels only, no masks
-        mean, std = band_stats((s.image, s.valid) for s in images)
+
+        def images() -> Iterator[tuple[np.ndarray, np.ndarray]]:  # streamed: pixels only, never masks
+            for sample_id in split.labeled + split.unlabeled:
+                sample = store.raw(sample_id, labeled=False)
+                yield sample.image, sample.valid
+
+        mean, std = band_stats(images())
+        if spec.sar is not None and spec.sar.modality != "optical":  # SAR bands: median / robust spread
+            n_sar = len(mean) - _channels(spec, split, d, len(mean))[0] if spec.sar.modality == "both" else len(mean)
+            sar_mean, sar_std = robust_band_stats((im[-n_sar:], v) for im, v in images())
+            mean, std = mean[: len(mean) - n_sar] + sar_mean, std[: len(std) - n_sar] + sar_std
     if len(mean) != len(std):
         raise SemilandError(f"data.mean has {len(mean)} bands but data.std has {len(std)}")
     return PreparedData(

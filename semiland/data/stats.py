@@ -37,3 +37,24 @@ def normalise(image: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: np.nd
     out = (image - mean) / std
     out[:, ~valid] = 0.0
     return out.astype(np.float32)
+
+
+def robust_band_stats(
+    images: Iterable[tuple[np.ndarray, np.ndarray]], stride: int = 4, per_image: int = 100_000, seed: int = 0
+) -> tuple[list[float], list[float]]:
+    """Median and robust spread ((p84 − p16) / 2, the std of a normal) per band over valid pixels: SAR
+    backscatter is heavy-tailed (speckle, bright targets), and a few strong scatterers would inflate a std.
+    At most `per_image` pixels of every image (after the stride) are kept, at random."""
+    rng = np.random.default_rng(seed)
+    kept = []
+    for image, valid in images:
+        x = image[:, ::stride, ::stride][:, valid[::stride, ::stride]]  # (C, N)
+        if x.shape[1] > per_image:
+            x = x[:, rng.choice(x.shape[1], per_image, replace=False)]
+        kept.append(x)
+    if not kept or sum(k.shape[1] for k in kept) == 0:
+        raise ValueError("no valid pixels to compute normalisation statistics from")
+    x = np.concatenate(kept, 1)
+    p16, p50, p84 = np.percentile(x, [16, 50, 84], axis=1)
+    spread = (p84 - p16) / 2
+    return p50.tolist(), np.where(spread < 1e-6, 1.0, spread).tolist()
