@@ -57,11 +57,16 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
         and (out / "summary.html").is_file()
     )
     assert not list(out.rglob("*.ckpt"))  # sweeps keep metrics, not checkpoints
+    assert (out / "sweep_config.yaml").is_file()  # read once: editing the original cannot mix protocols
     # resumable: a second call redoes nothing
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("result.json")}
     capsys.readouterr()
     assert main(args) == 0
     assert {p: p.stat().st_mtime_ns for p in out.rglob("result.json")} == stamps
+    # the same folder with another protocol is refused
+    path.write_text(path.read_text().replace("steps: 2", "steps: 3"))
+    assert main(args) == 2
+    assert "holds a sweep made with another config" in capsys.readouterr().err
 
 
 def test_sweep_shares_oracle_and_runs_self_training_on_the_supervised_teacher(tmp_path, capsys):

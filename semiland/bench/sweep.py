@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from semiland.config import load_config
+from semiland.config import dump_yaml, load_config
 from semiland.engine.runner import fit, test
 from semiland.errors import SemilandError
 from semiland.io import atomic_write_json, atomic_write_text, ensure_writable_dir
@@ -235,12 +235,28 @@ def markdown(table: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def snapshot_config(config: Path, out: Path) -> Path:
+    """The sweep reads its config once: the first call writes it, resolved, to OUT/sweep_config.yaml, and every
+    run reads that copy, so editing the original mid-sweep cannot mix protocols (a later call with another
+    config is refused). Keys added to semiland since then take their defaults on both sides of the check."""
+    resolved = load_config(config).to_dict()
+    snap = out / "sweep_config.yaml"
+    if snap.is_file():
+        if load_config(snap).to_dict() != resolved:
+            raise SemilandError(
+                f"{out} holds a sweep made with another config ({snap}); use a new -o, or that config"
+            )
+    else:
+        atomic_write_text(snap, f"# resolved from {config} when this sweep started\n" + dump_yaml(resolved))
+    return snap
+
+
 def run_sweep(args: argparse.Namespace) -> int:
     out = ensure_writable_dir(Path(args.out).resolve())
     methods = parse_methods(args.methods)  # supervised first: every comparison is against the baseline
     seeds = [int(s) for s in args.seeds.split(",")]
     budgets = parse_budgets(args.budget or [])
-    config = Path(args.config)
+    config = snapshot_config(Path(args.config), out)
     for own in methods.values():  # a bad config, method or override fails before any run starts
         load_config(config, [*args.overrides, *own])
     pools = {b: training_pool(config, [*args.overrides, *extra]) for b, extra in budgets.items()}
