@@ -118,7 +118,7 @@ def run_one(config: Path, spec: RunSpec, common: list[str], out: Path, keep_ckpt
     folder = spec.folder(out)
     done = folder / "result.json"
     if done.is_file() and (not keep_ckpt or (folder / "checkpoints" / "best.ckpt").is_file()):
-        return json.loads(done.read_text())
+        return {"val_mIoU": best_val(folder), **json.loads(done.read_text())}
     cfg = load_config(config, [*common, *spec.overrides])
     if folder.exists():  # an interrupted run: start it again from scratch (it was never finished)
         shutil.rmtree(folder)
@@ -138,6 +138,7 @@ def run_one(config: Path, spec: RunSpec, common: list[str], out: Path, keep_ckpt
         "mIoU": metrics["mIoU"],
         "OA": metrics["OA"],
         "kappa": metrics["kappa"],
+        "val_mIoU": best_val(folder),  # what any choice between methods or settings must be made on
         **{f"IoU/{k}": v["IoU"] for k, v in metrics["per_class"].items()},
         "fit_seconds": fit_seconds,
         "steps": steps,
@@ -149,6 +150,15 @@ def run_one(config: Path, spec: RunSpec, common: list[str], out: Path, keep_ckpt
         if not (keep_ckpt and ckpt.name == "best.ckpt"):
             ckpt.unlink()
     return row
+
+
+def best_val(folder: Path) -> float | None:
+    """The best validation mIoU of a run (its best checkpoint's), from its log; self-training: the last round."""
+    from semiland.report.figures import read_log
+
+    logs = sorted(folder.rglob("logs/metrics.csv"))
+    points = read_log(logs[-1]).get("val/mIoU", []) if logs else []
+    return max((v for _, v in points), default=None)
 
 
 def _split_sizes(folder: Path) -> tuple[int, int]:
@@ -179,7 +189,7 @@ def _self_training(config: Path, spec: RunSpec, common: list[str], out: Path, fo
 
 def _stats(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> tuple[float, float, int]:
     """Mean, std (0 for one seed) and count of 100 × `key` over the seeds of one method and budget."""
-    vals = [100 * r[key] for r in rows if r["method"] == method and r["budget"] == budget and r[key] is not None]
+    vals = [100 * r[key] for r in rows if r["method"] == method and r["budget"] == budget and r.get(key) is not None]
     if not vals:
         return float("nan"), float("nan"), 0
     return statistics.mean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0, len(vals)
@@ -196,6 +206,8 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
             if n == 0:
                 continue
             oa, oa_std, _ = _stats(rows, method, budget, "OA")
+            val, val_std, _ = _stats(rows, method, budget, "val_mIoU")
+            classes = [k for k in rows[0] if k.startswith("IoU/")]
             secs = [r["fit_seconds"] for r in rows if r["method"] == method and r["budget"] == budget]
             has_gap = method not in ("supervised", ORACLE) and abs(orc - sup) > 1e-9  # NaN compares False
             table.append(
@@ -207,6 +219,9 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
                     "mIoU_std": std,
                     "OA": oa,
                     "OA_std": oa_std,
+                    "val_mIoU": val,
+                    "val_mIoU_std": val_std,
+                    **{k: _stats(rows, method, budget, k)[0] for k in classes},
                     "gap_recovered": (mean - sup) / (orc - sup) if has_gap else float("nan"),
                     "time_vs_supervised": statistics.mean(secs) / statistics.mean(sup_time)
                     if sup_time
@@ -224,14 +239,23 @@ def _fmt(x: float, pct: bool = False) -> str:
 
 def markdown(table: list[dict[str, Any]]) -> str:
     lines = [
-        "| budget | method | seeds | test mIoU (mean ± std) | OA | gap recovered | time vs supervised |",
-        "|---|---|---|---|---|---|---|",
+        "| budget | method | seeds | test mIoU (mean ± std) | OA | val mIoU | gap recovered | time vs supervised |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in table:
         lines.append(
             f"| {r['budget']} | {r['method']} | {r['n']} | {r['mIoU']:.2f} ± {r['mIoU_std']:.2f} | "
-            f"{r['OA']:.2f} ± {r['OA_std']:.2f} | {_fmt(r['gap_recovered'], pct=True)} | {_fmt(r['time_vs_supervised'])}× |"
+            f"{r['OA']:.2f} ± {r['OA_std']:.2f} | {_fmt(r['val_mIoU'])} ± {_fmt(r['val_mIoU_std'])} | "
+            f"{_fmt(r['gap_recovered'], pct=True)} | {_fmt(r['time_vs_supervised'])}× |"
         )
+    classes = [k for k in (table[0] if table else {}) if k.startswith("IoU/")]
+    if classes:
+        lines += ["", "Per-class test IoU (mean over seeds):", ""]
+        lines += [
+            "| budget | method | " + " | ".join(k[4:] for k in classes) + " |",
+            "|---|---|" + "---|" * len(classes),
+        ]
+        lines += [f"| {r['budget']} | {r['method']} | " + " | ".join(_fmt(r[k]) for k in classes) + " |" for r in table]
     return "\n".join(lines)
 
 
@@ -243,9 +267,7 @@ def snapshot_config(config: Path, out: Path) -> Path:
     snap = out / "sweep_config.yaml"
     if snap.is_file():
         if load_config(snap).to_dict() != resolved:
-            raise SemilandError(
-                f"{out} holds a sweep made with another config ({snap}); use a new -o, or that config"
-            )
+            raise SemilandError(f"{out} holds a sweep made with another config ({snap}); use a new -o, or that config")
     else:
         atomic_write_text(snap, f"# resolved from {config} when this sweep started\n" + dump_yaml(resolved))
     return snap
