@@ -12,6 +12,9 @@ def test_demo_falls_back_to_synthetic_scenes_and_says_so(tmp_path, monkeypatch, 
     assert main(["demo", "--steps", "2", "-o", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     assert "running on built-in synthetic scenes instead" in out and "supervised" in out
+    from semiland.demo import DEMO_SSL
+
+    assert f"== {DEMO_SSL}:" in out and (tmp_path / "demo" / DEMO_SSL / "checkpoints" / "best.ckpt").is_file()
     assert (tmp_path / "demo" / "report.html").is_file() and (tmp_path / "demo" / "figures" / "panels.png").is_file()
     assert main(["demo", "--steps", "2", "-o", str(tmp_path / "demo")]) == 2  # never overwrites unasked
 

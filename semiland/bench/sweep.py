@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import io
 import json
 import re
@@ -130,6 +131,7 @@ def run_one(config: Path, spec: RunSpec, common: list[str], out: Path, keep_ckpt
         result = fit(cfg, folder)
         metrics, steps = test(result.best_ckpt, folder / "test"), cfg.train.steps
     fit_seconds = time.time() - started
+    gc.collect()  # a finished run's trainer, data module and image cache sit in reference cycles: free them now
     labeled, unlabeled = _split_sizes(folder)
     row = {
         "method": spec.method,
