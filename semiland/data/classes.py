@@ -133,13 +133,36 @@ class ClassTable:
             ignored_names=tuple(d.get("ignored_names", [])),
         )
 
-    @classmethod
-    def from_rows(cls, rows: list[tuple[str, RGB]], ignore: list[str]) -> ClassTable:
-        """Build from (name, colour) rows; rows whose name is in `ignore` become ignore colours."""
-        names = [n for n, _ in rows]
+    @staticmethod
+    def _check_ignore(names: list[str], ignore: list[str]) -> None:
         unknown = [n for n in ignore if n not in names]
         if unknown:
             raise SemilandError(f"ignore_classes {unknown} are not class names; classes are {names}")
+
+    @classmethod
+    def from_values(
+        cls,
+        rows: list[tuple[str, RGB, int]],
+        ignore: list[str],
+        ignore_values: tuple[int, ...],
+        unnamed_ignored: tuple[str, ...] = (),
+    ) -> ClassTable:
+        """Index masks: (name, display colour, raw value) rows; rows named in `ignore` and the raw
+        `ignore_values` (named `unnamed_ignored` in reports) are ignored."""
+        cls._check_ignore([n for n, _, _ in rows], ignore)
+        kept = [(n, c, v) for n, c, v in rows if n not in ignore]
+        return cls(
+            names=tuple(n for n, _, _ in kept),
+            colors=tuple(c for _, c, _ in kept),
+            values=tuple(v for _, _, v in kept),
+            ignore_values=ignore_values + tuple(v for n, _, v in rows if n in ignore),
+            ignored_names=(*unnamed_ignored, *ignore),
+        )
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple[str, RGB]], ignore: list[str]) -> ClassTable:
+        """Build from (name, colour) rows; rows whose name is in `ignore` become ignore colours."""
+        cls._check_ignore([n for n, _ in rows], ignore)
         kept = [(n, c) for n, c in rows if n not in ignore]
         return cls(
             names=tuple(n for n, _ in kept),

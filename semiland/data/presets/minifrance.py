@@ -78,17 +78,11 @@ def build(cfg: DataConfig) -> DatasetSpec:
         raise SemilandError(f"{root / 'labeled_train'} has no city folders: is {root} a MiniFrance folder?")
     samples = [s for city in labeled_cities + test_cities for s in _city_samples(city, labeled=True)]
     unlabeled = [s for city in _cities(root / "unlabeled_train") for s in _city_samples(city, labeled=False)]
-    ignore = list(cfg.ignore_classes or [])
-    unknown = [n for n in ignore if n not in dict(ROWS)]
-    if unknown:
-        raise SemilandError(f"ignore_classes {unknown} are not MiniFrance classes; classes are {[n for n, _ in ROWS]}")
-    kept = [(i + 1, n, c) for i, (n, c) in enumerate(ROWS) if n not in ignore]
-    classes = ClassTable(
-        names=tuple(n for _, n, _ in kept),
-        colors=tuple(c for _, _, c in kept),
-        values=tuple(v for v, _, _ in kept),
-        ignore_values=IGNORE_VALUES + tuple(i + 1 for i, (n, _) in enumerate(ROWS) if n in ignore),
-        ignored_names=("no information", "clouds, shadows or no data", *ignore),
+    classes = ClassTable.from_values(
+        [(n, c, i + 1) for i, (n, c) in enumerate(ROWS)],  # UrbanAtlas values 1 … 14
+        list(cfg.ignore_classes or []),
+        IGNORE_VALUES,
+        ("no information", "clouds, shadows or no data"),
     )
     counts = {c.name: sum(s.region == c.name for s in samples) for c in test_cities}
     val = [min(counts, key=lambda c: (counts[c], c))] if len(counts) > 1 else []

@@ -42,25 +42,6 @@ def _need(root: Path, *parts: str) -> Path:
     return folder
 
 
-def _ignored(cfg: DataConfig, names: list[str]) -> list[str]:
-    ignore = list(cfg.ignore_classes or [])
-    unknown = [n for n in ignore if n not in names]
-    if unknown:
-        raise SemilandError(f"ignore_classes {unknown} are not class names; classes are {names}")
-    return ignore
-
-
-def _value_table(names: list[str], colors: list[tuple[int, int, int]], values: list[int], ignore: list[str], ignore_values: tuple[int, ...]) -> ClassTable:  # fmt: skip
-    kept = [(n, c, v) for n, c, v in zip(names, colors, values) if n not in ignore]
-    return ClassTable(
-        names=tuple(n for n, _, _ in kept),
-        colors=tuple(c for _, c, _ in kept),
-        values=tuple(v for _, _, v in kept),
-        ignore_values=ignore_values + tuple(v for n, v in zip(names, values) if n in ignore),
-        ignored_names=tuple(ignore),
-    )
-
-
 def build_sen1floods11(cfg: DataConfig) -> DatasetSpec:
     if not cfg.root:
         raise SemilandError("the sen1floods11 preset needs data.root: the folder holding S1Hand/, S2Hand/, LabelHand/")
@@ -76,8 +57,8 @@ def build_sen1floods11(cfg: DataConfig) -> DatasetSpec:
         samples.append(SampleRef(f"{region}/{chip}", optical, mask if mask.is_file() else None, region, sar=sar))
     if not samples:
         raise SemilandError(f"no <chip>_S2Hand.tif files in {s2}")
-    names = ["not water", "water"]
-    classes = _value_table(names, [(200, 200, 200), (0, 90, 255)], [0, 1], _ignored(cfg, names), (-1, 255))
+    rows = [("not water", (200, 200, 200), 0), ("water", (0, 90, 255), 1)]
+    classes = ClassTable.from_values(rows, list(cfg.ignore_classes or []), (-1, 255))
     labeled = [s for s in samples if s.mask is not None]
     unlabeled = [s for s in samples if s.mask is None] + scan_unlabeled(cfg.unlabeled_dirs)
     split = {"split_mode": "fraction", "labeled": 0.25, "val": 0.15, "test": 0.25}
@@ -107,8 +88,8 @@ def build_whu_opt_sar(cfg: DataConfig) -> DatasetSpec:
     if missing:
         raise SemilandError(f"optical scene {optical[missing[0]]} has no SAR scene in {root / 'sar'}")
     samples = [SampleRef(f"{s}/{s}", optical[s], lbl.get(s), s, sar=sar[s]) for s in sorted(optical)]
-    ignore = _ignored(cfg, WHU_CLASSES)
-    classes = _value_table(WHU_CLASSES, WHU_COLORS, [10 * k for k in range(8)], ignore, (255,))
+    rows = [(n, c, 10 * k) for k, (n, c) in enumerate(zip(WHU_CLASSES, WHU_COLORS))]  # values 0, 10, …, 70
+    classes = ClassTable.from_values(rows, list(cfg.ignore_classes or []), (255,))
     scenes = [s.region for s in samples]
     lists = {p: (root / "split" / f"{p}.txt") for p in ("train", "test")}
     if all(f.is_file() for f in lists.values()):
