@@ -14,6 +14,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,12 @@ class SarOptions:
     resample: bool = False  # resample SAR onto the optical grid instead of refusing a mismatch
     modality: str = "both"  # both | optical | sar (single-modality baselines)
     simulate: bool = False  # derive SAR-like bands from the optical image itself (the Dubai test bed)
+
+    @classmethod
+    def from_config(cls, d: Any) -> SarOptions:
+        """From a `DataConfig` (training presets and prediction read the same keys)."""
+        bands = tuple(d.sar_bands) if d.sar_bands else None
+        return cls(bands, d.sar_db, d.resample_sar, d.modality, d.simulate_sar)
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:

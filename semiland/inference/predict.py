@@ -222,7 +222,7 @@ class Predictor:
             )
         reader: RasterReader | PairedReader = RasterReader(path, self.bands)
         if paired:
-            opts = SarOptions(tuple(d.sar_bands) if d.sar_bands else None, d.sar_db, False, d.modality, d.simulate_sar)
+            opts = SarOptions.from_config(d)  # as in training (prediction never resamples: PairedReader refuses)
             sar = None if d.simulate_sar else RasterReader(sar_path, opts.bands and list(opts.bands))  # type: ignore[arg-type]
             reader = PairedReader(reader, sar, opts)
         if reader.count != self.in_channels:

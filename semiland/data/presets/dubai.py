@@ -45,6 +45,6 @@ def build(cfg: DataConfig) -> DatasetSpec:
     if not cfg.simulate_sar:
         return DatasetSpec("dubai", root, samples, classes, unlabeled, DEFAULT_SPLIT)
     # The optical + SAR test bed: SAR-like bands derived from each image (data/paired.py, simulated_sar).
-    sar = SarOptions(modality=cfg.modality, simulate=True)
+    sar = dataclasses.replace(SarOptions.from_config(cfg), bands=None, db=False)  # simulated: 2 bands, in dB
     samples, unlabeled = ([dataclasses.replace(s, sar=s.image) for s in refs] for refs in (samples, unlabeled))
     return DatasetSpec("dubai", root, samples, classes, unlabeled, DEFAULT_SPLIT, sar=sar)

@@ -31,10 +31,6 @@ WHU_CLASSES = ["background", "farmland", "city", "village", "water", "forest", "
 WHU_COLORS = [(0, 0, 0), (204, 102, 1), (254, 0, 0), (255, 255, 1), (0, 0, 255), (85, 167, 0), (93, 255, 255), (152, 102, 153)]  # fmt: skip
 
 
-def sar_options(cfg: DataConfig) -> SarOptions:
-    return SarOptions(tuple(cfg.sar_bands) if cfg.sar_bands else None, cfg.sar_db, cfg.resample_sar, cfg.modality)
-
-
 def _need(root: Path, *parts: str) -> Path:
     folder = root.joinpath(*parts)
     if not folder.is_dir():
@@ -65,7 +61,7 @@ def build_sen1floods11(cfg: DataConfig) -> DatasetSpec:
     lists = root / "splits" / "flood_handlabeled"
     if lists.is_dir():
         split = _official_split(lists, labeled)
-    return DatasetSpec("sen1floods11", root, labeled, classes, unlabeled, split, sar=sar_options(cfg))
+    return DatasetSpec("sen1floods11", root, labeled, classes, unlabeled, split, sar=SarOptions.from_config(cfg))
 
 
 def _official_split(lists: Path, samples: list[SampleRef]) -> dict:
@@ -99,7 +95,7 @@ def build_whu_opt_sar(cfg: DataConfig) -> DatasetSpec:
         train, test = scenes[:cut], scenes[cut:]
     n_lab, n_val = max(1, round(0.1 * len(train))), max(1, round(0.05 * len(train))) if len(train) > 2 else 0
     split = {"split_mode": "region", "labeled": train[:n_lab], "val": train[n_lab : n_lab + n_val], "test": test}
-    return DatasetSpec("whu_opt_sar", root, samples, classes, scan_unlabeled(cfg.unlabeled_dirs), split, sar=sar_options(cfg))  # fmt: skip
+    return DatasetSpec("whu_opt_sar", root, samples, classes, scan_unlabeled(cfg.unlabeled_dirs), split, sar=SarOptions.from_config(cfg))  # fmt: skip
 
 
 def build_paired(cfg: DataConfig) -> DatasetSpec:
@@ -122,4 +118,4 @@ def build_paired(cfg: DataConfig) -> DatasetSpec:
     split = {"split_mode": "fraction", "labeled": 0.25, "val": 0.15, "test": 0.15}
     if len(regions) >= 4:
         split = {"split_mode": "region", "labeled": regions[:1], "val": regions[-2:-1], "test": regions[-1:]}
-    return DatasetSpec("paired", root, samples, classes, unlabeled + scan_unlabeled(cfg.unlabeled_dirs), split, sar=sar_options(cfg))  # fmt: skip
+    return DatasetSpec("paired", root, samples, classes, unlabeled + scan_unlabeled(cfg.unlabeled_dirs), split, sar=SarOptions.from_config(cfg))  # fmt: skip
