@@ -29,6 +29,7 @@ import torch
 from semiland.config import load_config
 from semiland.data.classes import ClassTable
 from semiland.data.raster import read_image, write_class_geotiff
+from semiland.data.stats import normalise
 from semiland.engine.runner import build_task, load_task
 from semiland.inference.predict import PredictOptions, Predictor
 from semiland.inference.sliding import sliding_window_logits
@@ -91,7 +92,7 @@ def naive_predict(task: Any, cfg: Any, src: Path, dst: Path, tile: int, overlap:
     raster = read_image(src, cfg.data.bands)  # the whole raster, float32
     mean = np.asarray(cfg.data.mean, np.float32)[:, None, None]
     std = np.asarray(cfg.data.std, np.float32)[:, None, None]
-    image = torch.from_numpy((raster.data - mean) / std)[None]
+    image = torch.from_numpy(normalise(raster.data, raster.valid, mean, std))[None]
     logits = sliding_window_logits(task.method.predict, image, tile, overlap, batch_size=1)  # (1, K, H, W)
     classes = logits.argmax(1)[0].numpy().astype(np.uint8)
     classes[~raster.valid] = NODATA

@@ -168,6 +168,7 @@ def prepare_data(cfg: Config) -> PreparedData:
     """Find the dataset, make (or load) the split, compute per-band statistics when not given."""
     spec, split = resolve_split(cfg)
     d = cfg.data
+    channels = None
     if d.mean is not None and d.std is not None:
         mean, std = d.mean, d.std
     else:
@@ -179,15 +180,15 @@ def prepare_data(cfg: Config) -> PreparedData:
                 yield sample.image, sample.valid
 
         mean, std = band_stats(images())
+        channels = _channels(spec, split, d, len(mean))
         if spec.sar is not None and spec.sar.modality != "optical":  # SAR bands: median / robust spread
-            n_sar = len(mean) - _channels(spec, split, d, len(mean))[0] if spec.sar.modality == "both" else len(mean)
+            n_sar = len(mean) - channels[0] if spec.sar.modality == "both" else len(mean)
             sar_mean, sar_std = robust_band_stats((im[-n_sar:], v) for im, v in images())
             mean, std = mean[: len(mean) - n_sar] + sar_mean, std[: len(std) - n_sar] + sar_std
     if len(mean) != len(std):
         raise SemilandError(f"data.mean has {len(mean)} bands but data.std has {len(std)}")
-    return PreparedData(
-        spec, split, [float(m) for m in mean], [float(s) for s in std], _channels(spec, split, d, len(mean))
-    )
+    channels = channels or _channels(spec, split, d, len(mean))  # read once: it opens an image
+    return PreparedData(spec, split, [float(m) for m in mean], [float(s) for s in std], channels)
 
 
 def _channels(spec: DatasetSpec, split: Split, d: Any, total: int) -> list[int]:

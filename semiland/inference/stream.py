@@ -26,6 +26,7 @@ import torch
 
 from semiland.data.paired import SarOptions, simulated_sar, to_db
 from semiland.data.raster import PIL_SUFFIXES, as_float_valid, check_bands, read_image
+from semiland.data.stats import normalise
 from semiland.errors import SemilandError
 from semiland.inference.sliding import blend_window_1d, ceil_to, tile_starts
 
@@ -255,9 +256,8 @@ def stream_blocks(
         strip = np.zeros((data.shape[0], T, W), np.float32)
         ok = np.zeros((T, W), bool)
         h, w = valid.shape
-        strip[:, :h, :w] = (data - mean) / std
+        strip[:, :h, :w] = normalise(data, valid, mean, std)  # invalid pixels 0, as in training
         ok[:h, :w] = valid
-        strip[:, ~ok] = 0.0
         return torch.from_numpy(strip), ok
 
     with ThreadPoolExecutor(1, thread_name_prefix="semiland-read") as pool:

@@ -48,6 +48,11 @@ class DLLRConfig(MethodConfig):
     class_momentum: float = 0.99
 
 
+def fuse(logits_o: torch.Tensor, logits_s: torch.Tensor) -> torch.Tensor:
+    """The fused prediction: log of the mean of the two branches' class probabilities, (B, K, H, W)."""
+    return ((logits_o.softmax(1) + logits_s.softmax(1)) / 2).clamp_min(1e-8).log()
+
+
 class TwoBranch(nn.Module):
     """One network per modality over the stacked input; forward gives the fused log-probabilities."""
 
@@ -59,8 +64,7 @@ class TwoBranch(nn.Module):
         return self.optical(x[:, : self.split]), self.sar(x[:, self.split :])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits_o, logits_s = self.branches(x)
-        return ((logits_o.softmax(1) + logits_s.softmax(1)) / 2).clamp_min(1e-8).log()  # fused, (B, K, H, W)
+        return fuse(*self.branches(x))
 
 
 def asymmetric_masks(b: int, h: int, w: int, patch: int, p_opt: float, p_sar: float, device) -> tuple[torch.Tensor, ...]:  # fmt: skip
@@ -115,8 +119,9 @@ class DLLR(Method):
     def training_step(self, labeled, unlabeled, step):
         c, net = self.cfg, self.model
         logits_o, logits_s = net.branches(labeled["image"])
-        fused = ((logits_o.softmax(1) + logits_s.softmax(1)) / 2).clamp_min(1e-8).log()
-        loss_sup = sum(supervised_ce(z, labeled, self.ctx.ignore_index) for z in (logits_o, logits_s, fused))
+        loss_sup = sum(
+            supervised_ce(z, labeled, self.ctx.ignore_index) for z in (logits_o, logits_s, fuse(logits_o, logits_s))
+        )
         self._update_marginal(labeled["mask"])
 
         x_u, valid = unlabeled["image"], unlabeled["valid"]
