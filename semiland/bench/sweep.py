@@ -182,8 +182,9 @@ def _self_training(config: Path, spec: RunSpec, common: list[str], out: Path, fo
     if not ckpt.is_file():
         raise SemilandError(f"self_training needs the supervised run's checkpoint {ckpt}; run supervised first")
     own = [o for o in spec.overrides if not o.startswith("method.name=")]
-    not_method = [o for o in own if not o.startswith("method.")]
-    teacher_cfg = load_config(config, [*common, *not_method, "method.name=supervised"])
+    # The teacher run's resolved config carries its band statistics: its data is prepared without re-reading
+    # every image for them.
+    teacher_cfg = load_config(teacher_dir / "config.yaml")
     rows, metrics = self_train(config, [*common, *own], folder, teacher=(ckpt, prepare_data(teacher_cfg)))
     atomic_write_json(folder / "self_training.json", rows)
     return metrics, teacher_cfg.train.steps * (len(rows) - 1)
