@@ -50,7 +50,9 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     assert {r["labeled_images"] for r in rows if r["budget"] == "one" and r["method"] == "supervised"} == {2}
     assert {r["labeled_images"] for r in rows if r["method"] == "oracle"} == {4, 6}  # labeled + unlabeled tiles
     summary = (out / "summary.md").read_text()
-    assert all(r["val_mIoU"] is not None for r in rows) and "Per-class test IoU" in summary and "| building |" in summary
+    assert (
+        all(r["val_mIoU"] is not None for r in rows) and "Per-class test IoU" in summary and "| building |" in summary
+    )
     assert (
         "| one | fixmatch | 2 |" in summary
         and "| two | km | 2 |" in summary
