@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from semiland.analysis import cli as analysis_cli
 from semiland.errors import SemilandError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -231,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--sar", nargs="+", default=None, help="SAR rasters / folders, paired with the inputs in order")
     pr.set_defaults(func=cmd_predict)
 
+    analysis_cli.add_parsers(sub)
     sub.add_parser("methods", help="list registered methods").set_defaults(func=cmd_methods)
     sub.add_parser("datasets", help="list dataset presets").set_defaults(func=cmd_datasets)
     sub.add_parser("models", help="list model architectures").set_defaults(func=cmd_models)

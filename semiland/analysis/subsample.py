@@ -1,0 +1,138 @@
+"""MiniFrance's "tiny" subsampling (§3.2, Table 4): a fraction of a labeled dataset as sub-tiles.
+
+Every image is cut into a grid of `subtile` windows. Each region keeps `fraction` of its windows (at
+least one from every image, so every tile is represented and the regions keep their shares), sampled
+uniformly; of `draws` such random draws the one whose class distribution is closest (total variation)
+to the full dataset's is kept, so the class balance is preserved too. The result is a new dataset folder
+`OUT/<region>/{images,masks}/<stem>_r<row>_c<col>.<ext>` (GeoTIFFs keep their georeferencing; other
+formats are written as lossless PNG) with `OUT/subsample.json` holding the distributions before / after.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from semiland.analysis.inventory import grid_boxes
+from semiland.data.raster import PIL_SUFFIXES
+from semiland.data.sources import DatasetSpec, SampleRef, load_sample
+from semiland.errors import SemilandError
+from semiland.io import atomic_path, atomic_write_json
+
+Box = tuple[int, int, int, int]
+
+
+def window_counts(spec: DatasetSpec, subtile: int, progress: bool = True) -> list[tuple[SampleRef, Box, np.ndarray]]:
+    """Every grid window of every labeled image with its class pixel counts (K,)."""
+    k = spec.classes.num_classes
+    out = []
+    for ref in tqdm(spec.samples, desc="count classes", unit="image", disable=not progress):
+        mask = load_sample(ref, spec.classes, mask_threshold=spec.mask_threshold).mask
+        assert mask is not None
+        for r, c, h, w in grid_boxes(*mask.shape, subtile, per_image=10**9):
+            m = mask[r : r + h, c : c + w]
+            out.append((ref, (r, c, h, w), np.bincount(m[m < k].ravel(), minlength=k)[:k]))
+    return out
+
+
+def choose(
+    windows: list[tuple[SampleRef, Box, np.ndarray]], fraction: float, draws: int = 50, seed: int = 0
+) -> tuple[np.ndarray, float]:
+    """Indices of the kept windows and the total-variation distance of their class distribution to all."""
+    if not 0 < fraction <= 1:
+        raise SemilandError(f"--fraction must be in (0, 1], got {fraction}")
+    by_region: dict[str, list[int]] = defaultdict(list)
+    by_image: dict[str, list[int]] = defaultdict(list)
+    for i, (ref, _, _) in enumerate(windows):
+        by_region[ref.region].append(i)
+        by_image[ref.id].append(i)
+    counts = np.stack([c for _, _, c in windows]).astype(float)
+    full = counts.sum(0) / max(counts.sum(), 1)
+    rng = np.random.default_rng(seed)
+    best, best_tv = np.zeros(0, int), np.inf
+    for _ in range(draws):
+        keep = []
+        for idx in by_region.values():
+            images = {windows[i][0].id for i in idx}
+            n = max(len(images), round(fraction * len(idx)))
+            first = [int(rng.choice(by_image[im])) for im in sorted(images)]  # one from every tile
+            rest = np.setdiff1d(idx, first)
+            keep += first + rng.choice(rest, size=min(n - len(first), len(rest)), replace=False).tolist()
+        keep_arr = np.sort(np.asarray(keep, int))
+        dist = counts[keep_arr].sum(0) / max(counts[keep_arr].sum(), 1)
+        tv = 0.5 * float(np.abs(dist - full).sum())
+        if tv < best_tv:
+            best, best_tv = keep_arr, tv
+    return best, best_tv
+
+
+def _write_crop(src: Path, box: Box, dst_stem: Path) -> Path:
+    """The window `box` of `src` → `dst_stem` + suffix: a GeoTIFF window keeps CRS and transform."""
+    r, c, h, w = box
+    if src.suffix.lower() in PIL_SUFFIXES:
+        dst = dst_stem.with_suffix(".png")
+        with Image.open(src) as im, atomic_path(dst) as tmp:
+            im.crop((c, r, c + w, r + h)).save(tmp, format="PNG")
+        return dst
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.windows import Window
+
+    dst = dst_stem.with_suffix(".tif")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(src) as s:
+            win = Window(c, r, w, h)
+            profile = {**s.profile, "height": h, "width": w, "transform": s.window_transform(win)}
+            profile.pop("blockxsize", None), profile.pop("blockysize", None)
+            profile["tiled"] = False
+            with atomic_path(dst) as tmp, rasterio.open(tmp, "w", **{**profile, "driver": "GTiff"}) as d:
+                d.write(s.read(window=win))
+    return dst
+
+
+def subsample(
+    spec: DatasetSpec, fraction: float, out: Path, subtile: int = 256, seed: int = 0, progress: bool = True
+) -> dict:
+    """Write the "tiny" subset of `spec`'s labeled images to `out`; returns (and saves) the summary."""
+    windows = window_counts(spec, subtile, progress)
+    keep, tv = choose(windows, fraction, seed=seed)
+    for i in tqdm(keep, desc="write sub-tiles", unit="tile", disable=not progress):
+        ref, box, _ = windows[i]
+        name = f"{Path(ref.image).stem}_r{box[0]}_c{box[1]}"
+        _write_crop(Path(ref.image), box, out / ref.region / "images" / name)
+        assert ref.mask is not None
+        _write_crop(Path(ref.mask), box, out / ref.region / "masks" / name)
+    counts = np.stack([c for _, _, c in windows]).astype(float)
+    regions = sorted({w[0].region for w in windows})
+
+    def share(rows: np.ndarray) -> dict[str, float]:
+        total = max(counts[rows].sum(), 1)
+        return {n: float(v / total) for n, v in zip(spec.classes.names, counts[rows].sum(0), strict=True)}
+
+    def region_share(rows: np.ndarray) -> dict[str, float]:
+        names = [windows[i][0].region for i in rows]
+        return {r: names.count(r) / max(len(names), 1) for r in regions}
+
+    every = np.arange(len(windows))
+    summary = {
+        "fraction": fraction,
+        "subtile": subtile,
+        "seed": seed,
+        "windows_before": len(windows),
+        "windows_after": int(len(keep)),
+        "images": len({w[0].id for w in windows}),
+        "images_kept": len({windows[i][0].id for i in keep}),
+        "class_share_before": share(every),
+        "class_share_after": share(keep),
+        "class_total_variation": tv,
+        "region_share_before": region_share(every),
+        "region_share_after": region_share(keep),
+    }
+    atomic_write_json(out / "subsample.json", summary)
+    return summary
