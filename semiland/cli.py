@@ -177,6 +177,12 @@ def cmd_bench_sweep(args: argparse.Namespace) -> int:
     return run_sweep(args)
 
 
+def cmd_bench_advisor(args: argparse.Namespace) -> int:
+    from semiland.bench.advisor_check import run_advisor_check
+
+    return run_advisor_check(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="semiland", description="semi-supervised segmentation of remote-sensing imagery")
     sub = p.add_subparsers(dest="command", required=True)
@@ -274,6 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--no-oracle", action="store_true", help="skip the oracle (all training images labeled)")
     sw.add_argument("-o", "--out", required=True, help="sweep folder (finished runs in it are not redone)")
     sw.set_defaults(func=cmd_bench_sweep)
+
+    ba = bsub.add_parser("advisor", help="the labeling advisor's pick vs every other region, supervised, over seeds")
+    ba.add_argument("--config", required=True, help="base YAML config (region split; method set to supervised)")
+    ba.add_argument("overrides", nargs="*", help="section.key=value applied to every run")
+    ba.add_argument("--test", required=True, help="comma-separated test regions")
+    ba.add_argument("--val", default="", help="comma-separated validation regions")
+    ba.add_argument("--seeds", default="0,1")
+    ba.add_argument("--features", default="auto", help="advisor features: auto | stats | timm:<model>")
+    ba.add_argument("-o", "--out", required=True, help="output folder (finished runs in it are not redone)")
+    ba.set_defaults(func=cmd_bench_advisor)
     return p
 
 

@@ -190,3 +190,19 @@ def test_suggest_split_and_subsample_commands(synth_root, tmp_path):
     with rasterio.open(spec.samples[0].image) as src:
         assert src.crs is not None and src.width == 32  # GeoTIFF windows keep their georeferencing
     assert main(["subsample", str(synth_root), "--preset", "synthetic", "--fraction", "0.5", "-o", str(tiny)]) == 2
+
+
+def test_bench_advisor_trains_every_candidate_and_compares(synth_root, tmp_path):
+    from .conftest import write_config
+
+    cfg = write_config(tmp_path, synth_root, train={"steps": 2, "val_every": 2})
+    out = tmp_path / "adv"
+    args = ["bench", "advisor", "--config", str(cfg), "--test", "region_3", "--val", "region_2", "--seeds", "0",
+            "--features", "stats", "-o", str(out), "data.crop_size=32"]  # fmt: skip
+    assert main(args) == 0
+    s = json.loads((out / "results.json").read_text())["summary"]
+    assert {r["region"] for r in s["regions"]} == {"region_0", "region_1"}  # every candidate trained
+    assert all(r["n"] == 1 for r in s["regions"]) and s["pick"] == s["regions"][0]["region"]
+    assert s["random_mIoU"] == pytest.approx(sum(r["mIoU"] for r in s["regions"]) / 2)
+    assert "Advisor's pick" in (out / "summary.md").read_text()
+    assert main(args) == 0  # resumable: the finished runs are read back

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from semiland.analysis.advisor import random_baseline, suggest
+from semiland.analysis.advisor import random_baseline, rank, suggest
 from semiland.analysis.run import AnalyzeOptions, embed, restrict
 from semiland.data.sources import DatasetSpec
 from semiland.data.splits import Split
@@ -36,6 +36,7 @@ def suggest_split(
         raise SemilandError("no labeled region or image is left to pick from outside --test / --val")
     target = {u for u in adv.units if unit_region[u] in test} or set(adv.units)
     picks, cond = suggest(adv, budget, candidates, target)
+    first = rank(adv, set(), candidates, target)  # every candidate's score as the first pick
     chosen = {p.unit for p in picks}
     ids = sorted(set(a.inv.ids))
     split = Split(
@@ -49,6 +50,7 @@ def suggest_split(
     split.save(split_file)
     result = {
         "picks": [p.__dict__ for p in picks],
+        "ranking": [c.__dict__ for c in first],
         "conditions": cond,
         "random_baseline": random_baseline(adv, budget, candidates, target, seed=opts.seed),
         "target": "test regions" if test else "all data",
