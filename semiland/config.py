@@ -52,6 +52,7 @@ class DataConfig:
     resample_sar: bool = False  # SAR on another grid than its optical image: resample it instead of refusing
     modality: str = "both"  # paired presets: both (stacked, optical first) | optical | sar
     simulate_sar: bool = False  # dubai: add two SAR-like bands derived from the optical image (a test bed)
+    scale: float = 1.0  # train at this fraction of the native resolution (0.5: half); eval / predict stay native
     tile_grid: int = 1  # split every image into tile_grid × tile_grid windows, each its own sample
     channels: list[int] | None = None  # bands per modality in the input stack; None = found from the data
     mean: list[float] | None = None  # per-band normalisation; None = computed from the training images

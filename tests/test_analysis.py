@@ -158,7 +158,7 @@ def test_analyze_command_writes_the_report(synth_root, tmp_path, capsys):
     assert len(result["iot_regions"]) == 4 and result["advisor"]["ranking"][0]["unit"] == "region_1"
     html = (out / "report.html").read_text()
     for png in ("classes_regions", "appearance_regions", "iou_regions", "iot_regions", "class_proportions",
-                "classes_splits", "appearance_splits", "iot_splits"):  # fmt: skip
+                "classes_splits", "appearance_splits", "iou_splits", "iot_splits"):  # fmt: skip
         assert f"{png}.png" in html and (out / f"{png}.png").stat().st_size > 1000
     cached = list((out / "cache").glob("inventory-*.npz"))
     assert len(cached) == 1

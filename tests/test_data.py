@@ -174,3 +174,21 @@ def test_streams_shard_disjointly_across_ranks(synth_root, monkeypatch):
     for name in ("labeled", "unlabeled"):
         a, b = set(seen[0][name]), set(seen[1][name])
         assert a.isdisjoint(b) and len(a) == len(b) == cfg.train.val_every * cfg.data.batch_size
+
+
+def test_rescale_keeps_nodata_out_and_masks_exact():
+    from semiland.data.datamodule import rescale
+    from semiland.data.sources import LoadedSample
+
+    image = np.ones((2, 40, 60), np.float32)
+    valid = np.ones((40, 60), bool)
+    valid[:, :10] = False  # a nodata strip on the left
+    image[:, ~valid] = 0
+    mask = np.zeros((40, 60), np.int64)
+    mask[20:] = 3
+    mask[:, :10] = 255
+    half = rescale(LoadedSample(image, valid, mask), 0.5)
+    assert half.image.shape == (2, 20, 30) and half.valid.shape == half.mask.shape == (20, 30)
+    assert not half.valid[:, :5].any() and half.valid[:, 6:].all()  # no pixel half-nodata is trusted
+    assert np.allclose(half.image[:, half.valid], 1.0)  # nodata zeros never bleed into valid pixels
+    assert set(np.unique(half.mask)) == {0, 3, 255}  # nearest: no invented class values

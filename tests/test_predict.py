@@ -209,3 +209,39 @@ def test_bench_predict_compares_both_pipelines(tmp_path, capsys):
     assert r["ours_peak_rss_mib"] > 0 and 0 < r["fraction_of_peak"] < 1
     assert "ratio ours / naive" in capsys.readouterr().out
     assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]  # the test rasters are cleaned up
+
+
+def test_at_scale_predicts_native_tiles_through_a_coarser_model():
+    from semiland.inference.sliding import at_scale
+
+    seen = []
+
+    def model(x):  # records the resolution it is given; logits = the input's first two bands
+        seen.append(tuple(x.shape[-2:]))
+        return x[:, :2]
+
+    x = torch.rand(2, 3, 96, 64)
+    out = at_scale(model, 0.5)(x)
+    assert seen == [(64, 32)] and out.shape == (2, 2, 96, 64)  # 48 × 32 rounded up to a multiple of 32
+    const = torch.full((1, 3, 64, 64), 0.7)
+    assert torch.allclose(at_scale(model, 0.5)(const), const[:, :2], atol=1e-5)
+    assert at_scale(model, 1.0) is model
+
+
+def test_a_model_trained_at_half_resolution_tests_and_predicts_at_native_size(synth_root, tmp_path):
+    import json
+
+    from semiland.cli import main
+
+    from .conftest import write_config
+
+    run = tmp_path / "half"
+    cfg = write_config(tmp_path, synth_root, data={"scale": 0.5})
+    assert main(["fit", "--config", str(cfg), "-o", str(run), "train.steps=2"]) == 0
+    metrics = json.loads((run / "test" / "metrics.json").read_text())
+    assert metrics["pixels"] == 2 * 64 * 64  # scored on the test images at their own resolution
+    src = write_tif(tmp_path / "in.tif", np.full((3, 70, 90), 120, np.uint8))
+    assert run_predict(run, src, "-o", tmp_path / "o", "--tile", "64") == 0
+    with rasterio.open(tmp_path / "o" / "in.tif") as out:
+        assert out.shape == (70, 90) and (out.read(1) < 5).all()
+    assert main(["fit", "--config", str(cfg), "-o", str(tmp_path / "bad"), "data.scale=0"]) == 2

@@ -153,11 +153,13 @@ def _split_part(a: Analysis, split: Split, out: Path, figures: list, colors: lis
     shares = {s: _shares(inv.counts[np.asarray(groups) == s].sum(0)) for s in present}
     figs.plot_class_shares(shares, names, colors, "class shares per split", out / "classes_splits.png")
     figs.plot_plane(a.xy, groups, maps, a.extent, out / "appearance_splits.png")
+    figs.plot_matrix(s_iou, list(maps), "IoU between splits", out / "iou_splits.png")
     figs.plot_matrix(s_iot, list(maps), "IoT between splits (row covers column)", out / "iot_splits.png",
                      xlabel="target", ylabel="source")  # fmt: skip
     figures += [
         ("Class shares per split", "classes_splits.png"),
         ("Appearance maps per split", "appearance_splits.png"),
+        ("IoU between splits", "iou_splits.png"),
         ("IoT between splits (MiniFrance Table 5)", "iot_splits.png"),
     ]
     warnings = []

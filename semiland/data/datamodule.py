@@ -16,6 +16,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
@@ -41,20 +42,22 @@ class SampleStore:
         std: list[float] | None,
         cache: bool,
         pseudo_labels: str = "",
+        scale: float = 1.0,
     ):
         """`mean` / `std` None: raw access only (used to compute them). `pseudo_labels`: a folder of index masks
         `<region>/<stem>.png` (255 = ignore) that unlabeled samples carry as their "mask" (self-training)."""
-        self.spec, self.bands, self.cache_on = spec, bands, cache
+        self.spec, self.bands, self.cache_on, self.scale = spec, bands, cache, scale
         self.pseudo_dir = Path(pseudo_labels) if pseudo_labels else None
         self.refs = spec.by_id()
         self.mean = np.asarray(mean, dtype=np.float32)[:, None, None] if mean is not None else None
         self.std = np.asarray(std, dtype=np.float32)[:, None, None] if std is not None else None
         self._cache: dict[tuple[str, bool], LoadedSample] = {}
 
-    def raw(self, sample_id: str, labeled: bool = True) -> LoadedSample:
+    def raw(self, sample_id: str, labeled: bool = True, scaled: bool = False) -> LoadedSample:
         """Image (+ its mask when `labeled`). Unlabeled samples never read the true mask, even where one
-        exists on disk (Dubai's "unlabeled" tiles have them): they carry only pseudo-labels, if given."""
-        key = (sample_id, labeled)
+        exists on disk (Dubai's "unlabeled" tiles have them): they carry only pseudo-labels, if given.
+        `scaled`: resampled to `data.scale` (training crops; evaluation stays at the native resolution)."""
+        key = (sample_id, labeled, scaled and self.scale != 1)
         if key in self._cache:
             return self._cache[key]
         ref = self.refs[sample_id] if labeled else dataclasses.replace(self.refs[sample_id], mask=None)
@@ -66,6 +69,8 @@ class SampleStore:
             )
         if not labeled and self.pseudo_dir is not None:
             sample.mask = read_pseudo_mask(self.pseudo_dir / f"{sample_id}.png", sample.valid.shape)
+        if key[2]:
+            sample = rescale(sample, self.scale)
         if self.cache_on:
             self._cache[key] = sample
         return sample
@@ -73,6 +78,26 @@ class SampleStore:
     def normalise(self, image: np.ndarray, valid: np.ndarray) -> np.ndarray:
         assert self.mean is not None and self.std is not None, "a raw-only store cannot normalise"
         return normalise(image, valid, self.mean, self.std)
+
+
+def rescale(sample: LoadedSample, scale: float) -> LoadedSample:
+    """A sample at `scale` × its resolution: image antialiased-bilinear, valid where every contributing
+    pixel was valid (nodata never bleeds into training pixels), mask by nearest neighbour."""
+    h, w = sample.valid.shape
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+
+    def resize(a: np.ndarray, mode: str) -> torch.Tensor:  # (C, H, W) → (C, h', w')
+        x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None]
+        smooth = mode == "bilinear"
+        return F.interpolate(
+            x, size=size, mode=mode, **({"antialias": True, "align_corners": False} if smooth else {})
+        )[0]
+
+    image = resize(sample.image, "bilinear").numpy()
+    valid = resize(sample.valid[None], "bilinear")[0].numpy() > 0.999
+    image[:, ~valid] = 0.0
+    mask = None if sample.mask is None else resize(sample.mask[None], "nearest")[0].numpy().astype(np.int64)
+    return LoadedSample(image, valid, mask)
 
 
 def read_pseudo_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
@@ -102,7 +127,7 @@ class CropStream(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index, int(self.labeled)])
-        sample = self.store.raw(self.ids[int(rng.integers(len(self.ids)))], self.labeled)
+        sample = self.store.raw(self.ids[int(rng.integers(len(self.ids)))], self.labeled, scaled=True)
         top, left = random_crop_window(rng, *sample.valid.shape, self.crop)
         image = crop_pad(sample.image, top, left, self.crop, 0.0)
         valid = crop_pad(sample.valid, top, left, self.crop, False)
@@ -213,7 +238,10 @@ class SegDataModule(L.LightningDataModule):
         super().__init__()
         self.cfg, self.data = cfg, data
         self.use_unlabeled = use_unlabeled and bool(data.split.unlabeled)
-        self.store = SampleStore(data.spec, cfg.data.bands, data.mean, data.std, cfg.data.cache, cfg.data.pseudo_labels)
+        d = cfg.data
+        if not 0 < d.scale <= 4:
+            raise SemilandError(f"data.scale must be in (0, 4] (0.5 trains at half resolution), got {d.scale}")
+        self.store = SampleStore(data.spec, d.bands, data.mean, data.std, d.cache, d.pseudo_labels, d.scale)
         self.streams: list[CropStream] = []
 
     def _stream_loader(self, ids: list[str], batch: int, labeled: bool) -> DataLoader:

@@ -27,7 +27,7 @@ from semiland.data.classes import ClassTable
 from semiland.engine.checkpoint import FORMAT
 from semiland.engine.metrics import confusion_metrics
 from semiland.errors import SemilandError
-from semiland.inference.sliding import sliding_window_logits
+from semiland.inference.sliding import at_scale, sliding_window_logits
 from semiland.io import atomic_write_json
 from semiland.methods.base import Alarm, Method, ParamGroup
 
@@ -146,8 +146,9 @@ class SegTask(L.LightningModule):
     # -- evaluation ---------------------------------------------------------------------------------
     def predict_logits(self, image: torch.Tensor) -> torch.Tensor:
         d = self.cfg.data
+        multiple = max(32, self.min_size)
         return sliding_window_logits(
-            self.method.predict, image, d.eval_tile, d.eval_overlap, multiple=max(32, self.min_size)
+            at_scale(self.method.predict, d.scale, multiple), image, d.eval_tile, d.eval_overlap, multiple=multiple
         )
 
     def _evaluate(self, batch: dict[str, Any], cm: MulticlassConfusionMatrix) -> None:

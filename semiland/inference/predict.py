@@ -27,6 +27,7 @@ from tqdm import tqdm
 from semiland.data.paired import SarOptions
 from semiland.data.raster import IMAGE_SUFFIXES, image_size
 from semiland.errors import SemilandError
+from semiland.inference.sliding import at_scale
 from semiland.inference.stream import NODATA, Block, PairedReader, RasterReader, TilePredictor, stream_blocks
 from semiland.io import atomic_path, ensure_writable_dir
 
@@ -205,7 +206,8 @@ class Predictor:
         self.std = np.asarray(self.cfg.data.std, np.float32)[:, None, None]
         self.tile = opts.tile or self.cfg.data.eval_tile
         self.overlap = self.cfg.data.eval_overlap if opts.overlap is None else opts.overlap
-        self.tiles = TilePredictor(self.task.method.predict, self.device, opts.precision, opts.tta, opts.compile)
+        predict = at_scale(self.task.method.predict, self.task.cfg.data.scale, max(32, self.task.min_size))
+        self.tiles = TilePredictor(predict, self.device, opts.precision, opts.tta, opts.compile)
 
     @classmethod
     def from_checkpoint(cls, ckpt: str | Path, opts: PredictOptions) -> Predictor:

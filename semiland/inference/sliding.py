@@ -16,6 +16,24 @@ def ceil_to(x: int, m: int) -> int:
     return -(-x // m) * m
 
 
+def at_scale(
+    predict: Callable[[torch.Tensor], torch.Tensor], scale: float, multiple: int = 32
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A model trained at `scale` × the native resolution (`data.scale`) predicting native-resolution tiles:
+    (N, C, T, T) → resampled to the model's resolution (antialiased; rounded up to `multiple` px) → logits
+    → bilinear back to (N, K, T, T)."""
+    if scale == 1:
+        return predict
+
+    def scaled(x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        size = (ceil_to(max(1, round(h * scale)), multiple), ceil_to(max(1, round(w * scale)), multiple))
+        small = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        return F.interpolate(predict(small).float(), size=(h, w), mode="bilinear", align_corners=False)
+
+    return scaled
+
+
 def blend_window_1d(size: int, device: torch.device | None = None) -> torch.Tensor:
     """(size,) raised Hann window with floor 0.05: one factor of the separable 2-D window."""
     return torch.hann_window(size + 2, periodic=False, device=device)[1:-1].clamp_min(0.05)
