@@ -33,6 +33,8 @@ class DataConfig:
     unlabeled: Any = "rest"  # same forms, or "rest" = every training image not labeled
     val: Any = None
     test: Any = None
+    labeled_count: int = 0  # region split: label only this many images of the labeled regions (seeded by
+    # train.seed; 0 = all of them); the others join the unlabeled set
     split_file: str = ""  # split_mode=file: a split.json saved by an earlier run
     oracle: bool = False  # label every training image (the upper bound of a method)
     pseudo_labels: str = ""  # folder of pseudo-label masks <region>/<stem>.png for unlabeled images (self-training)

@@ -192,3 +192,17 @@ def test_rescale_keeps_nodata_out_and_masks_exact():
     assert not half.valid[:, :5].any() and half.valid[:, 6:].all()  # no pixel half-nodata is trusted
     assert np.allclose(half.image[:, half.valid], 1.0)  # nodata zeros never bleed into valid pixels
     assert set(np.unique(half.mask)) == {0, 3, 255}  # nearest: no invented class values
+
+
+def test_region_split_with_a_labeled_image_count(synth_root):
+    spec = build_dataset(DataConfig(preset="synthetic", root=str(synth_root), synthetic_regions=4, synthetic_images=2))
+    want = {"labeled": ["region_0", "region_1"], "unlabeled": ["region_2"], "test": ["region_3"], "labeled_count": 1}
+    a, b = make_split(spec, want, seed=0), make_split(spec, want, seed=0)
+    assert len(a.labeled) == 1 and a.labeled == b.labeled  # seeded
+    assert a.labeled[0].split("/")[0] in {"region_0", "region_1"}
+    # the 3 other images of the labeled regions join region_2's 2 unlabeled images
+    assert set(a.labeled).isdisjoint(a.unlabeled) and len(a.unlabeled) == 5
+    oracle = make_split(spec, want, seed=0, oracle=True)
+    assert len(oracle.labeled) == 6 and not oracle.unlabeled
+    with pytest.raises(SemilandError, match="labeled_count"):
+        make_split(spec, {**want, "labeled_count": 9}, seed=0)

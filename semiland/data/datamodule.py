@@ -179,7 +179,7 @@ def resolve_split(cfg: Config) -> tuple[DatasetSpec, Split]:
     """Find the dataset and make (or load) the split that `cfg.data` asks for."""
     spec = build_dataset(cfg.data)
     d = cfg.data
-    want = {"split_mode": d.split_mode, "split_file": d.split_file}
+    want = {"split_mode": d.split_mode, "split_file": d.split_file, "labeled_count": d.labeled_count}
     given = {"labeled": d.labeled, "val": d.val, "test": d.test}
     # No split given at all: the preset's default (e.g. the Dubai region split).
     if d.split_mode != "file" and all(v is None for v in given.values()):

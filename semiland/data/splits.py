@@ -57,7 +57,7 @@ def _names(value: Any, key: str) -> list[str]:
     raise SemilandError(f"data.{key} must be a list of region names in split_mode=region, got {value!r}")
 
 
-def _by_region(spec: DatasetSpec, want: dict[str, Any]) -> dict[str, list[str]]:
+def _by_region(spec: DatasetSpec, want: dict[str, Any], seed: int = 0) -> dict[str, list[str]]:
     regions = spec.regions
     chosen: dict[str, list[str]] = {}
     test_same_as_val = want.get("test") == "val"  # small datasets evaluate on their validation regions
@@ -79,7 +79,18 @@ def _by_region(spec: DatasetSpec, want: dict[str, Any]) -> dict[str, list[str]]:
             seen[name] = key
     if test_same_as_val:
         chosen["test"] = chosen["val"]
-    return {key: [s.id for s in spec.samples if s.region in names] for key, names in chosen.items()}
+    ids = {key: [s.id for s in spec.samples if s.region in names] for key, names in chosen.items()}
+    count = want.get("labeled_count") or 0
+    if count:  # a few labeled images of the labeled regions; their other images are unlabeled
+        if not isinstance(count, int) or count < 0 or count > len(ids["labeled"]):
+            raise SemilandError(
+                f"data.labeled_count must be an image count in [0, {len(ids['labeled'])}] (the labeled regions' "
+                f"images), got {count!r}"
+            )
+        keep = set(np.random.default_rng(seed).choice(ids["labeled"], size=count, replace=False).tolist())
+        ids["unlabeled"] = [i for i in ids["labeled"] if i not in keep] + ids["unlabeled"]
+        ids["labeled"] = [i for i in ids["labeled"] if i in keep]
+    return ids
 
 
 def _take(value: Any, n_total: int, key: str, mode: str) -> int:
@@ -132,7 +143,7 @@ def make_split(spec: DatasetSpec, want: dict[str, Any], seed: int, oracle: bool 
         if missing:
             raise SemilandError(f"split file names {len(missing)} images not in the dataset, e.g. '{missing[0]}'")
     elif mode == "region":
-        split = Split(**_by_region(spec, want))
+        split = Split(**_by_region(spec, want, seed))
     elif mode == "ids":  # explicit sample ids per set (a dataset's official lists)
         split = Split(**_by_ids(spec, want))
     elif mode in ("fraction", "count"):
