@@ -43,3 +43,25 @@ def test_sen1floods11_optical_sar_and_labels():
     table = ClassTable(names=("not water", "water"), colors=((0, 0, 0), (0, 0, 255)), ignore_values=(-1,))
     labels = table.decode(read_mask(SEN1FLOODS / "LabelHand" / "Spain_7370579_LabelHand.tif"))
     assert np.bincount(labels.ravel(), minlength=256)[[0, 1, 255]].tolist() == [192010, 70035, 99]
+
+
+@needs(DUBAI)
+def test_dubai_analysis_report_covers_all_eight_regions(tmp_path):
+    import json
+
+    from semiland.cli import main
+
+    out = tmp_path / "an"
+    args = ["analyze", str(DUBAI), "--features", "stats", "--subtile", "128", "--per-image", "2", "--no-progress"]
+    assert main([*args, "-o", str(out)]) == 0
+    result = json.loads((out / "analysis.json").read_text())
+    assert result["regions"] == [f"tile_{i}" for i in range(1, 9)] and result["images"] == 72
+    assert np.allclose(np.diag(result["iou_regions"]), 1.0) and len(result["advisor"]["ranking"]) == 3
+    html = (out / "report.html").read_text()
+    assert html.count("<img") == 5 and all((out / p).stat().st_size > 5000 for p in result_pngs(html))
+
+
+def result_pngs(html: str) -> list[str]:
+    import re
+
+    return re.findall(r"src='([^']+\.png)'", html)
