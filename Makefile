@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test test-slow test-all lint format bench lock clean
+.PHONY: setup demo test test-slow test-all lint format bench lock clean browser
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,13 @@ setup: $(STAMP)
 demo: $(STAMP)  ## train + evaluate on the Dubai data (else synthetic), write report.html
 	$(VENV)/bin/semiland demo $(ARGS)
 
-test: $(STAMP)  ## fast + real-data tiers (real-data tests skip cleanly without ../shared/data)
+test: $(STAMP) browser  ## fast + real-data tiers (real-data tests skip cleanly without ../shared/data)
 	$(PY) -m pytest -q -ra $(ARGS)
+
+browser:  ## Debian's chromium + chromium-driver for the report checks (tests/test_browser.py skips without them)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 && echo "installed chromium") || \
+	  echo "chromium not installed (needs apt-get as root): the browser checks will be skipped"
 
 test-slow: $(STAMP)  ## short training runs that must learn
 	$(PY) -m pytest -q -ra -m slow $(ARGS)
