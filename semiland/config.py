@@ -52,6 +52,7 @@ class DataConfig:
     sar_bands: list[int] | None = None  # paired optical + SAR presets: 1-based SAR band selection
     sar_db: bool = False  # the SAR rasters hold linear backscatter: convert to dB
     resample_sar: bool = False  # SAR on another grid than its optical image: resample it instead of refusing
+    sar_speckle_looks: float = 0.0  # labeled crops: SAR speckle (gamma, this many looks; 0 = off; e.g. 4)
     modality: str = "both"  # paired presets: both (stacked, optical first) | optical | sar
     simulate_sar: bool = False  # dubai: add two SAR-like bands derived from the optical image (a test bed)
     scale: float = 1.0  # train at this fraction of the native resolution (0.5: half); eval / predict stay native

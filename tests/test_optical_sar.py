@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import torch
 from rasterio.transform import from_origin
 
 from semiland.config import DataConfig
@@ -256,3 +257,31 @@ def test_sar_bands_get_robust_statistics(tmp_path):
     cfg.data.preset = "sen1floods11"
     data = prepare_data(cfg)
     assert len(data.mean) == 15 and -25 < data.mean[13] < -5 and data.channels == [13, 2]
+
+
+def test_speckle_is_multiplicative_on_sar_bands_only():
+    from semiland.data.augment import speckle_db
+
+    rng = np.random.default_rng(0)
+    image = np.full((5, 64, 64), -12.0, np.float32)  # 3 optical-like bands then 2 SAR bands in dB
+    image[:3] = 100.0
+    valid = np.ones((64, 64), bool)
+    valid[:8] = False
+    image[:, ~valid] = 0.0
+    out = speckle_db(rng, image, valid, first=3, looks=4.0)
+    assert np.array_equal(out[:3], image[:3]) and np.array_equal(out[:, ~valid], image[:, ~valid])
+    linear = 10 ** (out[3:, valid] / 10) / 10 ** (-12 / 10)  # the multiplicative factor G
+    assert abs(linear.mean() - 1) < 0.03 and abs(linear.var() - 1 / 4) < 0.03  # Gamma(L, 1/L): mean 1, var 1/L
+
+
+def test_labeled_sar_crops_get_speckle_when_asked(tmp_path):
+    from semiland.data.datamodule import SegDataModule
+
+    cfg = tiny_config(floods_fixture(tmp_path / "s"), data={"split_mode": "count", "labeled": 1, "val": 1, "test": 1})
+    cfg.data.preset = "sen1floods11"
+    data = prepare_data(cfg)
+    plain = SegDataModule(cfg, data, use_unlabeled=False).train_dataloader()["labeled"].dataset[0]
+    cfg.data.sar_speckle_looks = 2.0
+    noisy = SegDataModule(cfg, data, use_unlabeled=False).train_dataloader()["labeled"].dataset[0]
+    assert torch.equal(plain["image"][:13], noisy["image"][:13])  # optical bands untouched
+    assert not torch.equal(plain["image"][13:], noisy["image"][13:]) and torch.equal(plain["mask"], noisy["mask"])

@@ -38,3 +38,17 @@ def flip_rot90(rng: np.random.Generator, *arrays: np.ndarray) -> list[np.ndarray
             a = a[..., ::-1, :]
         out.append(np.ascontiguousarray(np.rot90(a, k, axes=(-2, -1))))
     return out
+
+
+def speckle_db(rng: np.random.Generator, image: np.ndarray, valid: np.ndarray, first: int, looks: float) -> np.ndarray:
+    """SAR-safe photometric augmentation: multiplicative speckle of `looks` looks on bands `first:` (in dB).
+
+    Fully developed speckle multiplies intensity by G ~ Gamma(L, 1/L) (mean 1); in dB that is the additive
+    10 · log10(G), drawn per pixel and band. image (C, H, W) raw values with SAR bands in dB; invalid
+    pixels are left at 0. Optical bands (before `first`) are untouched.
+    """
+    out = image.copy()
+    sar = out[first:]
+    g = rng.gamma(looks, 1.0 / looks, size=sar.shape).astype(np.float32)
+    sar += np.where(valid, 10.0 * np.log10(np.maximum(g, 1e-6)), 0.0).astype(np.float32)
+    return out

@@ -21,7 +21,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from semiland.config import Config
-from semiland.data.augment import crop_pad, flip_rot90, random_crop_window
+from semiland.data.augment import crop_pad, flip_rot90, random_crop_window, speckle_db
 from semiland.data.classes import IGNORE_INDEX
 from semiland.data.presets import build_dataset
 from semiland.data.raster import read_image
@@ -118,8 +118,19 @@ class CropStream(Dataset):
     """`length` random crops from `ids`; samples with a mask (labeled, or pseudo-labeled) carry it, and the
     labeled stream gets flips / 90° rotations."""
 
-    def __init__(self, store: SampleStore, ids: list[str], crop: int, length: int, seed: int, labeled: bool):
+    def __init__(
+        self,
+        store: SampleStore,
+        ids: list[str],
+        crop: int,
+        length: int,
+        seed: int,
+        labeled: bool,
+        speckle: tuple[int, float] | None = None,
+    ):
+        """`speckle`: (first SAR band, looks) — labeled crops get SAR speckle noise (`data.sar_speckle_looks`)."""
         self.store, self.ids, self.crop, self.length, self.seed, self.labeled = store, ids, crop, length, seed, labeled
+        self.speckle = speckle
         self.epoch = 0  # set by the engine at each epoch start, before workers are forked
 
     def __len__(self) -> int:
@@ -131,6 +142,9 @@ class CropStream(Dataset):
         top, left = random_crop_window(rng, *sample.valid.shape, self.crop)
         image = crop_pad(sample.image, top, left, self.crop, 0.0)
         valid = crop_pad(sample.valid, top, left, self.crop, False)
+        if self.speckle is not None and self.labeled:  # its own generator: crops and flips stay as without it
+            noise_rng = np.random.default_rng([self.seed, self.epoch, index, 2])
+            image = speckle_db(noise_rng, image, valid, *self.speckle)
         image = self.store.normalise(image, valid)
         if sample.mask is None:
             return {"image": torch.from_numpy(image), "valid": torch.from_numpy(valid)}
@@ -247,12 +261,21 @@ class SegDataModule(L.LightningDataModule):
     def _stream_loader(self, ids: list[str], batch: int, labeled: bool) -> DataLoader:
         world, rank = _world()
         length = self.cfg.train.val_every * batch * world  # one epoch = val_every steps on every rank
-        stream = CropStream(self.store, ids, self.cfg.data.crop_size, length, self.cfg.train.seed, labeled)
+        stream = CropStream(
+            self.store, ids, self.cfg.data.crop_size, length, self.cfg.train.seed, labeled, self._speckle()
+        )
         self.streams.append(stream)
         sampler = DistributedSampler(stream, world, rank, shuffle=False) if world > 1 else None
         return DataLoader(
             stream, batch_size=batch, sampler=sampler, drop_last=True, num_workers=self.cfg.data.num_workers
         )
+
+    def _speckle(self) -> tuple[int, float] | None:
+        """(first SAR band of the input stack, looks) when SAR bands are present and speckle is asked for."""
+        looks, sar = self.cfg.data.sar_speckle_looks, self.data.spec.sar
+        if looks <= 0 or sar is None or sar.modality == "optical":
+            return None
+        return (0 if sar.modality == "sar" else self.data.channels[0]), looks
 
     def train_dataloader(self) -> dict[str, DataLoader]:
         self.streams = []
