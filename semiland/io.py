@@ -6,6 +6,7 @@ so an interrupted run never leaves a half-written file under the final name.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -30,6 +31,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs follow the user's umask
         os.replace(tmp_path, path)
+    except OSError as err:
+        tmp_path.unlink(missing_ok=True)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):  # the previous file under `path`, if any, is untouched
+            raise SemilandError(f"no space left on the device while writing {path}; free some space and re-run "
+                                "(earlier outputs are intact)") from None  # fmt: skip
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

@@ -120,6 +120,19 @@ def test_outputs_follow_the_umask(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
 
 
+def test_a_full_disk_is_one_line_and_keeps_the_previous_file(tmp_path):
+    import errno
+
+    from semiland.io import atomic_path, atomic_write_text
+
+    atomic_write_text(tmp_path / "ckpt", "good")
+    with pytest.raises(SemilandError, match="no space left on the device while writing .*ckpt"):
+        with atomic_path(tmp_path / "ckpt") as tmp:
+            tmp.write_text("half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert (tmp_path / "ckpt").read_text() == "good" and [p.name for p in tmp_path.iterdir()] == ["ckpt"]
+
+
 def test_bf16_mixed_precision_on_cpu(synth_root, tmp_path):
     result = fit(tiny_config(synth_root, train={"steps": 2, "val_every": 2, "precision": "bf16-mixed"}), tmp_path / "r")
     assert read_checkpoint(result.last_ckpt)["global_step"] == 2
