@@ -29,7 +29,7 @@ def test_demo_refuses_a_data_path_that_is_not_dubai(tmp_path, capsys):
 def test_demo_on_dubai(tmp_path, capsys):
     assert main(["demo", "--data", str(DUBAI), "--steps", "2", "-o", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
-    assert "Dubai aerial imagery" in out and "labeled 9, unlabeled 45, val 9, test 9" in out
+    assert "Dubai aerial imagery" in out and "labeled 2, unlabeled 52, val 9, test 9" in out
     html = (tmp_path / "demo" / "report.html").read_text()
     assert "tile_3/image_part_001" in html and "land (unpaved area)" in html
 
