@@ -32,7 +32,7 @@ from semiland.data.raster import read_image, write_class_geotiff
 from semiland.data.stats import normalise
 from semiland.engine.runner import build_task, load_task
 from semiland.inference.predict import PredictOptions, Predictor
-from semiland.inference.sliding import sliding_window_logits
+from semiland.inference.sliding import at_scale, ceil_to, sliding_window_logits
 from semiland.inference.stream import NODATA, Grid
 from semiland.io import atomic_write_json, atomic_write_text
 from semiland.report.run_report import machine
@@ -93,7 +93,8 @@ def naive_predict(task: Any, cfg: Any, src: Path, dst: Path, tile: int, overlap:
     mean = np.asarray(cfg.data.mean, np.float32)[:, None, None]
     std = np.asarray(cfg.data.std, np.float32)[:, None, None]
     image = torch.from_numpy(normalise(raster.data, raster.valid, mean, std))[None]
-    logits = sliding_window_logits(task.method.predict, image, tile, overlap, batch_size=1)  # (1, K, H, W)
+    predict = at_scale(task.method.predict, cfg.data.scale)  # a model trained at data.scale, as `predict` runs it
+    logits = sliding_window_logits(predict, image, tile, overlap, batch_size=1)  # (1, K, H, W)
     classes = logits.argmax(1)[0].numpy().astype(np.uint8)
     classes[~raster.valid] = NODATA
     write_class_geotiff(dst, classes, list(task.classes.colors), raster.profile)
@@ -162,11 +163,12 @@ def run_predict_speed(args: argparse.Namespace) -> int:
         agree = _agreement(work / "ours.tif", work / "naive.tif")
         grid = Grid.plan(args.naive_size, args.naive_size, tile, overlap, max(32, task.min_size))
         px = args.naive_size**2
-        flops_px = flops_per_tile(task.method.model, bands, grid.tile) * len(grid.rows) * len(grid.cols) / px
+        model_tile = ceil_to(round(grid.tile * cfg.data.scale), 32)  # the tile as the model sees it (data.scale)
+        flops_px = flops_per_tile(task.method.model, bands, model_tile) * len(grid.rows) * len(grid.cols) / px
         peak = matmul_peak()
         t_ours, t_naive = (float(np.median([r[i] for r in rows])) for i in (0, 2))
         result: dict[str, Any] = {
-            "model": f"{cfg.model.arch}/{cfg.model.encoder} width {cfg.model.width}",
+            "model": f"{cfg.model.arch}/{cfg.model.encoder} width {cfg.model.width}, scale {cfg.data.scale}",
             "tile": grid.tile,
             "overlap": overlap,
             "batch": args.batch,
