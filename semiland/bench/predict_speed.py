@@ -31,7 +31,7 @@ from semiland.data.classes import ClassTable
 from semiland.data.raster import read_image, write_class_geotiff
 from semiland.data.stats import normalise
 from semiland.engine.runner import build_task, load_task
-from semiland.inference.predict import PredictOptions, Predictor
+from semiland.inference.predict import GDAL_CACHE_BYTES, PredictOptions, Predictor
 from semiland.inference.sliding import at_scale, ceil_to, sliding_window_logits
 from semiland.inference.stream import NODATA, Grid
 from semiland.io import atomic_write_json, atomic_write_text
@@ -78,7 +78,7 @@ def make_raster(path: Path, size: int, bands: int = 3, seed: int = 0) -> Path:
     meta |= {"compress": "deflate", "BIGTIFF": "IF_SAFER", "crs": "EPSG:32640"}
     meta |= {"transform": from_origin(300000, 2800000, 0.5, 0.5)}
     cols = np.arange(size)
-    with rasterio.open(path, "w", **meta) as dst:
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), rasterio.open(path, "w", **meta) as dst:
         for y0 in range(0, size, 1024):
             rows = np.arange(y0, min(y0 + 1024, size))[:, None]
             for b in range(bands):

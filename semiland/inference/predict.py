@@ -32,6 +32,7 @@ from semiland.inference.stream import NODATA, Block, PairedReader, RasterReader,
 from semiland.io import atomic_path, ensure_writable_dir
 
 EXTRAS = ("confidence", "entropy", "probs")
+GDAL_CACHE_BYTES = 64 * 2**20  # GDAL block cache while streaming a raster (its default: 5 % of RAM)
 PNG_LIMIT = 100_000_000  # pixels: a PNG preview is decoded whole; larger maps are read in GIS from the GeoTIFF
 
 
@@ -245,6 +246,14 @@ class Predictor:
     def predict(
         self, path: Path, paths: dict[str, Path], progress: tqdm | None = None, sar: Path | None = None
     ) -> None:
+        import rasterio
+
+        # GDAL's block cache defaults to 5 % of RAM (1.2 GB here) and would fill with blocks read once:
+        # a few strips' worth is all the streaming needs (it rereads only the overlap rows).
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+            self._predict(path, paths, progress, sar)
+
+    def _predict(self, path: Path, paths: dict[str, Path], progress: tqdm | None, sar: Path | None) -> None:
         reader = self.open(path, sar)
         outputs = Outputs(paths, reader, self.task.classes, self.opts)
         ok = False

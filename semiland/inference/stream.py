@@ -211,8 +211,9 @@ class Block:
 
 
 def finish_rows(logits: torch.Tensor, norm: torch.Tensor, valid: np.ndarray, y0: int, extras: set[str]) -> Block:
-    """Blended logit sums (K, h, W) / weights (h, W) → class indices and the requested extras."""
-    blended = logits / norm  # (K, h, W)
+    """Blended logit sums (K, h, W) / weights (h, W) → class indices and the requested extras.
+    `logits` is divided in place: the caller's finished rows, which it discards next."""
+    blended = logits.div_(norm)  # (K, h, W)
     classes = blended.argmax(0).numpy().astype(np.uint8)
     classes[~valid] = NODATA
     block = Block(y0, classes)
@@ -228,6 +229,17 @@ def finish_rows(logits: torch.Tensor, norm: torch.Tensor, valid: np.ndarray, y0:
             block.probs = (probs * 100).round().numpy().astype(np.uint8)
             block.probs[:, ~valid] = NODATA
     return block
+
+
+def shift_rows(acc: torch.Tensor, done: int) -> None:
+    """Move rows [done, T) of the (K, T, W) accumulator up to [0, T − done) and zero the rest, in place
+    (a concatenated copy would hold a second strip-sized tensor). Chunks of at most `done` rows never
+    overlap their destination."""
+    t = acc.shape[1]
+    for i in range(0, max(t - done, 0), done):
+        n = min(done, t - done - i)
+        acc[:, i : i + n].copy_(acc[:, done + i : done + i + n])
+    acc[:, max(t - done, 0) :].zero_()
 
 
 def stream_blocks(
@@ -253,11 +265,14 @@ def stream_blocks(
     def load(y0: int) -> tuple[torch.Tensor, np.ndarray]:
         """Normalised (C, T, W) strip and its valid (T, W) mask, padded with nodata past the raster."""
         data, valid = reader.read(y0, y0 + T)
-        strip = np.zeros((data.shape[0], T, W), np.float32)
-        ok = np.zeros((T, W), bool)
+        z = normalise(data, valid, mean, std)  # invalid pixels 0, as in training
+        del data
         h, w = valid.shape
-        strip[:, :h, :w] = normalise(data, valid, mean, std)  # invalid pixels 0, as in training
-        ok[:h, :w] = valid
+        if (h, w) == (T, W):  # a full strip: no padded copy
+            return torch.from_numpy(z), valid
+        strip = np.zeros((z.shape[0], T, W), np.float32)
+        ok = np.zeros((T, W), bool)
+        strip[:, :h, :w], ok[:h, :w] = z, valid
         return torch.from_numpy(strip), ok
 
     with ThreadPoolExecutor(1, thread_name_prefix="semiland-read") as pool:
@@ -277,4 +292,4 @@ def stream_blocks(
             if h:
                 norm = row_norm[y : y + h, None] * col_norm[None, : reader.width]
                 yield finish_rows(acc[:, :h, : reader.width], norm, ok[:h, : reader.width], y, extras)
-            acc = torch.cat([acc[:, done:], torch.zeros(num_classes, done, W)], 1) if done < T else acc.zero_()
+            shift_rows(acc, done)
