@@ -26,7 +26,6 @@ import torch
 
 from semiland.data.paired import SarOptions, simulated_sar, to_db
 from semiland.data.raster import PIL_SUFFIXES, as_float_valid, check_bands, read_image
-from semiland.data.stats import normalise
 from semiland.errors import SemilandError
 from semiland.inference.sliding import blend_window_1d, ceil_to, tile_starts
 
@@ -94,7 +93,7 @@ class RasterReader:
         """Rows [y0, y1) clipped to the raster; the caller pads."""
         y1 = min(y1, self.height)
         if self._whole is not None:
-            return self._whole.data[:, y0:y1], self._whole.valid[y0:y1]
+            return self._whole.data[:, y0:y1].copy(), self._whole.valid[y0:y1]  # a copy: callers may edit it
         from rasterio.errors import RasterioIOError
         from rasterio.windows import Window
 
@@ -264,9 +263,11 @@ def stream_blocks(
 
     def load(y0: int) -> tuple[torch.Tensor, np.ndarray]:
         """Normalised (C, T, W) strip and its valid (T, W) mask, padded with nodata past the raster."""
-        data, valid = reader.read(y0, y0 + T)
-        z = normalise(data, valid, mean, std)  # invalid pixels 0, as in training
-        del data
+        data, valid = reader.read(y0, y0 + T)  # a fresh float32 array: normalised in place (no temporaries)
+        z = data.astype(np.float32, copy=False)
+        z -= mean
+        z /= std
+        z[:, ~valid] = 0.0  # invalid pixels 0, as in training (stats.normalise)
         h, w = valid.shape
         if (h, w) == (T, W):  # a full strip: no padded copy
             return torch.from_numpy(z), valid
