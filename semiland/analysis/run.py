@@ -7,6 +7,7 @@ proportions in the plane, plain warnings, and the labeling advisor's ranking of 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,10 +64,11 @@ def restrict(spec: DatasetSpec, regions: list[str]) -> DatasetSpec:
     if unknown:
         raise SemilandError(f"--regions {unknown} not in the dataset; its regions are {spec.regions}")
     keep = set(regions)
-    return DatasetSpec(
-        spec.name, spec.root, [s for s in spec.samples if s.region in keep], spec.classes,
-        [s for s in spec.unlabeled if s.region in keep], spec.default_split, spec.mask_threshold, spec.sar,
-    )  # fmt: skip
+    return dataclasses.replace(
+        spec,
+        samples=[s for s in spec.samples if s.region in keep],
+        unlabeled=[s for s in spec.unlabeled if s.region in keep],
+    )
 
 
 def embed(spec: DatasetSpec, out: Path, opts: AnalyzeOptions) -> Analysis:
