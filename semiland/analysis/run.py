@@ -133,10 +133,10 @@ def analyze(spec: DatasetSpec, split: Split | None, out: Path, opts: AnalyzeOpti
         "iot_regions": r_iot.tolist(),
         "warnings": [],
     }
-    adv = a.advisor(opts.unit)
     if split is not None:
         result.update(_split_part(a, split, out, figures, colors, opts))
     else:  # no split: which units to label first so the labeled set covers the whole dataset
+        adv = a.advisor(opts.unit)
         units = sorted(set(adv.units))
         picks, cond = suggest(adv, min(3, len(units)), units, set(units))
         result["advisor"] = {"target": "all units", "ranking": [p.__dict__ for p in picks], "conditions": cond}
@@ -184,18 +184,16 @@ def _split_part(a: Analysis, split: Split, out: Path, figures: list, colors: lis
             )  # fmt: skip
     adv_units = a.advisor(opts.unit)
     unit_of = dict(zip(inv.ids, adv_units.units, strict=True))
-    candidates = sorted({unit_of[i] for i in by_set["unlabeled"] if i in unit_of})
-    target = {unit_of[i] for i in by_set["test"] if i in unit_of} or set(adv_units.units)
-    labeled_units = {unit_of[i] for i in by_set["labeled"] if i in unit_of}
-    ranking = rank(adv_units, labeled_units, candidates, target) if candidates else []
+    units = {key: {unit_of[i] for i in by_set[key] if i in unit_of} for key in SETS}  # split → its units
+    candidates = sorted(units["unlabeled"])
+    target = units["test"] or set(adv_units.units)
+    ranking = rank(adv_units, units["labeled"], candidates, target) if candidates else []
     return {
         "splits": list(maps),
         "iou_splits": s_iou.tolist(),
         "iot_splits": s_iot.tolist(),
         "class_share_splits": {s: v.tolist() for s, v in shares.items()},
-        "conditions": conditions(
-            adv_units, labeled_units, {unit_of[i] for i in by_set["unlabeled"] if i in unit_of}, target
-        ),  # fmt: skip
+        "conditions": conditions(adv_units, units["labeled"], units["unlabeled"], target),
         "warnings": warnings,
         "advisor": {"target": "test units", "ranking": [c.__dict__ for c in ranking]},
         "random_baseline": random_baseline(adv_units, 1, candidates, target) if candidates else {},
