@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from semiland.analysis import cli as analysis_cli
-from semiland.errors import SemilandError
+from semiland.errors import SemilandError, one_line
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except SemilandError as err:
-        print(f"semiland: error: {err}", file=sys.stderr)
+        print(f"semiland: error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"semiland: interrupted ({INTERRUPTED.get(args.command, 'outputs are written whole or not at all')})",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +20,19 @@ from typing import Any
 import yaml
 
 from semiland.errors import SemilandError
+
+MAX_SIDE = 16384  # crops and tiles beyond this are a typo, not a plan (one 16384² float tile is 1 GiB a band)
+MAX_BATCH = 1024
+
+
+def limits(default: Any, low: float = 0, high: float = math.inf, *, above: bool = False, below: bool = False) -> Any:
+    """A numeric config field with the values a user may give it: low ≤ x ≤ high (low < x with `above`, x < high
+    with `below`), checked by `build_dataclass` on every value or list element. A callable `default` is a
+    default factory. Numbers declared without limits must still be finite and ≥ 0."""
+    meta = {"limits": (low, high, above, below)}
+    if callable(default):
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -33,30 +47,34 @@ class DataConfig:
     unlabeled: Any = "rest"  # same forms, or "rest" = every training image not labeled
     val: Any = None
     test: Any = None
-    labeled_count: int = 0  # region split: label only this many images of the labeled regions (seeded by
+    labeled_count: int = limits(0)  # region split: label only this many images of the labeled regions (seeded by
     # train.seed; 0 = all of them); the others join the unlabeled set
     split_file: str = ""  # split_mode=file: a split.json saved by an earlier run
     oracle: bool = False  # label every training image (the upper bound of a method)
     pseudo_labels: str = ""  # folder of pseudo-label masks <region>/<stem>.png for unlabeled images (self-training)
-    crop_size: int = 256
-    batch_size: int = 4  # labeled crops per step
-    unlabeled_batch_size: int = 2  # unlabeled crops per step (methods that use them)
-    num_workers: int = 0
+    crop_size: int = limits(256, 8, MAX_SIDE)
+    batch_size: int = limits(4, 1, MAX_BATCH)  # labeled crops per step
+    unlabeled_batch_size: int = limits(2, 1, MAX_BATCH)  # unlabeled crops per step (methods that use them)
+    num_workers: int = limits(0, 0, 256)
     cache: bool = True  # keep decoded images in memory (small datasets)
-    eval_tile: int = 512  # sliding-window size for validation / test / predict
-    eval_overlap: float = 0.25
-    synthetic_regions: int = 6  # synthetic preset: number of regions
-    synthetic_images: int = 4  # synthetic preset: images per region
-    synthetic_size: int = 256  # synthetic preset: image side in pixels
-    synthetic_bands: int = 3  # synthetic preset: band count
+    eval_tile: int = limits(512, 8, MAX_SIDE)  # sliding-window size for validation / test / predict
+    eval_overlap: float = limits(0.25, 0, 1, below=True)
+    synthetic_regions: int = limits(6, 1, 1000)  # synthetic preset: number of regions
+    synthetic_images: int = limits(4, 1, 1000)  # synthetic preset: images per region
+    synthetic_size: int = limits(256, 16, MAX_SIDE)  # synthetic preset: image side in pixels
+    synthetic_bands: int = limits(3, 1, 1000)  # synthetic preset: band count
     sar_bands: list[int] | None = None  # paired optical + SAR presets: 1-based SAR band selection
     sar_db: bool = False  # the SAR rasters hold linear backscatter: convert to dB
     resample_sar: bool = False  # SAR on another grid than its optical image: resample it instead of refusing
-    sar_speckle_looks: float = 0.0  # labeled crops: SAR speckle (gamma, this many looks; 0 = off; e.g. 4)
+    sar_speckle_looks: float = limits(
+        0.0, 0, 1000
+    )  # labeled crops: SAR speckle (gamma, this many looks; 0 = off; e.g. 4)
     modality: str = "both"  # paired presets: both (stacked, optical first) | optical | sar
     simulate_sar: bool = False  # dubai: add two SAR-like bands derived from the optical image (a test bed)
-    scale: float = 1.0  # train at this fraction of the native resolution (0.5: half); eval / predict stay native
-    tile_grid: int = 1  # split every image into tile_grid × tile_grid windows, each its own sample
+    scale: float = limits(
+        1.0, 0, 4, above=True
+    )  # train at this fraction of the native resolution (0.5: half); eval / predict stay native
+    tile_grid: int = limits(1, 1, 64)  # split every image into tile_grid × tile_grid windows, each its own sample
     channels: list[int] | None = None  # bands per modality in the input stack; None = found from the data
     mean: list[float] | None = None  # per-band normalisation; None = computed from the training images
     std: list[float] | None = None
@@ -68,34 +86,36 @@ class ModelConfig:
     encoder: str = "resnet18"  # smp encoder name, or "tu-<timm name>"
     encoder_weights: str | None = None  # e.g. "imagenet" (downloaded when online); None = random init
     weights_path: str = ""  # local file of encoder weights (state dict), used instead of a download
-    width: int = 16  # base width: tiny_unet, segnet; smp unet / unetplusplus decoder (16w … w; 16 = smp's)
+    width: int = limits(
+        16, 1, 1024
+    )  # base width: tiny_unet, segnet; smp unet / unetplusplus decoder (16w … w; 16 = smp's)
 
 
 @dataclass
 class OptimConfig:
     name: str = "adamw"  # sgd | adam | adamw
-    lr: float = 1e-3
+    lr: float = limits(1e-3, 0, 10, above=True)
     weight_decay: float = 1e-4
-    momentum: float = 0.9  # sgd only
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam / adamw
+    momentum: float = limits(0.9, 0, 1, below=True)  # sgd only
+    betas: list[float] = limits(lambda: [0.9, 0.999], 0, 1, below=True)  # adam / adamw
     schedule: str = "cosine"  # cosine | poly | constant
     warmup_steps: int = 0
-    poly_power: float = 0.9
+    poly_power: float = limits(0.9, 0, 100)
     grad_clip: float = 0.0  # 0 = off
 
 
 @dataclass
 class TrainConfig:
-    steps: int = 1000  # optimisation steps (training is counted in steps, not epochs)
-    val_every: int = 100  # validate (and checkpoint) every N steps
-    seed: int = 0
+    steps: int = limits(1000, 1)  # optimisation steps (training is counted in steps, not epochs)
+    val_every: int = limits(100, 1)  # validate (and checkpoint) every N steps
+    seed: int = limits(0, 0, 2**32 - 1)  # numpy / torch seeds
     accelerator: str = "auto"  # cpu | gpu | auto
     devices: Any = 1  # int, list of ids or "auto"; >1 runs DDP
-    num_nodes: int = 1
+    num_nodes: int = limits(1, 1)
     strategy: str = "auto"
     precision: str = "32-true"  # 32-true | bf16-mixed | 16-mixed
     loggers: list[str] = field(default_factory=lambda: ["csv"])  # csv, tensorboard, mlflow, wandb
-    log_every: int = 10
+    log_every: int = limits(10, 1)
     progress: bool = True
 
 
@@ -176,12 +196,24 @@ def _hint_name(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
+def _check_limits(value: Any, bounds: tuple, key: str) -> None:
+    low, high, above, below = bounds
+    for x in value if isinstance(value, list) else [value]:
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            continue
+        if not math.isfinite(x) or x < low or x > high or (above and x == low) or (below and x == high):
+            upper = "∞)" if high == math.inf else f"{high:g}{')' if below else ']'}"
+            raise SemilandError(f"config key '{key}' must be in {'(' if above else '['}{low:g}, {upper}, got {value!r}")
+
+
 def build_dataclass(cls: type, values: dict[str, Any], where: str) -> Any:
     """Make `cls(**values)` with every key and type checked; errors name `where.key`."""
     if not isinstance(values, dict):
         raise SemilandError(f"config section '{where}' must be a mapping of key: value, got {values!r}")
+    values = dict(values)  # the caller's mapping is left as it was
     hints = typing.get_type_hints(cls)
-    valid = [f.name for f in dataclasses.fields(cls)]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    valid = list(fields)
     for key, value in values.items():
         if key not in hints:
             raise SemilandError(f"unknown config key '{where}.{key}'{_suggest(key, valid)}")
@@ -189,6 +221,8 @@ def build_dataclass(cls: type, values: dict[str, Any], where: str) -> Any:
             value = values[key] = _as_float(value, f"{where}.{key}")
         if not _type_ok(value, hints[key]):
             raise SemilandError(f"config key '{where}.{key}' must be {_hint_name(hints[key])}, got {value!r}")
+        if hints[key] is not Any:  # Any keys (splits, devices) take forms that their own code checks
+            _check_limits(value, fields[key].metadata.get("limits", (0, math.inf, False, False)), f"{where}.{key}")
     return cls(**values)
 
 
@@ -229,9 +263,11 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         if section not in valid_sections:
             raise SemilandError(f"unknown config section '{section}'{_suggest(section, valid_sections)}")
     kwargs: dict[str, Any] = {
-        name: build_dataclass(cls, dict(raw.get(name) or {}), name) for name, cls in SECTIONS.items()
-    }
-    method = dict(raw.get("method") or {"name": "supervised"})
+        name: build_dataclass(cls, {} if raw.get(name) is None else raw[name], name) for name, cls in SECTIONS.items()
+    }  # an empty section (None in YAML) means every default; anything else must be a mapping
+    method = {"name": "supervised"} if raw.get("method") is None else raw["method"]
+    if not isinstance(method, dict):
+        raise SemilandError(f"config section 'method' must be a mapping of key: value, got {method!r}")
     from semiland.methods import method_config  # late import: methods import models, models import config
 
     kwargs["method"] = dataclasses.asdict(method_config(method))

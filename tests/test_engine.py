@@ -100,10 +100,28 @@ def test_pickled_code_is_never_executed(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
-def test_non_finite_loss_stops_with_the_step(synth_root, tmp_path):
-    cfg = tiny_config(synth_root, optim={"lr": math.inf})
-    with pytest.raises(SemilandError, match="non-finite loss.* at step"):
-        fit(cfg, tmp_path / "run")
+def test_non_finite_loss_stops_with_the_step(synth_root, tmp_path, monkeypatch):
+    """A NaN loss term stops the run with the term and the step named; the last good checkpoint stays loadable."""
+    from semiland.methods.supervised import Supervised
+
+    original = Supervised.training_step
+
+    def nan_at_step_3(self, labeled, unlabeled, step):
+        out = original(self, labeled, unlabeled, step)
+        return {k: v * math.nan for k, v in out.items()} if step == 3 else out  # a term gone NaN, and the sum
+
+    monkeypatch.setattr(Supervised, "training_step", nan_at_step_3)
+    with pytest.raises(SemilandError, match=r"non-finite loss, loss_sup at step 3: .*last good checkpoint is kept"):
+        fit(tiny_config(synth_root, train={"steps": 4, "val_every": 2}), tmp_path / "run")
+    assert read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 2
+    assert not list((tmp_path / "run").rglob("*.tmp"))
+
+
+def test_infinite_or_nan_settings_are_refused_before_training(synth_root, tmp_path):
+    for override in ({"lr": math.inf}, {"lr": math.nan}, {"weight_decay": -1.0}):
+        with pytest.raises(SemilandError, match="config key 'optim.*' must be in"):
+            tiny_config(synth_root, optim=override)
+    assert not (tmp_path / "run").exists()
 
 
 def test_outputs_follow_the_umask(tmp_path):

@@ -213,12 +213,24 @@ def prepare_data(cfg: Config) -> PreparedData:
     else:
         store = SampleStore(spec, d.bands, None, None, cache=False)
 
+        refs = spec.by_id()
+
         def images() -> Iterator[tuple[np.ndarray, np.ndarray]]:  # streamed: pixels only, never masks
+            first: tuple[Any, int] | None = None
             for sample_id in split.labeled + split.unlabeled:
                 sample = store.raw(sample_id, labeled=False)
+                first = first or (refs[sample_id].image, sample.image.shape[0])
+                if sample.image.shape[0] != first[1]:
+                    raise SemilandError(
+                        f"{refs[sample_id].image} has {sample.image.shape[0]} bands but {first[0]} has "
+                        f"{first[1]}: every image needs the same bands (choose them with data.bands)"
+                    )
                 yield sample.image, sample.valid
 
-        mean, std = band_stats(images())
+        try:
+            mean, std = band_stats(images())
+        except ValueError as err:  # no valid pixel at all: every training image is nodata
+            raise SemilandError(f"{err}: every training image is nodata / NaN; check data.root and the split") from None
         channels = _channels(spec, split, d, len(mean))
         if spec.sar is not None and spec.sar.modality != "optical":  # SAR bands: median / robust spread
             n_sar = len(mean) - channels[0] if spec.sar.modality == "both" else len(mean)

@@ -51,6 +51,10 @@ def _read_pil(path: Path) -> np.ndarray:
 
 def check_bands(path: Path, count: int, bands: list[int] | None, what: str = "data.bands") -> None:
     """Refuse a 1-based band selection that the file cannot give."""
+    if bands is not None and not bands:
+        raise SemilandError(
+            f"{what} is an empty list: give 1-based band numbers like [4, 3, 2], or null for every band"
+        )
     bad = [b for b in bands or [] if not 1 <= b <= count]
     if bad:
         raise SemilandError(f"{path} has {count} bands; {what} asks for {bad}")

@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import logging
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from torch import nn
@@ -109,8 +111,17 @@ def _loggers(cfg: Config, run_dir: Path) -> list[Any]:
     return out
 
 
+CLUSTER_ENV = ("MASTER_ADDR", "SLURM_NTASKS", "TORCHELASTIC_RUN_ID", "LSB_JOBID", "OMPI_COMM_WORLD_SIZE")
+
+
 def make_trainer(cfg: Config, run_dir: Path | None, n_optimizers: int = 1, for_eval: bool = False) -> L.Trainer:
     t = cfg.train
+    if t.num_nodes > 1 and not for_eval and not any(k in os.environ for k in CLUSTER_ENV):
+        # otherwise this node would wait (30 min) for others that nobody started
+        raise SemilandError(
+            f"train.num_nodes={t.num_nodes} but no cluster launcher was found (torchrun, SLURM, LSF, MPI or "
+            "MASTER_ADDR): start the command on every node with one of them, or set train.num_nodes=1"
+        )
     strategy = t.strategy
     if strategy == "auto" and (t.devices not in (1, "1", [0]) or t.num_nodes > 1) and t.devices != "auto":
         strategy = "ddp"  # several devices: one process per device (DDP), as Lightning recommends
@@ -118,18 +129,17 @@ def make_trainer(cfg: Config, run_dir: Path | None, n_optimizers: int = 1, for_e
     if t.progress:
         callbacks.append(ProgressBar(refresh_rate=max(1, t.log_every // 2)))
     if not for_eval and run_dir is not None:
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=run_dir / "checkpoints",
-                filename="best",
-                monitor="val/mIoU",
-                mode="max",
-                save_last=True,
-                save_top_k=1,
-                auto_insert_metric_name=False,
-                enable_version_counter=False,
-            )
-        )
+        # Two callbacks: Lightning's save_last only refreshes last.ckpt when best.ckpt improves, and resuming
+        # from there would redo (and a finished run would end on) a stale state. last.ckpt: every validation.
+        ckpt_dir = run_dir / "checkpoints"
+        common = {
+            "dirpath": ckpt_dir,
+            "save_top_k": 1,
+            "auto_insert_metric_name": False,
+            "enable_version_counter": False,
+        }
+        callbacks.append(ModelCheckpoint(filename="best", monitor="val/mIoU", mode="max", **common))
+        callbacks.append(ModelCheckpoint(filename="last", monitor=None, **common))
     try:
         return L.Trainer(
             accelerator=t.accelerator,
@@ -151,7 +161,7 @@ def make_trainer(cfg: Config, run_dir: Path | None, n_optimizers: int = 1, for_e
             plugins=[AtomicCheckpointIO()],
             default_root_dir=run_dir,
         )
-    except (ValueError, RuntimeError) as err:  # misconfigured accelerator / devices / precision
+    except (ValueError, RuntimeError, TypeError, MisconfigurationException) as err:  # accelerator / devices / precision
         raise SemilandError(f"cannot set up training: {str(err).splitlines()[0]}") from None
 
 
@@ -174,9 +184,13 @@ def fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitResult:
     if cfg.data.split_mode != "file":  # a resumed run reads the same split back
         cfg.data.split_mode, cfg.data.split_file = "file", str(run_dir / "split.json")
     last = run_dir / "checkpoints" / "last.ckpt"
+    if resume and is_rank_zero():
+        for stale in (run_dir / "checkpoints").glob(".*.tmp"):  # a checkpoint write cut off by a kill
+            stale.unlink(missing_ok=True)
+    if resume and not last.is_file():  # stopped before its first checkpoint: nothing was lost but time
+        print(f"no checkpoint in {run_dir / 'checkpoints'} yet: training this run from step 0", file=sys.stderr)
+        resume = False
     if resume:
-        if not last.is_file():
-            raise SemilandError(f"nothing to resume: {last} not found")
         read_checkpoint(last)  # a corrupt file is one clear line, before Lightning touches it
     if is_rank_zero():
         data.split.save(run_dir / "split.json")

@@ -43,7 +43,7 @@ METHODS: dict[str, type[Method]] = {
 
 
 def method_class(name: str) -> type[Method]:
-    if name not in METHODS:
+    if not isinstance(name, str) or name not in METHODS:
         raise SemilandError(f"unknown method '{name}'; available: {', '.join(METHODS)}")
     return METHODS[name]
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from semiland.config import limits
 from semiland.methods.base import (
     Alarm,
     Method,
@@ -39,10 +40,10 @@ class AdversarialConfig(MethodConfig):
     lambda_adv: float = 0.01
     lambda_adv_u: float = 0.001
     lambda_semi: float = 0.1
-    t_semi: float = 0.2
-    semi_start: float = 0.25
-    d_lr: float = 1e-4
-    d_width: int = 64
+    t_semi: float = limits(0.2, 0, 1)
+    semi_start: float = limits(0.25, 0, 1)
+    d_lr: float = limits(1e-4, 0, 10, above=True)
+    d_width: int = limits(64, 1, 1024)
 
 
 def bce(logits: torch.Tensor, target: float, valid: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from semiland.config import limits
 from semiland.errors import SemilandError
 from semiland.methods.base import Method, MethodConfig, bn_stats_frozen, masked_ce, semi_losses, supervised_ce
 from semiland.methods.perturb import cutmix_box, mix
@@ -22,7 +23,7 @@ from semiland.methods.perturb import cutmix_box, mix
 @dataclass
 class CPSConfig(MethodConfig):
     lambda_u: float = 1.5
-    cutmix_p: float = 0.5
+    cutmix_p: float = limits(0.5, 0, 1)
 
 
 class CPS(Method):

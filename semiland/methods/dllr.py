@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semiland.config import MAX_SIDE, limits
 from semiland.errors import SemilandError
 from semiland.losses.transport import sinkhorn
 from semiland.methods.base import Method, MethodConfig, bn_stats_frozen, masked_ce, semi_losses, supervised_ce
@@ -40,12 +41,12 @@ class DLLRConfig(MethodConfig):
     reassign: bool = True
     cps: bool = True
     lambda_u: float = 1.0
-    mask_optical: float = 0.3
-    mask_sar: float = 0.3
-    mask_patch: int = 16
-    keep_threshold: float = 0.9
-    ot_epsilon: float = 0.05
-    class_momentum: float = 0.99
+    mask_optical: float = limits(0.3, 0, 1, below=True)
+    mask_sar: float = limits(0.3, 0, 1, below=True)
+    mask_patch: int = limits(16, 1, MAX_SIDE)
+    keep_threshold: float = limits(0.9, 0, 1)
+    ot_epsilon: float = limits(0.05, 0, 100, above=True)
+    class_momentum: float = limits(0.99, 0, 1)
 
 
 def fuse(logits_o: torch.Tensor, logits_s: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from semiland.config import limits
 from semiland.methods.base import (
     Method,
     MethodConfig,
@@ -28,9 +29,9 @@ from semiland.methods.perturb import cutmix_box, mix, random_flip, strong_photom
 
 @dataclass
 class FixMatchConfig(MethodConfig):
-    threshold: float = 0.95
+    threshold: float = limits(0.95, 0, 1)
     lambda_u: float = 1.0
-    cutmix_p: float = 0.5
+    cutmix_p: float = limits(0.5, 0, 1)
 
 
 @torch.no_grad()

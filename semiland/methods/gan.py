@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from semiland.config import limits
 from semiland.errors import SemilandError
 from semiland.methods.base import (
     Alarm,
@@ -36,9 +37,9 @@ from semiland.models.generative import Generator
 class GANConfig(MethodConfig):
     g_loss: str = "minimax"
     lambda_u: float = 1.0
-    g_lr: float = 2e-4
-    z_channels: int = 64
-    g_width: int = 32
+    g_lr: float = limits(2e-4, 0, 10, above=True)
+    z_channels: int = limits(64, 1, 1024)
+    g_width: int = limits(32, 1, 1024)
 
 
 def _mean_log_fake(logits: torch.Tensor, valid: torch.Tensor, fake: bool) -> torch.Tensor:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from semiland.config import limits
 from semiland.errors import SemilandError
 from semiland.methods.base import (
     Method,
@@ -32,8 +33,8 @@ from semiland.methods.perturb import random_flip, strong_photometric
 @dataclass
 class MeanTeacherConfig(MethodConfig):
     lambda_max: float = 2.0  # 10 let consistency outweigh the supervised loss on Dubai (validation 24.9, #3)
-    rampup: float = 0.4
-    ema_decay: float = 0.99
+    rampup: float = limits(0.4, 0, 1)
+    ema_decay: float = limits(0.99, 0, 1)
     predict_with: str = "teacher"  # teacher | student
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from semiland.config import limits
 from semiland.errors import SemilandError
 from semiland.losses import DEFAULT_LAMBDA, RECONSTRUCTS, aux_loss
 from semiland.methods.base import Method, MethodConfig, semi_losses, supervised_ce
@@ -35,7 +36,7 @@ class MultiTaskConfig(MethodConfig):
     lambda_u: float = 0.0
     alpha_rec: float = 1.0
     alpha_reg: float = 1.0
-    clusters: int = 0
+    clusters: int = limits(0, 0, 1024)
 
 
 class MultiTask(Method):

@@ -12,14 +12,15 @@ from dataclasses import dataclass
 
 import torch
 
+from semiland.config import limits
 from semiland.methods.base import Method, MethodConfig, confident_pseudo, masked_ce, ramped, semi_losses, supervised_ce
 
 
 @dataclass
 class PseudoLabelConfig(MethodConfig):
-    threshold: float = 0.9
+    threshold: float = limits(0.9, 0, 1)
     lambda_max: float = 1.0
-    rampup: float = 0.4
+    rampup: float = limits(0.4, 0, 1)
 
 
 class PseudoLabel(Method):

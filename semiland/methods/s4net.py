@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from semiland.config import limits
 from semiland.errors import SemilandError
 from semiland.methods.base import (
     Method,
@@ -32,13 +33,13 @@ from semiland.methods.perturb import invert_affine, random_affine, warp, warp_va
 @dataclass
 class S4NetConfig(MethodConfig):
     lambda_max: float = 2.0
-    rampup: float = 0.8
-    translate: float = 0.2
-    scale_min: float = 0.75
-    scale_max: float = 1.25
-    rotate: float = 15.0
+    rampup: float = limits(0.8, 0, 1)
+    translate: float = limits(0.2, 0, 1)
+    scale_min: float = limits(0.75, 0, 4, above=True)
+    scale_max: float = limits(1.25, 0, 4, above=True)
+    rotate: float = limits(15.0, 0, 180)
     teacher: str = "pi"  # pi | ema
-    ema_decay: float = 0.99
+    ema_decay: float = limits(0.99, 0, 1)
 
 
 class S4Net(Method):

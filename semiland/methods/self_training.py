@@ -15,15 +15,16 @@ from dataclasses import dataclass
 
 import torch
 
+from semiland.config import limits
 from semiland.methods.base import Method, MethodConfig, semi_losses, supervised_ce
 
 
 @dataclass
 class SelfTrainingConfig(MethodConfig):
     lambda_u: float = 1.0
-    rounds: int = 2
-    threshold: float = 0.9
-    top_q: float = 0.0
+    rounds: int = limits(2, 1, 100)
+    threshold: float = limits(0.9, 0, 1)
+    top_q: float = limits(0.0, 0, 1)
 
 
 class SelfTraining(Method):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from semiland.config import limits
 from semiland.methods.base import Method, MethodConfig, bn_stats_frozen, masked_ce, semi_losses, supervised_ce
 from semiland.methods.fixmatch import strong_view, weak_targets
 from semiland.models import split_model
@@ -23,10 +24,10 @@ from semiland.models import split_model
 
 @dataclass
 class UniMatchConfig(MethodConfig):
-    threshold: float = 0.95
+    threshold: float = limits(0.95, 0, 1)
     lambda_u: float = 1.0
-    cutmix_p: float = 0.5
-    fp_dropout: float = 0.5
+    cutmix_p: float = limits(0.5, 0, 1)
+    fp_dropout: float = limits(0.5, 0, 1, below=True)
 
 
 class UniMatch(Method):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from semiland.config import limits
 from semiland.methods.base import Alarm, Method, MethodConfig, semi_losses, supervised_ce
 from semiland.models import model_parts
 from semiland.models.generative import VariationalBranch
@@ -25,7 +26,7 @@ from semiland.models.generative import VariationalBranch
 class VAEConfig(MethodConfig):
     lambda_u: float = 1.0
     beta: float = 1.0
-    latent: int = 32
+    latent: int = limits(32, 1, 4096)
 
 
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
