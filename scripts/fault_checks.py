@@ -259,6 +259,7 @@ def main() -> int:
     parser.add_argument("-o", "--out", type=Path, default=Path("runs/faults"))
     parser.add_argument("--kills", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=["train", "predict", "disk"], help="run one group of checks")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     torch.set_num_threads(1)
@@ -266,15 +267,22 @@ def main() -> int:
     try:
         data = generate(work / "data", regions=4, images=2, size=64, bands=3)
         results = []
-        print("1. training killed at random moments")
-        results.append(check_kill_resume(work, data, args.kills, rng, every=20))
-        print("2. training killed with a checkpoint every step")
-        results.append(check_kill_resume(work, data, args.kills, rng, every=1))
-        ckpt = work / "straight20" / "checkpoints" / "best.ckpt"
-        print("3. predict killed mid-raster")
-        results.append(check_predict_kill(work, ckpt, rng))
-        print("4. full disk")
-        results.append(check_full_disk(work, data, ckpt))
+        want = {args.only} if args.only else {"train", "predict", "disk"}
+        cfg = work / "cfg_ckpt.yaml"  # a trained checkpoint for predict and the full disk
+        cfg.write_text(yaml.safe_dump(tiny_config(data, 20, 10)))
+        assert run(["fit", "--config", str(cfg), "-o", str(work / "trained")]).returncode == 0
+        ckpt = work / "trained" / "checkpoints" / "best.ckpt"
+        if "train" in want:
+            print("1. training killed at random moments")
+            results.append(check_kill_resume(work, data, args.kills, rng, every=20))
+            print("2. training killed with a checkpoint every step")
+            results.append(check_kill_resume(work, data, args.kills, rng, every=1))
+        if "predict" in want:
+            print("3. predict killed mid-raster")
+            results.append(check_predict_kill(work, ckpt, rng))
+        if "disk" in want:
+            print("4. full disk")
+            results.append(check_full_disk(work, data, ckpt))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)

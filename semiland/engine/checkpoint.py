@@ -6,6 +6,7 @@ table, the band statistics and the method name, so `test` and `predict` need not
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     truncated file under the checkpoint's name, and the previous good checkpoint survives."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
-        atomic_save(path, lambda tmp: torch.save(checkpoint, tmp))
+        def save(tmp: Path) -> None:
+            # Serialised in memory, then written: torch.save straight to a full disk fails with a RuntimeError
+            # ("unexpected pos"), a plain write with OSError ENOSPC, which atomic_save turns into one clear line.
+            buffer = io.BytesIO()
+            torch.save(checkpoint, buffer)
+            tmp.write_bytes(buffer.getbuffer())
+
+        atomic_save(path, save)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -12,6 +12,7 @@ Inputs are shared across `--workers` processes, or across the ranks of a `torchr
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack
@@ -169,8 +170,13 @@ class Outputs:
                         scratch, self._final[kind], driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512,
                         OVERVIEW_RESAMPLING=resampling, BIGTIFF="IF_SAFER",
                     )  # fmt: skip
+                for kind, tmp in self._final.items():
+                    _verify_written(tmp, self.paths[kind])
                 if "png" in self.paths:
                     self._png()
+        except BaseException:
+            ok = False  # a failed check or copy: no output of this input is renamed into place
+            raise
         finally:
             for scratch in self._scratch.values():
                 scratch.unlink(missing_ok=True)
@@ -187,6 +193,30 @@ class Outputs:
         with rasterio.open(self._final["classes"]) as src:
             classes = src.read(1)
         write_png(self.paths["png"], self.classes.colorize(classes))
+
+
+def _verify_written(tmp: Path, final: Path) -> None:
+    """GDAL reports a failed flush on close (a full disk, a quota) only on stderr, leaving a file that cannot be
+    read: reopen it and check that every block of every band lies whole inside the file (metadata only)."""
+    import rasterio
+
+    try:
+        size = tmp.stat().st_size
+        with rasterio.open(tmp) as src:
+            bw, bh = src.block_shapes[0][1], src.block_shapes[0][0]
+            nx, ny = -(-src.width // bw), -(-src.height // bh)
+            for band in range(1, src.count + 1):
+                for y in range(ny):
+                    for x in range(nx):
+                        offset = src.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=band)
+                        length = src.get_tag_item(f"BLOCK_SIZE_{x}_{y}", "TIFF", bidx=band)
+                        if not offset or not length or int(offset) + int(length) > size:
+                            raise OSError(f"block {x},{y} of band {band} is missing or cut short")
+    except (OSError, rasterio.errors.RasterioError) as err:
+        if shutil.disk_usage(tmp.parent).free < 16 << 20:
+            raise SemilandError(f"no space left on the device while writing {final}; free some space and re-run "
+                                "(earlier outputs are intact)") from None  # fmt: skip
+        raise SemilandError(f"writing {final} failed ({str(err).splitlines()[0]}); check the output folder") from None
 
 
 class Predictor:
