@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test test-slow test-all lint format bench lock clean browser
+.PHONY: setup demo test test-slow test-all lint format bench lock clean browser faults
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test-slow: $(STAMP)  ## short training runs that must learn
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -ra -m "slow or not slow" $(ARGS)
+
+faults: $(STAMP)  ## SIGKILL training / prediction at random moments, fill a disk (docs/reliability.md)
+	$(PY) scripts/fault_checks.py -o runs/faults $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check semiland tests

@@ -145,6 +145,42 @@ def check_kill_resume(work: Path, data: Path, kills: int, rng: random.Random, ev
     }
 
 
+WRITER = """
+import sys, torch
+from semiland.engine.checkpoint import AtomicCheckpointIO
+big = {"semiland": {"format": 1}, "state_dict": {"w": torch.ones(int(sys.argv[2]))}, "global_step": 2}
+AtomicCheckpointIO().save_checkpoint(big, sys.argv[1])
+"""
+
+
+def check_kill_mid_write(work: Path) -> dict:
+    """SIGKILL a process while it writes a large checkpoint over a good one; the good one must survive."""
+    from semiland.engine.checkpoint import AtomicCheckpointIO
+
+    folder = work / "midwrite"
+    folder.mkdir()
+    target = folder / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"semiland": {"format": 1}, "state_dict": {}, "global_step": 1}, target)
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target), str(150_000_000)], env=ENV)  # 600 MB
+    caught = 0
+    while proc.poll() is None:
+        temps = list(folder.glob(".last.ckpt.*.tmp"))
+        if temps and temps[0].stat().st_size > 0:  # the write has begun
+            caught = temps[0].stat().st_size
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.001)
+    proc.wait()
+    intact = read_checkpoint(target)["global_step"] == 1
+    print(f"  killed with {caught} bytes of a 600 MB checkpoint written; the previous checkpoint loads: {intact}")
+    return {
+        "fault": "process SIGKILLed while writing a 600 MB checkpoint over a good one",
+        "outcome": f"killed {caught / 1e6:.1f} MB into the write; the previous checkpoint is intact and loads: "
+        f"{intact} (the cut-off temporary file is removed by the next --resume)",
+        "passed": intact and caught > 0,
+    }
+
+
 def write_raster(path: Path, size: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 255, size=(3, size // 16, size // 16), dtype=np.uint8)
@@ -210,7 +246,8 @@ def check_full_disk(work: Path, data: Path, ckpt: Path) -> dict:
     cfg = work / "cfg_disk.yaml"
     cfg.write_text(yaml.safe_dump(tiny_config(data, 4, 2)))
     probe = work / "probe"
-    assert run(["fit", "--config", str(cfg), "-o", str(probe)]).returncode == 0
+    done = run(["fit", "--config", str(cfg), "-o", str(probe)])
+    assert done.returncode == 0, done.stderr
     need = sum(p.stat().st_size for p in probe.rglob("*") if p.is_file())
     src = data / "region_3" / "images" / "scene_000.tif"
     mount = work / "small"
@@ -270,13 +307,15 @@ def main() -> int:
         want = {args.only} if args.only else {"train", "predict", "disk"}
         cfg = work / "cfg_ckpt.yaml"  # a trained checkpoint for predict and the full disk
         cfg.write_text(yaml.safe_dump(tiny_config(data, 20, 10)))
-        assert run(["fit", "--config", str(cfg), "-o", str(work / "trained")]).returncode == 0
+        done = run(["fit", "--config", str(cfg), "-o", str(work / "trained")])
+        assert done.returncode == 0, done.stderr
         ckpt = work / "trained" / "checkpoints" / "best.ckpt"
         if "train" in want:
             print("1. training killed at random moments")
             results.append(check_kill_resume(work, data, args.kills, rng, every=20))
             print("2. training killed with a checkpoint every step")
             results.append(check_kill_resume(work, data, args.kills, rng, every=1))
+            results.append(check_kill_mid_write(work))
         if "predict" in want:
             print("3. predict killed mid-raster")
             results.append(check_predict_kill(work, ckpt, rng))

@@ -49,6 +49,8 @@ class DataConfig:
     test: Any = None
     labeled_count: int = limits(0)  # region split: label only this many images of the labeled regions (seeded by
     # train.seed; 0 = all of them); the others join the unlabeled set
+    split_seed: int | None = None  # seed of the seeded choices (fraction / count splits, labeled_count); None =
+    # train.seed. Fix it to compare training seeds on the same labeled images.
     split_file: str = ""  # split_mode=file: a split.json saved by an earlier run
     oracle: bool = False  # label every training image (the upper bound of a method)
     pseudo_labels: str = ""  # folder of pseudo-label masks <region>/<stem>.png for unlabeled images (self-training)

@@ -1,6 +1,6 @@
 import pytest
 
-from semiland.config import load_config, parse_overrides
+from semiland.config import config_from_dict, load_config, parse_overrides
 from semiland.errors import SemilandError
 
 from .conftest import REPO
@@ -55,3 +55,39 @@ def test_bad_yaml_file_is_one_line(tmp_path):
         load_config(bad)
     with pytest.raises(SemilandError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.eval_overlap=1", "'data.eval_overlap' must be in [0, 1)"),
+        ("model.width=0", "'model.width' must be in [1, 1024]"),
+        ("optim.lr=.nan", "'optim.lr' must be in (0, 10]"),
+        ("data.crop_size=1000000", "'data.crop_size' must be in [8, 16384]"),
+        ("optim.betas=[0.9,1.5]", "'optim.betas' must be in [0, 1)"),
+        ("train.seed=-1", "'train.seed' must be in [0,"),
+    ],
+)
+def test_numbers_out_of_range_are_one_line(override, message):
+    with pytest.raises(SemilandError) as err:
+        load_config(None, [override])
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_method_fields_have_ranges_too():
+    with pytest.raises(SemilandError, match=r"'method.threshold' must be in \[0, 1\], got 2.0"):
+        load_config(None, ["method.name=fixmatch", "method.threshold=2"])
+    with pytest.raises(SemilandError, match="'method.lambda_max' must be in"):  # undeclared: finite and >= 0
+        load_config(None, ["method.name=s4net", "method.lambda_max=-1"])
+
+
+def test_a_section_that_is_not_a_mapping_is_one_line():
+    for raw in ({"data": "dubai"}, {"method": ["fixmatch"]}, {"train": 3}):
+        with pytest.raises(SemilandError, match="must be a mapping"):
+            config_from_dict(raw)
+
+
+def test_error_lines_escape_line_breaks_in_user_text():
+    from semiland.errors import one_line
+
+    assert one_line("key 'a\x85b\nc' bad") == "key 'a\\x85b\\nc' bad"

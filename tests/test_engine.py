@@ -78,6 +78,36 @@ def test_crash_then_resume_matches_uninterrupted_run(synth_root, tmp_path, monke
         assert torch.allclose(a[key].float(), b[key].float(), atol=1e-5), key
 
 
+def test_last_checkpoint_follows_every_validation_even_without_improvement(synth_root, tmp_path, monkeypatch):
+    """last.ckpt is the newest state (Lightning's save_last only refreshed it when best.ckpt improved)."""
+    import semiland.engine.task as task_module
+
+    scores = iter([0.9, 0.5, 0.4, 0.3])  # validation only gets worse after the first check
+    real = task_module.confusion_metrics
+
+    def worse_each_time(cm, names):
+        return {**real(cm, names), "mIoU": next(scores)}
+
+    monkeypatch.setattr(task_module, "confusion_metrics", worse_each_time)
+    fit(tiny_config(synth_root, train={"steps": 8, "val_every": 2}), tmp_path / "run")
+    assert read_checkpoint(tmp_path / "run" / "checkpoints" / "best.ckpt")["global_step"] == 2
+    assert read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 8
+
+
+def test_resume_before_the_first_checkpoint_trains_from_the_start(synth_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    cfg = tiny_config(synth_root, train={"steps": 4, "val_every": 2})
+    fit(cfg, run)
+    for ckpt in (run / "checkpoints").iterdir():  # as if killed after the config was written
+        ckpt.unlink()
+    (run / "checkpoints" / ".last.ckpt.abc.tmp").write_bytes(b"cut off")  # a write the kill interrupted
+    cfg.data.split_mode, cfg.data.split_file = "file", str(run / "split.json")
+    fit(cfg, run, resume=True)
+    assert "training this run from step 0" in capsys.readouterr().err
+    assert read_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 4
+    assert not list((run / "checkpoints").glob("*.tmp"))
+
+
 def test_corrupt_and_foreign_checkpoints(tmp_path):
     (tmp_path / "trunc.ckpt").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(SemilandError, match="corrupt or truncated"):

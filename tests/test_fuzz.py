@@ -194,15 +194,19 @@ def _garbage(path: Path, fraction: float, rng: np.random.Generator) -> None:
 
 
 def _rewrite_raster(path: Path, transform) -> None:
-    """Rewrite a GeoTIFF through `transform(array, profile) -> (array, profile)`; masks (PNG) via PIL."""
-    if path.suffix == ".png":
-        from PIL import Image
+    """Rewrite a GeoTIFF through `transform(array, profile) -> (array, profile)`; masks (PNG) via PIL. A file that
+    an earlier corruption left unreadable stays as it is."""
+    from PIL import Image, UnidentifiedImageError
 
-        arr, _ = transform(np.array(Image.open(path)), None)
-        Image.fromarray(arr).save(path)
+    try:
+        if path.suffix == ".png":
+            arr, _ = transform(np.array(Image.open(path)), None)
+            Image.fromarray(arr).save(path)
+            return
+        with rasterio.open(path) as src:
+            arr, profile = src.read(), dict(src.profile)
+    except (rasterio.errors.RasterioError, UnidentifiedImageError, OSError, ValueError):
         return
-    with rasterio.open(path) as src:
-        arr, profile = src.read(), dict(src.profile)
     arr, profile = transform(arr, profile)
     profile.update(count=arr.shape[0], height=arr.shape[1], width=arr.shape[2], dtype=arr.dtype.name)
     profile.pop("nodata", None) if arr.dtype.kind == "c" else None
