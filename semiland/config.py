@@ -25,11 +25,19 @@ MAX_SIDE = 16384  # crops and tiles beyond this are a typo, not a plan (one 1638
 MAX_BATCH = 1024
 
 
-def limits(default: Any, low: float = 0, high: float = math.inf, *, above: bool = False, below: bool = False) -> Any:
+def limits(
+    default: Any,
+    low: float = 0,
+    high: float = math.inf,
+    *,
+    above: bool = False,
+    below: bool = False,
+    length: int | None = None,
+) -> Any:
     """A numeric config field with the values a user may give it: low ≤ x ≤ high (low < x with `above`, x < high
-    with `below`), checked by `build_dataclass` on every value or list element. A callable `default` is a
-    default factory. Numbers declared without limits must still be finite and ≥ 0."""
-    meta = {"limits": (low, high, above, below)}
+    with `below`), checked by `build_dataclass` on every value or list element (and a list's `length`). A
+    callable `default` is a default factory. Numbers declared without limits must still be finite and ≥ 0."""
+    meta = {"limits": (low, high, above, below, length)}
     if callable(default):
         return field(default_factory=default, metadata=meta)
     return field(default=default, metadata=meta)
@@ -39,7 +47,7 @@ def limits(default: Any, low: float = 0, high: float = math.inf, *, above: bool 
 class DataConfig:
     preset: str = "dubai"  # dataset layout: see `semiland datasets`
     root: str = ""  # "" = the preset's default location ($SEMILAND_DATA, ../shared/data/...)
-    bands: list[int] | None = None  # 1-based band selection; None = every band of the files
+    bands: list[int] | None = limits(None, 1)  # 1-based band selection; None = every band of the files
     ignore_classes: list[str] | None = None  # class names treated as ignore; None = the preset's default
     unlabeled_dirs: list[str] = field(default_factory=list)  # extra folders of unlabeled images
     split_mode: str = "region"  # region | fraction | count | file
@@ -65,7 +73,7 @@ class DataConfig:
     synthetic_images: int = limits(4, 1, 1000)  # synthetic preset: images per region
     synthetic_size: int = limits(256, 16, MAX_SIDE)  # synthetic preset: image side in pixels
     synthetic_bands: int = limits(3, 1, 1000)  # synthetic preset: band count
-    sar_bands: list[int] | None = None  # paired optical + SAR presets: 1-based SAR band selection
+    sar_bands: list[int] | None = limits(None, 1)  # paired optical + SAR presets: 1-based SAR band selection
     sar_db: bool = False  # the SAR rasters hold linear backscatter: convert to dB
     resample_sar: bool = False  # SAR on another grid than its optical image: resample it instead of refusing
     sar_speckle_looks: float = limits(
@@ -77,9 +85,10 @@ class DataConfig:
         1.0, 0, 4, above=True
     )  # train at this fraction of the native resolution (0.5: half); eval / predict stay native
     tile_grid: int = limits(1, 1, 64)  # split every image into tile_grid × tile_grid windows, each its own sample
-    channels: list[int] | None = None  # bands per modality in the input stack; None = found from the data
-    mean: list[float] | None = None  # per-band normalisation; None = computed from the training images
-    std: list[float] | None = None
+    channels: list[int] | None = limits(None, 1)  # bands per modality in the input stack; None = found from the data
+    mean: list[float] | None = limits(None, -math.inf)  # per-band normalisation (SAR in dB: negative); None =
+    # computed from the training images
+    std: list[float] | None = limits(None, 0, above=True)
 
 
 @dataclass
@@ -99,7 +108,7 @@ class OptimConfig:
     lr: float = limits(1e-3, 0, 10, above=True)
     weight_decay: float = 1e-4
     momentum: float = limits(0.9, 0, 1, below=True)  # sgd only
-    betas: list[float] = limits(lambda: [0.9, 0.999], 0, 1, below=True)  # adam / adamw
+    betas: list[float] = limits(lambda: [0.9, 0.999], 0, 1, below=True, length=2)  # adam / adamw
     schedule: str = "cosine"  # cosine | poly | constant
     warmup_steps: int = 0
     poly_power: float = limits(0.9, 0, 100)
@@ -199,13 +208,16 @@ def _hint_name(hint: Any) -> str:
 
 
 def _check_limits(value: Any, bounds: tuple, key: str) -> None:
-    low, high, above, below = bounds
+    low, high, above, below, length = bounds
+    if length is not None and isinstance(value, list) and len(value) != length:
+        raise SemilandError(f"config key '{key}' must be a list of {length} numbers, got {value!r}")
     for x in value if isinstance(value, list) else [value]:
         if isinstance(x, bool) or not isinstance(x, (int, float)):
             continue
         if not math.isfinite(x) or x < low or x > high or (above and x == low) or (below and x == high):
+            lower = "(-∞" if low == -math.inf else f"{'(' if above else '['}{low:g}"
             upper = "∞)" if high == math.inf else f"{high:g}{')' if below else ']'}"
-            raise SemilandError(f"config key '{key}' must be in {'(' if above else '['}{low:g}, {upper}, got {value!r}")
+            raise SemilandError(f"config key '{key}' must be in {lower}, {upper}, got {value!r}")
 
 
 def build_dataclass(cls: type, values: dict[str, Any], where: str) -> Any:
@@ -224,7 +236,9 @@ def build_dataclass(cls: type, values: dict[str, Any], where: str) -> Any:
         if not _type_ok(value, hints[key]):
             raise SemilandError(f"config key '{where}.{key}' must be {_hint_name(hints[key])}, got {value!r}")
         if hints[key] is not Any:  # Any keys (splits, devices) take forms that their own code checks
-            _check_limits(value, fields[key].metadata.get("limits", (0, math.inf, False, False)), f"{where}.{key}")
+            _check_limits(
+                value, fields[key].metadata.get("limits", (0, math.inf, False, False, None)), f"{where}.{key}"
+            )
     return cls(**values)
 
 
