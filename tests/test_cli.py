@@ -205,6 +205,27 @@ def test_fit_resume_from_the_command_line(synth_root, tmp_path):
     assert main(["fit", "--resume", str(tmp_path / "nothing")]) == 2
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("method.name=cps", "method supervised → cps"),
+        ("model.width=16", "size mismatch"),
+        ("data.bands=[1,2]", "data.bands None → [1, 2]"),
+        ("data.ignore_classes=[water]", "classes"),
+    ],
+)
+def test_resume_with_another_network_is_refused_and_the_run_kept(synth_root, tmp_path, capsys, override, message):
+    run = tmp_path / "run"
+    assert main(["fit", "--config", str(write_config(tmp_path, synth_root)), "-o", str(run), "train.steps=2"]) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main(["fit", "--resume", str(run), override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"cannot resume from {run / 'checkpoints' / 'last.ckpt'}" in err and message in err
+    assert err.count("\n") == 0
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # config, split untouched
+
+
 @pytest.mark.realdata
 def test_predict_a_whole_dubai_image(trained, tmp_path):
     from .conftest import DUBAI

@@ -190,12 +190,12 @@ def fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitResult:
     if resume and not last.is_file():  # stopped before its first checkpoint: nothing was lost but time
         print(f"no checkpoint in {run_dir / 'checkpoints'} yet: training this run from step 0", file=sys.stderr)
         resume = False
-    if resume:
-        read_checkpoint(last)  # a corrupt file is one clear line, before Lightning touches it
+    task = build_task(cfg, data.spec.classes, data.mean, data.std)
+    if resume:  # before the run folder is touched: a refused resume leaves the run as it was
+        check_resumable(task, read_checkpoint(last), last)
     if is_rank_zero():
         data.split.save(run_dir / "split.json")
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-    task = build_task(cfg, data.spec.classes, data.mean, data.std)
     if task.method.uses_unlabeled and not data.split.unlabeled:
         raise SemilandError(
             f"method {task.method.name} learns from unlabeled images but the split has none; set data.unlabeled "
@@ -211,6 +211,26 @@ def fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitResult:
     trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if resume else None, weights_only=True)
     best = run_dir / "checkpoints" / "best.ckpt"
     return FitResult(run_dir, best if best.is_file() else last, last, data, task)
+
+
+def check_resumable(task: SegTask, ckpt: dict[str, Any], path: Path) -> None:
+    """Refuse, in one line, to continue a checkpoint with a network it does not fit (another method, model,
+    band count or class table given as overrides to `fit --resume`)."""
+    meta = ckpt["semiland"]
+    was = {"method": meta["method"], "bands": meta["in_channels"], "classes": meta["classes"]["names"]}
+    now = {"method": task.method.name, "bands": len(task.mean), "classes": list(task.classes.names)}
+    for key in ("bands", "sar_bands", "modality"):  # band selection: the saved statistics would not fit
+        was[f"data.{key}"], now[f"data.{key}"] = meta["config"]["data"].get(key), getattr(task.cfg.data, key)
+    changed = [f"{k} {was[k]} → {now[k]}" for k in was if was[k] != now[k]]
+    try:
+        task.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as err:
+        changed = changed or [str(err).splitlines()[1].strip()[:160]]  # e.g. a model width: the first mismatch
+    if changed:
+        raise SemilandError(
+            f"cannot resume from {path}: it was trained with another network ({'; '.join(changed)}); resume "
+            "without overriding the method, model, bands or classes, or start a new run with fit --config"
+        )
 
 
 def load_task(ckpt_path: str | Path, overrides: list[str] | None = None) -> tuple[SegTask, Config]:
