@@ -171,7 +171,12 @@ def test_random_configs_end_in_a_run_or_one_line(fuzz_root, case):
         except yaml.YAMLError:
             return  # not representable as YAML: no user could write this file
         (work / "cfg.yaml").write_text(text)
-        code, err = run_cli(["fit", "--config", str(work / "cfg.yaml"), "-o", str(work / "run")])
+        here = os.getcwd()
+        os.chdir(work)  # a fuzzed relative data.root (the synthetic preset writes its scenes there) stays in `work`
+        try:
+            code, err = run_cli(["fit", "--config", str(work / "cfg.yaml"), "-o", str(work / "run")])
+        finally:
+            os.chdir(here)
         assert_clean_outcome(code, err, work / "run")
         if code == 0:
             assert (work / "run" / "checkpoints" / "last.ckpt").is_file()
