@@ -12,8 +12,12 @@ B2="4img=data.labeled_count=4"
 sweep() { OMP_NUM_THREADS=1 "$S" bench sweep --config configs/dubai/sweep.yaml --methods "$METHODS" -o "$OUT" "$@"; }
 mkdir -p "$OUT"
 # Process A: 2 images, seeds 0 and 1, then 4 images seed 1.  Process B: 2 images seed 2, then 4 images seeds 0, 2.
-# Both budgets have the same training pool, so the 4-image budget shares the oracle runs (--no-oracle).
-( sweep --seeds 0,1 --budget "$B1" && sweep --seeds 1 --budget "$B2" --no-oracle ) >"$OUT/a.log" 2>&1 &
-( sweep --seeds 2 --budget "$B1" && sweep --seeds 0,2 --budget "$B2" --no-oracle ) >"$OUT/b.log" 2>&1 &
+# Each first runs supervised and the oracle alone, so the protocol check (oracle ahead of supervised by more
+# than the seed spread) is known early. Both budgets have the same training pool, so the 4-image budget
+# shares the oracle runs (--no-oracle).
+( sweep --seeds 0,1 --budget "$B1" --methods supervised && sweep --seeds 0,1 --budget "$B1" \
+  && sweep --seeds 1 --budget "$B2" --no-oracle ) >>"$OUT/a.log" 2>&1 &
+( sweep --seeds 2 --budget "$B1" --methods supervised && sweep --seeds 2 --budget "$B1" \
+  && sweep --seeds 0,2 --budget "$B2" --no-oracle ) >>"$OUT/b.log" 2>&1 &
 wait
 "$S" bench sweep --config configs/dubai/sweep.yaml --methods "$METHODS" --seeds 0,1,2 --budget "$B1" --budget "$B2" -o "$OUT"

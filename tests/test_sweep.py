@@ -59,7 +59,9 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
         and "oracle" in summary
         and (out / "summary.html").is_file()
     )
-    assert not list(out.rglob("*.ckpt"))  # sweeps keep metrics, not checkpoints
+    # sweeps keep metrics, not checkpoints; only supervised best.ckpt stays, the teacher of a later self_training
+    kept = list(out.rglob("*.ckpt"))
+    assert kept and all(p.name == "best.ckpt" and p.relative_to(out).parts[0] == "supervised" for p in kept)
     assert (out / "sweep_config.yaml").is_file()  # read once: editing the original cannot mix protocols
     # resumable: a second call redoes nothing
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("result.json")}

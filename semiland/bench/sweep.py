@@ -300,7 +300,11 @@ def run_sweep(args: argparse.Namespace) -> int:
             for k, v in methods.items()
             if method_name(v) == "self_training"
         ]
-        teacher = spec.method == "supervised" and any(not (s / "result.json").is_file() for s in students)
+        # the supervised cell's checkpoint is the round-0 teacher of a self_training cell, perhaps one of a later
+        # call (`--methods supervised` first): kept until every self_training cell listed here is done
+        teacher = spec.method == "supervised" and (
+            not students or any(not (s / "result.json").is_file() for s in students)
+        )
         rows.append(run_one(config, spec, args.overrides, out, keep_ckpt=teacher))
         if "method.name=self_training" in spec.overrides and all((s / "result.json").is_file() for s in students):
             # the supervised teacher's checkpoint is no longer needed

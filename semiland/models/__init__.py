@@ -38,7 +38,23 @@ def build_model(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Modu
     model = MODELS[cfg.arch].build(cfg, in_channels, num_classes)
     if cfg.weights_path:
         factory.load_encoder_weights(model, cfg.weights_path)
+    for module in (model, getattr(model, "segmentation_head", None) or getattr(model, "head", None)):
+        if isinstance(module, nn.Module):  # the head too: UniMatch decodes features without model.forward
+            module.register_forward_hook(_float_outputs)
     return model
+
+
+def _float_outputs(_module: nn.Module, _inputs: object, output: object) -> object:
+    """Logits leave the network as float32 under bf16 / fp16 autocast (train.precision=bf16-mixed).
+
+    On CPU, autocast runs softmax in its input's dtype; confidence thresholds and consistency MSE on bf16
+    probabilities (8 mantissa bits) would be coarse. A no-op (the same tensors) in float32.
+    """
+    if isinstance(output, Tensor):
+        return output.float()
+    if isinstance(output, tuple | list):
+        return type(output)(o.float() if isinstance(o, Tensor) else o for o in output)
+    return output
 
 
 class Parts(NamedTuple):
