@@ -266,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--overlap", type=float, default=None, help="tile overlap (default: the run's)")
     bp.add_argument("--batch", type=int, default=8, help="tiles per forward pass in ours (default 8)")
     bp.add_argument("--repeats", type=int, default=1, help="alternating timings of both (median)")
+    bp.add_argument("--precision", default="32", choices=["32", "bf16", "16"],
+                    help="ours only (the naive loop stays float32): bf16 autocast pays on CPUs with AVX512-BF16 / AMX")  # fmt: skip
     bp.add_argument("--workdir", default=None, help="where the test rasters are made (default: the temp folder)")
     bp.add_argument("--json", default=None, help="write the figures to this JSON file")
     bp.add_argument("--markdown", default=None, help="write the table to this Markdown file")

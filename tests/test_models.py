@@ -6,6 +6,7 @@ import torch
 from semiland.config import ModelConfig
 from semiland.errors import SemilandError
 from semiland.models import MODELS, build_model
+from semiland.models.fold import fold_batchnorm
 from semiland.models.s4net_unet import S4NetUNet
 
 
@@ -84,3 +85,28 @@ def test_local_encoder_weights_adapt_to_band_count(tmp_path):
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(SemilandError, match="cannot be read"):
         build_model(ModelConfig(arch="unet", encoder="resnet18", weights_path=str(tmp_path / "bad.pth")), 3, 2)
+
+
+@pytest.mark.parametrize("arch", ["unet", "segnet", "deeplabv3plus", "tiny_unet"])
+def test_batchnorm_folding_keeps_the_function(arch):
+    """Folded (inference) model = the eval-mode model, with random BN statistics so the folding is not trivial."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch=arch, encoder="resnet18", width=8), 4, 5)
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2), bn.weight.data.uniform_(0.5, 2)
+    model.eval()
+    x = torch.randn(2, 4, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+        batchnorms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+        folded = fold_batchnorm(model)
+        after = model(x)
+    left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert folded > 0 and left == batchnorms - folded
+    torch.testing.assert_close(after, before, rtol=1e-3, atol=1e-3 * before.abs().max().item())  # 30 layers of rounding
+    assert after.dtype == torch.float32
+
+
+def test_batchnorm_folding_refuses_training_mode():
+    with pytest.raises(ValueError, match="eval"):
+        fold_batchnorm(build_model(ModelConfig(arch="tiny_unet"), 3, 2))

@@ -145,14 +145,15 @@ def run_predict_speed(args: argparse.Namespace) -> int:
     bands = len(cfg.data.mean)
     tile = args.tile or cfg.data.eval_tile
     overlap = cfg.data.eval_overlap if args.overlap is None else args.overlap
-    opts = PredictOptions(tile=tile, overlap=overlap, batch_size=args.batch, device="cpu")
+    opts = PredictOptions(tile=tile, overlap=overlap, batch_size=args.batch, device="cpu", precision=args.precision)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
         small = make_raster(work / "side_by_side.tif", args.naive_size, bands)
+        naive = copy.deepcopy(task)  # as a plain script holds it: before `Predictor` folds batch norm, NHWC
         ours = Predictor(task, cfg, opts)
         predict_ours = lambda src, dst: ours.predict(src, {"classes": dst})  # noqa: E731
         predict_ours(small, work / "warm.tif")  # warm-up: oneDNN kernels, page cache
-        naive = copy.deepcopy(task).to(memory_format=torch.contiguous_format)  # as a plain script holds it
+        naive_predict(naive, cfg, small, work / "naive.tif", tile, overlap)
         rows = []
         for r in range(args.repeats):  # alternate so drift of the machine hits both
             t_ours, m_ours = _timed(lambda: predict_ours(small, work / "ours.tif"))
@@ -172,6 +173,7 @@ def run_predict_speed(args: argparse.Namespace) -> int:
             "tile": grid.tile,
             "overlap": overlap,
             "batch": args.batch,
+            "precision": args.precision,
             "threads": torch.get_num_threads(),
             "side_by_side_px": px,
             "ours_px_per_s": px / t_ours,
@@ -211,6 +213,7 @@ def report(r: dict[str, Any]) -> str:
     side = int(r["side_by_side_px"] ** 0.5)
     lines = [
         f"model {r['model']}, tile {r['tile']}, overlap {r['overlap']}, batch {r['batch']}, "
+        f"ours in {r.get('precision', '32')} (naive in 32), "
         f"{r['threads']} threads; {r['machine']}",
         "",
         "| pipeline | raster | Mpx/s | peak RSS (MiB) |",

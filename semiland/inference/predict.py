@@ -31,6 +31,7 @@ from semiland.errors import SemilandError
 from semiland.inference.sliding import at_scale
 from semiland.inference.stream import NODATA, Block, PairedReader, RasterReader, TilePredictor, stream_blocks
 from semiland.io import atomic_path, ensure_writable_dir
+from semiland.models.fold import fold_batchnorm
 
 EXTRAS = ("confidence", "entropy", "probs")
 GDAL_CACHE_BYTES = 64 * 2**20  # GDAL block cache while streaming a raster (its default: 5 % of RAM)
@@ -226,6 +227,8 @@ class Predictor:
         self.opts, self.task, self.cfg = opts, task, cfg
         self.device = _device(opts.device)
         self.task.to(self.device).eval()
+        for net in self.task.method.children():  # prepared for inference in place: batch norm folded, NHWC
+            fold_batchnorm(net)
         self.task.to(memory_format=torch.channels_last)  # NHWC weights to match the NHWC tiles
         self.bands = opts.bands if opts.bands is not None else self.cfg.data.bands
         self.in_channels = len(self.cfg.data.mean)
