@@ -84,6 +84,21 @@ def test_advisor_prefers_appearance_it_does_not_cover_yet():
     assert len({p.unit for p in picks}) == 2 and cond["iot_labeled"] > 0
 
 
+def test_advisor_prefers_enough_of_every_class():
+    """Every unit holds every class and covers as much of the target's appearance; 'b' has almost no class 2,
+    'd' plenty: the class amount decides (Dubai: a region with 2 % of a class taught the model nothing of it)."""
+    data = _advisor_data()
+    data.counts[:] = [100, 50, 40]
+    data.counts[np.array(data.units) == "b", 2] = 1
+    assert data.class_amount({"d"}, [0, 1, 2]) == 1.0  # every share ≥ τ = 1/6
+    assert data.class_amount({"b"}, [0, 1, 2]) < 0.7
+    ranking = rank(data, set(), ["b", "d"], target={"a", "b", "c", "d"})
+    assert ranking[0].unit == "d" and len(ranking[0].new_classes) == len(ranking[1].new_classes) == 3
+    assert abs(ranking[0].coverage_gain - ranking[1].coverage_gain) < 0.05
+    assert ranking[0].class_amount_gain - ranking[1].class_amount_gain > 0.3
+    assert data.class_amount({"a"}, []) == 0.0 and data.class_amount(set(), [0]) == 0.0
+
+
 def test_grid_boxes_cover_and_cap():
     boxes = grid_boxes(300, 200, 128, per_image=100)
     assert {(r, c) for r, c, _, _ in boxes} == {(r, c) for r in (0, 128, 172) for c in (0, 72)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from semiland.analysis.advisor import describe
 from semiland.errors import SemilandError
 
 
@@ -61,8 +62,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for w in result["warnings"]:
         print(f"warning: {w}")
     for i, c in enumerate(result.get("advisor", {}).get("ranking", [])[:5], 1):
-        new = f", new classes: {', '.join(c['new_classes'])}" if c["new_classes"] else ""
-        print(f"label next #{i}: {c['unit']} (coverage +{c['coverage_gain']:.2f}{new})")
+        print(f"label next #{i}: {c['unit']} ({describe(c)})")
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0
 
@@ -73,8 +73,7 @@ def cmd_suggest_split(args: argparse.Namespace) -> int:
     spec, _ = _dataset(args)
     result = suggest_split(spec, Path(args.out), _options(args), args.budget, _regions(args.test), _regions(args.val))
     for i, p in enumerate(result["picks"], 1):
-        new = f", new classes: {', '.join(p['new_classes'])}" if p["new_classes"] else ""
-        print(f"pick {i}: {p['unit']} (coverage +{p['coverage_gain']:.2f}{new})")
+        print(f"pick {i}: {p['unit']} ({describe(p)})")
     c, r = result["conditions"], result["random_baseline"]
     print(
         f"labeled covers target: IoT {c['iot_labeled']:.2f} (random picks: {r['iot_labeled']:.2f}); "

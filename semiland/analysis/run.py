@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from semiland.analysis.advisor import AdvisorData, conditions, random_baseline, rank, suggest
+from semiland.analysis.advisor import AdvisorData, conditions, describe, random_baseline, rank, suggest
 from semiland.analysis.appearance import Plane, embed_2d, group_maps, overlap_matrices
 from semiland.analysis.inventory import Inventory, build_inventory
 from semiland.data.sources import DatasetSpec
@@ -210,10 +210,7 @@ def _report(result: dict[str, Any], figures: list[tuple[str, str]]) -> Report:
     details = {}
     adv = result.get("advisor", {})
     for i, c in enumerate(adv.get("ranking", [])[:10], 1):
-        new = f"new classes {', '.join(c['new_classes'])}; " if c["new_classes"] else ""
-        details[f"label next #{i}"] = (
-            f"{c['unit']}: {new}appearance coverage +{c['coverage_gain']:.2f} of {adv['target']}"
-        )
+        details[f"label next #{i}"] = f"{c['unit']}: {describe(c)} (of {adv['target']})"
     if "conditions" in result:
         c = result["conditions"]
         details["labeled covers test (IoT)"] = f"{c['iot_labeled']:.2f}"

@@ -65,7 +65,8 @@ def summarise(advice: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, A
     for rank, c in enumerate(advice["ranking"], 1):
         scores = [100 * r["mIoU"] for r in rows if r["budget"] == c["unit"]]
         per_region.append({
-            "region": c["unit"], "advisor_rank": rank, "coverage": c["coverage_gain"], "n": len(scores),
+            "region": c["unit"], "advisor_rank": rank, "score": c["score"], "coverage": c["coverage_gain"],
+            "class_amount": c["class_amount_gain"], "n": len(scores),
             "mIoU": statistics.mean(scores) if scores else float("nan"),
             "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
         })  # fmt: skip
@@ -73,7 +74,7 @@ def summarise(advice: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, A
     pick = per_region[0]
     random_mean = statistics.mean(r["mIoU"] for r in measured) if measured else float("nan")
     by_miou = sorted(measured, key=lambda r: -r["mIoU"])
-    rho = spearmanr([r["coverage"] for r in measured], [r["mIoU"] for r in measured])[0] if len(measured) > 2 else None
+    rho = spearmanr([r["score"] for r in measured], [r["mIoU"] for r in measured])[0] if len(measured) > 2 else None
     return {
         "pick": pick["region"],
         "pick_mIoU": pick["mIoU"],
@@ -95,18 +96,18 @@ def markdown(s: dict[str, Any], command: str) -> str:
         "",
         f"Machine: {machine()}. Features: {s['features']}.",
         "",
-        "| region | advisor rank | IoT coverage of test | test mIoU (mean ± std) | seeds |",
-        "|---|---|---|---|---|",
+        "| region | advisor rank | score | class amount | IoT coverage of test | test mIoU (mean ± std) | seeds |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in s["regions"]:
-        lines.append(f"| {r['region']} | {r['advisor_rank']} | {r['coverage']:.2f} | {r['mIoU']:.2f} ± {r['std']:.2f} "
-                     f"| {r['n']} |")  # fmt: skip
+        lines.append(f"| {r['region']} | {r['advisor_rank']} | {r['score']:.2f} | {r['class_amount']:.2f} "
+                     f"| {r['coverage']:.2f} | {r['mIoU']:.2f} ± {r['std']:.2f} | {r['n']} |")  # fmt: skip
     rho = "–" if s["spearman"] is None else f"{s['spearman']:.2f}"
     lines += [
         "",
         f"Advisor's pick **{s['pick']}**: {s['pick_mIoU']:.2f} ± {s['pick_std']:.2f} mIoU (rank {s['pick_rank_by_mIoU']} "
         f"of {len(s['regions'])} by measured mIoU); a random region: {s['random_mIoU']:.2f} in expectation "
-        f"(spread between regions {s['random_spread']:.2f}). Spearman ρ(advisor coverage, mIoU) = {rho}.",
+        f"(spread between regions {s['random_spread']:.2f}). Spearman ρ(advisor score, mIoU) = {rho}.",
         "",
     ]
     return "\n".join(lines)
