@@ -254,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--steps", type=int, default=30, help="timed steps per repeat")
     ts.add_argument("--repeats", type=int, default=3, help="alternating repeats of each loop")
     ts.add_argument("--device", default="auto", help="cpu | cuda | auto")
+    ts.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"],
+                    help="both loops (train.precision; the plain loop autocasts by hand)")  # fmt: skip
     ts.add_argument("--json", help="also write the figures to this JSON file")
     ts.set_defaults(func=cmd_bench_train_speed)
     bp = bsub.add_parser("predict", help="streaming prediction vs a naive sliding window: speed, memory, FLOP/s")

@@ -207,3 +207,15 @@ def test_every_method_trains_from_fit_and_its_checkpoint_predicts(synth_root, tm
     task, _ = load_task(result.best_ckpt)
     x = torch.randn(1, 3, 64, 64)
     assert task.predict_logits(x).shape == (1, 5, 64, 64)
+
+
+def test_bench_train_speed_runs_both_loops_in_bf16(tmp_path):
+    import json
+
+    from semiland.cli import main
+
+    out = tmp_path / "speed.json"
+    args = ["bench", "train-speed", "--arch", "tiny_unet", "--batch", "2", "--size", "32", "--steps", "2"]
+    assert main([*args, "--repeats", "1", "--precision", "bf16-mixed", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["plain_samples_per_s"] > 0 and r["engine_samples_per_s"] > 0 and "precision bf16-mixed" in r["setup"]

@@ -28,6 +28,7 @@ from semiland.methods.base import ParamGroup, supervised_ce
 from semiland.report.run_report import machine
 
 WARMUP = 3
+AUTOCAST = {"bf16-mixed": torch.bfloat16}  # train.precision → autocast dtype (16-mixed would need a GradScaler)
 
 
 class FixedBatches(Dataset):
@@ -71,6 +72,7 @@ def _config(args: argparse.Namespace, steps: int, accelerator: str) -> Any:
                 "accelerator": accelerator,
                 "progress": False,
                 "log_every": 10,
+                "precision": args.precision,
             },
         }
     )
@@ -83,9 +85,11 @@ def plain_loop(args, cfg, classes, loader, device) -> float:
     opt = make_optimizer(ParamGroup(list(model.parameters())), cfg.optim)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule("cosine", cfg.train.steps, 0, 0.9))
     times = []
+    dtype = AUTOCAST.get(cfg.train.precision)  # what Lightning's mixed precision plugin does, by hand
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
-        loss = supervised_ce(model(batch["image"]), batch, 255)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = supervised_ce(model(batch["image"]), batch, 255)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -134,7 +138,7 @@ def run_train_speed(args: argparse.Namespace) -> int:
         "plain_all": plain,
         "engine_all": engine,
         "setup": f"{args.arch}/{args.encoder}, batch {args.batch} x {args.bands} x {args.size}^2, "
-        f"{args.steps} timed steps x {args.repeats} repeats, {device.type}",
+        f"{args.steps} timed steps x {args.repeats} repeats, {device.type}, precision {args.precision}",
         "machine": machine(),
     }
     print(
