@@ -34,12 +34,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except OSError as err:
         tmp_path.unlink(missing_ok=True)
         if err.errno in (errno.ENOSPC, errno.EDQUOT):  # the previous file under `path`, if any, is untouched
-            raise SemilandError(f"no space left on the device while writing {path}; free some space and re-run "
-                                "(earlier outputs are intact)") from None  # fmt: skip
+            raise disk_full(path) from None
         raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def disk_full(path: str | Path) -> SemilandError:
+    """The one line for a write that ran out of space (the caller has removed its temporary file)."""
+    return SemilandError(f"no space left on the device while writing {path}; free some space and re-run "
+                         "(earlier outputs are intact)")  # fmt: skip
 
 
 def _umask() -> int:

@@ -30,7 +30,7 @@ from semiland.data.raster import IMAGE_SUFFIXES, image_size
 from semiland.errors import SemilandError
 from semiland.inference.sliding import at_scale
 from semiland.inference.stream import NODATA, Block, PairedReader, RasterReader, TilePredictor, stream_blocks
-from semiland.io import atomic_path, ensure_writable_dir
+from semiland.io import atomic_path, disk_full, ensure_writable_dir
 from semiland.models.fold import fold_batchnorm
 
 EXTRAS = ("confidence", "entropy", "probs")
@@ -215,8 +215,7 @@ def _verify_written(tmp: Path, final: Path) -> None:
                             raise OSError(f"block {x},{y} of band {band} is missing or cut short")
     except (OSError, rasterio.errors.RasterioError) as err:
         if shutil.disk_usage(tmp.parent).free < 16 << 20:
-            raise SemilandError(f"no space left on the device while writing {final}; free some space and re-run "
-                                "(earlier outputs are intact)") from None  # fmt: skip
+            raise disk_full(final) from None
         raise SemilandError(f"writing {final} failed ({str(err).splitlines()[0]}); check the output folder") from None
 
 
