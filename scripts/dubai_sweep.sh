@@ -2,11 +2,32 @@
 # The Dubai method sweep of docs/benchmarks.md, as two one-thread processes on a 2-core machine (about a
 # quarter more throughput than one two-thread process). Each runs its own cells of the same sweep; the
 # last command reads every finished cell and writes the summary. Resumable: re-run to finish.
-# Usage: scripts/dubai_sweep.sh OUT
+# Usage: scripts/dubai_sweep.sh OUT [SET]
+#   SET: discriminative (issue #3, default) | multitask (#5) | generative (#6) | sar (#7: simulated SAR).
+#   Every set shares OUT's supervised and oracle cells (the same budgets and seeds); `sar` adds its own
+#   optical + simulated-SAR baselines, since its input differs.
 set -euo pipefail
-OUT=${1:?usage: scripts/dubai_sweep.sh OUT}
+OUT=${1:?usage: scripts/dubai_sweep.sh OUT [discriminative|multitask|generative|sar]}
+SET=${2:-discriminative}
 S="${SEMILAND:-.venv/bin/semiland}"
-METHODS="supervised,s4net,mean_teacher,pseudo_label,fixmatch,unimatch,cps,self_training:method.rounds=1"
+SAR="data.simulate_sar=true"  # a SAR-like channel made from the optical image only (data/paired.py)
+case "$SET" in
+  discriminative)
+    METHODS="supervised,s4net,mean_teacher,pseudo_label,fixmatch,unimatch,cps,self_training:method.rounds=1" ;;
+  multitask)  # MiniFrance's Tables 6-8: BerundaNet early / late and W-Net, each with L1 and relaxed k-means
+    METHODS="supervised"
+    for net in berunda_early berunda_late wnet; do
+      for loss in l1 kmeans; do METHODS+=",${net}_${loss}=multitask:method.network=$net method.aux_loss=$loss"; done
+    done ;;
+  generative)
+    METHODS="supervised,adversarial,gan,vae" ;;
+  sar)  # baselines on the same optical + simulated-SAR pairs, then DLLR and each component off in turn
+    METHODS="supervised,sar_only=supervised:$SAR data.modality=sar,early_fusion=supervised:$SAR"
+    METHODS+=",mm_cps=dllr:$SAR method.masking=false method.complementary=false method.reassign=false"
+    METHODS+=",dllr=dllr:$SAR"
+    for part in masking complementary reassign cps; do METHODS+=",dllr_no_$part=dllr:$SAR method.$part=false"; done ;;
+  *) echo "unknown set '$SET': discriminative | multitask | generative | sar" >&2; exit 2 ;;
+esac
 B1="2img=data.labeled_count=2"  # 2 of tile 4's 9 images labeled (seeded); see configs/dubai/sweep.yaml
 B2="4img=data.labeled_count=4"
 sweep() { OMP_NUM_THREADS=1 "$S" bench sweep --config configs/dubai/sweep.yaml --methods "$METHODS" -o "$OUT" "$@"; }
@@ -16,8 +37,9 @@ mkdir -p "$OUT"
 # than the seed spread) is known early. Both budgets have the same training pool, so the 4-image budget
 # shares the oracle runs (--no-oracle).
 ( sweep --seeds 0,1 --budget "$B1" --methods supervised && sweep --seeds 0,1 --budget "$B1" \
-  && sweep --seeds 1 --budget "$B2" --no-oracle ) >>"$OUT/a.log" 2>&1 &
+  && sweep --seeds 1 --budget "$B2" --no-oracle ) >>"$OUT/a-$SET.log" 2>&1 &
 ( sweep --seeds 2 --budget "$B1" --methods supervised && sweep --seeds 2 --budget "$B1" \
-  && sweep --seeds 0,2 --budget "$B2" --no-oracle ) >>"$OUT/b.log" 2>&1 &
+  && sweep --seeds 0,2 --budget "$B2" --no-oracle ) >>"$OUT/b-$SET.log" 2>&1 &
 wait
 "$S" bench sweep --config configs/dubai/sweep.yaml --methods "$METHODS" --seeds 0,1,2 --budget "$B1" --budget "$B2" -o "$OUT"
+for f in results.csv results.json summary.md summary.html; do cp "$OUT/$f" "$OUT/${f%.*}-$SET.${f##*.}"; done  # one per set
