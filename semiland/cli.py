@@ -292,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--val", default="", help="comma-separated validation regions")
     ba.add_argument("--seeds", default="0,1")
     ba.add_argument("--features", default="auto", help="advisor features: auto | stats | timm:<model>")
+    ba.add_argument("--ckpt", default="", help="the advisor estimates classes of mask-less images with this model")
+    ba.add_argument("--ignore-masks", action="store_true", help="with --ckpt: the advisor sees no mask at all "
+                    "(the realistic case: choosing among unlabeled tiles); results get the suffix -blind")  # fmt: skip
     ba.add_argument("-o", "--out", required=True, help="output folder (finished runs in it are not redone)")
     ba.set_defaults(func=cmd_bench_advisor)
     return p

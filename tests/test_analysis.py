@@ -207,6 +207,28 @@ def test_suggest_split_and_subsample_commands(synth_root, tmp_path):
     assert main(["subsample", str(synth_root), "--preset", "synthetic", "--fraction", "0.5", "-o", str(tiny)]) == 2
 
 
+def test_advisor_estimates_classes_with_a_trained_model(synth_root, trained, tmp_path, monkeypatch):
+    from semiland.analysis.estimate import MIN_SHARE
+
+    out = tmp_path / "adv"
+    args = [str(synth_root), "--preset", "synthetic", "--features", "stats", "--subtile", "32", "--no-progress",
+            "--budget", "1", "--test", "region_3", "--val", "region_2", "-o", str(out)]  # fmt: skip
+    assert main(["suggest-split", *args, "--ignore-masks"]) == 2  # nothing to estimate with
+    ckpt = str(trained / "checkpoints" / "best.ckpt")
+    assert main(["suggest-split", *args, "--ckpt", str(tmp_path / "none.ckpt"), "--ignore-masks"]) == 2
+    assert main(["suggest-split", *args, "--ckpt", ckpt, "--ignore-masks"]) == 0
+    result = json.loads((out / "suggestion.json").read_text())
+    assert "masks ignored" in result["class_source"] and ckpt in result["class_source"]
+    (cached,) = (out / "cache").glob("estimated-*.npy")
+    counts = np.load(cached)  # (sub-tiles, classes): 8 images × 4 sub-tiles of 32², predicted pixels per class
+    assert counts.shape == (32, 5) and (counts.sum(1) > 0).all() and counts.sum(1).max() <= 32 * 32
+    assert (counts[counts > 0] >= MIN_SHARE * 32 * 32).all()  # noise-level classes dropped
+    import semiland.engine.runner
+
+    monkeypatch.setattr(semiland.engine.runner, "load_task", lambda *a: pytest.fail("the estimates are cached"))
+    assert main(["suggest-split", *args, "--ckpt", ckpt, "--ignore-masks"]) == 0
+
+
 def test_bench_advisor_trains_every_candidate_and_compares(synth_root, tmp_path):
     from .conftest import write_config
 

@@ -50,6 +50,7 @@ def _options(args: argparse.Namespace):
     return AnalyzeOptions(
         features=args.features, weights=args.weights, subtile=args.subtile, per_image=args.per_image,
         unit=args.unit, regions=_regions(args.regions), seed=args.seed, progress=not args.no_progress,
+        ckpt=args.ckpt, ignore_masks=args.ignore_masks,
     )  # fmt: skip
 
 
@@ -127,6 +128,10 @@ def _appearance(p: argparse.ArgumentParser) -> None:
     p.add_argument("--per-image", type=int, default=16, help="at most this many sub-tiles per image")
     p.add_argument("--unit", default="region", choices=["region", "image"], help="what the advisor ranks")
     p.add_argument("--regions", help="comma-separated regions to analyse (default: all)")
+    p.add_argument("--ckpt", default="", help="a trained run's checkpoint: the advisor estimates the classes of "
+                   "images without masks from its predictions")  # fmt: skip
+    p.add_argument("--ignore-masks", action="store_true", help="with --ckpt: estimate every image's classes, as "
+                   "if none had a mask (to check the advisor on labeled data)")  # fmt: skip
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from semiland.analysis.advisor import AdvisorData, conditions, describe, random_baseline, rank, suggest
 from semiland.analysis.appearance import Plane, embed_2d, group_maps, overlap_matrices
+from semiland.analysis.estimate import estimated_counts
 from semiland.analysis.inventory import Inventory, build_inventory
 from semiland.data.sources import DatasetSpec
 from semiland.data.splits import SETS, Split
@@ -37,6 +38,8 @@ class AnalyzeOptions:
     regions: list[str] = field(default_factory=list)  # restrict to these regions (empty: all)
     seed: int = 0
     progress: bool = True
+    ckpt: str = ""  # a trained run's checkpoint: estimates the classes of images without masks (estimate.py)
+    ignore_masks: bool = False  # with ckpt: the advisor uses estimates everywhere, as if no image had a mask
 
 
 @dataclass
@@ -45,6 +48,8 @@ class Analysis:
     xy: np.ndarray
     plane: Plane
     class_names: list[str]
+    estimated: np.ndarray | None = None  # (N, K) predicted class counts per sub-tile, with --ckpt
+    ignore_masks: bool = False
 
     @property
     def extent(self) -> list[float]:
@@ -54,7 +59,21 @@ class Analysis:
 
     def advisor(self, unit: str) -> AdvisorData:
         units = self.inv.regions if unit == "region" else self.inv.ids
-        return AdvisorData(units, self.xy, self.inv.counts, self.class_names, self.plane)
+        counts = self.inv.counts
+        if self.estimated is not None:  # masks where there are masks (unless ignored), else the model's classes
+            counts = (
+                self.estimated if self.ignore_masks else np.where(self.inv.labeled[:, None], counts, self.estimated)
+            )
+        return AdvisorData(units, self.xy, counts, self.class_names, self.plane)
+
+
+def class_source(opts: AnalyzeOptions) -> str:
+    """Where the advisor's class terms come from, in words (for reports and JSON)."""
+    if not opts.ckpt:
+        return "masks where they exist; images without masks add no class terms (give --ckpt to estimate them)"
+    if opts.ignore_masks:
+        return f"every image's classes as predicted by {opts.ckpt} (masks ignored)"
+    return f"masks where they exist, else the classes predicted by {opts.ckpt}"
 
 
 def restrict(spec: DatasetSpec, regions: list[str]) -> DatasetSpec:
@@ -81,8 +100,11 @@ def embed(spec: DatasetSpec, out: Path, opts: AnalyzeOptions) -> Analysis:
     inv = build_inventory(
         spec, refs, out, opts.features, opts.weights, opts.subtile, opts.per_image, progress=opts.progress
     )
+    if opts.ignore_masks and not opts.ckpt:
+        raise SemilandError("--ignore-masks needs --ckpt: the classes of every image are then estimated by it")
+    estimated = estimated_counts(inv, spec, refs, opts.ckpt, out, opts.progress) if opts.ckpt else None
     xy = embed_2d(inv.features, opts.seed)
-    return Analysis(inv, xy, Plane.around(xy), list(spec.classes.names))
+    return Analysis(inv, xy, Plane.around(xy), list(spec.classes.names), estimated, opts.ignore_masks)
 
 
 def _shares(counts: np.ndarray) -> np.ndarray:
@@ -132,6 +154,7 @@ def analyze(spec: DatasetSpec, split: Split | None, out: Path, opts: AnalyzeOpti
         "iou_regions": r_iou.tolist(),
         "iot_regions": r_iot.tolist(),
         "warnings": [],
+        "class_source": class_source(opts),
     }
     if split is not None:
         result.update(_split_part(a, split, out, figures, colors, opts))
@@ -205,6 +228,7 @@ def _report(result: dict[str, Any], figures: list[tuple[str, str]]) -> Report:
         f"Dataset {result['dataset']} ({result['root']}): {result['images']} images, {result['subtiles']} sub-tiles, "
         f"regions {', '.join(result['regions'])}.",
         f"Appearance features: {result['features_note']}.",
+        f"The advisor's class terms: {result['class_source']}.",
     ]
     intro += [f"Warning: {w}" for w in result["warnings"]] or ["No warnings: the split meets both conditions."]
     details = {}

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from semiland.analysis.advisor import random_baseline, rank, suggest
-from semiland.analysis.run import AnalyzeOptions, embed, restrict
+from semiland.analysis.run import AnalyzeOptions, class_source, embed, restrict
 from semiland.data.sources import DatasetSpec
 from semiland.data.splits import Split
 from semiland.errors import SemilandError
@@ -55,6 +55,7 @@ def suggest_split(
         "random_baseline": random_baseline(adv, budget, candidates, target, seed=opts.seed),
         "target": "test regions" if test else "all data",
         "features": a.inv.note,
+        "class_source": class_source(opts),
         "split_file": str(split_file),
     }
     atomic_write_json(out / "suggestion.json", result)

@@ -5,6 +5,8 @@ of one region) and the supervised baseline is trained on it over a few seeds. A 
 mean over candidates (each equally likely), so the advisor's pick is compared with that mean; the rank
 correlation between the advisor's score and the measured test mIoU says whether its whole ranking is
 informative, not only its first pick. Resumable like `bench sweep` (one run folder per region and seed).
+With `--ckpt … --ignore-masks` the advisor ranks from a model's predicted classes, seeing no mask at all
+(a user choosing among unlabeled tiles); the trained runs are the same, so only the ranking is new.
 """
 
 from __future__ import annotations
@@ -36,8 +38,12 @@ def run_advisor_check(args: argparse.Namespace) -> int:
     if not test:
         raise SemilandError("--test REGIONS is required: the advisor is judged on how well its pick covers them")
     spec = build_dataset(cfg.data)
-    opts = AnalyzeOptions(features=args.features, unit="region", progress=False)
-    advice = suggest_split(spec, out / "advice", opts, 1, test, val)
+    opts = AnalyzeOptions(
+        features=args.features, unit="region", progress=False, ckpt=args.ckpt, ignore_masks=args.ignore_masks
+    )
+    # the same trained runs serve every advisor mode; only the advice and the summary are per mode
+    suffix = "-blind" if args.ignore_masks else ""
+    advice = suggest_split(spec, out / f"advice{suffix}", opts, 1, test, val)
     candidates = [c["unit"] for c in advice["ranking"]]
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = []
@@ -52,8 +58,9 @@ def run_advisor_check(args: argparse.Namespace) -> int:
         ]  # fmt: skip
         rows.append(run_one(config, RunSpec("supervised", region, seed, overrides), args.overrides, out))
     summary = summarise(advice, rows)
-    atomic_write_json(out / "results.json", {"advice": advice, "runs": rows, "summary": summary, "machine": machine()})
-    atomic_write_text(out / "summary.md", markdown(summary, " ".join(args.argv)))
+    results = {"advice": advice, "runs": rows, "summary": summary, "machine": machine()}
+    atomic_write_json(out / f"results{suffix}.json", results)
+    atomic_write_text(out / f"summary{suffix}.md", markdown(summary, " ".join(args.argv)))
     print(markdown(summary, " ".join(args.argv)))
     return 0
 
@@ -85,6 +92,7 @@ def summarise(advice: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, A
         "spearman": None if rho is None else float(rho),
         "regions": per_region,
         "features": advice["features"],
+        "class_source": advice["class_source"],
     }
 
 
@@ -94,7 +102,7 @@ def markdown(s: dict[str, Any], command: str) -> str:
         "",
         f"Command: `semiland {command}`",
         "",
-        f"Machine: {machine()}. Features: {s['features']}.",
+        f"Machine: {machine()}. Features: {s['features']}. Class terms: {s['class_source']}.",
         "",
         "| region | advisor rank | score | class amount | IoT coverage of test | test mIoU (mean ± std) | seeds |",
         "|---|---|---|---|---|---|---|",
