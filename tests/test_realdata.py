@@ -65,3 +65,28 @@ def result_pngs(html: str) -> list[str]:
     import re
 
     return re.findall(r"src='([^']+\.png)'", html)
+
+
+@needs(SEN1FLOODS)
+def test_sen1floods11_smoke_config_trains_dllr_and_predicts_the_real_chip(tmp_path):
+    """configs/sen1floods11/smoke.yaml end to end on the real chip: 16 windows split, DLLR on S2 + S1 (15 bands,
+    NaN SAR, −1 labels), test metrics, then `predict` on the full S2 + S1 GeoTIFFs with georeferencing kept."""
+    import json
+
+    import rasterio
+
+    from semiland.cli import CONFIGS, main
+
+    run = tmp_path / "run"
+    args = ["fit", "--config", str(CONFIGS / "sen1floods11" / "smoke.yaml"), "-o", str(run), f"data.root={SEN1FLOODS}"]
+    assert main([*args, "train.steps=2", "train.val_every=2", "train.progress=false"]) == 0
+    split = json.loads((run / "split.json").read_text())
+    assert sum(len(split[k]) for k in ("labeled", "unlabeled", "val", "test")) == 16
+    s2, s1 = SEN1FLOODS / "S2Hand" / "Spain_7370579_S2Hand.tif", SEN1FLOODS / "S1Hand" / "Spain_7370579_S1Hand.tif"
+    out = tmp_path / "maps"
+    assert (
+        main(["predict", "--ckpt", str(run / "checkpoints" / "best.ckpt"), str(s2), "--sar", str(s1), "-o", str(out)])
+        == 0
+    )
+    with rasterio.open(out / "Spain_7370579_S2Hand.tif") as m, rasterio.open(s2) as src:
+        assert m.crs == src.crs and m.transform == src.transform and (m.width, m.height) == (512, 512)
