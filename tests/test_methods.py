@@ -145,3 +145,31 @@ def test_unlabeled_views_leave_batchnorm_running_statistics_alone(name):
         method.training_step(labeled, unlabeled, step=9)
         stats.append([b.clone() for n, b in method.named_buffers() if "running_" in n and "teacher" not in n])
     assert stats[0] and all(torch.equal(a, b) for a, b in zip(*stats))
+
+
+def test_class_thresholds_lower_the_bar_for_classes_the_model_is_unsure_of():
+    """FlexMatch's curriculum: class 0 is predicted confidently (0.99) everywhere but a strip of class 1 at 0.8.
+    A fixed τ = 0.95 never keeps class 1; the class-wise thresholds soon do, while class 0 keeps τ."""
+    from semiland.methods.base import ClassThresholds, confident_pseudo
+
+    probs = torch.zeros(1, K, 8, 8)
+    probs[:, 0], probs[:, 1] = 0.99, 0.01
+    probs[:, 0, :2], probs[:, 1, :2] = 0.2, 0.8  # two rows predicted class 1, unsure
+    thresholds = ClassThresholds(K, threshold=0.95, momentum=0.5)
+    _, fixed = confident_pseudo(probs, 0.95)
+    assert not fixed[:, :2].any()
+    for _ in range(5):
+        pseudo, keep = thresholds(probs)
+    assert keep[:, :2].all() and keep[:, 2:].all() and (pseudo[:, :2] == 1).all()
+    assert thresholds.sigma[0] > thresholds.sigma[1] and "sigma" in thresholds.state_dict()
+    probs[:, 0, 2:] = 0.9  # class 0 below its own threshold (still τ: it is the best-learned class)
+    assert not thresholds(probs)[1][:, 2:].any()
+
+
+def test_fixmatch_with_class_thresholds_trains_and_saves_them():
+    method = make("fixmatch", 3, flex=True, threshold=0.5)
+    labeled, unlabeled = batches(3)
+    out = method.training_step(labeled, unlabeled, 0)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and "thresholds.sigma" in method.state_dict()
+    assert not torch.allclose(method.thresholds.sigma, torch.full((K,), 1 / K))  # updated from the batch

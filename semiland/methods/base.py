@@ -177,6 +177,32 @@ def confident_pseudo(probs: torch.Tensor, threshold: float) -> tuple[torch.Tenso
     return pseudo, conf >= threshold
 
 
+class ClassThresholds(nn.Module):
+    """FlexMatch's class-wise curriculum thresholds (Zhang et al., NeurIPS 2021), per pixel, without warm-up.
+
+    σ_c: running share (momentum m) of unlabeled pixels predicted as class c with max p ≥ τ — how far the
+    model has learned c; β_c = σ_c / max σ; T_c = τ · β_c / (2 − β_c) (the paper's convex warp M(x) = x/(2−x)).
+    Classes the model is rarely confident on get a lower threshold, so a fixed high τ no longer keeps only
+    majority-class pixels (confirmation bias). σ is a buffer: saved in checkpoints, resumed with the run.
+    """
+
+    def __init__(self, num_classes: int, threshold: float, momentum: float):
+        super().__init__()
+        self.threshold, self.momentum = threshold, momentum
+        self.register_buffer("sigma", torch.full((num_classes,), 1.0 / num_classes))  # (K,): uniform start
+
+    @torch.no_grad()
+    def forward(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, K, H, W) probabilities → hard pseudo-labels (B, H, W) and where each passes its class's threshold;
+        updates σ from this batch (call once per training step)."""
+        conf, pseudo = probs.max(1)
+        confident = pseudo[conf >= self.threshold]
+        share = torch.bincount(confident, minlength=len(self.sigma))[: len(self.sigma)].float() / conf.numel()
+        self.sigma.mul_(self.momentum).add_((1 - self.momentum) * share)
+        beta = self.sigma / self.sigma.max().clamp_min(1e-12)
+        return pseudo, conf >= (self.threshold * beta / (2 - beta))[pseudo]
+
+
 def masked_ce(logits: torch.Tensor, target: torch.Tensor, keep: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """CE summed over `keep` pixels, divided by the number of `valid` ones (UniMatch's normalisation, so a
     low-confidence batch contributes little rather than being re-weighted up)."""

@@ -4,7 +4,9 @@ The prediction on a weak view (random flip) of x_u, where max p ≥ τ, becomes 
 view of the same image: band-agnostic photometric changes, blur and CutMix with another unlabeled image.
 L = L_s + λ · CE(f(strong(x_u)), ŷ_weak) on confident pixels.
 
-Config → symbols: threshold = τ (0.95), lambda_u = λ, cutmix_p = probability of a CutMix box.
+Config → symbols: threshold = τ (0.95), lambda_u = λ, cutmix_p = probability of a CutMix box; `flex` replaces
+the fixed τ by FlexMatch's class-wise thresholds (Zhang et al. 2021; `ClassThresholds` in base.py, momentum
+flex_momentum), against the confirmation bias of a fixed τ toward majority classes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 
 from semiland.config import limits
 from semiland.methods.base import (
+    ClassThresholds,
     Method,
     MethodConfig,
     bn_stats_frozen,
@@ -32,15 +35,20 @@ class FixMatchConfig(MethodConfig):
     threshold: float = limits(0.95, 0, 1)
     lambda_u: float = 1.0
     cutmix_p: float = limits(0.5, 0, 1)
+    flex: bool = False
+    flex_momentum: float = limits(0.99, 0, 1, below=True)
 
 
 @torch.no_grad()
 def weak_targets(
-    predict: Callable[[torch.Tensor], torch.Tensor], unlabeled: dict[str, torch.Tensor], threshold: float
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    unlabeled: dict[str, torch.Tensor],
+    threshold: float | ClassThresholds,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Weak view (random flip) of x_u, its hard pseudo-labels and where they are kept (confident and valid)."""
     x_w, valid_w = random_flip(unlabeled["image"], unlabeled["valid"])
-    pseudo_w, keep_w = confident_pseudo(predict(x_w).softmax(1), threshold)  # (B, H, W) each
+    probs = predict(x_w).softmax(1)
+    pseudo_w, keep_w = threshold(probs) if callable(threshold) else confident_pseudo(probs, threshold)  # (B, H, W)
     return x_w, pseudo_w, keep_w & valid_w
 
 
@@ -61,11 +69,15 @@ class FixMatch(Method):
     Config = FixMatchConfig
     uses_unlabeled = True
 
+    def __init__(self, model, cfg, ctx):
+        super().__init__(model, cfg, ctx)
+        self.thresholds = ClassThresholds(ctx.num_classes, cfg.threshold, cfg.flex_momentum) if cfg.flex else None
+
     def training_step(self, labeled, unlabeled, step):
         c = self.cfg
         loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
         with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see base.py)
-            x_w, pseudo_w, keep_w = weak_targets(self.model, unlabeled, c.threshold)
+            x_w, pseudo_w, keep_w = weak_targets(self.model, unlabeled, c.threshold if self.thresholds is None else self.thresholds)
             x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p)
             loss_unsup = masked_ce(self.model(x_s), pseudo_s, keep_s, torch.ones_like(keep_s))
         return semi_losses(loss_sup, loss_unsup, c.lambda_u, mask_ratio=keep_s.float().mean())
