@@ -300,4 +300,11 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as err:
             raise SemilandError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
-    return config_from_dict(merge(raw, parse_overrides(overrides or [])))
+    extra = parse_overrides(overrides or [])
+    new_method = (extra.get("method") or {}).get("name") if isinstance(extra.get("method"), dict) else None
+    old_method = raw.get("method") if isinstance(raw, dict) else None
+    if new_method and isinstance(old_method, dict) and old_method.get("name") != new_method:
+        # `method.name=X` switches method: the file's settings of its own method do not carry over (they
+        # would be unknown keys of X); X starts from its defaults plus the method.* overrides given
+        raw = {**raw, "method": {}}
+    return config_from_dict(merge(raw, extra))

@@ -91,3 +91,13 @@ def test_error_lines_escape_line_breaks_in_user_text():
     from semiland.errors import one_line
 
     assert one_line("key 'a\x85b\nc' bad") == "key 'a\\x85b\\nc' bad"
+
+
+def test_switching_method_drops_the_files_own_method_settings():
+    """`method.name=X` on a config written for method Y: Y's keys would be unknown to X; X starts from its
+    defaults (plus method.* overrides). The same name keeps the file's settings."""
+    path = REPO / "configs" / "sen1floods11" / "smoke.yaml"  # a dllr config with every dllr key
+    assert load_config(path, ["method.name=supervised"]).method == {"name": "supervised"}
+    kept = load_config(path, ["method.name=dllr", "method.masking=false"]).method
+    assert kept["masking"] is False and kept["keep_threshold"] == load_config(path).method["keep_threshold"]
+    assert load_config(path, ["method.name=fixmatch", "method.threshold=0.8"]).method["threshold"] == 0.8

@@ -77,7 +77,9 @@ class FixMatch(Method):
         c = self.cfg
         loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
         with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see base.py)
-            x_w, pseudo_w, keep_w = weak_targets(self.model, unlabeled, c.threshold if self.thresholds is None else self.thresholds)
+            x_w, pseudo_w, keep_w = weak_targets(
+                self.model, unlabeled, c.threshold if self.thresholds is None else self.thresholds
+            )
             x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p)
             loss_unsup = masked_ce(self.model(x_s), pseudo_s, keep_s, torch.ones_like(keep_s))
         return semi_losses(loss_sup, loss_unsup, c.lambda_u, mask_ratio=keep_s.float().mean())
