@@ -60,7 +60,10 @@ def supervised_two_labeled(tmp_path_factory):
 FIXMATCH_RARE_CLASSES = (
     "measured 2026-11-21: FixMatch 57.67 vs supervised 57.77 mIoU; land / vegetation / water improve but building "
     "(29 → 11 IoU) and road (40 → 22) collapse: the fixed τ = 0.95 keeps mostly majority-class pixels "
-    "(confirmation bias). Open in issue #3; strict, so a fix turns this red until the mark is removed."
+    "(confirmation bias). Re-run in session 5 (one thread, loaded machine): supervised 58.35, FixMatch 48.41, "
+    "FixMatch with FlexMatch's class-wise thresholds (method.flex) 54.54 — building collapses in every FixMatch "
+    "run. Suspected: the strong view's per-band gain / bias erases the spectral signatures that define the "
+    "synthetic classes. Open in issue #3; strict, so a fix turns this red until the mark is removed."
 )
 
 
