@@ -159,6 +159,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_step_cost(args: argparse.Namespace) -> int:
+    from semiland.bench.train_speed import run_step_cost
+
+    return run_step_cost(args)
+
+
 def cmd_bench_train_speed(args: argparse.Namespace) -> int:
     from semiland.bench.train_speed import run_train_speed
 
@@ -258,6 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="both loops (train.precision; the plain loop autocasts by hand)")  # fmt: skip
     ts.add_argument("--json", help="also write the figures to this JSON file")
     ts.set_defaults(func=cmd_bench_train_speed)
+    sc = bsub.add_parser("step-cost", help="each method's training step vs supervised's, side by side in one process")
+    sc.add_argument("--config", default=str(CONFIGS / "dubai" / "sweep.yaml"), help="model, crops, batches, precision")
+    sc.add_argument("--methods", default="supervised,s4net,mean_teacher,pseudo_label,fixmatch,unimatch,cps",
+                    help="sweep syntax: name or label=method:key=value …; supervised first")  # fmt: skip
+    sc.add_argument("--steps", type=int, default=10, help="timed steps per method and repeat")
+    sc.add_argument("--repeats", type=int, default=3, help="alternating repeats (median)")
+    sc.add_argument("--bands", type=int, default=3, help="bands when the config has no data.mean")
+    sc.add_argument("--json", help="also write the figures to this JSON file")
+    sc.add_argument("overrides", nargs="*", help="section.key=value for --config")
+    sc.set_defaults(func=cmd_bench_step_cost)
     bp = bsub.add_parser("predict", help="streaming prediction vs a naive sliding window: speed, memory, FLOP/s")
     bp.add_argument("--ckpt", default=None, help="a trained checkpoint (default: random weights of --config's model)")
     bp.add_argument("--config", default=str(CONFIGS / "dubai" / "sweep.yaml"), help="model when no --ckpt")

@@ -54,7 +54,7 @@ def parse_methods(text: str) -> dict[str, list[str]]:
     """'a,b:method.k=v,lab=c:method.j=w' → {label: overrides}, overrides starting with method.name=…;
     the label is the method's name unless given; supervised always comes first."""
     methods: dict[str, list[str]] = {}
-    for item in text.split(","):
+    for item in re.split(r",(?![^\[]*\])", text):  # commas inside [...] (list values) do not separate methods
         head, _, overrides = item.strip().partition(":")
         label, _, name = head.strip().rpartition("=")
         if not name:

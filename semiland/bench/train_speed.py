@@ -148,3 +148,65 @@ def run_train_speed(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0
+
+
+def run_step_cost(args: argparse.Namespace) -> int:
+    """`semiland bench step-cost`: each method's training step against supervised's, side by side.
+
+    The sweep's wall times depend on what else the machine ran; this measures the step alone: every method of
+    `--methods` (sweep syntax) trains `--steps` timed steps on the same in-memory batches (labeled and
+    unlabeled crops of the config's size and batch sizes) in one process, methods alternating over
+    `--repeats`, the first steps of each untimed. Reports seconds per step and the ratio to supervised.
+    DLLR needs its band groups: e.g. `dllr=dllr:data.channels=[3,2]` (3 optical + 2 SAR bands).
+    """
+    from semiland.bench.sweep import parse_methods
+    from semiland.config import load_config
+
+    quiet_lightning()
+    methods = parse_methods(args.methods)
+    base = load_config(args.config, args.overrides)
+    d, steps = base.data, args.steps + WARMUP
+    bands = len(d.mean) if d.mean else args.bands
+    classes = ClassTable(names=tuple(f"c{k}" for k in range(5)), colors=tuple((k, k, k) for k in range(5)))
+    size = d.crop_size  # crops are cut at the training resolution (after data.scale): what the model sees
+
+    def batches(c: int, n: int) -> DataLoader:  # the same tensors for every method with c bands
+        return DataLoader(FixedBatches(steps * n, c, size, 5), batch_size=n)
+
+    fixed = ["train.progress=false", f"train.steps={steps}", f"train.val_every={steps}", "train.loggers=[]"]
+    seconds: dict[str, list[float]] = {m: [] for m in methods}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            for name, own in methods.items():
+                cfg = load_config(args.config, [*args.overrides, *own, *fixed])
+                c = sum(cfg.data.channels) if cfg.data.channels else bands  # dllr: data.channels=[optical,sar]
+                torch.manual_seed(0)
+                task = build_task(cfg, classes, [0.0] * c, [1.0] * c)
+                timer = StepTimer()
+                trainer = make_trainer(cfg, Path(tmp) / f"{name}-{r}", task.n_optimizers)
+                keep = [c for c in trainer.callbacks if not isinstance(c, L.pytorch.callbacks.ModelCheckpoint)]
+                trainer.callbacks = [*keep, timer]
+                loaders = {"labeled": batches(c, d.batch_size)}
+                if task.method.uses_unlabeled:
+                    loaders["unlabeled"] = batches(c, d.unlabeled_batch_size)
+                trainer.fit(task, train_dataloaders=loaders)
+                t = timer.times
+                seconds[name].append((t[-1] - t[WARMUP - 1]) / (len(t) - WARMUP))
+                print(f"repeat {r + 1}/{args.repeats}: {name} {seconds[name][-1]:.3f} s/step", flush=True)
+    per_step = {m: statistics.median(v) for m, v in seconds.items()}
+    sup = per_step.get("supervised")
+    result = {
+        "setup": f"{base.model.arch}/{base.model.encoder} width {base.model.width}, {d.batch_size} labeled + "
+        f"{d.unlabeled_batch_size} unlabeled x {bands} x {size}^2, precision {base.train.precision}, "
+        f"{args.steps} timed steps x {args.repeats} repeats",
+        "seconds_per_step": per_step,
+        "vs_supervised": {m: (s / sup if sup else None) for m, s in per_step.items()},
+        "all": seconds,
+        "machine": machine(),
+    }
+    lines = [result["setup"] + f"; {result['machine']}", "", "| method | s / step | × supervised |", "|---|---|---|"]
+    lines += [f"| {m} | {s:.3f} | {s / sup:.2f} |" if sup else f"| {m} | {s:.3f} | – |" for m, s in per_step.items()]
+    print("\n" + "\n".join(lines))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
