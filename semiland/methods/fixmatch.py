@@ -4,7 +4,9 @@ The prediction on a weak view (random flip) of x_u, where max p ≥ τ, becomes 
 view of the same image: band-agnostic photometric changes, blur and CutMix with another unlabeled image.
 L = L_s + λ · CE(f(strong(x_u)), ŷ_weak) on confident pixels.
 
-Config → symbols: threshold = τ (0.95), lambda_u = λ, cutmix_p = probability of a CutMix box; `flex` replaces
+Config → symbols: threshold = τ (0.95), lambda_u = λ, cutmix_p = probability of a CutMix box; photometric =
+the strength of the strong view's per-band changes (perturb.strong_photometric; 0: CutMix and blur only),
+blur_p = probability of a blur; `flex` replaces
 the fixed τ by FlexMatch's class-wise thresholds (Zhang et al. 2021; `ClassThresholds` in base.py, momentum
 flex_momentum), against the confirmation bias of a fixed τ toward majority classes.
 """
@@ -35,6 +37,8 @@ class FixMatchConfig(MethodConfig):
     threshold: float = limits(0.95, 0, 1)
     lambda_u: float = 1.0
     cutmix_p: float = limits(0.5, 0, 1)
+    photometric: float = limits(1.0, 0, 2.5)  # strength of the strong view's per-band gain / bias / noise
+    blur_p: float = limits(0.5, 0, 1)
     flex: bool = False
     flex_momentum: float = limits(0.99, 0, 1, below=True)
 
@@ -53,14 +57,19 @@ def weak_targets(
 
 
 def strong_view(
-    x_w: torch.Tensor, pseudo_w: torch.Tensor, keep_w: torch.Tensor, cutmix_p: float
+    x_w: torch.Tensor,
+    pseudo_w: torch.Tensor,
+    keep_w: torch.Tensor,
+    cutmix_p: float,
+    photometric: float = 1.0,
+    blur_p: float = 0.5,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A strong view with CutMix (each image with its neighbour in the batch), and its mixed targets:
     every pixel is supervised by the weak prediction of the image it came from."""
     b, _, h, w = x_w.shape
     perm = torch.roll(torch.arange(b, device=x_w.device), 1)
     box = cutmix_box(b, h, w, x_w.device, cutmix_p)
-    x_s = mix(strong_photometric(x_w), strong_photometric(x_w[perm]), box)
+    x_s = mix(*(strong_photometric(x, blur_p, photometric) for x in (x_w, x_w[perm])), box)
     return x_s, mix(pseudo_w, pseudo_w[perm], box), mix(keep_w, keep_w[perm], box)
 
 
@@ -80,6 +89,6 @@ class FixMatch(Method):
             x_w, pseudo_w, keep_w = weak_targets(
                 self.model, unlabeled, c.threshold if self.thresholds is None else self.thresholds
             )
-            x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p)
+            x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p, c.photometric, c.blur_p)
             loss_unsup = masked_ce(self.model(x_s), pseudo_s, keep_s, torch.ones_like(keep_s))
         return semi_losses(loss_sup, loss_unsup, c.lambda_u, mask_ratio=keep_s.float().mean())

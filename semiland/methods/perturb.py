@@ -25,18 +25,20 @@ def random_flip(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, tor
     )
 
 
-def strong_photometric(x: torch.Tensor, blur_p: float = 0.5) -> torch.Tensor:
+def strong_photometric(x: torch.Tensor, blur_p: float = 0.5, strength: float = 1.0) -> torch.Tensor:
     """Per-sample, per-band contrast / brightness, Gaussian noise and blur on normalised data.
 
     x: (B, C, H, W), roughly zero-mean unit-variance per band. The changes are the band-agnostic
-    counterparts of colour jitter: gain ∈ [0.6, 1.4], bias ∈ [−0.4, 0.4] (in band std units),
-    noise σ ∈ [0, 0.15], blur σ ∈ [0.1, 2] px with probability `blur_p`.
+    counterparts of colour jitter: gain ∈ [1 − 0.4s, 1 + 0.4s], bias ∈ [−0.4s, 0.4s] (in band std units),
+    noise σ ∈ [0, 0.15s] for strength s (1 by default), blur σ ∈ [0.1, 2] px with probability `blur_p`.
+    Per-band gain and bias change band ratios: where classes differ mainly by their spectra, a lower
+    strength keeps them apart (s = 0 and blur_p = 0: the identity).
     """
     b, c = x.shape[:2]
-    gain = _uniform((b, c, 1, 1), 0.6, 1.4, x)
-    bias = _uniform((b, c, 1, 1), -0.4, 0.4, x)
+    gain = _uniform((b, c, 1, 1), 1 - 0.4 * strength, 1 + 0.4 * strength, x)
+    bias = _uniform((b, c, 1, 1), -0.4 * strength, 0.4 * strength, x)
     out = x * gain + bias
-    out = out + torch.randn_like(out) * _uniform((b, 1, 1, 1), 0.0, 0.15, x)
+    out = out + torch.randn_like(out) * _uniform((b, 1, 1, 1), 0.0, 0.15 * strength, x)
     blur = torch.rand(b, device=x.device) < blur_p
     if blur.any():
         sigma = _uniform((int(blur.sum()), 2), 0.1, 2.0, x)

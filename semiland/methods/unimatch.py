@@ -27,6 +27,8 @@ class UniMatchConfig(MethodConfig):
     threshold: float = limits(0.95, 0, 1)
     lambda_u: float = 1.0
     cutmix_p: float = limits(0.5, 0, 1)
+    photometric: float = limits(1.0, 0, 2.5)  # strong views: per-band gain / bias / noise strength (fixmatch.py)
+    blur_p: float = limits(0.5, 0, 1)
     fp_dropout: float = limits(0.5, 0, 1, below=True)
 
 
@@ -47,7 +49,7 @@ class UniMatch(Method):
             every = torch.ones_like(keep_w)
             losses = []
             for _ in range(2):  # two independent strong views
-                x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p)
+                x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p, c.photometric, c.blur_p)
                 losses.append(masked_ce(self.model(x_s), pseudo_s, keep_s, every))
             # feature perturbation: dropout on every encoder feature map of the weak view, then decode
             features = [F.dropout2d(f, c.fp_dropout, training=True) for f in self.encode(x_w)]
