@@ -65,7 +65,7 @@ class AdvisorData:
 def describe(c: dict) -> str:
     """One candidate (a `Candidate.__dict__`, as saved in JSON) in words: what labeling it would add."""
     new = f"new classes {', '.join(c['new_classes'])}; " if c["new_classes"] else ""
-    return f"{new}class amount +{c['class_amount_gain']:.2f}; appearance coverage +{c['coverage_gain']:.2f}"
+    return f"{new}class amount {c['class_amount_gain']:+.2f}; appearance coverage {c['coverage_gain']:+.2f}"
 
 
 def rank(data: AdvisorData, labeled: set[str], candidates: list[str], target: set[str]) -> list[Candidate]:
