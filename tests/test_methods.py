@@ -173,3 +173,16 @@ def test_fixmatch_with_class_thresholds_trains_and_saves_them():
     out["loss"].backward()
     assert torch.isfinite(out["loss"]) and "thresholds.sigma" in method.state_dict()
     assert not torch.allclose(method.thresholds.sigma, torch.full((K,), 1 / K))  # updated from the batch
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_training_step_under_bf16_autocast(name):
+    """train.precision=bf16-mixed runs every step under CPU autocast: convolutions inside augmentations (blur),
+    index writes and losses must cope with bf16 tensors (the Dubai sweep runs in bf16)."""
+    method = make(name, 4, **open_gates(name))
+    labeled, unlabeled = batches(4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = method.training_step(labeled, unlabeled, 5)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]), name
+    assert method.predict(labeled["image"]).dtype == torch.float32  # logits leave models as float32

@@ -42,7 +42,7 @@ def strong_photometric(x: torch.Tensor, blur_p: float = 0.5, strength: float = 1
     blur = torch.rand(b, device=x.device) < blur_p
     if blur.any():
         sigma = _uniform((int(blur.sum()), 2), 0.1, 2.0, x)
-        out[blur] = gaussian_blur2d(out[blur], (7, 7), sigma)
+        out[blur] = gaussian_blur2d(out[blur], (7, 7), sigma).to(out.dtype)  # bf16 under autocast (a convolution)
     return out
 
 
