@@ -97,11 +97,11 @@ def embed(spec: DatasetSpec, out: Path, opts: AnalyzeOptions) -> Analysis:
     refs = [*spec.samples, *spec.unlabeled]
     if not refs:
         raise SemilandError("no images to analyse")
+    if opts.ignore_masks and not opts.ckpt:
+        raise SemilandError("--ignore-masks needs --ckpt: the classes of every image are then estimated by it")
     inv = build_inventory(
         spec, refs, out, opts.features, opts.weights, opts.subtile, opts.per_image, progress=opts.progress
     )
-    if opts.ignore_masks and not opts.ckpt:
-        raise SemilandError("--ignore-masks needs --ckpt: the classes of every image are then estimated by it")
     estimated = estimated_counts(inv, spec, refs, opts.ckpt, out, opts.progress) if opts.ckpt else None
     xy = embed_2d(inv.features, opts.seed)
     return Analysis(inv, xy, Plane.around(xy), list(spec.classes.names), estimated, opts.ignore_masks)

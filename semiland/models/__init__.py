@@ -38,10 +38,15 @@ def build_model(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Modu
     model = MODELS[cfg.arch].build(cfg, in_channels, num_classes)
     if cfg.weights_path:
         factory.load_encoder_weights(model, cfg.weights_path)
-    for module in (model, getattr(model, "segmentation_head", None) or getattr(model, "head", None)):
+    for module in (model, _head_of(model)):
         if isinstance(module, nn.Module):  # the head too: UniMatch decodes features without model.forward
             module.register_forward_hook(_float_outputs)
     return model
+
+
+def _head_of(model: nn.Module) -> nn.Module | None:
+    """The final layer that maps decoder features to logits (smp names it `segmentation_head`)."""
+    return getattr(model, "segmentation_head", None) or getattr(model, "head", None)
 
 
 def _float_outputs(_module: nn.Module, _inputs: object, output: object) -> object:
@@ -67,7 +72,7 @@ class Parts(NamedTuple):
 
 def model_parts(model: nn.Module) -> Parts:
     """The (encoder, decoder, head) of any registered architecture (smp names its head `segmentation_head`)."""
-    head = getattr(model, "segmentation_head", None) or getattr(model, "head", None)
+    head = _head_of(model)
     if isinstance(getattr(model, "encoder", None), nn.Module) and isinstance(model.decoder, nn.Module) and head:
         return Parts(model.encoder, model.decoder, head)
     raise SemilandError(f"{type(model).__name__} has no encoder / decoder / head split")
