@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import yaml
 
 from semiland.cli import main
@@ -138,3 +139,18 @@ def test_top_q_keeps_rare_classes():
     assert not (pseudo == 2).any()
     pseudo, _ = select_pixels(probs, threshold=0.8, top_q=0.5)
     assert (pseudo == 2).sum() == 2 and (pseudo == 0).sum() == 48  # half of each predicted class
+
+
+def test_gap_recovered_only_when_the_oracle_leads():
+    import math
+
+    from semiland.bench.sweep import summarise
+
+    def row(method, miou):
+        return {"method": method, "budget": "b", "seed": 0, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
+                "IoU/a": miou, "fit_seconds": 1.0}  # fmt: skip
+
+    lead = {r["method"]: r for r in summarise([row("supervised", 0.4), row("x", 0.45), row("oracle", 0.5)], ["x"])}
+    assert lead["x"]["gap_recovered"] == pytest.approx(0.5)
+    behind = {r["method"]: r for r in summarise([row("supervised", 0.5), row("x", 0.45), row("oracle", 0.4)], ["x"])}
+    assert math.isnan(behind["x"]["gap_recovered"])  # no gap to recover: not a percentage
