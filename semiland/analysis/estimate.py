@@ -21,7 +21,6 @@ from semiland.analysis.inventory import Inventory
 from semiland.data.sources import DatasetSpec, SampleRef, load_sample
 from semiland.data.stats import normalise
 from semiland.errors import SemilandError
-from semiland.inference.sliding import at_scale, sliding_window_logits
 from semiland.io import atomic_save
 
 MIN_SHARE = 0.005  # of a sub-tile's valid pixels: predicted classes below this are noise
@@ -51,7 +50,6 @@ def estimated_counts(
     k = spec.classes.num_classes
     mean = np.asarray(cfg.data.mean, np.float32)[:, None, None]
     std = np.asarray(cfg.data.std, np.float32)[:, None, None]
-    predict = at_scale(task.method.predict, cfg.data.scale, max(32, task.min_size))
     by_id = {r.id: r for r in refs}
     counts = np.zeros((len(inv.ids), k), np.int64)
     rows_of: dict[str, list[int]] = {}
@@ -65,7 +63,7 @@ def estimated_counts(
             )
         x = torch.from_numpy(normalise(s.image, s.valid, mean, std))[None]
         with torch.no_grad():
-            classes = sliding_window_logits(predict, x, cfg.data.eval_tile, cfg.data.eval_overlap).argmax(1)[0]
+            classes = task.predict_logits(x).argmax(1)[0]  # as `semiland test` evaluates: sliding, at data.scale
         classes = classes.numpy()
         for i in rows:
             r, c, h, w = inv.boxes[i]
