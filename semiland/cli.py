@@ -6,6 +6,7 @@ Errors the user can fix (`SemilandError`) print one line, `semiland: error: …`
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
 import time
@@ -69,8 +70,9 @@ def cmd_test(args: argparse.Namespace) -> int:
     from semiland.engine.runner import test
     from semiland.io import ensure_writable_dir
 
-    out = Path(args.out) if args.out else Path(args.ckpt).resolve().parent.parent / "test"
-    metrics = test(args.ckpt, ensure_writable_dir(out), args.overrides)
+    name = "test" if args.on == "test" else "test-on-" + re.sub(r"[^\w.-]+", "+", args.on)  # never over test/
+    out = Path(args.out) if args.out else Path(args.ckpt).resolve().parent.parent / name
+    metrics = test(args.ckpt, ensure_writable_dir(out), args.overrides, args.on)
     print(format_table(metrics))
     print(f"\nmetrics: {out / 'metrics.json'}\nconfusion matrix: {out / 'confusion_matrix.png'}")
     return 0
@@ -218,7 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("test", help="evaluate a checkpoint on its test images")
     t.add_argument("--ckpt", required=True)
     t.add_argument("overrides", nargs="*", help="section.key=value, e.g. data.root=/moved/data")
-    t.add_argument("-o", "--out", help="output folder (default: <run>/test)")
+    t.add_argument("-o", "--out", help="output folder (default: <run>/test, or <run>/test-on-SET)")
+    t.add_argument(
+        "--on",
+        default="test",
+        metavar="SET|REGIONS",
+        help="what to evaluate: test (default), val, labeled, unlabeled (its images that have masks: how good "
+        "pseudo-labels can be) or regions R1,R2 of the dataset",
+    )
     t.set_defaults(func=cmd_test)
 
     pr = sub.add_parser("predict", help="georeferenced class maps for images and rasters of any size")
@@ -298,6 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--budget", action="append", metavar='NAME="k=v ..."', help="a named label budget (repeatable)")
     sw.add_argument("--seeds", default="0,1,2")
     sw.add_argument("--no-oracle", action="store_true", help="skip the oracle (all training images labeled)")
+    sw.add_argument(
+        "--also-on",
+        action="append",
+        default=[],
+        metavar="SET|REGIONS",
+        help="also evaluate every run on this (as `test --on`), e.g. unlabeled: the images the methods learned "
+        "from without labels, where they have masks (repeatable)",
+    )
     sw.add_argument("-o", "--out", required=True, help="sweep folder (finished runs in it are not redone)")
     sw.set_defaults(func=cmd_bench_sweep)
 

@@ -51,6 +51,33 @@ def test_test_command_prints_table_and_writes_json(trained, tmp_path, capsys):
     assert (tmp_path / "t" / "confusion_matrix.png").is_file()
 
 
+def test_test_on_other_images_never_over_the_test_results(trained, tmp_path, capsys):
+    ckpt = str(trained / "checkpoints" / "best.ckpt")
+    before = (trained / "test" / "metrics.json").read_text()
+    assert main(["test", "--ckpt", ckpt, "--on", "unlabeled"]) == 0  # region_1: neither labeled, val nor test
+    m = json.loads((trained / "test-on-unlabeled" / "metrics.json").read_text())
+    assert m["evaluated_on"] == "unlabeled" and {i.split("/")[0] for i in m["test_images"]} == {"region_1"}
+    assert m["pixels"] == 2 * 64 * 64 and (trained / "test" / "metrics.json").read_text() == before
+    assert main(["test", "--ckpt", ckpt, "--on", "region_1,region_2", "-o", str(tmp_path / "r")]) == 0
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["pixels"] == 4 * 64 * 64
+    capsys.readouterr()
+    assert main(["test", "--ckpt", ckpt, "--on", "region_9", "-o", str(tmp_path / "x")]) == 2
+    assert "not a split set (labeled, unlabeled, val, test) nor regions" in capsys.readouterr().err
+    # a split key would be ignored (the run reads its split.json): refused, pointing at --on
+    assert main(["test", "--ckpt", ckpt, "data.test=[region_1]", "-o", str(tmp_path / "y")]) == 2
+    assert "data.test cannot change a trained run's split" in capsys.readouterr().err
+    assert not (tmp_path / "y" / "metrics.json").exists()
+
+
+def test_test_a_moved_run_reads_its_own_split(synth_root, tmp_path):
+    run = tmp_path / "run"
+    assert main(["fit", "--config", str(write_config(tmp_path, synth_root)), "-o", str(run), "train.steps=2"]) == 0
+    moved = shutil.move(run, tmp_path / "moved")  # the checkpoint's config still names run/split.json
+    assert main(["test", "--ckpt", f"{moved}/checkpoints/best.ckpt", "-o", str(tmp_path / "t")]) == 0
+    m = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert {i.split("/")[0] for i in m["test_images"]} == {"region_3"}
+
+
 def test_predict_keeps_georeferencing(trained, synth_root, tmp_path):
     src = synth_root / "region_3" / "images" / "scene_000.tif"
     assert run_predict(trained, str(src), "-o", str(tmp_path / "p"), "--png") == 0

@@ -69,6 +69,12 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 0
     assert {p: p.stat().st_mtime_ns for p in out.rglob("result.json")} == stamps
+    # --also-on: finished cells that kept their checkpoint (supervised) are evaluated, the others keep what they have
+    assert main([*args, "--also-on", "unlabeled"]) == 0
+    rows = json.loads((out / "results.json").read_text())["runs"]
+    assert {r["method"] for r in rows if "unlabeled:mIoU" in r} == {"supervised"}
+    assert (out / "supervised" / "one" / "seed0" / "test-on-unlabeled" / "metrics.json").is_file()
+    assert "Also evaluated on `unlabeled`" in (out / "summary.md").read_text()
     # the same folder with another protocol is refused
     path.write_text(path.read_text().replace("steps: 2", "steps: 3"))
     assert main(args) == 2
@@ -82,8 +88,13 @@ def test_sweep_shares_oracle_and_runs_self_training_on_the_supervised_teacher(tm
     args += ["--methods", "self_training:method.rounds=1 method.threshold=0.0"]
     args += ["--budget", "one=data.labeled=[region_0] data.unlabeled=[region_1,region_2]"]
     args += ["--budget", "two=data.labeled=[region_0,region_1] data.unlabeled=[region_2]"]  # same pool
+    args += ["--also-on", "unlabeled"]
     assert main(args) == 0
     rows = json.loads((out / "results.json").read_text())["runs"]
+    # every cell but the oracle (it trained on those labels) is also scored on its unlabeled images; the
+    # self-training cell with its last student
+    assert [r["method"] for r in rows if "unlabeled:mIoU" in r] == ["supervised", "self_training"] * 2
+    assert (out / "self_training" / "one" / "seed0" / "test-on-unlabeled" / "metrics.json").is_file()
     assert [(r["budget"], r["method"]) for r in rows] == [
         ("one", "supervised"), ("one", "self_training"), ("one", "oracle"),
         ("two", "supervised"), ("two", "self_training"), ("two", "oracle"),

@@ -114,23 +114,55 @@ def plan(
     return runs
 
 
-def run_one(config: Path, spec: RunSpec, common: list[str], out: Path, keep_ckpt: bool = False) -> dict[str, Any]:
-    """Train and test one cell (or read its result.json); `keep_ckpt` keeps best.ckpt (a later cell's teacher)."""
+def also_on(spec: RunSpec, ckpt: Path, folder: Path, sets: list[str]) -> dict[str, float]:
+    """Metrics of the cell's final checkpoint on each of `sets` (as `semiland test --on`), keyed "SET:mIoU" and
+    "SET:IoU/<class>". The oracle is skipped on split sets: its split labels them all (it trained on them)."""
+    from semiland.data.splits import SETS
+
+    row: dict[str, float] = {}
+    for on in sets:
+        if spec.method == ORACLE and on in SETS:
+            continue
+        m = test(ckpt, folder / ("test-on-" + re.sub(r"[^\w.-]+", "+", on)), on=on)
+        row[f"{on}:mIoU"] = m["mIoU"]
+        row.update({f"{on}:IoU/{k}": v["IoU"] for k, v in m["per_class"].items()})
+    return row
+
+
+def _missing(row: dict[str, Any], spec: RunSpec, sets: list[str]) -> list[str]:
+    from semiland.data.splits import SETS
+
+    return [on for on in sets if f"{on}:mIoU" not in row and not (spec.method == ORACLE and on in SETS)]
+
+
+def run_one(
+    config: Path, spec: RunSpec, common: list[str], out: Path, keep_ckpt: bool = False, sets: list[str] | None = None
+) -> dict[str, Any]:
+    """Train and test one cell (or read its result.json); `keep_ckpt` keeps best.ckpt (a later cell's teacher);
+    `sets`: also evaluated on these (`also_on`). A finished cell still holding its checkpoint gets the sets it
+    lacks; one without it keeps what it has (the summary counts seeds per column)."""
+    sets = sets or []
     folder = spec.folder(out)
     done = folder / "result.json"
-    if done.is_file() and (not keep_ckpt or (folder / "checkpoints" / "best.ckpt").is_file()):
-        return {"val_mIoU": best_val(folder), **json.loads(done.read_text())}
+    kept = folder / "checkpoints" / "best.ckpt"
+    if done.is_file() and (not keep_ckpt or kept.is_file()):
+        row = json.loads(done.read_text())
+        if kept.is_file() and (todo := _missing(row, spec, sets)):
+            row.update(also_on(spec, kept, folder, todo))
+            atomic_write_json(done, row)
+        return {"val_mIoU": best_val(folder), **row}
     cfg = load_config(config, [*common, *spec.overrides])
     if folder.exists():  # an interrupted run: start it again from scratch (it was never finished)
         shutil.rmtree(folder)
     ensure_writable_dir(folder)
     started = time.time()
     if "method.name=self_training" in spec.overrides:
-        metrics, steps = _self_training(config, spec, common, out, folder)
+        metrics, steps, ckpt = _self_training(config, spec, common, out, folder)
     else:
         result = fit(cfg, folder)
-        metrics, steps = test(result.best_ckpt, folder / "test"), cfg.train.steps
-    fit_seconds = time.time() - started
+        metrics, steps, ckpt = test(result.best_ckpt, folder / "test"), cfg.train.steps, result.best_ckpt
+    fit_seconds = time.time() - started  # training + the test set: extra sets are not counted
+    extra = also_on(spec, ckpt, folder, sets)
     gc.collect()  # a finished run's trainer, data module and image cache sit in reference cycles: free them now
     labeled, unlabeled = _split_sizes(folder)
     row = {
@@ -146,6 +178,7 @@ def run_one(config: Path, spec: RunSpec, common: list[str], out: Path, keep_ckpt
         "steps": steps,
         "labeled_images": labeled,
         "unlabeled_images": unlabeled,
+        **extra,
     }
     atomic_write_json(done, row)
     for ckpt in folder.rglob("*.ckpt"):  # a sweep keeps metrics, not hundreds of MB per run
@@ -169,8 +202,9 @@ def _split_sizes(folder: Path) -> tuple[int, int]:
     return len(split.get("labeled", [])), len(split.get("unlabeled", []))
 
 
-def _self_training(config: Path, spec: RunSpec, common: list[str], out: Path, folder: Path) -> tuple[dict, int]:
-    """Self-training rounds with the same budget and seed's supervised run as the round-0 teacher.
+def _self_training(config: Path, spec: RunSpec, common: list[str], out: Path, folder: Path) -> tuple[dict, int, Path]:
+    """Self-training rounds with the same budget and seed's supervised run as the round-0 teacher; returns the
+    last student's test metrics, steps and checkpoint.
 
     Time and steps count the students only (the teacher is the supervised cell, already paid for).
     """
@@ -187,7 +221,8 @@ def _self_training(config: Path, spec: RunSpec, common: list[str], out: Path, fo
     teacher_cfg = load_config(teacher_dir / "config.yaml")
     rows, metrics = self_train(config, [*common, *own], folder, teacher=(ckpt, prepare_data(teacher_cfg)))
     atomic_write_json(folder / "self_training.json", rows)
-    return metrics, teacher_cfg.train.steps * (len(rows) - 1)
+    last = folder / f"round{len(rows) - 1}" / "student" / "checkpoints" / "best.ckpt"
+    return metrics, teacher_cfg.train.steps * (len(rows) - 1), last
 
 
 def _stats(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> tuple[float, float, int]:
@@ -230,9 +265,27 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
                     "time_vs_supervised": statistics.mean(secs) / statistics.mean(sup_time)
                     if sup_time
                     else float("nan"),
+                    **_on_stats(rows, method, budget),
                 }
             )
     return table
+
+
+def extra_sets(rows: list[dict[str, Any]]) -> list[str]:
+    """The `--also-on` sets some row was evaluated on, in first-seen order."""
+    return list(dict.fromkeys(k.removesuffix(":mIoU") for r in rows for k in r if k.endswith(":mIoU")))
+
+
+def _on_stats(rows: list[dict[str, Any]], method: str, budget: str) -> dict[str, Any]:
+    """Per `--also-on` set: mean ± std mIoU, seed count, the difference to supervised, per-class means."""
+    stats: dict[str, Any] = {}
+    for on in extra_sets(rows):
+        mean, std, n = _stats(rows, method, budget, f"{on}:mIoU")
+        sup = _stats(rows, "supervised", budget, f"{on}:mIoU")[0]
+        classes = dict.fromkeys(k for r in rows for k in r if k.startswith(f"{on}:IoU/"))
+        stats |= {f"{on}:mIoU": mean, f"{on}:mIoU_std": std, f"{on}:n": n, f"{on}:vs_supervised": mean - sup}
+        stats |= {k: _stats(rows, method, budget, k)[0] for k in classes}
+    return stats
 
 
 def _fmt(x: float, pct: bool = False) -> str:
@@ -260,6 +313,21 @@ def markdown(table: list[dict[str, Any]]) -> str:
             "|---|---|" + "---|" * len(classes),
         ]
         lines += [f"| {r['budget']} | {r['method']} | " + " | ".join(_fmt(r[k]) for k in classes) + " |" for r in table]
+    for on in dict.fromkeys(k.removesuffix(":mIoU") for r in table for k in r if k.endswith(":mIoU")):
+        per_class = [k for k in table[0] if k.startswith(f"{on}:IoU/")]
+        lines += ["", f"Also evaluated on `{on}` (`--also-on`; mean over the seeds that have it):", ""]
+        lines += [
+            "| budget | method | seeds | mIoU | Δ vs supervised | "
+            + " | ".join(k.split("/", 1)[1] for k in per_class)
+            + " |",
+            "|---|---|---|---|---|" + "---|" * len(per_class),
+        ]
+        lines += [
+            f"| {r['budget']} | {r['method']} | {r[f'{on}:n']} | {_fmt(r[f'{on}:mIoU'])} ± {_fmt(r[f'{on}:mIoU_std'])} | "
+            f"{_fmt(r[f'{on}:vs_supervised'])} | " + " | ".join(_fmt(r.get(k, float("nan"))) for k in per_class) + " |"
+            for r in table
+            if r[f"{on}:n"]
+        ]
     return "\n".join(lines)
 
 
@@ -306,7 +374,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         teacher = spec.method == "supervised" and (
             not students or any(not (s / "result.json").is_file() for s in students)
         )
-        rows.append(run_one(config, spec, args.overrides, out, keep_ckpt=teacher))
+        rows.append(run_one(config, spec, args.overrides, out, keep_ckpt=teacher, sets=args.also_on))
         if "method.name=self_training" in spec.overrides and all((s / "result.json").is_file() for s in students):
             # the supervised teacher's checkpoint is no longer needed
             RunSpec("supervised", spec.budget, spec.seed, []).folder(out).joinpath("checkpoints", "best.ckpt").unlink(

@@ -28,6 +28,7 @@ from torch import nn
 from semiland.config import Config, config_from_dict, merge, parse_overrides
 from semiland.data.classes import ClassTable
 from semiland.data.datamodule import PreparedData, SegDataModule, prepare_data
+from semiland.data.splits import SETS
 from semiland.engine.checkpoint import AtomicCheckpointIO, read_checkpoint
 from semiland.engine.task import SegTask
 from semiland.errors import SemilandError
@@ -251,24 +252,63 @@ def load_task(ckpt_path: str | Path, overrides: list[str] | None = None) -> tupl
     return task, cfg
 
 
-def test(ckpt_path: str | Path, out_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Evaluate a checkpoint on its split's test images; writes metrics.json and confusion_matrix.png."""
-    return evaluate_checkpoint(ckpt_path, out_dir, overrides)[0]
+# Keys that define which images are labeled / evaluated: a trained run reads its split.json instead, so
+# giving them to `test` would be silently ignored; `--on` chooses what to evaluate.
+SPLIT_KEYS = ("labeled", "unlabeled", "val", "test", "split_mode", "labeled_count", "split_seed", "oracle")
+
+
+def test(ckpt_path: str | Path, out_dir: Path, overrides: list[str] | None = None, on: str = "test") -> dict[str, Any]:
+    """Evaluate a checkpoint on its split's test images (or `on`: see `evaluation_images`); writes
+    metrics.json and confusion_matrix.png."""
+    return evaluate_checkpoint(ckpt_path, out_dir, overrides, on)[0]
+
+
+def evaluation_images(data: PreparedData, on: str) -> list[str]:
+    """The image ids `on` names: a set of the run's split (test, val, labeled, or unlabeled: those of its
+    unlabeled images that have a mask on disk, e.g. to measure how good pseudo-labels can be), or regions
+    "R1,R2" of the dataset (every image of theirs with a mask)."""
+    refs = data.spec.by_id()
+    if on in SETS:
+        ids = [i for i in getattr(data.split, on) if refs[i].mask is not None]
+    else:
+        names = [r.strip() for r in on.split(",") if r.strip()]
+        unknown = [r for r in names if r not in data.spec.regions]
+        if unknown or not names:
+            raise SemilandError(
+                f"--on {on!r}: not a split set ({', '.join(SETS)}) nor regions of the dataset "
+                f"({', '.join(data.spec.regions)})"
+            )
+        ids = [s.id for s in data.spec.samples if s.region in names and s.mask is not None]
+    if not ids:
+        raise SemilandError(f"--on {on}: no image with a mask to evaluate there")
+    return ids
 
 
 def evaluate_checkpoint(
-    ckpt_path: str | Path, out_dir: Path, overrides: list[str] | None = None
+    ckpt_path: str | Path, out_dir: Path, overrides: list[str] | None = None, on: str = "test"
 ) -> tuple[dict[str, Any], SegTask]:
     """`test`, also returning the loaded task, so a report can use it without reading the checkpoint again."""
     from semiland.report.figures import plot_confusion
 
     quiet_lightning()
+    given = parse_overrides(overrides or []).get("data", {})
+    if isinstance(given, dict) and (keys := [k for k in SPLIT_KEYS if k in given]):
+        raise SemilandError(
+            f"data.{keys[0]} cannot change a trained run's split (it is read from its split.json); choose the "
+            "images to evaluate with --on test|val|unlabeled|REGION[,REGION…]"
+        )
     task, cfg = load_task(ckpt_path, overrides)
+    run_split = Path(ckpt_path).resolve().parent.parent / "split.json"
+    moved = "split_file" not in given and not Path(cfg.data.split_file).is_file()
+    if cfg.data.split_mode == "file" and moved and run_split.is_file():
+        cfg.data.split_file = str(run_split)  # the run folder was moved: its own split.json, the same file
     data = prepare_data(cfg)
     if data.spec.classes.names != task.classes.names:
         raise SemilandError(
             f"the data's classes {list(data.spec.classes.names)} differ from the checkpoint's {list(task.classes.names)}"
         )
+    if on != "test":
+        data = dataclasses.replace(data, split=dataclasses.replace(data.split, test=evaluation_images(data, on)))
     trainer = make_trainer(
         dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False)), None, for_eval=True
     )
@@ -277,6 +317,7 @@ def evaluate_checkpoint(
     assert metrics is not None
     metrics["checkpoint"] = str(ckpt_path)
     metrics["test_images"] = data.split.test
+    metrics["evaluated_on"] = on
     if is_rank_zero():
         atomic_write_json(out_dir / "metrics.json", metrics)
         plot_confusion(metrics, out_dir / "confusion_matrix.png")
