@@ -165,3 +165,25 @@ def test_gap_recovered_only_when_the_oracle_leads():
     assert lead["x"]["gap_recovered"] == pytest.approx(0.5)
     behind = {r["method"]: r for r in summarise([row("supervised", 0.5), row("x", 0.45), row("oracle", 0.4)], ["x"])}
     assert math.isnan(behind["x"]["gap_recovered"])  # no gap to recover: not a percentage
+
+
+def test_difference_to_supervised_is_paired_by_seed():
+    from semiland.bench.sweep import markdown, summarise
+
+    def row(method, seed, miou):
+        return {"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
+                "fit_seconds": 1.0}  # fmt: skip
+
+    # seeds differ by 10 points, x leads supervised by 1 point on each: unpaired spreads hide what pairing shows
+    rows = [
+        row(m, s, base + (0.01 if m == "x" else 0))
+        for s, base in enumerate([0.3, 0.4, 0.5])
+        for m in ("supervised", "x")
+    ]
+    rows.append(row("x", 3, 0.9))  # a seed supervised lacks is not paired
+    x = {r["method"]: r for r in summarise(rows, ["x"])}["x"]
+    assert x["vs_supervised"]["n"] == 3 and x["vs_supervised"]["wins"] == 3
+    assert x["vs_supervised"]["mean"] == pytest.approx(1.0) and x["vs_supervised"]["std"] == pytest.approx(
+        0.0, abs=1e-9
+    )
+    assert x["mIoU_std"] > 10 and "+1.00 ± 0.00 (3/3)" in markdown(summarise(rows, ["x"]))

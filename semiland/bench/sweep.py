@@ -2,7 +2,8 @@
 
 Every run is an ordinary run folder (`OUT/<method>/<budget>/seed<k>`); a run whose test metrics exist is
 not redone. The summary gives, per method and budget, mean ± std (over seeds) of test mIoU and OA, the
-share of the supervised → oracle gap recovered, and wall time relative to supervised.
+difference to supervised paired by seed (mean ± std, seeds won), the share of the supervised → oracle gap
+recovered, and wall time relative to supervised; `--also-on SET` adds the same on other images.
 
 Budgets are named override sets, e.g. `--budget 1tile="data.labeled=[tile_4]"`; the oracle is the
 supervised method with `data.oracle=true` (every training image labeled). Budgets whose splits share one
@@ -233,6 +234,27 @@ def _stats(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> tu
     return statistics.mean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0, len(vals)
 
 
+def _paired(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> dict[str, float]:
+    """100 × (`key` of `method` − supervised's) seed by seed (same seed: same initialisation and crops), so the
+    spread between seeds that both share cancels: mean, std, seeds won and seeds paired."""
+
+    def by_seed(m: str) -> dict[int, float]:
+        return {
+            r["seed"]: r[key] for r in rows if r["method"] == m and r["budget"] == budget and r.get(key) is not None
+        }
+
+    sup, own = by_seed("supervised"), by_seed(method)
+    d = [100 * (own[s] - sup[s]) for s in own if s in sup]
+    if method == "supervised" or not d:
+        return {"mean": float("nan"), "std": float("nan"), "wins": 0, "n": 0}
+    return {"mean": statistics.mean(d), "std": statistics.stdev(d) if len(d) > 1 else 0.0,
+            "wins": sum(x > 0 for x in d), "n": len(d)}  # fmt: skip
+
+
+def _fmt_paired(p: dict[str, float]) -> str:
+    return "–" if not p["n"] else f"{p['mean']:+.2f} ± {p['std']:.2f} ({p['wins']}/{p['n']})"
+
+
 def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, Any]]:
     table = []
     for budget in dict.fromkeys(r["budget"] for r in rows):
@@ -261,6 +283,7 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
                     "val_mIoU": val,
                     "val_mIoU_std": val_std,
                     **{k: _stats(rows, method, budget, k)[0] for k in classes},
+                    "vs_supervised": _paired(rows, method, budget, "mIoU"),
                     "gap_recovered": (mean - sup) / (orc - sup) if has_gap else float("nan"),
                     "time_vs_supervised": statistics.mean(secs) / statistics.mean(sup_time)
                     if sup_time
@@ -281,9 +304,9 @@ def _on_stats(rows: list[dict[str, Any]], method: str, budget: str) -> dict[str,
     stats: dict[str, Any] = {}
     for on in extra_sets(rows):
         mean, std, n = _stats(rows, method, budget, f"{on}:mIoU")
-        sup = _stats(rows, "supervised", budget, f"{on}:mIoU")[0]
         classes = dict.fromkeys(k for r in rows for k in r if k.startswith(f"{on}:IoU/"))
-        stats |= {f"{on}:mIoU": mean, f"{on}:mIoU_std": std, f"{on}:n": n, f"{on}:vs_supervised": mean - sup}
+        paired = _paired(rows, method, budget, f"{on}:mIoU")
+        stats |= {f"{on}:mIoU": mean, f"{on}:mIoU_std": std, f"{on}:n": n, f"{on}:vs_supervised": paired}
         stats |= {k: _stats(rows, method, budget, k)[0] for k in classes}
     return stats
 
@@ -296,12 +319,14 @@ def _fmt(x: float, pct: bool = False) -> str:
 
 def markdown(table: list[dict[str, Any]]) -> str:
     lines = [
-        "| budget | method | seeds | test mIoU (mean ± std) | OA | val mIoU | gap recovered | time vs supervised |",
-        "|---|---|---|---|---|---|---|---|",
+        "| budget | method | seeds | test mIoU (mean ± std) | Δ vs supervised (paired by seed; seeds won) | OA "
+        "| val mIoU | gap recovered | time vs supervised |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table:
         lines.append(
             f"| {r['budget']} | {r['method']} | {r['n']} | {r['mIoU']:.2f} ± {r['mIoU_std']:.2f} | "
+            f"{_fmt_paired(r['vs_supervised'])} | "
             f"{r['OA']:.2f} ± {r['OA_std']:.2f} | {_fmt(r['val_mIoU'])} ± {_fmt(r['val_mIoU_std'])} | "
             f"{_fmt(r['gap_recovered'], pct=True)} | {_fmt(r['time_vs_supervised'])}× |"
         )
@@ -317,14 +342,16 @@ def markdown(table: list[dict[str, Any]]) -> str:
         per_class = [k for k in table[0] if k.startswith(f"{on}:IoU/")]
         lines += ["", f"Also evaluated on `{on}` (`--also-on`; mean over the seeds that have it):", ""]
         lines += [
-            "| budget | method | seeds | mIoU | Δ vs supervised | "
+            "| budget | method | seeds | mIoU | Δ vs supervised (paired) | "
             + " | ".join(k.split("/", 1)[1] for k in per_class)
             + " |",
             "|---|---|---|---|---|" + "---|" * len(per_class),
         ]
         lines += [
             f"| {r['budget']} | {r['method']} | {r[f'{on}:n']} | {_fmt(r[f'{on}:mIoU'])} ± {_fmt(r[f'{on}:mIoU_std'])} | "
-            f"{_fmt(r[f'{on}:vs_supervised'])} | " + " | ".join(_fmt(r.get(k, float("nan"))) for k in per_class) + " |"
+            f"{_fmt_paired(r[f'{on}:vs_supervised'])} | "
+            + " | ".join(_fmt(r.get(k, float("nan"))) for k in per_class)
+            + " |"
             for r in table
             if r[f"{on}:n"]
         ]
@@ -395,7 +422,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         intro=[f"Command: {command}", f"Machine: {machine()}"],
         details={
             f"{r['budget']} / {r['method']}": f"mIoU {r['mIoU']:.2f} ± {r['mIoU_std']:.2f} (n={r['n']}), "
-            f"gap recovered {_fmt(r['gap_recovered'], pct=True)}, time {_fmt(r['time_vs_supervised'])}×"
+            f"Δ vs supervised {_fmt_paired(r['vs_supervised'])}, gap recovered {_fmt(r['gap_recovered'], pct=True)}, "
+            f"time {_fmt(r['time_vs_supervised'])}×"
             for r in table
         },
     )
