@@ -308,6 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seeds", default="0,1,2")
     sw.add_argument("--no-oracle", action="store_true", help="skip the oracle (all training images labeled)")
     sw.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="summarise the finished cells, train nothing (safe while the sweep is still running)",
+    )
+    sw.add_argument(
         "--also-on",
         action="append",
         default=[],

@@ -75,6 +75,13 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     assert {r["method"] for r in rows if "unlabeled:mIoU" in r} == {"supervised"}
     assert (out / "supervised" / "one" / "seed0" / "test-on-unlabeled" / "metrics.json").is_file()
     assert "Also evaluated on `unlabeled`" in (out / "summary.md").read_text()
+    # --summary-only trains nothing: an unfinished cell stays unfinished and is left out of the summary
+    (out / "fixmatch" / "two" / "seed1" / "result.json").unlink()
+    capsys.readouterr()
+    assert main([*args, "--summary-only"]) == 0
+    assert "15 of 16 cells finished" in capsys.readouterr().out
+    assert not (out / "fixmatch" / "two" / "seed1" / "result.json").exists()
+    assert len(json.loads((out / "results.json").read_text())["runs"]) == 15
     # the same folder with another protocol is refused
     path.write_text(path.read_text().replace("steps: 2", "steps: 3"))
     assert main(args) == 2
@@ -187,3 +194,12 @@ def test_difference_to_supervised_is_paired_by_seed():
         0.0, abs=1e-9
     )
     assert x["mIoU_std"] > 10 and "+1.00 ± 0.00 (3/3)" in markdown(summarise(rows, ["x"]))
+
+
+def test_also_on_a_set_without_masks_is_refused_before_any_run(tmp_path, capsys):
+    path = sweep_config(tmp_path)
+    out = tmp_path / "sweep"
+    args = ["bench", "sweep", "--config", str(path), "--seeds", "0", "-o", str(out), "--also-on", "region_9"]
+    assert main(args) == 2
+    assert "--on 'region_9': not a split set" in capsys.readouterr().err
+    assert not list(out.rglob("result.json")) and not (out / "supervised").exists()

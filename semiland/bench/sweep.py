@@ -71,11 +71,15 @@ def method_name(own: list[str]) -> str:
     return own[0].removeprefix("method.name=")
 
 
-def training_pool(config: Path, overrides: list[str]) -> frozenset[str]:
-    """Image ids of labeled ∪ unlabeled under one budget (what its oracle is trained on)."""
+def training_pool(config: Path, overrides: list[str], sets: list[str] = ()) -> frozenset[str]:
+    """Image ids of labeled ∪ unlabeled under one budget (what its oracle is trained on); checks that each
+    `--also-on` set has images with masks there before any run starts."""
     from semiland.data.datamodule import resolve_split
+    from semiland.engine.runner import evaluation_images
 
-    _, split = resolve_split(load_config(config, overrides))
+    spec, split = resolve_split(load_config(config, overrides))
+    for on in sets:
+        evaluation_images(spec, split, on)
     return frozenset([*split.labeled, *split.unlabeled])
 
 
@@ -380,10 +384,15 @@ def run_sweep(args: argparse.Namespace) -> int:
     config = snapshot_config(Path(args.config), out)
     for own in methods.values():  # a bad config, method or override fails before any run starts
         load_config(config, [*args.overrides, *own])
-    pools = {b: training_pool(config, [*args.overrides, *extra]) for b, extra in budgets.items()}
+    pools = {b: training_pool(config, [*args.overrides, *extra], args.also_on) for b, extra in budgets.items()}
     specs = plan(methods, budgets, seeds, oracle=not args.no_oracle, pools=pools)
     rows: list[dict[str, Any]] = []
     for i, spec in enumerate(specs, 1):
+        if args.summary_only:  # finished cells only: safe beside the processes still running this sweep
+            done = spec.folder(out) / "result.json"
+            if spec.same_as is None and done.is_file():
+                rows.append({"val_mIoU": best_val(done.parent), **json.loads(done.read_text())})
+            continue
         print(f"[{i}/{len(specs)}] {spec.method} / {spec.budget} / seed {spec.seed}", flush=True)
         if spec.same_as is not None:  # the same oracle run as an earlier budget's (one training pool)
             first = next(
@@ -407,6 +416,17 @@ def run_sweep(args: argparse.Namespace) -> int:
             RunSpec("supervised", spec.budget, spec.seed, []).folder(out).joinpath("checkpoints", "best.ckpt").unlink(
                 missing_ok=True
             )
+    if args.summary_only:
+        rows += [  # a budget sharing an earlier budget's oracle (one training pool)
+            {**r, "budget": spec.budget, "same_as": spec.same_as}
+            for spec in specs
+            if spec.same_as is not None
+            for r in rows
+            if r["method"] == ORACLE and r["budget"] == spec.same_as and r["seed"] == spec.seed
+        ]
+        print(f"{len(rows)} of {len(specs)} cells finished")
+        if not rows:
+            raise SemilandError(f"no finished cell in {out} for these methods, budgets and seeds")
     table = summarise(rows, list(methods))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))

@@ -28,7 +28,8 @@ from torch import nn
 from semiland.config import Config, config_from_dict, merge, parse_overrides
 from semiland.data.classes import ClassTable
 from semiland.data.datamodule import PreparedData, SegDataModule, prepare_data
-from semiland.data.splits import SETS
+from semiland.data.sources import DatasetSpec
+from semiland.data.splits import SETS, Split
 from semiland.engine.checkpoint import AtomicCheckpointIO, read_checkpoint
 from semiland.engine.task import SegTask
 from semiland.errors import SemilandError
@@ -263,22 +264,22 @@ def test(ckpt_path: str | Path, out_dir: Path, overrides: list[str] | None = Non
     return evaluate_checkpoint(ckpt_path, out_dir, overrides, on)[0]
 
 
-def evaluation_images(data: PreparedData, on: str) -> list[str]:
+def evaluation_images(spec: DatasetSpec, split: Split, on: str) -> list[str]:
     """The image ids `on` names: a set of the run's split (test, val, labeled, or unlabeled: those of its
     unlabeled images that have a mask on disk, e.g. to measure how good pseudo-labels can be), or regions
     "R1,R2" of the dataset (every image of theirs with a mask)."""
-    refs = data.spec.by_id()
+    refs = spec.by_id()
     if on in SETS:
-        ids = [i for i in getattr(data.split, on) if refs[i].mask is not None]
+        ids = [i for i in getattr(split, on) if refs[i].mask is not None]
     else:
         names = [r.strip() for r in on.split(",") if r.strip()]
-        unknown = [r for r in names if r not in data.spec.regions]
+        unknown = [r for r in names if r not in spec.regions]
         if unknown or not names:
             raise SemilandError(
                 f"--on {on!r}: not a split set ({', '.join(SETS)}) nor regions of the dataset "
-                f"({', '.join(data.spec.regions)})"
+                f"({', '.join(spec.regions)})"
             )
-        ids = [s.id for s in data.spec.samples if s.region in names and s.mask is not None]
+        ids = [s.id for s in spec.samples if s.region in names and s.mask is not None]
     if not ids:
         raise SemilandError(f"--on {on}: no image with a mask to evaluate there")
     return ids
@@ -308,7 +309,8 @@ def evaluate_checkpoint(
             f"the data's classes {list(data.spec.classes.names)} differ from the checkpoint's {list(task.classes.names)}"
         )
     if on != "test":
-        data = dataclasses.replace(data, split=dataclasses.replace(data.split, test=evaluation_images(data, on)))
+        test_ids = evaluation_images(data.spec, data.split, on)
+        data = dataclasses.replace(data, split=dataclasses.replace(data.split, test=test_ids))
     trainer = make_trainer(
         dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False)), None, for_eval=True
     )
