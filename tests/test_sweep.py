@@ -79,7 +79,7 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     (out / "fixmatch" / "two" / "seed1" / "result.json").unlink()
     capsys.readouterr()
     assert main([*args, "--summary-only"]) == 0
-    assert "15 of 16 cells finished" in capsys.readouterr().out
+    assert "15 of 16 cells finished; left: 1 cells, ≈ 0.0 h of one process for 1 of them" in capsys.readouterr().out
     assert not (out / "fixmatch" / "two" / "seed1" / "result.json").exists()
     assert len(json.loads((out / "results.json").read_text())["runs"]) == 15
     # the same folder with another protocol is refused

@@ -362,6 +362,20 @@ def markdown(table: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def remaining(rows: list[dict[str, Any]], specs: list[RunSpec], out: Path) -> str:
+    """What is left, in hours of one process, each unfinished cell costed as the mean of its method's
+    finished cells (any budget or seed)."""
+    secs: dict[str, list[float]] = {}
+    for r in rows:
+        if not r.get("same_as"):
+            secs.setdefault(r["method"], []).append(r["fit_seconds"])
+    todo = [s for s in specs if s.same_as is None and not (s.folder(out) / "result.json").is_file()]
+    known = [statistics.mean(secs[s.method]) for s in todo if s.method in secs]
+    unknown = sorted({s.method for s in todo if s.method not in secs})
+    text = f"left: {len(todo)} cells, ≈ {sum(known) / 3600:.1f} h of one process for {len(known)} of them"
+    return text + (f" (no finished cell yet to cost: {', '.join(unknown)})" if unknown else "")
+
+
 def snapshot_config(config: Path, out: Path) -> Path:
     """The sweep reads its config once: the first call writes it, resolved, to OUT/sweep_config.yaml, and every
     run reads that copy, so editing the original mid-sweep cannot mix protocols (a later call with another
@@ -424,7 +438,7 @@ def run_sweep(args: argparse.Namespace) -> int:
             for r in rows
             if r["method"] == ORACLE and r["budget"] == spec.same_as and r["seed"] == spec.seed
         ]
-        print(f"{len(rows)} of {len(specs)} cells finished")
+        print(f"{len(rows)} of {len(specs)} cells finished; {remaining(rows, specs, out)}")
         if not rows:
             raise SemilandError(f"no finished cell in {out} for these methods, budgets and seeds")
     table = summarise(rows, list(methods))
