@@ -6,7 +6,6 @@ Errors the user can fix (`SemilandError`) print one line, `semiland: error: …`
 from __future__ import annotations
 
 import argparse
-import re
 import shlex
 import sys
 import time
@@ -67,11 +66,10 @@ def _finish_run(result, started: float, command: str) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     from semiland.engine.metrics import format_table
-    from semiland.engine.runner import test
+    from semiland.engine.runner import evaluation_folder, test
     from semiland.io import ensure_writable_dir
 
-    name = "test" if args.on == "test" else "test-on-" + re.sub(r"[^\w.-]+", "+", args.on)  # never over test/
-    out = Path(args.out) if args.out else Path(args.ckpt).resolve().parent.parent / name
+    out = Path(args.out) if args.out else Path(args.ckpt).resolve().parent.parent / evaluation_folder(args.on)
     metrics = test(args.ckpt, ensure_writable_dir(out), args.overrides, args.on)
     print(format_table(metrics))
     print(f"\nmetrics: {out / 'metrics.json'}\nconfusion matrix: {out / 'confusion_matrix.png'}")

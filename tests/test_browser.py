@@ -79,7 +79,7 @@ def test_sweep_report_in_chromium(browser, synth_root, tmp_path):
     out = tmp_path / "sweep"
     args = ["bench", "sweep", "--config", str(cfg), "--methods", "supervised", "--seeds", "0", "-o", str(out)]
     assert main(args) == 0
-    check(open_report(browser, out / "summary.html", "sweep_report"), min_images=0, min_tables=1)
+    check(open_report(browser, out / "summary.html", "sweep_report"), min_images=1, min_tables=1)
 
 
 def test_analysis_report_in_chromium(browser, synth_root, tmp_path):

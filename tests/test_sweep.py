@@ -64,6 +64,10 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     kept = list(out.rglob("*.ckpt"))
     assert kept and all(p.name == "best.ckpt" and p.relative_to(out).parts[0] == "supervised" for p in kept)
     assert (out / "sweep_config.yaml").is_file()  # read once: editing the original cannot mix protocols
+    html = (out / "summary.html").read_text()  # the tables as tables, and the plot of every seed
+    assert (
+        html.count("<table>") == 2 and "figures/sweep_test.png" in html and (out / "figures/sweep_test.png").is_file()
+    )
     # resumable: a second call redoes nothing
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("result.json")}
     capsys.readouterr()

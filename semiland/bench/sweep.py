@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from semiland.config import dump_yaml, load_config
-from semiland.engine.runner import fit, test
+from semiland.engine.runner import evaluation_folder, fit, test
 from semiland.errors import SemilandError
 from semiland.io import atomic_write_json, atomic_write_text, ensure_writable_dir
+from semiland.report.figures import plot_sweep
 from semiland.report.html import Report, write_report
 from semiland.report.run_report import machine
 
@@ -128,7 +129,7 @@ def also_on(spec: RunSpec, ckpt: Path, folder: Path, sets: list[str]) -> dict[st
     for on in sets:
         if spec.method == ORACLE and on in SETS:
             continue
-        m = test(ckpt, folder / ("test-on-" + re.sub(r"[^\w.-]+", "+", on)), on=on)
+        m = test(ckpt, folder / evaluation_folder(on), on=on)
         row[f"{on}:mIoU"] = m["mIoU"]
         row.update({f"{on}:IoU/{k}": v["IoU"] for k, v in m["per_class"].items()})
     return row
@@ -321,45 +322,66 @@ def _fmt(x: float, pct: bool = False) -> str:
     return f"{100 * x:.0f} %" if pct else f"{x:.2f}"
 
 
-def markdown(table: list[dict[str, Any]]) -> str:
-    lines = [
-        "| budget | method | seeds | test mIoU (mean ± std) | Δ vs supervised (paired by seed; seeds won) | OA "
-        "| val mIoU | gap recovered | time vs supervised |",
-        "|---|---|---|---|---|---|---|---|---|",
+Table = tuple[str, list[str], list[list[str]]]  # (caption, header, rows) of one summary table
+
+
+def summary_tables(table: list[dict[str, Any]]) -> list[Table]:
+    """The summary as tables of text cells, rendered to Markdown (summary.md) and HTML (summary.html)."""
+    head = ["budget", "method", "seeds", "test mIoU (mean ± std)", "Δ vs supervised (paired by seed; seeds won)", "OA",
+            "val mIoU", "gap recovered", "time vs supervised"]  # fmt: skip
+    main = [
+        [
+            r["budget"],
+            r["method"],
+            str(r["n"]),
+            f"{r['mIoU']:.2f} ± {r['mIoU_std']:.2f}",
+            _fmt_paired(r["vs_supervised"]),
+            f"{r['OA']:.2f} ± {r['OA_std']:.2f}",
+            f"{_fmt(r['val_mIoU'])} ± {_fmt(r['val_mIoU_std'])}",
+            _fmt(r["gap_recovered"], pct=True),
+            f"{_fmt(r['time_vs_supervised'])}×",
+        ]  # fmt: skip
+        for r in table
     ]
-    for r in table:
-        lines.append(
-            f"| {r['budget']} | {r['method']} | {r['n']} | {r['mIoU']:.2f} ± {r['mIoU_std']:.2f} | "
-            f"{_fmt_paired(r['vs_supervised'])} | "
-            f"{r['OA']:.2f} ± {r['OA_std']:.2f} | {_fmt(r['val_mIoU'])} ± {_fmt(r['val_mIoU_std'])} | "
-            f"{_fmt(r['gap_recovered'], pct=True)} | {_fmt(r['time_vs_supervised'])}× |"
-        )
+    tables: list[Table] = [("Test mIoU", head, main)]
     classes = [k for k in (table[0] if table else {}) if k.startswith("IoU/")]
     if classes:
-        lines += ["", "Per-class test IoU (mean over seeds):", ""]
-        lines += [
-            "| budget | method | " + " | ".join(k[4:] for k in classes) + " |",
-            "|---|---|" + "---|" * len(classes),
-        ]
-        lines += [f"| {r['budget']} | {r['method']} | " + " | ".join(_fmt(r[k]) for k in classes) + " |" for r in table]
+        rows = [[r["budget"], r["method"], *(_fmt(r[k]) for k in classes)] for r in table]
+        tables.append(("Per-class test IoU (mean over seeds)", ["budget", "method", *(k[4:] for k in classes)], rows))
     for on in dict.fromkeys(k.removesuffix(":mIoU") for r in table for k in r if k.endswith(":mIoU")):
         per_class = [k for k in table[0] if k.startswith(f"{on}:IoU/")]
-        lines += ["", f"Also evaluated on `{on}` (`--also-on`; mean over the seeds that have it):", ""]
-        lines += [
-            "| budget | method | seeds | mIoU | Δ vs supervised (paired) | "
-            + " | ".join(k.split("/", 1)[1] for k in per_class)
-            + " |",
-            "|---|---|---|---|---|" + "---|" * len(per_class),
+        head = [
+            "budget",
+            "method",
+            "seeds",
+            "mIoU",
+            "Δ vs supervised (paired)",
+            *(k.split("/", 1)[1] for k in per_class),
         ]
-        lines += [
-            f"| {r['budget']} | {r['method']} | {r[f'{on}:n']} | {_fmt(r[f'{on}:mIoU'])} ± {_fmt(r[f'{on}:mIoU_std'])} | "
-            f"{_fmt_paired(r[f'{on}:vs_supervised'])} | "
-            + " | ".join(_fmt(r.get(k, float("nan"))) for k in per_class)
-            + " |"
+        rows = [
+            [
+                r["budget"],
+                r["method"],
+                str(r[f"{on}:n"]),
+                f"{_fmt(r[f'{on}:mIoU'])} ± {_fmt(r[f'{on}:mIoU_std'])}",
+                _fmt_paired(r[f"{on}:vs_supervised"]),
+                *(_fmt(r.get(k, float("nan"))) for k in per_class),
+            ]  # fmt: skip
             for r in table
             if r[f"{on}:n"]
         ]
-    return "\n".join(lines)
+        tables.append((f"Also evaluated on `{on}` (`--also-on`; mean over the seeds that have it)", head, rows))
+    return tables
+
+
+def markdown(table: list[dict[str, Any]]) -> str:
+    blocks = []
+    for i, (caption, head, rows) in enumerate(summary_tables(table)):
+        lines = [] if i == 0 else [f"{caption}:", ""]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def remaining(rows: list[dict[str, Any]], specs: list[RunSpec], out: Path) -> str:
@@ -438,7 +460,8 @@ def run_sweep(args: argparse.Namespace) -> int:
             for r in rows
             if r["method"] == ORACLE and r["budget"] == spec.same_as and r["seed"] == spec.seed
         ]
-        print(f"{len(rows)} of {len(specs)} cells finished; {remaining(rows, specs, out)}")
+        cells = sum(s.same_as is None for s in specs)  # a shared oracle is one cell
+        print(f"{sum(not r.get('same_as') for r in rows)} of {cells} cells finished; {remaining(rows, specs, out)}")
         if not rows:
             raise SemilandError(f"no finished cell in {out} for these methods, budgets and seeds")
     table = summarise(rows, list(methods))
@@ -451,15 +474,16 @@ def run_sweep(args: argparse.Namespace) -> int:
     command = "semiland " + " ".join(shlex.quote(a) for a in args.argv)
     md = f"# Sweep\n\nCommand: `{command}`\n\nMachine: {machine()}\n\n{markdown(table)}\n"
     atomic_write_text(out / "summary.md", md)
+    figures = []
+    for on in ["", *extra_sets(rows)]:  # the test set, then every --also-on set
+        name = f"figures/sweep_{evaluation_folder(on or 'test')}.png"
+        plot_sweep(rows, list(methods), f"{on}:mIoU" if on else "mIoU", out / name, f"mIoU on {on or 'the test set'}")
+        figures.append((f"mIoU on {on or 'the test set'}: every seed, and its difference to supervised", name))
     report = Report(
         title="semiland sweep",
         intro=[f"Command: {command}", f"Machine: {machine()}"],
-        details={
-            f"{r['budget']} / {r['method']}": f"mIoU {r['mIoU']:.2f} ± {r['mIoU_std']:.2f} (n={r['n']}), "
-            f"Δ vs supervised {_fmt_paired(r['vs_supervised'])}, gap recovered {_fmt(r['gap_recovered'], pct=True)}, "
-            f"time {_fmt(r['time_vs_supervised'])}×"
-            for r in table
-        },
+        tables=summary_tables(table),
+        figures=figures,
     )
     write_report(report, out / "summary.html")
     print("\n" + markdown(table) + f"\n\nresults: {out / 'results.csv'}, {out / 'summary.md'}, {out / 'summary.html'}")

@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import logging
 import os
+import re
 import sys
 import warnings
 from dataclasses import dataclass
@@ -262,6 +263,11 @@ def test(ckpt_path: str | Path, out_dir: Path, overrides: list[str] | None = Non
     """Evaluate a checkpoint on its split's test images (or `on`: see `evaluation_images`); writes
     metrics.json and confusion_matrix.png."""
     return evaluate_checkpoint(ckpt_path, out_dir, overrides, on)[0]
+
+
+def evaluation_folder(on: str) -> str:
+    """The run subfolder metrics on `on` go to: test/, or test-on-<on> (never over the test results)."""
+    return "test" if on == "test" else "test-on-" + re.sub(r"[^\w.-]+", "+", on)
 
 
 def evaluation_images(spec: DatasetSpec, split: Split, on: str) -> list[str]:

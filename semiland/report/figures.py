@@ -66,6 +66,41 @@ def plot_per_class_iou(results: dict[str, dict[str, Any]], path: str | Path) -> 
     _save(fig, path)
 
 
+def plot_sweep(rows: list[dict[str, Any]], methods: list[str], key: str, path: str | Path, title: str) -> None:
+    """A sweep at a glance, one column per budget. Top: `key` of every seed (dots) with mean ± std per method,
+    supervised's mean dashed and the oracle's dotted. Bottom: each seed's difference to supervised (same seed:
+    same initialisation and crops), the mean ± std, zero marked."""
+    budgets = list(dict.fromkeys(r["budget"] for r in rows))
+    names = [m for m in [*methods, "oracle"] if any(r["method"] == m and r.get(key) is not None for r in rows)]
+    fig, axes = plt.subplots(2, len(budgets), figsize=(0.75 * len(names) * len(budgets) + 2.5, 6.4), squeeze=False)
+    for col, budget in enumerate(budgets):
+        seeds = {m: {r["seed"]: 100 * r[key] for r in rows if r["method"] == m and r["budget"] == budget
+                     and r.get(key) is not None} for m in names}  # fmt: skip
+        top, bottom = axes[0, col], axes[1, col]
+        for i, m in enumerate(names):
+            vals = list(seeds[m].values())
+            diffs = [v - seeds["supervised"][s] for s, v in seeds[m].items() if s in seeds.get("supervised", {})]
+            for ax, ys in ((top, vals), (bottom, diffs if m != "supervised" else [])):
+                if ys:
+                    ax.scatter([i] * len(ys), ys, s=14, color="0.55", zorder=2)
+                    ax.errorbar(i, np.mean(ys), yerr=np.std(ys, ddof=1) if len(ys) > 1 else 0, fmt="o", color="C0",
+                                capsize=4, zorder=3)  # fmt: skip
+        for m, style in (("supervised", "--"), ("oracle", ":")):
+            if seeds.get(m):
+                top.axhline(np.mean(list(seeds[m].values())), ls=style, color="0.3", lw=1, label=m)
+        bottom.axhline(0, color="0.3", lw=1)
+        top.set_title(f"{title} — {budget}", fontsize=10)
+        top.set_ylabel("mIoU (%)")
+        bottom.set_ylabel("Δ vs supervised (points)")
+        if top.get_legend_handles_labels()[0]:
+            top.legend(fontsize=7, loc="lower right")
+        for ax in (top, bottom):
+            ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
+            ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+
+
 def read_log(csv_path: str | Path) -> dict[str, list[tuple[float, float]]]:
     """Lightning's metrics.csv → {column: [(step, value), …]} for every non-empty numeric cell."""
     series: dict[str, list[tuple[float, float]]] = {}

@@ -26,6 +26,7 @@ class Report:
     figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, relative path)
     colors: list[tuple[str, tuple[int, int, int]]] = field(default_factory=list)  # (class, colour)
     details: dict[str, str] = field(default_factory=dict)  # key → value (data, split, machine, command)
+    tables: list[tuple[str, list[str], list[list[str]]]] = field(default_factory=list)  # (caption, header, rows)
 
 
 def _pct(x: float | None) -> str:
@@ -60,6 +61,10 @@ def render(report: Report) -> str:
             cells = "".join(f"<td>{_pct(report.results[label]['per_class'][name]['IoU'])}</td>" for label in labels)
             support = report.results[labels[0]]["per_class"][name]["support"]
             parts.append(f"<tr><td>{swatch}{e(name)}</td>{cells}<td>{support}</td></tr>")
+        parts.append("</table>")
+    for caption, head, rows in report.tables:
+        parts.append(f"<h2>{e(caption)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
         parts.append("</table>")
     for caption, rel in report.figures:
         parts.append(f"<h2>{e(caption)}</h2><img src='{e(rel)}' alt='{e(caption)}'>")
