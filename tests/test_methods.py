@@ -133,22 +133,7 @@ def test_sigmoid_rampup():
     assert sigmoid_rampup(40, 100) < sigmoid_rampup(60, 100) < 1.0
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "s4net",
-        "mean_teacher",
-        "pseudo_label",
-        "fixmatch",
-        "unimatch",
-        "cps",
-        "dllr",
-        "multitask",
-        "vae",
-        "gan",
-        "adversarial",
-    ],
-)
+@pytest.mark.parametrize("name", [m for m in METHODS if METHODS[m].uses_unlabeled])
 def test_unlabeled_views_leave_batchnorm_running_statistics_alone(name):
     """Running statistics (used at evaluation) come from the labeled pass only: two steps that differ only in
     their unlabeled batch leave identical statistics (docs/design.md, "Batch norm and unlabeled views")."""

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from semiland.config import limits
-from semiland.methods.base import Method, MethodConfig, semi_losses, supervised_ce
+from semiland.methods.base import Method, MethodConfig, bn_stats_frozen, semi_losses, supervised_ce
 
 
 @dataclass
@@ -34,8 +32,10 @@ class SelfTraining(Method):
     unlabeled_masks = True  # the unlabeled stream must carry saved pseudo-labels (data.pseudo_labels)
 
     def training_step(self, labeled, unlabeled, step):
-        n_l = labeled["image"].shape[0]
-        logits = self.model(torch.cat([labeled["image"], unlabeled["image"]]))  # one forward: BN sees both
-        loss_sup = supervised_ce(logits[:n_l], labeled, self.ctx.ignore_index)
-        loss_unsup = supervised_ce(logits[n_l:], unlabeled, self.ctx.ignore_index)  # pseudo masks, 255 = not kept
+        loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
+        # Pseudo-labeled images in a pass of their own, batch-norm running statistics from the labeled pass: one
+        # joint batch collapsed online pseudo-labeling on Dubai even with its loss on (pseudo_label.py).
+        with bn_stats_frozen(self.model):
+            logits_u = self.model(unlabeled["image"])
+        loss_unsup = supervised_ce(logits_u, unlabeled, self.ctx.ignore_index)  # pseudo masks, 255 = not kept
         return semi_losses(loss_sup, loss_unsup, self.cfg.lambda_u)
