@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import math
 import os
 import re
@@ -350,5 +351,30 @@ def test_damaged_rasters_predict_or_refuse_in_one_line(trained, pristine, name, 
                 assert math.isfinite(float(o.read(1).astype(np.float64).sum()))
         else:
             assert not written, f"refused, yet outputs were written: {written}"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------- test --on
+@given(
+    on=st.one_of(
+        st.sampled_from(["test", "val", "labeled", "unlabeled", "region_1", "region_1,region_3"]),
+        st.text(max_size=12),
+        st.lists(st.sampled_from(WORDS), max_size=3).map(",".join),
+    ),  # fmt: skip
+    override=st.sampled_from([[], ["data.test=[region_1]"], ["data.oracle=true"], ["data.eval_tile=48"]]),
+)
+def test_test_on_any_set_scores_or_refuses_in_one_line(trained, on, override):
+    work = Path(tempfile.mkdtemp(prefix="fuzz-test-on-"))
+    try:
+        out = work / "t"
+        code, err = run_cli(["test", "--ckpt", str(trained / "checkpoints" / "best.ckpt"), "--on", on, "-o", str(out),
+                             *override])  # fmt: skip
+        assert_clean_outcome(code, err, out)
+        if code == 0:  # scored: metrics of real images, none of them trained on when a split set was named
+            metrics = json.loads((out / "metrics.json").read_text())
+            assert metrics["evaluated_on"] == on and metrics["test_images"] and 0 <= metrics["mIoU"] <= 1
+        else:
+            assert not (out / "metrics.json").exists()
     finally:
         shutil.rmtree(work, ignore_errors=True)
