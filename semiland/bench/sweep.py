@@ -33,7 +33,7 @@ from semiland.config import dump_yaml, load_config
 from semiland.engine.runner import evaluation_folder, fit, test
 from semiland.errors import SemilandError
 from semiland.io import atomic_write_json, atomic_write_text, ensure_writable_dir
-from semiland.report.figures import plot_sweep
+from semiland.report.figures import plot_sweep, plot_sweep_curves, read_log
 from semiland.report.html import Report, write_report
 from semiland.report.run_report import machine
 
@@ -193,10 +193,19 @@ def run_one(
     return row
 
 
+def _val_curves(rows: list[dict[str, Any]], out: Path) -> dict[tuple[str, str], list[list[tuple[float, float]]]]:
+    """(budget, method) → each seed's validation mIoU curve [(step, value), …], from the cells' logs (a
+    self-training cell: its last student's)."""
+    curves: dict[tuple[str, str], list[list[tuple[float, float]]]] = {}
+    for r in rows:
+        logs = sorted(RunSpec(r["method"], r["budget"], r["seed"], []).folder(out).rglob("logs/metrics.csv"))
+        if logs and not r.get("same_as"):
+            curves.setdefault((r["budget"], r["method"]), []).append(read_log(logs[-1]).get("val/mIoU", []))
+    return curves
+
+
 def best_val(folder: Path) -> float | None:
     """The best validation mIoU of a run (its best checkpoint's), from its log; self-training: the last round."""
-    from semiland.report.figures import read_log
-
     logs = sorted(folder.rglob("logs/metrics.csv"))
     points = read_log(logs[-1]).get("val/mIoU", []) if logs else []
     return max((v for _, v in points), default=None)
@@ -288,8 +297,10 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
                     "val_mIoU": val,
                     "val_mIoU_std": val_std,
                     **{k: _stats(rows, method, budget, k)[0] for k in classes},
-                    "vs_supervised": _paired(rows, method, budget, "mIoU"),
-                    "gap_recovered": (mean - sup) / (orc - sup) if has_gap else float("nan"),
+                    "vs_supervised": (paired := _paired(rows, method, budget, "mIoU")),
+                    # the paired difference: the same as the difference of means once every seed is in, and
+                    # not a comparison of one seed with three while a sweep runs
+                    "gap_recovered": paired["mean"] / (orc - sup) if has_gap else float("nan"),
                     "time_vs_supervised": statistics.mean(secs) / statistics.mean(sup_time)
                     if sup_time
                     else float("nan"),
@@ -479,6 +490,11 @@ def run_sweep(args: argparse.Namespace) -> int:
         name = f"figures/sweep_{evaluation_folder(on or 'test')}.png"
         plot_sweep(rows, list(methods), f"{on}:mIoU" if on else "mIoU", out / name, f"mIoU on {on or 'the test set'}")
         figures.append((f"mIoU on {on or 'the test set'}: every seed, and its difference to supervised", name))
+    curves = _val_curves(rows, out)
+    if any(curves.values()):
+        plot_sweep_curves(curves, out / "figures/sweep_validation.png")
+        figures.append(("Validation mIoU during training: one line per seed (collapses show here)",
+                        "figures/sweep_validation.png"))  # fmt: skip
     report = Report(
         title="semiland sweep",
         intro=[f"Command: {command}", f"Machine: {machine()}"],

@@ -101,6 +101,28 @@ def plot_sweep(rows: list[dict[str, Any]], methods: list[str], key: str, path: s
     _save(fig, path)
 
 
+def plot_sweep_curves(curves: dict[tuple[str, str], list[list[tuple[float, float]]]], path: str | Path) -> None:
+    """Validation mIoU against step, one panel per budget, one colour per method, one line per seed."""
+    budgets = list(dict.fromkeys(b for b, _ in curves))
+    methods = list(dict.fromkeys(m for _, m in curves))
+    fig, axes = plt.subplots(1, len(budgets), figsize=(6.5 * len(budgets), 4), squeeze=False)
+    for ax, budget in zip(axes[0], budgets):
+        for i, method in enumerate(methods):
+            for j, curve in enumerate(curves.get((budget, method), [])):
+                if curve:
+                    steps, values = zip(*curve)
+                    ax.plot(steps, [100 * v for v in values], color=f"C{i % 10}", lw=1.2, alpha=0.8,
+                            label=method if j == 0 else None)  # fmt: skip
+        ax.set_title(f"validation mIoU — {budget}", fontsize=10)
+        ax.set_xlabel("step")
+        ax.set_ylabel("mIoU (%)")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    _save(fig, path)
+
+
 def read_log(csv_path: str | Path) -> dict[str, list[tuple[float, float]]]:
     """Lightning's metrics.csv → {column: [(step, value), …]} for every non-empty numeric cell."""
     series: dict[str, list[tuple[float, float]]] = {}
