@@ -68,6 +68,7 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     assert (
         html.count("<table>") == 2 and "figures/sweep_test.png" in html and (out / "figures/sweep_test.png").is_file()
     )
+    assert "figures/sweep_validation.png" in html and (out / "figures/sweep_validation.png").is_file()  # curves
     # resumable: a second call redoes nothing
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("result.json")}
     capsys.readouterr()
