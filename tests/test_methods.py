@@ -149,6 +149,22 @@ def test_unlabeled_views_leave_batchnorm_running_statistics_alone(name):
     assert stats[0] and all(torch.equal(a, b) for a, b in zip(*stats))
 
 
+@pytest.mark.parametrize("name", [m for m in METHODS if METHODS[m].uses_unlabeled])
+def test_targets_in_eval_mode_gradients_in_train_mode(name):
+    """Every batch-norm call without gradient (a target for unlabeled images) runs in eval mode, with the
+    running statistics (base.eval_mode says why); every call with gradient trains in train mode."""
+    method = make(name, 3, **open_gates(name))
+    calls: list[tuple[bool, bool]] = []
+    norms = [m for m in method.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    hooks = [m.register_forward_pre_hook(lambda mod, _: calls.append((mod.training, torch.is_grad_enabled())))
+             for m in norms]  # fmt: skip
+    labeled, unlabeled = batches(3)
+    method.training_step(labeled, unlabeled, step=9)
+    for h in hooks:
+        h.remove()
+    assert calls and all(training == grad for training, grad in calls), sorted(set(calls))
+
+
 def test_class_thresholds_lower_the_bar_for_classes_the_model_is_unsure_of():
     """FlexMatch's curriculum: class 0 is predicted confidently (0.99) everywhere but a strip of class 1 at 0.8.
     A fixed τ = 0.95 never keeps class 1; the class-wise thresholds soon do, while class 0 keeps τ."""

@@ -16,7 +16,15 @@ import torch
 
 from semiland.config import limits
 from semiland.errors import SemilandError
-from semiland.methods.base import Method, MethodConfig, bn_stats_frozen, masked_ce, semi_losses, supervised_ce
+from semiland.methods.base import (
+    Method,
+    MethodConfig,
+    bn_stats_frozen,
+    eval_mode,
+    masked_ce,
+    semi_losses,
+    supervised_ce,
+)
 from semiland.methods.perturb import cutmix_box, mix
 
 
@@ -47,7 +55,8 @@ class CPS(Method):
         perm = torch.roll(torch.arange(b, device=x_u.device), 1)
         box = cutmix_box(b, h, w, x_u.device, c.cutmix_p)
         with bn_stats_frozen(self.model, self.model2):  # running statistics: the labeled passes' (base.py)
-            with torch.no_grad():  # targets: each network's argmax on the unmixed images, mixed like the input
+            # targets: each network's argmax on the unmixed images (eval mode: base.eval_mode), mixed like the input
+            with torch.no_grad(), eval_mode(self.model, self.model2):
                 pseudo_1 = self.model(x_u).argmax(1)
                 pseudo_2 = self.model2(x_u).argmax(1)
             x_mix, valid_mix = mix(x_u, x_u[perm], box), mix(valid, valid[perm], box)

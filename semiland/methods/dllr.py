@@ -31,7 +31,15 @@ from torch import nn
 from semiland.config import MAX_SIDE, limits
 from semiland.errors import SemilandError
 from semiland.losses.transport import sinkhorn
-from semiland.methods.base import Method, MethodConfig, bn_stats_frozen, masked_ce, semi_losses, supervised_ce
+from semiland.methods.base import (
+    Method,
+    MethodConfig,
+    bn_stats_frozen,
+    eval_mode,
+    masked_ce,
+    semi_losses,
+    supervised_ce,
+)
 
 
 @dataclass
@@ -128,8 +136,8 @@ class DLLR(Method):
         x_u, valid = unlabeled["image"], unlabeled["valid"]
         every = torch.ones_like(valid)
         with bn_stats_frozen(net):  # running statistics stay those of the labeled pass
-            with torch.no_grad():
-                p_o, p_s = (z.softmax(1) for z in net.branches(x_u))  # unmasked views: the teachers
+            with torch.no_grad(), eval_mode(net):  # unmasked views, eval mode (base.eval_mode): the teachers
+                p_o, p_s = (z.softmax(1) for z in net.branches(x_u))
             if c.masking:
                 keep_o, keep_s = asymmetric_masks(x_u.shape[0], *x_u.shape[-2:], c.mask_patch, c.mask_optical, c.mask_sar, x_u.device)  # fmt: skip
                 x_u = torch.cat([x_u[:, : net.split] * keep_o, x_u[:, net.split :] * keep_s], 1)

@@ -13,10 +13,10 @@ flex_momentum), against the confirmation bias of a fixed τ toward majority clas
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from semiland.config import limits
 from semiland.methods.base import (
@@ -28,6 +28,7 @@ from semiland.methods.base import (
     masked_ce,
     semi_losses,
     supervised_ce,
+    teacher_probs,
 )
 from semiland.methods.perturb import cutmix_box, mix, random_flip, strong_photometric
 
@@ -45,13 +46,14 @@ class FixMatchConfig(MethodConfig):
 
 @torch.no_grad()
 def weak_targets(
-    predict: Callable[[torch.Tensor], torch.Tensor],
+    model: nn.Module,
     unlabeled: dict[str, torch.Tensor],
     threshold: float | ClassThresholds,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Weak view (random flip) of x_u, its hard pseudo-labels and where they are kept (confident and valid)."""
+    """Weak view (random flip) of x_u, its hard pseudo-labels (the model in eval mode: base.eval_mode says
+    why) and where they are kept (confident and valid)."""
     x_w, valid_w = random_flip(unlabeled["image"], unlabeled["valid"])
-    probs = predict(x_w).softmax(1)
+    probs = teacher_probs(model, x_w)
     pseudo_w, keep_w = threshold(probs) if callable(threshold) else confident_pseudo(probs, threshold)  # (B, H, W)
     return x_w, pseudo_w, keep_w & valid_w
 
