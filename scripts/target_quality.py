@@ -1,9 +1,12 @@
 """How good are a trained model's targets for unlabeled crops, in eval mode vs train mode? (docs/benchmarks.md)
 
 Draws random training crops (the run's crop size and data.scale) from the run's unlabeled images that have
-masks, predicts them in batches with batch norm in eval mode (running statistics) and in train mode (each
+masks (or, with `--images val`, its validation images: what a user without unlabeled masks can measure on),
+predicts them in batches with batch norm in eval mode (running statistics) and in train mode (each
 batch's own statistics, running statistics untouched), and scores both against the masks.
-Usage: .venv/bin/python scripts/target_quality.py RUN/checkpoints/best.ckpt [--batches 20] [--batch-size 8]
+The better mode is the one to give `method.target_bn` (running | batch).
+Usage: .venv/bin/python scripts/target_quality.py RUN/checkpoints/best.ckpt [--images unlabeled|val]
+       [--batches 20] [--batch-size 8]
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=123)
+    ap.add_argument("--images", choices=["unlabeled", "val"], default="unlabeled")
     args = ap.parse_args()
     task, cfg = load_task(args.ckpt)
     data, d = prepare_data(cfg), cfg.data
     refs = data.spec.by_id()
-    ids = [i for i in data.split.unlabeled if refs[i].mask is not None]
+    ids = [i for i in getattr(data.split, args.images) if refs[i].mask is not None]
     store = SampleStore(data.spec, d.bands, data.mean, data.std, cache=True, scale=d.scale)
     crops = CropStream(store, ids, d.crop_size, args.batches * args.batch_size, args.seed, labeled=True)  # + masks
     model, k = task.method.model, len(task.classes.names)

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from semiland.config import ModelConfig
+from semiland.errors import SemilandError
 from semiland.methods import METHODS, build_method
-from semiland.methods.base import MethodContext, sigmoid_rampup
+from semiland.methods.base import MethodContext, TargetConfig, sigmoid_rampup
 from semiland.models import build_model
 
 K = 4
@@ -163,6 +164,28 @@ def test_targets_in_eval_mode_gradients_in_train_mode(name):
     for h in hooks:
         h.remove()
     assert calls and all(training == grad for training, grad in calls), sorted(set(calls))
+
+
+@pytest.mark.parametrize("name", [m for m in METHODS if issubclass(METHODS[m].Config, TargetConfig)])
+def test_target_bn_batch_predicts_targets_with_batch_statistics_and_leaves_running_ones(name):
+    """`target_bn=batch`: every pass in train mode, targets included; running statistics still come from the
+    labeled pass only (two steps that differ only in their unlabeled batch leave identical ones)."""
+    stats = []
+    for seed in (0, 1):
+        method = make(name, 3, target_bn="batch", **open_gates(name))
+        calls: list[bool] = []
+        hooks = [m.register_forward_pre_hook(lambda mod, _, seen=calls: seen.append(mod.training))
+                 for m in method.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]  # fmt: skip
+        labeled, _ = batches(3)
+        _, unlabeled = batches(3, seed=seed + 5)
+        method.training_step(labeled, unlabeled, step=9)
+        for h in hooks:
+            h.remove()
+        assert calls and all(calls)
+        stats.append([b.clone() for n, b in method.named_buffers() if "running_" in n])
+    assert all(torch.equal(a, b) for a, b in zip(*stats))
+    with pytest.raises(SemilandError, match="method.target_bn must be one of running, batch"):
+        make(name, 3, target_bn="sideways")
 
 
 def test_class_thresholds_lower_the_bar_for_classes_the_model_is_unsure_of():

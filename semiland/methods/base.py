@@ -23,12 +23,27 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from semiland.errors import SemilandError
+
 
 @dataclass
 class MethodConfig:
     """Fields common to every method; a method's own `Config` subclasses this and adds its symbols."""
 
     name: str = ""
+
+
+TARGET_BN = ("running", "batch")
+
+
+@dataclass
+class TargetConfig(MethodConfig):
+    """A method that predicts targets for unlabeled images. `target_bn`: batch norm while predicting them —
+    "running" (eval mode: the running statistics, as at evaluation) or "batch" (each unlabeled batch's own
+    statistics, as AdaBN; running statistics untouched). Which gives better targets depends on the data:
+    `scripts/target_quality.py` measures both on images with masks (docs/benchmarks.md)."""
+
+    target_bn: str = "running"
 
 
 @dataclass
@@ -79,6 +94,8 @@ class Method(nn.Module):
     def __init__(self, model: nn.Module, cfg: MethodConfig, ctx: MethodContext):
         super().__init__()
         self.model, self.cfg, self.ctx = model, cfg, ctx
+        if isinstance(cfg, TargetConfig) and cfg.target_bn not in TARGET_BN:
+            raise SemilandError(f"method.target_bn must be one of {', '.join(TARGET_BN)}, got {cfg.target_bn!r}")
 
     def training_step(
         self, labeled: dict[str, torch.Tensor], unlabeled: dict[str, torch.Tensor] | None, step: int
@@ -163,10 +180,11 @@ def ema_update(teacher: nn.Module, student: nn.Module, decay: float, step: int) 
 
 @contextmanager
 def eval_mode(*models: nn.Module) -> Iterator[None]:
-    """The networks in eval mode inside, their own mode restored after. Targets for unlabeled images are
-    predicted so — batch norm with its running statistics, as at evaluation: in train mode each batch of 8
-    unlabeled crops is normalised by its own statistics, and a supervised model's predictions there were far
-    worse (Dubai unlabeled crops, two seeds: mIoU 0.28 / 0.30 in train mode vs 0.47 / 0.50; docs/benchmarks.md)."""
+    """The networks in eval mode inside, their own mode restored after. The default way targets for unlabeled
+    images are predicted (`target_bn="running"`): in train mode each batch of 8 unlabeled crops is normalised
+    by its own statistics, and on Dubai a supervised model's predictions there were far worse (two seeds: mIoU
+    0.28 / 0.30 vs 0.47 / 0.50 in eval mode); on the synthetic scenes, whose regions each shift their
+    appearance, batch statistics were better (0.71 vs 0.65) — docs/benchmarks.md."""
     was_training = [m.training for m in models]
     for m in models:
         m.eval()
@@ -177,11 +195,18 @@ def eval_mode(*models: nn.Module) -> Iterator[None]:
             m.train(training)
 
 
+@contextmanager
+def target_mode(target_bn: str, *models: nn.Module) -> Iterator[None]:
+    """Batch norm while the networks predict targets (`TargetConfig.target_bn`): eval mode, or train mode with
+    the running statistics untouched."""
+    with eval_mode(*models) if target_bn == "running" else bn_stats_frozen(*models):
+        yield
+
+
 @torch.no_grad()
-def teacher_probs(teacher: nn.Module, image: torch.Tensor) -> torch.Tensor:
-    """Softmax of a network in eval mode (deterministic, no gradient): (B, K, H, W); the targets of every
-    method that predicts its own (or a teacher's) labels for unlabeled images."""
-    with eval_mode(teacher):
+def teacher_probs(teacher: nn.Module, image: torch.Tensor, target_bn: str = "running") -> torch.Tensor:
+    """Softmax of a network predicting targets (no gradient; batch norm as `target_mode`): (B, K, H, W)."""
+    with target_mode(target_bn, teacher):
         return teacher(image).softmax(1)
 
 

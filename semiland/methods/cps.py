@@ -5,7 +5,7 @@ L = L_s(f₁) + L_s(f₂) + λ · [CE(f₁(x_u), argmax f₂(x_u)) + CE(f₂(x_u
 CutMix-ed unlabeled pairs (targets mixed with the same boxes). Prediction averages the two networks'
 probabilities.
 
-Config → symbols: lambda_u = λ (1.5 in the paper), cutmix_p = probability of a CutMix box.
+Config → symbols: lambda_u = λ (1.5 in the paper), cutmix_p = probability of a CutMix box; target_bn = batch norm while predicting targets (base.TargetConfig).
 """
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ from semiland.config import limits
 from semiland.errors import SemilandError
 from semiland.methods.base import (
     Method,
-    MethodConfig,
+    TargetConfig,
     bn_stats_frozen,
-    eval_mode,
     masked_ce,
     semi_losses,
     supervised_ce,
+    target_mode,
 )
 from semiland.methods.perturb import cutmix_box, mix
 
 
 @dataclass
-class CPSConfig(MethodConfig):
+class CPSConfig(TargetConfig):
     lambda_u: float = 1.5
     cutmix_p: float = limits(0.5, 0, 1)
 
@@ -55,8 +55,8 @@ class CPS(Method):
         perm = torch.roll(torch.arange(b, device=x_u.device), 1)
         box = cutmix_box(b, h, w, x_u.device, c.cutmix_p)
         with bn_stats_frozen(self.model, self.model2):  # running statistics: the labeled passes' (base.py)
-            # targets: each network's argmax on the unmixed images (eval mode: base.eval_mode), mixed like the input
-            with torch.no_grad(), eval_mode(self.model, self.model2):
+            # targets: each network's argmax on the unmixed images (batch norm: base.target_mode), mixed like the input
+            with torch.no_grad(), target_mode(c.target_bn, self.model, self.model2):
                 pseudo_1 = self.model(x_u).argmax(1)
                 pseudo_2 = self.model2(x_u).argmax(1)
             x_mix, valid_mix = mix(x_u, x_u[perm], box), mix(valid, valid[perm], box)

@@ -17,7 +17,7 @@ Input: the stacked (B, C_opt + C_sar, H, W) pair (data/paired.py), split by `ctx
 5. `cps` (multimodal cross pseudo supervision): the optical branch's pseudo-labels supervise the SAR branch
    on its masked view and vice versa.
 L = L_s + λ · (L_cps + L_comp). With every switch off but `cps` it is the multimodal CPS baseline.
-Config → symbols: lambda_u = λ, ot_epsilon = ε, keep_threshold = τ_keep, class_momentum = m.
+Config → symbols: lambda_u = λ, ot_epsilon = ε, keep_threshold = τ_keep, class_momentum = m; target_bn = batch norm while predicting targets (base.TargetConfig).
 """
 
 from __future__ import annotations
@@ -33,17 +33,17 @@ from semiland.errors import SemilandError
 from semiland.losses.transport import sinkhorn
 from semiland.methods.base import (
     Method,
-    MethodConfig,
+    TargetConfig,
     bn_stats_frozen,
-    eval_mode,
     masked_ce,
     semi_losses,
     supervised_ce,
+    target_mode,
 )
 
 
 @dataclass
-class DLLRConfig(MethodConfig):
+class DLLRConfig(TargetConfig):
     masking: bool = True
     complementary: bool = True
     reassign: bool = True
@@ -136,7 +136,7 @@ class DLLR(Method):
         x_u, valid = unlabeled["image"], unlabeled["valid"]
         every = torch.ones_like(valid)
         with bn_stats_frozen(net):  # running statistics stay those of the labeled pass
-            with torch.no_grad(), eval_mode(net):  # unmasked views, eval mode (base.eval_mode): the teachers
+            with torch.no_grad(), target_mode(c.target_bn, net):  # unmasked views (base.target_mode): the teachers
                 p_o, p_s = (z.softmax(1) for z in net.branches(x_u))
             if c.masking:
                 keep_o, keep_s = asymmetric_masks(x_u.shape[0], *x_u.shape[-2:], c.mask_patch, c.mask_optical, c.mask_sar, x_u.device)  # fmt: skip

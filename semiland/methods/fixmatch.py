@@ -9,6 +9,7 @@ the strength of the strong view's per-band changes (perturb.strong_photometric; 
 blur_p = probability of a blur; `flex` replaces
 the fixed τ by FlexMatch's class-wise thresholds (Zhang et al. 2021; `ClassThresholds` in base.py, momentum
 flex_momentum), against the confirmation bias of a fixed τ toward majority classes.
+target_bn = batch norm while predicting the weak view's targets (base.TargetConfig).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from semiland.config import limits
 from semiland.methods.base import (
     ClassThresholds,
     Method,
-    MethodConfig,
+    TargetConfig,
     bn_stats_frozen,
     confident_pseudo,
     masked_ce,
@@ -34,7 +35,7 @@ from semiland.methods.perturb import cutmix_box, mix, random_flip, strong_photom
 
 
 @dataclass
-class FixMatchConfig(MethodConfig):
+class FixMatchConfig(TargetConfig):
     threshold: float = limits(0.95, 0, 1)
     lambda_u: float = 1.0
     cutmix_p: float = limits(0.5, 0, 1)
@@ -49,11 +50,12 @@ def weak_targets(
     model: nn.Module,
     unlabeled: dict[str, torch.Tensor],
     threshold: float | ClassThresholds,
+    target_bn: str = "running",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Weak view (random flip) of x_u, its hard pseudo-labels (the model in eval mode: base.eval_mode says
-    why) and where they are kept (confident and valid)."""
+    """Weak view (random flip) of x_u, its hard pseudo-labels (batch norm as `target_bn`: base.target_mode)
+    and where they are kept (confident and valid)."""
     x_w, valid_w = random_flip(unlabeled["image"], unlabeled["valid"])
-    probs = teacher_probs(model, x_w)
+    probs = teacher_probs(model, x_w, target_bn)
     pseudo_w, keep_w = threshold(probs) if callable(threshold) else confident_pseudo(probs, threshold)  # (B, H, W)
     return x_w, pseudo_w, keep_w & valid_w
 
@@ -89,7 +91,7 @@ class FixMatch(Method):
         loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
         with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see base.py)
             x_w, pseudo_w, keep_w = weak_targets(
-                self.model, unlabeled, c.threshold if self.thresholds is None else self.thresholds
+                self.model, unlabeled, c.threshold if self.thresholds is None else self.thresholds, c.target_bn
             )
             x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p, c.photometric, c.blur_p)
             loss_unsup = masked_ce(self.model(x_s), pseudo_s, keep_s, torch.ones_like(keep_s))

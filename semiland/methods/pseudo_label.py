@@ -3,7 +3,7 @@
 The model's own argmax on x_u (in eval mode), kept where max p ≥ τ, supervises its prediction (train mode)
 with CE, weighted by a ramp-up: L = L_s + λ(t) · CE(f(x_u), ŷ_u) on confident pixels.
 
-Config → symbols: threshold = τ, lambda_max = λ_max, rampup = ramp-up fraction of training.
+Config → symbols: threshold = τ, lambda_max = λ_max, rampup = ramp-up fraction of training; target_bn = batch norm while predicting targets (base.TargetConfig).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from semiland.config import limits
 from semiland.methods.base import (
     Method,
-    MethodConfig,
+    TargetConfig,
     bn_stats_frozen,
     confident_pseudo,
     masked_ce,
@@ -25,7 +25,7 @@ from semiland.methods.base import (
 
 
 @dataclass
-class PseudoLabelConfig(MethodConfig):
+class PseudoLabelConfig(TargetConfig):
     threshold: float = limits(0.9, 0, 1)
     lambda_max: float = 1.0
     rampup: float = limits(0.4, 0, 1)
@@ -43,7 +43,7 @@ class PseudoLabel(Method):
         # of their own: one forward over labeled + unlabeled let batch norm mix the two, and that alone (λ = 0)
         # dropped Dubai validation mIoU from 37 to 26 at step 600 (docs/benchmarks.md); as every method here,
         # the running statistics stay those of the labeled pass (base.py).
-        pseudo, keep = confident_pseudo(teacher_probs(self.model, unlabeled["image"]), c.threshold)
+        pseudo, keep = confident_pseudo(teacher_probs(self.model, unlabeled["image"], c.target_bn), c.threshold)
         with bn_stats_frozen(self.model):
             logits_u = self.model(unlabeled["image"])
         loss_unsup = masked_ce(logits_u, pseudo, keep, unlabeled["valid"])

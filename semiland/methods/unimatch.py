@@ -5,7 +5,7 @@ level perturbation) and the weak view's encoder features passed through channel 
 (feature-level perturbation) are all trained on the weak pseudo-labels:
 L = L_s + λ · (¼ L_s1 + ¼ L_s2 + ½ L_fp), the weights of the paper.
 
-Config → symbols: threshold = τ (0.95), lambda_u = λ, cutmix_p, fp_dropout = feature dropout rate (0.5).
+Config → symbols: threshold = τ (0.95), lambda_u = λ, cutmix_p, fp_dropout = feature dropout rate (0.5); target_bn = batch norm while predicting targets (base.TargetConfig).
 Needs an encoder–decoder model (smp architectures, s4net_unet, tiny_unet).
 """
 
@@ -17,13 +17,20 @@ import torch
 import torch.nn.functional as F
 
 from semiland.config import limits
-from semiland.methods.base import Method, MethodConfig, bn_stats_frozen, masked_ce, semi_losses, supervised_ce
+from semiland.methods.base import (
+    Method,
+    TargetConfig,
+    bn_stats_frozen,
+    masked_ce,
+    semi_losses,
+    supervised_ce,
+)
 from semiland.methods.fixmatch import strong_view, weak_targets
 from semiland.models import split_model
 
 
 @dataclass
-class UniMatchConfig(MethodConfig):
+class UniMatchConfig(TargetConfig):
     threshold: float = limits(0.95, 0, 1)
     lambda_u: float = 1.0
     cutmix_p: float = limits(0.5, 0, 1)
@@ -45,7 +52,7 @@ class UniMatch(Method):
         c = self.cfg
         loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
         with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see base.py)
-            x_w, pseudo_w, keep_w = weak_targets(self.model, unlabeled, c.threshold)
+            x_w, pseudo_w, keep_w = weak_targets(self.model, unlabeled, c.threshold, c.target_bn)
             every = torch.ones_like(keep_w)
             losses = []
             for _ in range(2):  # two independent strong views
