@@ -183,6 +183,12 @@ def cmd_bench_sweep(args: argparse.Namespace) -> int:
     return run_sweep(args)
 
 
+def cmd_bench_targets(args: argparse.Namespace) -> int:
+    from semiland.bench.targets import run_targets
+
+    return run_targets(args)
+
+
 def cmd_bench_advisor(args: argparse.Namespace) -> int:
     from semiland.bench.advisor_check import run_advisor_check
 
@@ -281,6 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--json", help="also write the figures to this JSON file")
     sc.add_argument("overrides", nargs="*", help="section.key=value for --config")
     sc.set_defaults(func=cmd_bench_step_cost)
+    bt = bsub.add_parser("targets", help="a model's targets for unlabeled crops: running vs batch statistics")
+    bt.add_argument("--ckpt", required=True, help="a trained checkpoint (e.g. a supervised run's best.ckpt)")
+    bt.add_argument("--images", choices=["unlabeled", "val"], default="unlabeled",
+                    help="the run's images to draw crops from (they need masks; val when unlabeled have none)")  # fmt: skip
+    bt.add_argument("--batches", type=int, default=20, help="batches of random training crops (default 20)")
+    bt.add_argument("--batch-size", type=int, default=8, help="crops per batch, as data.unlabeled_batch_size")
+    bt.add_argument("--seed", type=int, default=123)
+    bt.add_argument("--no-progress", dest="progress", action="store_false")
+    bt.set_defaults(func=cmd_bench_targets)
     bp = bsub.add_parser("predict", help="streaming prediction vs a naive sliding window: speed, memory, FLOP/s")
     bp.add_argument("--ckpt", default=None, help="a trained checkpoint (default: random weights of --config's model)")
     bp.add_argument("--config", default=str(CONFIGS / "dubai" / "sweep.yaml"), help="model when no --ckpt")

@@ -66,7 +66,7 @@ def supervised_two_labeled(tmp_path_factory):
 # classes should run it; the default's failure is documented in docs/benchmarks.md.
 # Its targets: the synthetic regions each shift their appearance, and a supervised model's predictions on
 # validation crops were better with batch statistics than running ones (mIoU 0.733 vs 0.684,
-# scripts/target_quality.py --images val; on Dubai the reverse, 0.358 vs 0.451): method.target_bn=batch, chosen
+# semiland bench targets --images val; on Dubai the reverse, 0.358 vs 0.451): method.target_bn=batch, chosen
 # as a user would, on the validation split. With running statistics FixMatch scored 54.51 vs 58.35 here.
 FIXMATCH_SPECTRAL = {"photometric": 0.0, "blur_p": 0.0, "target_bn": "batch"}
 
@@ -74,6 +74,7 @@ FIXMATCH_SPECTRAL = {"photometric": 0.0, "blur_p": 0.0, "target_bn": "batch"}
 @pytest.mark.parametrize(("method", "extra"), [("fixmatch", FIXMATCH_SPECTRAL), ("s4net", {})])
 def test_semi_supervised_beats_supervised_with_two_labeled_images(method, extra, supervised_two_labeled, tmp_path):
     miou = _train(tmp_path, method, TWO_LABELED, extra=extra)
+    print(f"\n{method}: test mIoU {miou:.4f}, supervised {supervised_two_labeled:.4f}")  # for docs/benchmarks.md
     assert miou > supervised_two_labeled, (method, miou, supervised_two_labeled)
 
 

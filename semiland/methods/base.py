@@ -41,7 +41,7 @@ class TargetConfig(MethodConfig):
     """A method that predicts targets for unlabeled images. `target_bn`: batch norm while predicting them —
     "running" (eval mode: the running statistics, as at evaluation) or "batch" (each unlabeled batch's own
     statistics, as AdaBN; running statistics untouched). Which gives better targets depends on the data:
-    `scripts/target_quality.py` measures both on images with masks (docs/benchmarks.md)."""
+    `semiland bench targets` measures both on images with masks (docs/benchmarks.md)."""
 
     target_bn: str = "running"
 

@@ -1,0 +1,61 @@
+"""`semiland bench targets`: how good are a trained model's targets for unlabeled crops with batch norm's
+running statistics vs each batch's own? (`method.target_bn`; docs/benchmarks.md)
+
+Draws random training crops (the run's crop size and data.scale) from the run's unlabeled images that have
+masks (or, with `--images val`, its validation images: what a user without unlabeled masks can measure on),
+predicts them in batches with batch norm in eval mode (running statistics) and in train mode (each
+batch's own statistics, running statistics untouched), and scores both against the masks.
+The better mode is the one to give `method.target_bn` (running | batch).
+Usage: semiland bench targets --ckpt RUN/checkpoints/best.ckpt [--images unlabeled|val] [--batches 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from semiland.data.datamodule import CropStream, SampleStore, prepare_data
+from semiland.engine.metrics import confusion_metrics
+from semiland.engine.runner import load_task
+from semiland.errors import SemilandError
+from semiland.methods.base import target_mode
+
+
+def run_targets(args: argparse.Namespace) -> int:
+    task, cfg = load_task(args.ckpt)
+    data, d = prepare_data(cfg), cfg.data
+    refs = data.spec.by_id()
+    ids = [i for i in getattr(data.split, args.images) if refs[i].mask is not None]
+    if not ids:
+        raise SemilandError(f"the run's {args.images} images have no masks to score targets against; try --images val")
+    store = SampleStore(data.spec, d.bands, data.mean, data.std, cache=True, scale=d.scale)
+    crops = CropStream(store, ids, d.crop_size, args.batches * args.batch_size, args.seed, labeled=True)  # + masks
+    model, k = task.method.model, len(task.classes.names)
+    modes = {"running": np.zeros((k, k)), "batch": np.zeros((k, k))}
+    with torch.no_grad():
+        for b in tqdm(range(args.batches), desc="target batches", disable=not args.progress):
+            items = [crops[b * args.batch_size + i] for i in range(args.batch_size)]
+            x, y = torch.stack([it["image"] for it in items]), torch.stack([it["mask"] for it in items])
+            keep = y < k
+            for mode, cm in modes.items():
+                with target_mode(mode, model.train()):  # as a method predicts its targets (base.target_mode)
+                    pred = model(x).argmax(1)
+                cm += np.bincount((y[keep] * k + pred[keep]).numpy(), minlength=k * k).reshape(k, k)
+    model.eval()
+    scores = {mode: confusion_metrics(cm, list(task.classes.names)) for mode, cm in modes.items()}
+    print(
+        f"targets on {len(crops)} crops of the run's {args.images} images ({args.batches} batches of {args.batch_size}):"
+    )
+
+    def num(x: float | None) -> str:  # None: a class absent from these crops and never predicted
+        return "–" if x is None else f"{x:.3f}"
+
+    for mode, m in scores.items():
+        per_class = "  ".join(f"{c} {num(v['IoU'])}" for c, v in m["per_class"].items())
+        print(f"  method.target_bn={mode:<8} OA {num(m['OA'])}  mIoU {num(m['mIoU'])}  {per_class}")
+    best = max(scores, key=lambda mode: scores[mode]["mIoU"] or 0.0)
+    print(f"better targets: method.target_bn={best}")
+    return 0
