@@ -152,9 +152,10 @@ def test_unlabeled_views_leave_batchnorm_running_statistics_alone(name):
 
 @pytest.mark.parametrize("name", [m for m in METHODS if METHODS[m].uses_unlabeled])
 def test_targets_in_eval_mode_gradients_in_train_mode(name):
-    """Every batch-norm call without gradient (a target for unlabeled images) runs in eval mode, with the
-    running statistics (base.eval_mode says why); every call with gradient trains in train mode."""
-    method = make(name, 3, **open_gates(name))
+    """Teachers, and targets with `target_bn=running`: every batch-norm call without gradient runs in eval
+    mode, with the running statistics; every call with gradient trains in train mode."""
+    running = {"target_bn": "running"} if issubclass(METHODS[name].Config, TargetConfig) else {}
+    method = make(name, 3, **running, **open_gates(name))
     calls: list[tuple[bool, bool]] = []
     norms = [m for m in method.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     hooks = [m.register_forward_pre_hook(lambda mod, _: calls.append((mod.training, torch.is_grad_enabled())))
@@ -168,11 +169,12 @@ def test_targets_in_eval_mode_gradients_in_train_mode(name):
 
 @pytest.mark.parametrize("name", [m for m in METHODS if issubclass(METHODS[m].Config, TargetConfig)])
 def test_target_bn_batch_predicts_targets_with_batch_statistics_and_leaves_running_ones(name):
-    """`target_bn=batch`: every pass in train mode, targets included; running statistics still come from the
-    labeled pass only (two steps that differ only in their unlabeled batch leave identical ones)."""
+    """`target_bn=batch` (the default): every pass in train mode, targets included; running statistics still
+    come from the labeled pass only (two steps that differ only in their unlabeled batch leave identical ones)."""
+    assert METHODS[name].Config().target_bn == "batch"
     stats = []
     for seed in (0, 1):
-        method = make(name, 3, target_bn="batch", **open_gates(name))
+        method = make(name, 3, **open_gates(name))
         calls: list[bool] = []
         hooks = [m.register_forward_pre_hook(lambda mod, _, seen=calls: seen.append(mod.training))
                  for m in method.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]  # fmt: skip

@@ -39,11 +39,12 @@ TARGET_BN = ("running", "batch")
 @dataclass
 class TargetConfig(MethodConfig):
     """A method that predicts targets for unlabeled images. `target_bn`: batch norm while predicting them —
-    "running" (eval mode: the running statistics, as at evaluation) or "batch" (each unlabeled batch's own
-    statistics, as AdaBN; running statistics untouched). Which gives better targets depends on the data:
-    `semiland bench targets` measures both on images with masks (docs/benchmarks.md)."""
+    "batch" (train mode: each unlabeled batch's own statistics, as the student's pass on it; running
+    statistics untouched) or "running" (eval mode: the running statistics, as at evaluation). On Dubai the
+    running statistics gave more accurate targets at the start (`semiland bench targets`) yet a worse
+    pseudo-label run, and on the synthetic scenes a worse FixMatch (docs/benchmarks.md): "batch" by default."""
 
-    target_bn: str = "running"
+    target_bn: str = "batch"
 
 
 @dataclass
@@ -180,11 +181,8 @@ def ema_update(teacher: nn.Module, student: nn.Module, decay: float, step: int) 
 
 @contextmanager
 def eval_mode(*models: nn.Module) -> Iterator[None]:
-    """The networks in eval mode inside, their own mode restored after. The default way targets for unlabeled
-    images are predicted (`target_bn="running"`): in train mode each batch of 8 unlabeled crops is normalised
-    by its own statistics, and on Dubai a supervised model's predictions there were far worse (two seeds: mIoU
-    0.28 / 0.30 vs 0.47 / 0.50 in eval mode); on the synthetic scenes, whose regions each shift their
-    appearance, batch statistics were better (0.71 vs 0.65) — docs/benchmarks.md."""
+    """The networks in eval mode inside (batch norm with its running statistics), their own mode restored
+    after: a teacher's predictions (mean teacher, S4Net's EMA teacher) and `target_bn="running"`."""
     was_training = [m.training for m in models]
     for m in models:
         m.eval()
