@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--json", help="also write the figures to this JSON file")
     sc.add_argument("overrides", nargs="*", help="section.key=value for --config")
     sc.set_defaults(func=cmd_bench_step_cost)
-    bt = bsub.add_parser("targets", help="a model's targets for unlabeled crops: running vs batch statistics")
+    bt = bsub.add_parser("targets", help="a model's predictions on batches of crops: running vs batch statistics")
     bt.add_argument("--ckpt", required=True, help="a trained checkpoint (e.g. a supervised run's best.ckpt)")
     bt.add_argument("--images", choices=["unlabeled", "val"], default="unlabeled",
                     help="the run's images to draw crops from (they need masks; val when unlabeled have none)")  # fmt: skip
