@@ -5,7 +5,8 @@ L = L_s(f₁) + L_s(f₂) + λ · [CE(f₁(x_u), argmax f₂(x_u)) + CE(f₂(x_u
 CutMix-ed unlabeled pairs (targets mixed with the same boxes). Prediction averages the two networks'
 probabilities.
 
-Config → symbols: lambda_u = λ (1.5 in the paper), cutmix_p = probability of a CutMix box; target_bn = batch norm while predicting targets (base.TargetConfig).
+Config → symbols: lambda_u = λ (1.5 in the paper), cutmix_p = probability of a CutMix box;
+target_bn = batch norm while predicting targets (base.TargetConfig).
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ Input: the stacked (B, C_opt + C_sar, H, W) pair (data/paired.py), split by `ctx
 5. `cps` (multimodal cross pseudo supervision): the optical branch's pseudo-labels supervise the SAR branch
    on its masked view and vice versa.
 L = L_s + λ · (L_cps + L_comp). With every switch off but `cps` it is the multimodal CPS baseline.
-Config → symbols: lambda_u = λ, ot_epsilon = ε, keep_threshold = τ_keep, class_momentum = m; target_bn = batch norm while predicting targets (base.TargetConfig).
+Config → symbols: lambda_u = λ, ot_epsilon = ε, keep_threshold = τ_keep, class_momentum = m;
+target_bn = batch norm while predicting targets (base.TargetConfig).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Online pseudo-labeling (Lee 2013; the review's self-training family, §3.1).
 
-The model's own argmax on x_u (in eval mode), kept where max p ≥ τ, supervises its prediction (train mode)
-with CE, weighted by a ramp-up: L = L_s + λ(t) · CE(f(x_u), ŷ_u) on confident pixels.
+The model's own argmax on x_u, kept where max p ≥ τ, supervises the same prediction with CE, weighted by a
+ramp-up: L = L_s + λ(t) · CE(f(x_u), ŷ_u) on confident pixels.
 
-Config → symbols: threshold = τ, lambda_max = λ_max, rampup = ramp-up fraction of training; target_bn = batch norm while predicting targets (base.TargetConfig).
+Config → symbols: threshold = τ, lambda_max = λ_max, rampup = ramp-up fraction of training; target_bn =
+batch norm while predicting the targets (base.TargetConfig).
 """
 
 from __future__ import annotations
@@ -39,13 +40,16 @@ class PseudoLabel(Method):
     def training_step(self, labeled, unlabeled, step):
         c = self.cfg
         loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
-        # Targets from the model in eval mode (base.eval_mode says why); the unlabeled crops then train in a pass
-        # of their own: one forward over labeled + unlabeled let batch norm mix the two, and that alone (λ = 0)
-        # dropped Dubai validation mIoU from 37 to 26 at step 600 (docs/benchmarks.md); as every method here,
-        # the running statistics stay those of the labeled pass (base.py).
-        pseudo, keep = confident_pseudo(teacher_probs(self.model, unlabeled["image"], c.target_bn), c.threshold)
+        # The unlabeled crops train in a pass of their own: one forward over labeled + unlabeled let batch norm mix
+        # the two, and that alone (λ = 0) dropped Dubai validation mIoU from 37 to 26 at step 600
+        # (docs/benchmarks.md); as in every method here, running statistics stay those of the labeled pass.
         with bn_stats_frozen(self.model):
             logits_u = self.model(unlabeled["image"])
+        if c.target_bn == "batch":  # the targets are this pass's own predictions (base.TargetConfig)
+            probs = logits_u.detach().softmax(1)
+        else:
+            probs = teacher_probs(self.model, unlabeled["image"], c.target_bn)
+        pseudo, keep = confident_pseudo(probs, c.threshold)
         loss_unsup = masked_ce(logits_u, pseudo, keep, unlabeled["valid"])
         lam = ramped(c.lambda_max, c.rampup, step, self.ctx.max_steps)
         return semi_losses(loss_sup, loss_unsup, lam, mask_ratio=(keep & unlabeled["valid"]).float().mean())

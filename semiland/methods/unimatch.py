@@ -5,7 +5,8 @@ level perturbation) and the weak view's encoder features passed through channel 
 (feature-level perturbation) are all trained on the weak pseudo-labels:
 L = L_s + λ · (¼ L_s1 + ¼ L_s2 + ½ L_fp), the weights of the paper.
 
-Config → symbols: threshold = τ (0.95), lambda_u = λ, cutmix_p, fp_dropout = feature dropout rate (0.5); target_bn = batch norm while predicting targets (base.TargetConfig).
+Config → symbols: threshold = τ (0.95), lambda_u = λ, cutmix_p, fp_dropout = feature dropout rate (0.5);
+target_bn = batch norm while predicting targets (base.TargetConfig).
 Needs an encoder–decoder model (smp architectures, s4net_unet, tiny_unet).
 """
 
