@@ -123,22 +123,23 @@ def plan(
 def also_on(spec: RunSpec, ckpt: Path, folder: Path, sets: list[str]) -> dict[str, float]:
     """Metrics of the cell's final checkpoint on each of `sets` (as `semiland test --on`), keyed "SET:mIoU" and
     "SET:IoU/<class>". The oracle is skipped on split sets: its split labels them all (it trained on them)."""
-    from semiland.data.splits import SETS
-
     row: dict[str, float] = {}
-    for on in sets:
-        if spec.method == ORACLE and on in SETS:
-            continue
+    for on in filter(lambda on: _scored(spec, on), sets):
         m = test(ckpt, folder / evaluation_folder(on), on=on)
         row[f"{on}:mIoU"] = m["mIoU"]
         row.update({f"{on}:IoU/{k}": v["IoU"] for k, v in m["per_class"].items()})
     return row
 
 
-def _missing(row: dict[str, Any], spec: RunSpec, sets: list[str]) -> list[str]:
+def _scored(spec: RunSpec, on: str) -> bool:
+    """Whether a cell is scored on `on`: not the oracle on a split set (it trained on all of them)."""
     from semiland.data.splits import SETS
 
-    return [on for on in sets if f"{on}:mIoU" not in row and not (spec.method == ORACLE and on in SETS)]
+    return not (spec.method == ORACLE and on in SETS)
+
+
+def _missing(row: dict[str, Any], spec: RunSpec, sets: list[str]) -> list[str]:
+    return [on for on in sets if f"{on}:mIoU" not in row and _scored(spec, on)]
 
 
 def run_one(
@@ -311,7 +312,7 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
 
 
 def extra_sets(rows: list[dict[str, Any]]) -> list[str]:
-    """The `--also-on` sets some row was evaluated on, in first-seen order."""
+    """The `--also-on` sets some row (a cell's, or a summary's) was evaluated on, in first-seen order."""
     return list(dict.fromkeys(k.removesuffix(":mIoU") for r in rows for k in r if k.endswith(":mIoU")))
 
 
@@ -359,7 +360,7 @@ def summary_tables(table: list[dict[str, Any]]) -> list[Table]:
     if classes:
         rows = [[r["budget"], r["method"], *(_fmt(r[k]) for k in classes)] for r in table]
         tables.append(("Per-class test IoU (mean over seeds)", ["budget", "method", *(k[4:] for k in classes)], rows))
-    for on in dict.fromkeys(k.removesuffix(":mIoU") for r in table for k in r if k.endswith(":mIoU")):
+    for on in extra_sets(table):
         per_class = [k for k in table[0] if k.startswith(f"{on}:IoU/")]
         head = [
             "budget",
