@@ -157,7 +157,7 @@ def run_one(
         if kept.is_file() and (todo := _missing(row, spec, sets)):
             row.update(also_on(spec, kept, folder, todo))
             atomic_write_json(done, row)
-        return {"val_mIoU": best_val(folder), **row}
+        return finished_row(folder, row)
     cfg = load_config(config, [*common, *spec.overrides])
     if folder.exists():  # an interrupted run: start it again from scratch (it was never finished)
         shutil.rmtree(folder)
@@ -203,6 +203,11 @@ def _val_curves(rows: list[dict[str, Any]], out: Path) -> dict[tuple[str, str], 
         if logs and not r.get("same_as"):
             curves.setdefault((r["budget"], r["method"]), []).append(read_log(logs[-1]).get("val/mIoU", []))
     return curves
+
+
+def finished_row(folder: Path, row: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A finished cell's row: its result.json (or `row`, already read) with its best validation mIoU."""
+    return {"val_mIoU": best_val(folder), **(row or json.loads((folder / "result.json").read_text()))}
 
 
 def best_val(folder: Path) -> float | None:
@@ -436,17 +441,17 @@ def run_sweep(args: argparse.Namespace) -> int:
     specs = plan(methods, budgets, seeds, oracle=not args.no_oracle, pools=pools)
     rows: list[dict[str, Any]] = []
     for i, spec in enumerate(specs, 1):
-        if args.summary_only:  # finished cells only: safe beside the processes still running this sweep
-            done = spec.folder(out) / "result.json"
-            if spec.same_as is None and done.is_file():
-                rows.append({"val_mIoU": best_val(done.parent), **json.loads(done.read_text())})
-            continue
-        print(f"[{i}/{len(specs)}] {spec.method} / {spec.budget} / seed {spec.seed}", flush=True)
+        if not args.summary_only:
+            print(f"[{i}/{len(specs)}] {spec.method} / {spec.budget} / seed {spec.seed}", flush=True)
         if spec.same_as is not None:  # the same oracle run as an earlier budget's (one training pool)
-            first = next(
+            first = [
                 r for r in rows if r["method"] == ORACLE and r["budget"] == spec.same_as and r["seed"] == spec.seed
-            )
-            rows.append({**first, "budget": spec.budget, "same_as": spec.same_as})
+            ]
+            rows += [{**r, "budget": spec.budget, "same_as": spec.same_as} for r in first]  # none: not finished yet
+            continue
+        if args.summary_only:  # finished cells only: safe beside the processes still running this sweep
+            if (spec.folder(out) / "result.json").is_file():
+                rows.append(finished_row(spec.folder(out)))
             continue
         students = [
             RunSpec(k, spec.budget, spec.seed, []).folder(out)
@@ -465,13 +470,6 @@ def run_sweep(args: argparse.Namespace) -> int:
                 missing_ok=True
             )
     if args.summary_only:
-        rows += [  # a budget sharing an earlier budget's oracle (one training pool)
-            {**r, "budget": spec.budget, "same_as": spec.same_as}
-            for spec in specs
-            if spec.same_as is not None
-            for r in rows
-            if r["method"] == ORACLE and r["budget"] == spec.same_as and r["seed"] == spec.seed
-        ]
         cells = sum(s.same_as is None for s in specs)  # a shared oracle is one cell
         print(f"{sum(not r.get('same_as') for r in rows)} of {cells} cells finished; {remaining(rows, specs, out)}")
         if not rows:
