@@ -303,3 +303,27 @@ def test_labeled_sar_crops_get_speckle_when_asked(tmp_path):
     noisy = SegDataModule(cfg, data, use_unlabeled=False).train_dataloader()["labeled"].dataset[0]
     assert torch.equal(plain["image"][:13], noisy["image"][:13])  # optical bands untouched
     assert not torch.equal(plain["image"][13:], noisy["image"][13:]) and torch.equal(plain["mask"], noisy["mask"])
+
+
+def test_dllr_without_masking_takes_targets_from_the_student_pass():
+    """masking=false with batch-norm targets in batch mode: the student sees the very views the targets come
+    from, so one pass serves both (a second no-grad pass would repeat it); the loss and gradients are those of
+    the two-pass path (masking on, with masks that hide nothing)."""
+    import torch
+
+    from .test_methods import batches, make
+
+    labeled, unlabeled = batches(4)
+    results = []
+    for cfg in ({"masking": False}, {"masking": True, "mask_optical": 0.0, "mask_sar": 0.0}):
+        method = make("dllr", 4, target_bn="batch", **cfg)
+        out = method.training_step(labeled, unlabeled, step=5)
+        out["loss"].backward()
+        results.append(
+            (out["loss"].detach(), [p.grad.clone() for p in method.model.parameters() if p.grad is not None])
+        )
+    (loss_one, grads_one), (loss_two, grads_two) = results
+    torch.testing.assert_close(loss_one, loss_two)
+    assert len(grads_one) == len(grads_two) > 0
+    for a, b in zip(grads_one, grads_two, strict=True):
+        torch.testing.assert_close(a, b)

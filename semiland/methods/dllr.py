@@ -136,13 +136,17 @@ class DLLR(Method):
 
         x_u, valid = unlabeled["image"], unlabeled["valid"]
         every = torch.ones_like(valid)
+        two_passes = c.masking or c.target_bn == "running"  # else the student's own outputs are the targets
         with bn_stats_frozen(net):  # running statistics stay those of the labeled pass
-            with torch.no_grad(), target_mode(c.target_bn, net):  # unmasked views (base.target_mode): the teachers
-                p_o, p_s = (z.softmax(1) for z in net.branches(x_u))
+            if two_passes:
+                with torch.no_grad(), target_mode(c.target_bn, net):  # unmasked views (base.target_mode): teachers
+                    p_o, p_s = (z.softmax(1) for z in net.branches(x_u))
             if c.masking:
                 keep_o, keep_s = asymmetric_masks(x_u.shape[0], *x_u.shape[-2:], c.mask_patch, c.mask_optical, c.mask_sar, x_u.device)  # fmt: skip
                 x_u = torch.cat([x_u[:, : net.split] * keep_o, x_u[:, net.split :] * keep_s], 1)
             student_o, student_s = net.branches(x_u)
+        if not two_passes:  # same views, same batch-norm mode: one pass (tests/test_optical_sar.py checks equality)
+            p_o, p_s = (z.detach().softmax(1) for z in (student_o, student_s))
         loss_cps = loss_comp = torch.zeros((), device=x_u.device)
         if c.cps:
             label_o, label_s = self.pseudo_labels(p_o, valid), self.pseudo_labels(p_s, valid)
