@@ -222,17 +222,20 @@ def test_bench_train_speed_runs_both_loops_in_bf16(tmp_path):
 
 
 def test_bench_step_cost_times_every_method_against_supervised(tmp_path):
+    """Rows of every sweep set: plain, explicit band groups, and the simulated-SAR test bed's (bands derived)."""
     import json
 
     from semiland.cli import CONFIGS, main
 
     out = tmp_path / "cost.json"
     methods = "supervised,fixmatch,dllr=dllr:data.channels=[2,1] method.cps=false"  # a list value inside --methods
+    methods += ",sim=dllr:data.simulate_sar=true,sar_only=supervised:data.simulate_sar=true data.modality=sar"
     args = ["bench", "step-cost", "--config", str(CONFIGS / "synthetic" / "demo.yaml"), "--methods", methods]
     assert (
         main([*args, "--steps", "1", "--repeats", "1", "--json", str(out), "model.arch=tiny_unet", "data.crop_size=32"])
         == 0
     )
     r = json.loads(out.read_text())
-    assert list(r["seconds_per_step"]) == ["supervised", "fixmatch", "dllr"] and r["vs_supervised"]["supervised"] == 1
+    assert list(r["seconds_per_step"]) == ["supervised", "fixmatch", "dllr", "sim", "sar_only"]
+    assert r["vs_supervised"]["supervised"] == 1
     assert all(s > 0 for s in r["seconds_per_step"].values())

@@ -20,8 +20,9 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from semiland.config import config_from_dict
+from semiland.config import DataConfig, config_from_dict
 from semiland.data.classes import ClassTable
+from semiland.data.paired import SIMULATED_SAR_BANDS
 from semiland.engine.runner import build_task, make_trainer, quiet_lightning
 from semiland.engine.task import lr_schedule, make_optimizer
 from semiland.methods.base import ParamGroup, supervised_ce
@@ -150,6 +151,14 @@ def run_train_speed(args: argparse.Namespace) -> int:
     return 0
 
 
+def model_channels(d: DataConfig, optical: int) -> list[int]:
+    """Band groups the model sees for `optical` bands: + simulated SAR (`data.simulate_sar`), one modality."""
+    if not d.simulate_sar:
+        return [optical]
+    groups = {"both": [optical, SIMULATED_SAR_BANDS], "optical": [optical], "sar": [SIMULATED_SAR_BANDS]}
+    return groups[d.modality]
+
+
 def run_step_cost(args: argparse.Namespace) -> int:
     """`semiland bench step-cost`: each method's training step against supervised's, side by side.
 
@@ -157,7 +166,8 @@ def run_step_cost(args: argparse.Namespace) -> int:
     `--methods` (sweep syntax) trains `--steps` timed steps on the same in-memory batches (labeled and
     unlabeled crops of the config's size and batch sizes) in one process, methods alternating over
     `--repeats`, the first steps of each untimed. Reports seconds per step and the ratio to supervised.
-    DLLR needs its band groups: e.g. `dllr=dllr:data.channels=[3,2]` (3 optical + 2 SAR bands).
+    DLLR needs its band groups: `data.simulate_sar=true` (the Dubai test bed: optical + 2 bands) or e.g.
+    `dllr=dllr:data.channels=[3,2]` (3 optical + 2 SAR bands).
     """
     from semiland.bench.sweep import parse_methods
     from semiland.config import load_config
@@ -179,7 +189,9 @@ def run_step_cost(args: argparse.Namespace) -> int:
         for r in range(args.repeats):
             for name, own in methods.items():
                 cfg = load_config(args.config, [*args.overrides, *own, *fixed])
-                c = sum(cfg.data.channels) if cfg.data.channels else bands  # dllr: data.channels=[optical,sar]
+                groups = cfg.data.channels or model_channels(cfg.data, bands)
+                cfg.data.channels = groups
+                c = sum(groups)
                 torch.manual_seed(0)
                 task = build_task(cfg, classes, [0.0] * c, [1.0] * c)
                 timer = StepTimer()

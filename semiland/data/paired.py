@@ -22,6 +22,7 @@ from semiland.data.raster import Raster, read_image
 from semiland.errors import SemilandError
 
 MODALITIES = ("both", "optical", "sar")
+SIMULATED_SAR_BANDS = 2  # simulated_sar's "VV" and "VH"
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,7 @@ class SegTask(L.LightningModule):
         for alarm, recent in self._recent.items():
             if alarm.key not in out:
                 continue
-            recent.append(float(out[alarm.key]))
+            recent.append(float(out[alarm.key].detach()))  # a loss term may still carry its graph
             if len(recent) == alarm.window and alarm.message not in fired and alarm.test(list(recent)):
                 self.warnings.append({"step": step, "key": alarm.key, "message": alarm.message})
                 trainer = self._trainer  # None outside a Trainer (tests)
