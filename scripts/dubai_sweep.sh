@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Dubai method sweep of docs/benchmarks.md, as two one-thread processes on a 2-core machine (about a
 # quarter more throughput than one two-thread process). Each runs its own cells of the same sweep; the
-# last command reads every finished cell and writes the summary. Resumable: re-run to finish.
+# last command reads every finished cell and writes the summary. Resumable: re-run to finish (a cell cut off mid-way continues from its last checkpoint).
 # Usage: scripts/dubai_sweep.sh OUT [SET]
 #   SET: discriminative (issue #3, default) | multitask (#5) | generative (#6) | sar (#7: simulated SAR).
 #   Every set shares OUT's supervised and oracle cells (the same budgets and seeds); `sar` adds its own

@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also evaluate every run on this (as `test --on`), e.g. unlabeled: the images the methods learned "
         "from without labels, where they have masks (repeatable)",
     )
-    sw.add_argument("-o", "--out", required=True, help="sweep folder (finished runs in it are not redone)")
+    sw.add_argument("-o", "--out", required=True, help="sweep folder (finished runs in it are not redone; interrupted ones resume)")
     sw.set_defaults(func=cmd_bench_sweep)
 
     ba = bsub.add_parser("advisor", help="the labeling advisor's pick vs every other region, supervised, over seeds")

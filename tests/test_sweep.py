@@ -208,3 +208,55 @@ def test_also_on_a_set_without_masks_is_refused_before_any_run(tmp_path, capsys)
     assert main(args) == 2
     assert "--on 'region_9': not a split set" in capsys.readouterr().err
     assert not list(out.rglob("result.json")) and not (out / "supervised").exists()
+
+
+def test_an_interrupted_cell_resumes_from_its_last_checkpoint(tmp_path, monkeypatch, capsys):
+    """A sweep killed mid-cell continues that cell from its last checkpoint (not from step 0) and ends with the
+    metrics of an uninterrupted cell; the row says where it resumed."""
+    import lightning as L
+
+    import semiland.engine.runner as runner
+    from semiland.bench.sweep import RunSpec, run_one
+
+    path = tmp_path / "cfg.yaml"
+    cfg = yaml.safe_load(sweep_config(tmp_path).read_text())
+    cfg["train"].update(steps=4, val_every=2)  # a checkpoint at step 2, the run ends at step 4
+    path.write_text(yaml.safe_dump(cfg))
+    spec = RunSpec("pseudo_label", "one", 0, ["method.name=pseudo_label", "train.seed=0"])
+    common = ["data.labeled=[region_0]", "data.unlabeled=[region_2]"]
+    whole = run_one(path, spec, common, tmp_path / "whole")
+
+    class Killed(Exception):
+        pass
+
+    class KillAfterFirstCheckpoint(L.Callback):
+        def on_train_batch_start(self, trainer, task, *args):
+            if task.train_step == 2:  # step 2's validation and checkpoint are written
+                raise Killed
+
+    make_trainer = runner.make_trainer
+    monkeypatch.setattr(runner, "make_trainer", lambda *a: _with(make_trainer(*a), KillAfterFirstCheckpoint()))
+    with pytest.raises(Killed):
+        run_one(path, spec, common, tmp_path / "cut")
+    monkeypatch.setattr(runner, "make_trainer", make_trainer)
+    cell = spec.folder(tmp_path / "cut")
+    assert (cell / "checkpoints" / "last.ckpt").is_file() and not (cell / "result.json").exists()
+    capsys.readouterr()
+    resumed = run_one(path, spec, common, tmp_path / "cut")
+    assert f"resuming {cell} from step 2" in capsys.readouterr().out
+    assert resumed["resumed_from_step"] == 2 and "resumed_from_step" not in whole
+    for key in ("mIoU", "OA", "val_mIoU", "steps"):
+        assert resumed[key] == whole[key], key
+    # a cell whose last checkpoint cannot be read (corrupt, or from other code) starts again, and says so
+    (cell / "result.json").unlink()
+    (cell / "checkpoints").mkdir(exist_ok=True)
+    (cell / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    again = run_one(path, spec, common, tmp_path / "cut")
+    assert "training it again from step 0" in capsys.readouterr().out and "resumed_from_step" not in again
+    assert again["mIoU"] == whole["mIoU"]
+
+
+def _with(trainer, callback):
+    trainer.callbacks.insert(0, callback)
+    return trainer

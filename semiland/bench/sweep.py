@@ -1,7 +1,7 @@
 """`semiland bench sweep`: methods × label budgets × seeds on one config, plus the oracle, resumable.
 
 Every run is an ordinary run folder (`OUT/<method>/<budget>/seed<k>`); a run whose test metrics exist is
-not redone. The summary gives, per method and budget, mean ± std (over seeds) of test mIoU and OA, the
+not redone, and one interrupted after its first checkpoint continues from its last (`fit --resume`). The summary gives, per method and budget, mean ± std (over seeds) of test mIoU and OA, the
 difference to supervised paired by seed (mean ± std, seeds won), the share of the supervised → oracle gap
 recovered, and wall time relative to supervised; `--also-on SET` adds the same on other images.
 
@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from semiland.config import dump_yaml, load_config
+from semiland.config import Config, dump_yaml, load_config
+from semiland.engine.checkpoint import read_checkpoint
 from semiland.engine.runner import evaluation_folder, fit, test
 from semiland.errors import SemilandError
 from semiland.io import atomic_write_json, atomic_write_text, ensure_writable_dir
@@ -158,17 +159,22 @@ def run_one(
             row.update(also_on(spec, kept, folder, todo))
             atomic_write_json(done, row)
         return finished_row(folder, row)
-    cfg = load_config(config, [*common, *spec.overrides])
-    if folder.exists():  # an interrupted run: start it again from scratch (it was never finished)
-        shutil.rmtree(folder)
+    self_training = "method.name=self_training" in spec.overrides
+    cfg, from_step = (None, 0) if self_training else _resumable(folder)
+    if cfg is None:
+        cfg = load_config(config, [*common, *spec.overrides])
+        if folder.exists():  # interrupted before its first checkpoint: start it again from scratch
+            shutil.rmtree(folder)
     ensure_writable_dir(folder)
     started = time.time()
-    if "method.name=self_training" in spec.overrides:
+    if self_training:
         metrics, steps, ckpt = _self_training(config, spec, common, out, folder)
     else:
-        result = fit(cfg, folder)
+        result = fit(cfg, folder, resume=from_step > 0)
         metrics, steps, ckpt = test(result.best_ckpt, folder / "test"), cfg.train.steps, result.best_ckpt
-    fit_seconds = time.time() - started  # training + the test set: extra sets are not counted
+    # training + the test set (extra sets are not counted); a resumed cell's time is scaled up from the steps
+    # it ran here (an estimate: the earlier part ran in another process)
+    fit_seconds = (time.time() - started) * steps / max(steps - from_step, 1)
     extra = also_on(spec, ckpt, folder, sets)
     gc.collect()  # a finished run's trainer, data module and image cache sit in reference cycles: free them now
     labeled, unlabeled = _split_sizes(folder)
@@ -185,6 +191,7 @@ def run_one(
         "steps": steps,
         "labeled_images": labeled,
         "unlabeled_images": unlabeled,
+        **({"resumed_from_step": from_step} if from_step else {}),
         **extra,
     }
     atomic_write_json(done, row)
@@ -192,6 +199,22 @@ def run_one(
         if not (keep_ckpt and ckpt.name == "best.ckpt"):
             ckpt.unlink()
     return row
+
+
+def _resumable(folder: Path) -> tuple[Config | None, int]:
+    """An interrupted cell's own config and the step of its last checkpoint, when `fit --resume` can continue
+    it (the fault checks of docs/reliability.md: the same final weights as an uninterrupted run); else
+    (None, 0) and the cell starts again."""
+    last = folder / "checkpoints" / "last.ckpt"
+    if not (last.is_file() and (folder / "config.yaml").is_file()):
+        return None, 0
+    try:
+        cfg, step = load_config(folder / "config.yaml"), read_checkpoint(last)["semiland"]["train_step"]
+    except (SemilandError, KeyError) as err:
+        print(f"cannot resume {folder} ({err}): training it again from step 0", flush=True)
+        return None, 0
+    print(f"resuming {folder} from step {step}", flush=True)
+    return cfg, step
 
 
 def _val_curves(rows: list[dict[str, Any]], out: Path) -> dict[tuple[str, str], list[list[tuple[float, float]]]]:
