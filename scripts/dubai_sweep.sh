@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # The Dubai method sweep of docs/benchmarks.md, as two one-thread processes on a 2-core machine (about a
 # quarter more throughput than one two-thread process). Each runs its own cells of the same sweep; the
-# last command reads every finished cell and writes the summary. Resumable: re-run to finish (a cell cut off mid-way continues from its last checkpoint).
+# last commands read every finished cell and write the summaries. Resumable: re-run to finish (a cell cut off
+# mid-way continues from its last checkpoint).
 # Usage: scripts/dubai_sweep.sh OUT [SET]
 #   SET: discriminative (issue #3, default) | multitask (#5) | generative (#6) | sar (#7: simulated SAR).
 #   Every set shares OUT's supervised and oracle cells (the same budgets and seeds); `sar` adds its own
-#   optical + simulated-SAR baselines, since its input differs.
+#   optical + simulated-SAR baselines, since its input differs, and its DLLR ablation rows (2 images only).
 set -euo pipefail
 OUT=${1:?usage: scripts/dubai_sweep.sh OUT [discriminative|multitask|generative|sar]}
 SET=${2:-discriminative}
 S="${SEMILAND:-.venv/bin/semiland}"
 SAR="data.simulate_sar=true"  # a SAR-like channel made from the optical image only (data/paired.py)
+ABLATION=""  # rows run at the 2-image budget only (3 seeds), split between the two processes
 case "$SET" in
   discriminative)
     METHODS="supervised,s4net,mean_teacher,pseudo_label,fixmatch,unimatch,cps,self_training:method.rounds=1" ;;
@@ -21,11 +23,15 @@ case "$SET" in
     done ;;
   generative)
     METHODS="supervised,adversarial,gan,vae" ;;
-  sar)  # baselines on the same optical + simulated-SAR pairs, then DLLR and each component off in turn
+  sar)  # baselines on the same optical + simulated-SAR pairs and DLLR at both budgets; DLLR with each component
+    # off in turn at the 2-image budget only (4 rows at ~5x supervised's step: ~4.6 h of this machine per budget)
     METHODS="supervised,sar_only=supervised:$SAR data.modality=sar,early_fusion=supervised:$SAR"
     METHODS+=",mm_cps=dllr:$SAR method.masking=false method.complementary=false method.reassign=false"
     METHODS+=",dllr=dllr:$SAR"
-    for part in masking complementary reassign cps; do METHODS+=",dllr_no_$part=dllr:$SAR method.$part=false"; done ;;
+    ABL_A="supervised" ABL_B="supervised"
+    for part in masking complementary; do ABL_A+=",dllr_no_$part=dllr:$SAR method.$part=false"; done
+    for part in reassign cps; do ABL_B+=",dllr_no_$part=dllr:$SAR method.$part=false"; done
+    ABLATION="${ABL_A#supervised},${ABL_B#supervised,}" ;;
   *) echo "unknown set '$SET': discriminative | multitask | generative | sar" >&2; exit 2 ;;
 esac
 B1="2img=data.labeled_count=2"  # 2 of tile 4's 9 images labeled (seeded); see configs/dubai/sweep.yaml
@@ -38,11 +44,15 @@ mkdir -p "$OUT"
 # Process A: 2 images, seeds 0 and 1, then 4 images seed 1.  Process B: 2 images seed 2, then 4 images seeds 0, 2.
 # Each first runs supervised and the oracle alone, so the protocol check (oracle ahead of supervised by more
 # than the seed spread) is known early. Both budgets have the same training pool, so the 4-image budget
-# shares the oracle runs (--no-oracle).
+# shares the oracle runs (--no-oracle). Ablation rows (sar): half of them in each process, all seeds.
+ablation() { [ -z "$ABLATION" ] || sweep --seeds 0,1,2 --budget "$B1" --no-oracle --methods "$1"; }
 ( sweep --seeds 0,1 --budget "$B1" --methods supervised && sweep --seeds 0,1 --budget "$B1" \
-  && sweep --seeds 1 --budget "$B2" --no-oracle ) >>"$OUT/a-$SET.log" 2>&1 &
+  && ablation "${ABL_A:-}" && sweep --seeds 1 --budget "$B2" --no-oracle ) >>"$OUT/a-$SET.log" 2>&1 &
 ( sweep --seeds 2 --budget "$B1" --methods supervised && sweep --seeds 2 --budget "$B1" \
-  && sweep --seeds 0,2 --budget "$B2" --no-oracle ) >>"$OUT/b-$SET.log" 2>&1 &
+  && ablation "${ABL_B:-}" && sweep --seeds 0,2 --budget "$B2" --no-oracle ) >>"$OUT/b-$SET.log" 2>&1 &
 wait
-"$S" bench sweep --config configs/dubai/sweep.yaml --methods "$METHODS" --seeds 0,1,2 --budget "$B1" --budget "$B2" $ON -o "$OUT"
-for f in results.csv results.json summary.md summary.html; do cp "$OUT/$f" "$OUT/${f%.*}-$SET.${f##*.}"; done  # one per set
+# The summaries train nothing (--summary-only): they say which cells are missing if a process failed.
+summary() { "$S" bench sweep --config configs/dubai/sweep.yaml $ON -o "$OUT" --summary-only --seeds 0,1,2 "$@"; }
+keep() { for f in results.csv results.json summary.md summary.html; do cp "$OUT/$f" "$OUT/${f%.*}-$1.${f##*.}"; done; }
+summary --methods "$METHODS" --budget "$B1" --budget "$B2" && keep "$SET"  # one per set
+if [ -n "$ABLATION" ]; then summary --methods "$METHODS$ABLATION" --budget "$B1" && keep "$SET-ablation"; fi
