@@ -4,11 +4,12 @@
 # last commands read every finished cell and write the summaries. Resumable: re-run to finish (a cell cut off
 # mid-way continues from its last checkpoint).
 # Usage: scripts/dubai_sweep.sh OUT [SET]
-#   SET: discriminative (issue #3, default) | multitask (#5) | generative (#6) | sar (#7: simulated SAR).
+#   SET: discriminative (issue #3, default) | multitask (#5) | generative (#6) | sar (#7: simulated SAR)
+#   | strong-view (#3's diagnosis: FixMatch / UniMatch without per-band photometric changes, 2 images only).
 #   Every set shares OUT's supervised and oracle cells (the same budgets and seeds); `sar` adds its own
 #   optical + simulated-SAR baselines, since its input differs, and its DLLR ablation rows (2 images only).
 set -euo pipefail
-OUT=${1:?usage: scripts/dubai_sweep.sh OUT [discriminative|multitask|generative|sar]}
+OUT=${1:?usage: scripts/dubai_sweep.sh OUT [discriminative|multitask|generative|sar|strong-view]}
 SET=${2:-discriminative}
 S="${SEMILAND:-.venv/bin/semiland}"
 SAR="data.simulate_sar=true"  # a SAR-like channel made from the optical image only (data/paired.py)
@@ -32,7 +33,12 @@ case "$SET" in
     for part in masking complementary; do ABL_A+=",dllr_no_$part=dllr:$SAR method.$part=false"; done
     for part in reassign cps; do ABL_B+=",dllr_no_$part=dllr:$SAR method.$part=false"; done
     ABLATION="${ABL_A#supervised},${ABL_B#supervised,}" ;;
-  *) echo "unknown set '$SET': discriminative | multitask | generative | sar" >&2; exit 2 ;;
+  strong-view)  # why FixMatch / UniMatch gain nothing here? Their strong view without its per-band changes
+    # (blur and CutMix kept): `bench targets --strong` shows the supervised model's accuracy falling on that view
+    METHODS="supervised" ABL_A="supervised,fixmatch_p0=fixmatch:method.photometric=0"
+    ABL_B="supervised,unimatch_p0=unimatch:method.photometric=0"
+    ABLATION=",${ABL_A#supervised,},${ABL_B#supervised,}" ;;
+  *) echo "unknown set '$SET': discriminative | multitask | generative | sar | strong-view" >&2; exit 2 ;;
 esac
 B1="2img=data.labeled_count=2"  # 2 of tile 4's 9 images labeled (seeded); see configs/dubai/sweep.yaml
 B2="4img=data.labeled_count=4"

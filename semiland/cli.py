@@ -294,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--batches", type=int, default=20, help="batches of random training crops (default 20)")
     bt.add_argument("--batch-size", type=int, default=8, help="crops per batch, as data.unlabeled_batch_size")
     bt.add_argument("--seed", type=int, default=123)
+    bt.add_argument("--strong", type=float, default=None, metavar="S",
+                    help="also score the strong photometric view of strength S (as fixmatch's method.photometric)")  # fmt: skip
+    bt.add_argument("--blur-p", type=float, default=0.5, help="blur probability of the strong view (method.blur_p)")
     bt.add_argument("--no-progress", dest="progress", action="store_false")
     bt.set_defaults(func=cmd_bench_targets)
     bp = bsub.add_parser("predict", help="streaming prediction vs a naive sliding window: speed, memory, FLOP/s")
@@ -333,7 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also evaluate every run on this (as `test --on`), e.g. unlabeled: the images the methods learned "
         "from without labels, where they have masks (repeatable)",
     )
-    sw.add_argument("-o", "--out", required=True, help="sweep folder (finished runs in it are not redone; interrupted ones resume)")
+    sw.add_argument(
+        "-o", "--out", required=True, help="sweep folder (finished runs in it are not redone; interrupted ones resume)"
+    )
     sw.set_defaults(func=cmd_bench_sweep)
 
     ba = bsub.add_parser("advisor", help="the labeling advisor's pick vs every other region, supervised, over seeds")

@@ -8,7 +8,13 @@ batch's own statistics, running statistics untouched), and scores both against t
 On Dubai the more accurate mode at the start (running statistics) made the worse pseudo-label run: a
 diagnostic of how far unlabeled batches' statistics sit from the labeled ones, not a chooser of
 `method.target_bn` (choose that by validation mIoU).
+
+`--strong S` also scores the predictions on FixMatch's / UniMatch's strong photometric view of the same
+crops (per-band gain, bias and noise of strength S, blur with probability `--blur-p`; batch statistics, as
+the student sees it): classes whose accuracy falls there are those the strong view makes look like others,
+so the consistency loss asks the network to call one class's appearance another's (docs/benchmarks.md).
 Usage: semiland bench targets --ckpt RUN/checkpoints/best.ckpt [--images unlabeled|val] [--batches 20]
+       [--strong 1.0 --blur-p 0.5]
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from semiland.engine.metrics import confusion_metrics
 from semiland.engine.runner import load_task
 from semiland.errors import SemilandError
 from semiland.methods.base import target_mode
+from semiland.methods.perturb import strong_photometric
 
 
 def run_targets(args: argparse.Namespace) -> int:
@@ -37,14 +44,18 @@ def run_targets(args: argparse.Namespace) -> int:
     crops = CropStream(store, ids, d.crop_size, args.batches * args.batch_size, args.seed, labeled=True)  # + masks
     model, k = task.method.model, len(task.classes.names)
     modes = {"running": np.zeros((k, k)), "batch": np.zeros((k, k))}
+    if args.strong is not None:
+        modes["strong"] = np.zeros((k, k))
+    torch.manual_seed(args.seed)  # the strong views' draws
     with torch.no_grad():
         for b in tqdm(range(args.batches), desc="target batches", disable=not args.progress):
             items = [crops[b * args.batch_size + i] for i in range(args.batch_size)]
             x, y = torch.stack([it["image"] for it in items]), torch.stack([it["mask"] for it in items])
             keep = y < k
             for mode, cm in modes.items():
-                with target_mode(mode, model.train()):  # as a method predicts its targets (base.target_mode)
-                    pred = model(x).argmax(1)
+                view = strong_photometric(x, args.blur_p, args.strong) if mode == "strong" else x
+                with target_mode("batch" if mode == "strong" else mode, model.train()):  # as a method predicts
+                    pred = model(view).argmax(1)
                 cm += np.bincount((y[keep] * k + pred[keep]).numpy(), minlength=k * k).reshape(k, k)
     model.eval()
     scores = {mode: confusion_metrics(cm, list(task.classes.names)) for mode, cm in modes.items()}
@@ -57,7 +68,9 @@ def run_targets(args: argparse.Namespace) -> int:
 
     for mode, m in scores.items():
         per_class = "  ".join(f"{c} {num(v['IoU'])}" for c, v in m["per_class"].items())
-        print(f"  method.target_bn={mode:<8} OA {num(m['OA'])}  mIoU {num(m['mIoU'])}  {per_class}")
+        name = f"strong view (photometric {args.strong}, blur p {args.blur_p}), batch" if mode == "strong" else (
+            f"method.target_bn={mode}")  # fmt: skip
+        print(f"  {name:<26} OA {num(m['OA'])}  mIoU {num(m['mIoU'])}  {per_class}")
     gap = (scores["running"]["mIoU"] or 0.0) - (scores["batch"]["mIoU"] or 0.0)
     print(f"running − batch: {gap:+.3f} mIoU (how far unlabeled batches' statistics sit from the running ones; "
           "not a chooser of method.target_bn: docs/benchmarks.md)")  # fmt: skip
