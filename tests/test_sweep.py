@@ -260,3 +260,9 @@ def test_an_interrupted_cell_resumes_from_its_last_checkpoint(tmp_path, monkeypa
 def _with(trainer, callback):
     trainer.callbacks.insert(0, callback)
     return trainer
+
+
+def test_unmeasured_figures_show_a_dash_without_a_unit():
+    from semiland.bench.sweep import _fmt
+
+    assert _fmt(float("nan"), unit="×") == "–" and _fmt(1.5, unit="×") == "1.50×" and _fmt(0.25, pct=True) == "25 %"

@@ -356,10 +356,10 @@ def _on_stats(rows: list[dict[str, Any]], method: str, budget: str) -> dict[str,
     return stats
 
 
-def _fmt(x: float, pct: bool = False) -> str:
-    if x != x:
+def _fmt(x: float, pct: bool = False, unit: str = "") -> str:
+    if x != x:  # NaN: not measured (e.g. no supervised cell to compare with yet)
         return "–"
-    return f"{100 * x:.0f} %" if pct else f"{x:.2f}"
+    return f"{100 * x:.0f} %" if pct else f"{x:.2f}{unit}"
 
 
 Table = tuple[str, list[str], list[list[str]]]  # (caption, header, rows) of one summary table
@@ -379,7 +379,7 @@ def summary_tables(table: list[dict[str, Any]]) -> list[Table]:
             f"{r['OA']:.2f} ± {r['OA_std']:.2f}",
             f"{_fmt(r['val_mIoU'])} ± {_fmt(r['val_mIoU_std'])}",
             _fmt(r["gap_recovered"], pct=True),
-            f"{_fmt(r['time_vs_supervised'])}×",
+            _fmt(r["time_vs_supervised"], unit="×"),
         ]  # fmt: skip
         for r in table
     ]
