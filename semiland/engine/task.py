@@ -41,9 +41,18 @@ def make_optimizer(group: ParamGroup, cfg: OptimConfig) -> torch.optim.Optimizer
         return torch.optim.SGD(group.params, lr=lr, **{**kwargs, **group.extra})
     if name in ("adam", "adamw"):
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-        kwargs = {"betas": tuple(cfg.betas), "weight_decay": cfg.weight_decay}
+        kwargs = {"betas": tuple(cfg.betas), "weight_decay": cfg.weight_decay, "fused": _fusable(group.params)}
         return cls(group.params, lr=lr, **{**kwargs, **group.extra})
     raise SemilandError(f"unknown optim.name '{name}'; use one of {', '.join(OPTIMIZERS)}")
+
+
+def _fusable(params: list[torch.Tensor]) -> bool | None:
+    """Adam(W)'s fused kernel where torch has one for the parameters' device (CPU, CUDA): one pass over the
+    weights instead of ~10 (0.013 vs 0.083 s per step for the Dubai sweep's 12.5 M-parameter U-Net on one CPU
+    thread, a quarter of its training step). The same update rule; results differ from the default
+    (for-each) kernel at rounding level (~1e-7 after 50 steps), as between thread counts. None: torch's default."""
+    ok = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return True if params and ok else None
 
 
 def lr_schedule(schedule: str, steps: int, warmup: int, power: float) -> Callable[[int], float]:
