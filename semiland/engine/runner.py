@@ -196,6 +196,10 @@ def fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitResult:
     task = build_task(cfg, data.spec.classes, data.mean, data.std)
     if resume:  # before the run folder is touched: a refused resume leaves the run as it was
         check_resumable(task, read_checkpoint(last), last)
+        # expected on a resume: the checkpoint folder holds the run's checkpoints, and the first save after the
+        # restored step comes before any validation (best.ckpt keeps its restored score)
+        for pattern in (".*exists and is not empty.*", ".*could not find the monitored key.*"):
+            warnings.filterwarnings("ignore", message=pattern)
     if is_rank_zero():
         data.split.save(run_dir / "split.json")
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
