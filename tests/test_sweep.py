@@ -121,11 +121,23 @@ def test_sweep_shares_oracle_and_runs_self_training_on_the_supervised_teacher(tm
     assert not (st / "round0").exists() and (st / "round1" / "pseudo" / "pseudo_stats.json").is_file()
     st_row = next(r for r in rows if r["method"] == "self_training" and r["budget"] == "one")
     assert st_row["steps"] == 2 and st_row["labeled_images"] == 2
-    assert not list(out.rglob("*.ckpt"))  # the teacher's checkpoint is dropped once its student is done
+    kept = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.ckpt"))  # supervised keeps its model
+    assert kept == ["supervised/one/seed0/checkpoints/best.ckpt", "supervised/two/seed0/checkpoints/best.ckpt"]
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("result.json")}
     capsys.readouterr()
     assert main(args) == 0  # resumable: nothing is redone, not even the teachers
     assert {p: p.stat().st_mtime_ns for p in out.rglob("result.json")} == stamps
+    # a finished supervised cell whose checkpoint is gone is not trained again by a supervised-only call (it
+    # once was: a restarted sweep retrained a cell that paired comparisons rested on)
+    (out / "supervised" / "one" / "seed0" / "checkpoints" / "best.ckpt").unlink()
+    only = [a if a != "self_training:method.rounds=1 method.threshold=0.0" else "supervised" for a in args]
+    assert main(only) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("result.json")} == stamps
+    # … and a self_training cell that needs it says what to do
+    (st / "result.json").unlink()
+    assert main(args) == 2
+    assert "delete" in capsys.readouterr().err and (out / "supervised" / "one" / "seed0" / "result.json").is_file()
+    assert (st / "self_training.json").is_file()  # the refused cell's folder is left as it was
 
 
 def test_self_training_rounds_save_and_score_pseudo_labels(synth_root, tmp_path, capsys):

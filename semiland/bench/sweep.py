@@ -69,10 +69,6 @@ def parse_methods(text: str) -> dict[str, list[str]]:
     return {"supervised": methods.pop("supervised", ["method.name=supervised"]), **methods}
 
 
-def method_name(own: list[str]) -> str:
-    return own[0].removeprefix("method.name=")
-
-
 def training_pool(config: Path, overrides: list[str], sets: list[str] = ()) -> frozenset[str]:
     """Image ids of labeled ∪ unlabeled under one budget (what its oracle is trained on); checks that each
     `--also-on` set has images with masks there before any run starts."""
@@ -147,19 +143,21 @@ def run_one(
     config: Path, spec: RunSpec, common: list[str], out: Path, keep_ckpt: bool = False, sets: list[str] | None = None
 ) -> dict[str, Any]:
     """Train and test one cell (or read its result.json); `keep_ckpt` keeps best.ckpt (a later cell's teacher);
-    `sets`: also evaluated on these (`also_on`). A finished cell still holding its checkpoint gets the sets it
-    lacks; one without it keeps what it has (the summary counts seeds per column)."""
+    `sets`: also evaluated on these (`also_on`). A finished cell is never trained again: one still holding its
+    checkpoint gets the sets it lacks; one without it keeps what it has (the summary counts seeds per column)."""
     sets = sets or []
     folder = spec.folder(out)
     done = folder / "result.json"
     kept = folder / "checkpoints" / "best.ckpt"
-    if done.is_file() and (not keep_ckpt or kept.is_file()):
+    if done.is_file():
         row = json.loads(done.read_text())
         if kept.is_file() and (todo := _missing(row, spec, sets)):
             row.update(also_on(spec, kept, folder, todo))
             atomic_write_json(done, row)
         return finished_row(folder, row)
     self_training = "method.name=self_training" in spec.overrides
+    if self_training:
+        _teacher(spec, out)  # before anything of the cell's folder is removed
     cfg, from_step = (None, 0) if self_training else _resumable(folder)
     if cfg is None:
         cfg = load_config(config, [*common, *spec.overrides])
@@ -246,6 +244,18 @@ def _split_sizes(folder: Path) -> tuple[int, int]:
     return len(split.get("labeled", [])), len(split.get("unlabeled", []))
 
 
+def _teacher(spec: RunSpec, out: Path) -> tuple[Path, Path]:
+    """The supervised cell (same budget and seed) whose best.ckpt is a self_training cell's round-0 teacher."""
+    teacher_dir = RunSpec("supervised", spec.budget, spec.seed, []).folder(out)
+    ckpt = teacher_dir / "checkpoints" / "best.ckpt"
+    if not ckpt.is_file():
+        raise SemilandError(
+            f"self_training needs the supervised run's checkpoint {ckpt}: run supervised first (if that cell is "
+            f"finished but its checkpoint was deleted, delete {teacher_dir} to train it again)"
+        )
+    return teacher_dir, ckpt
+
+
 def _self_training(config: Path, spec: RunSpec, common: list[str], out: Path, folder: Path) -> tuple[dict, int, Path]:
     """Self-training rounds with the same budget and seed's supervised run as the round-0 teacher; returns the
     last student's test metrics, steps and checkpoint.
@@ -255,10 +265,7 @@ def _self_training(config: Path, spec: RunSpec, common: list[str], out: Path, fo
     from semiland.data.datamodule import prepare_data
     from semiland.selftrain import self_train
 
-    teacher_dir = RunSpec("supervised", spec.budget, spec.seed, []).folder(out)
-    ckpt = teacher_dir / "checkpoints" / "best.ckpt"
-    if not ckpt.is_file():
-        raise SemilandError(f"self_training needs the supervised run's checkpoint {ckpt}; run supervised first")
+    teacher_dir, ckpt = _teacher(spec, out)
     own = [o for o in spec.overrides if not o.startswith("method.name=")]
     # The teacher run's resolved config carries its band statistics: its data is prepared without re-reading
     # every image for them.
@@ -476,22 +483,11 @@ def run_sweep(args: argparse.Namespace) -> int:
             if (spec.folder(out) / "result.json").is_file():
                 rows.append(finished_row(spec.folder(out)))
             continue
-        students = [
-            RunSpec(k, spec.budget, spec.seed, []).folder(out)
-            for k, v in methods.items()
-            if method_name(v) == "self_training"
-        ]
-        # the supervised cell's checkpoint is the round-0 teacher of a self_training cell, perhaps one of a later
-        # call (`--methods supervised` first): kept until every self_training cell listed here is done
-        teacher = spec.method == "supervised" and (
-            not students or any(not (s / "result.json").is_file() for s in students)
+        # supervised keeps its best.ckpt: the round-0 teacher of self_training cells (perhaps of a later call),
+        # the baseline model for `test --on`, `bench targets` or `analyze --ckpt`, and what a later --also-on scores
+        rows.append(
+            run_one(config, spec, args.overrides, out, keep_ckpt=spec.method == "supervised", sets=args.also_on)
         )
-        rows.append(run_one(config, spec, args.overrides, out, keep_ckpt=teacher, sets=args.also_on))
-        if "method.name=self_training" in spec.overrides and all((s / "result.json").is_file() for s in students):
-            # the supervised teacher's checkpoint is no longer needed
-            RunSpec("supervised", spec.budget, spec.seed, []).folder(out).joinpath("checkpoints", "best.ckpt").unlink(
-                missing_ok=True
-            )
     if args.summary_only:
         cells = sum(s.same_as is None for s in specs)  # a shared oracle is one cell
         print(f"{sum(not r.get('same_as') for r in rows)} of {cells} cells finished; {remaining(rows, specs, out)}")
