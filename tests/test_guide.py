@@ -66,3 +66,17 @@ def test_every_guide_command_runs(tmp_path, monkeypatch):
 @pytest.mark.parametrize("link", re.findall(r"\]\(([^)#]+\.md)", GUIDE.read_text(encoding="utf-8")))
 def test_guide_links_exist(link):
     assert (GUIDE.parent / link).is_file(), link
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize(
+    ("page", "anchor"), re.findall(r"\]\(([^)#]+\.md)#([^)]+)\)", GUIDE.read_text(encoding="utf-8"))
+)
+def test_guide_anchors_name_a_heading(page, anchor):
+    """Links into a section (benchmarks.md#…) keep working when a heading is renamed: the test says which."""
+    headings = re.findall(r"^#+ (.+)$", (GUIDE.parent / page).read_text(encoding="utf-8"), flags=re.M)
+    assert anchor in {_anchor(h) for h in headings}, f"{page}#{anchor}"
