@@ -5,12 +5,17 @@
 # mid-way continues from its last checkpoint).
 # Usage: scripts/dubai_sweep.sh OUT [SET]
 #   SET: discriminative (issue #3, default) | multitask (#5) | generative (#6) | sar (#7: simulated SAR)
-#   | strong-view (#3's diagnosis: FixMatch / UniMatch without per-band photometric changes, 2 images only).
+#   | strong-view (#3's diagnosis: FixMatch / UniMatch without per-band photometric changes, 2 images only)
+#   | all (each of them in turn, in that order).
 #   Every set shares OUT's supervised and oracle cells (the same budgets and seeds); `sar` adds its own
 #   optical + simulated-SAR baselines, since its input differs, and its DLLR ablation rows (2 images only).
 set -euo pipefail
-OUT=${1:?usage: scripts/dubai_sweep.sh OUT [discriminative|multitask|generative|sar|strong-view]}
+OUT=${1:?usage: scripts/dubai_sweep.sh OUT [discriminative|multitask|generative|sar|strong-view|all]}
 SET=${2:-discriminative}
+if [ "$SET" = all ]; then  # every set in the planned order; re-run to continue where it stopped
+  for set in discriminative strong-view generative multitask sar; do "$0" "$OUT" "$set"; done
+  exit 0
+fi
 S="${SEMILAND:-.venv/bin/semiland}"
 SAR="data.simulate_sar=true"  # a SAR-like channel made from the optical image only (data/paired.py)
 ABLATION=""  # rows run at the 2-image budget only (3 seeds), split between the two processes
