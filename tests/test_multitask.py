@@ -32,6 +32,7 @@ def test_unlabeled_images_reach_only_the_auxiliary_and_shared_layers(network):
     _, unlabeled = batches(3)
     x, valid = unlabeled["image"], unlabeled["valid"]
     _, aux = method.model.multitask(x)
+    assert torch.equal(method.model.auxiliary(x), aux)  # the unlabeled pass's shortcut gives the same output
     method.loss(x, aux, valid).backward()  # the loss of an unlabeled batch
     grads = {n: p.grad for n, p in method.model.named_parameters()}
     moved = {n for n, g in grads.items() if g is not None and g.abs().sum() > 0}

@@ -67,7 +67,7 @@ class MultiTask(Method):
         # Unlabeled images in a pass of their own: batch norm's running statistics stay those of the labeled
         # pass (mixing the two in one batch alone cost 11 points of Dubai validation mIoU: pseudo_label.py).
         with bn_stats_frozen(self.model):
-            aux_u = self.model.multitask(unlabeled["image"])[1]
+            aux_u = self.model.auxiliary(unlabeled["image"])
         x = torch.cat([labeled["image"], unlabeled["image"]])  # L_u on labeled and unlabeled images
         valid = torch.cat([labeled["valid"], unlabeled["valid"]])
         aux = torch.cat([aux_l, aux_u])
@@ -77,5 +77,5 @@ class MultiTask(Method):
     @torch.no_grad()
     def auxiliary(self, image: torch.Tensor) -> torch.Tensor:
         """The auxiliary output for figures: a reconstruction (B, C, H, W) or cluster indices (B, H, W)."""
-        aux = self.model.multitask(image)[1]
+        aux = self.model.auxiliary(image)
         return aux if self.cfg.aux_loss in RECONSTRUCTS else aux.argmax(1)

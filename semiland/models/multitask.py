@@ -7,7 +7,7 @@
 
 Backbones: any registered architecture laid out as encoder / decoder / head (every smp architecture,
 SegNet, the S4Net U-Net, the tiny U-Net). `forward(x)` runs the segmentation path alone, so inference and
-evaluation cost a standard-size network; `multitask(x)` returns (segmentation logits, auxiliary output).
+evaluation cost a standard-size network; `multitask(x)` returns (segmentation logits, auxiliary output), `auxiliary(x)` the latter alone.
 The auxiliary path takes no part of the segmentation-only layers (BerundaNet: the segmentation decoder /
 head), so a loss on the auxiliary output alone never reaches them.
 """
@@ -45,6 +45,14 @@ class BerundaNet(nn.Module):
         decoded = self.decoder(features)  # late split: shared decoder features (B, F, H, W)
         return self.head(decoded), self.aux_head(decoded)
 
+    def auxiliary(self, x: torch.Tensor) -> torch.Tensor:
+        """The auxiliary output alone (an unlabeled batch's pass): the early split skips the segmentation
+        decoder, whose output such a batch has no use for."""
+        features = self.encoder(x)
+        if self.aux_decoder is not None:
+            return self.aux_head(self.aux_decoder(features))
+        return self.aux_head(self.decoder(features))
+
 
 class WNet(nn.Module):
     def __init__(self, seg_net: nn.Module, aux_net: nn.Module):
@@ -58,3 +66,7 @@ class WNet(nn.Module):
     def multitask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.seg_net(x)
         return logits, self.aux_net(logits.softmax(1))  # the softmax between the two U-Nets
+
+    def auxiliary(self, x: torch.Tensor) -> torch.Tensor:
+        """The auxiliary output alone: W-Net's runs through the whole first network (eq. 4)."""
+        return self.multitask(x)[1]
