@@ -1,0 +1,70 @@
+"""scripts/dubai_sweep.sh composes hours of training from method specs: every set's commands are checked here
+without training (a stub stands in for `semiland`), so a mistyped key fails now, not sessions later."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from semiland.bench.sweep import parse_methods
+from semiland.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+SETS = ("discriminative", "strong-view", "generative", "multitask", "sar")
+STUB = """#!{python}
+import json, pathlib, sys, uuid
+out = pathlib.Path({calls!r})
+(out / f"{{uuid.uuid4().hex}}.json").write_text(json.dumps(sys.argv[1:]))
+if "--summary-only" in sys.argv:  # the script copies the summary files per set
+    folder = pathlib.Path(sys.argv[sys.argv.index("-o") + 1])
+    for name in ("results.csv", "results.json", "summary.md", "summary.html"):
+        (folder / name).write_text("")
+"""
+
+
+def commands(tmp_path: Path, which: str) -> list[list[str]]:
+    calls, stub = tmp_path / "calls", tmp_path / "semiland"
+    calls.mkdir()
+    stub.write_text(STUB.format(python=sys.executable, calls=str(calls)))
+    stub.chmod(0o755)
+    env = {**os.environ, "SEMILAND": str(stub)}
+    done = subprocess.run(["bash", "scripts/dubai_sweep.sh", str(tmp_path / "out"), which], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return [json.loads(p.read_text()) for p in calls.iterdir()]
+
+
+def _last(args: list[str], flag: str) -> str:
+    return args[len(args) - 1 - args[::-1].index(flag) + 1]
+
+
+@pytest.mark.parametrize("which", SETS)
+def test_every_method_row_of_every_set_is_a_valid_config(tmp_path, which):
+    calls = commands(tmp_path, which)
+    train = [c for c in calls if "--summary-only" not in c]
+    assert train and all(c[:2] == ["bench", "sweep"] for c in calls)
+    for args in calls:
+        for overrides in parse_methods(_last(args, "--methods")).values():
+            load_config(REPO / "configs" / "dubai" / "sweep.yaml", overrides)  # unknown keys / values raise here
+    budgets = {_last(c, "--budget").split("=")[0] for c in train}
+    assert budgets == {"2img", "4img"}
+    # rows run at one budget only (sar's DLLR ablation, strong-view) never reach the 4-image calls
+    four = {
+        label
+        for c in train
+        if _last(c, "--budget").startswith("4img")
+        for label in parse_methods(_last(c, "--methods"))
+    }
+    assert not any(label.startswith(("dllr_no_", "fixmatch_p0", "unimatch_p0")) for label in four)
+
+
+def test_the_sar_set_ablates_each_dllr_component_at_two_images(tmp_path):
+    train = [c for c in commands(tmp_path, "sar") if "--summary-only" not in c]
+    labels = {label for c in train for label in parse_methods(_last(c, "--methods"))}
+    assert {f"dllr_no_{p}" for p in ("masking", "complementary", "reassign", "cps")} <= labels
+    assert {"sar_only", "early_fusion", "mm_cps", "dllr"} <= labels
