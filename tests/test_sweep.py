@@ -43,6 +43,8 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
         "two=data.labeled=[region_0,region_1] data.unlabeled=[region_2]",
     ]
     assert main(args) == 0
+    printed = capsys.readouterr().out  # each cell to train says what is left, costed from the finished ones
+    assert "] fixmatch / one / seed 1 — left: " in printed and "h of one process" in printed
     rows = json.loads((out / "results.json").read_text())["runs"]
     assert len(rows) == 2 * 2 * 4  # budgets × seeds × (supervised, fixmatch, km, oracle)
     assert (out / "km" / "one" / "seed1" / "result.json").is_file()  # the label names the folder

@@ -433,11 +433,15 @@ def markdown(table: list[dict[str, Any]]) -> str:
 
 def remaining(rows: list[dict[str, Any]], specs: list[RunSpec], out: Path) -> str:
     """What is left, in hours of one process, each unfinished cell costed as the mean of its method's
-    finished cells (any budget or seed)."""
+    finished cells (any budget or seed, this call's or another's in the same folder)."""
     secs: dict[str, list[float]] = {}
     for r in rows:
         if not r.get("same_as"):
             secs.setdefault(r["method"], []).append(r["fit_seconds"])
+    elsewhere: dict[str, list[float]] = {}  # cells of other calls (the other process of a sweep script)
+    for path in out.glob("*/*/seed*/result.json"):
+        elsewhere.setdefault(path.parts[-4], []).append(json.loads(path.read_text())["fit_seconds"])
+    secs = {**elsewhere, **secs}
     todo = [s for s in specs if s.same_as is None and not (s.folder(out) / "result.json").is_file()]
     known = [statistics.mean(secs[s.method]) for s in todo if s.method in secs]
     unknown = sorted({s.method for s in todo if s.method not in secs})
@@ -472,7 +476,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     for i, spec in enumerate(specs, 1):
         if not args.summary_only:
-            print(f"[{i}/{len(specs)}] {spec.method} / {spec.budget} / seed {spec.seed}", flush=True)
+            left = "" if (spec.folder(out) / "result.json").is_file() else f" — {remaining(rows, specs[i - 1 :], out)}"
+            print(f"[{i}/{len(specs)}] {spec.method} / {spec.budget} / seed {spec.seed}{left}", flush=True)
         if spec.same_as is not None:  # the same oracle run as an earlier budget's (one training pool)
             first = [
                 r for r in rows if r["method"] == ORACLE and r["budget"] == spec.same_as and r["seed"] == spec.seed
