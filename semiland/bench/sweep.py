@@ -1,9 +1,10 @@
 """`semiland bench sweep`: methods × label budgets × seeds on one config, plus the oracle, resumable.
 
 Every run is an ordinary run folder (`OUT/<method>/<budget>/seed<k>`); a run whose test metrics exist is
-not redone, and one interrupted after its first checkpoint continues from its last (`fit --resume`). The summary gives, per method and budget, mean ± std (over seeds) of test mIoU and OA, the
-difference to supervised paired by seed (mean ± std, seeds won), the share of the supervised → oracle gap
-recovered, and wall time relative to supervised; `--also-on SET` adds the same on other images.
+not redone, and one interrupted after its first checkpoint continues from its last (`fit --resume`). The
+summary gives, per method and budget, mean ± std (over seeds) of test mIoU and OA, the difference to
+supervised paired by seed (mean ± std, seeds won), the share of the supervised → oracle gap recovered, and
+wall time relative to supervised; `--also-on SET` adds the same on other images.
 
 Budgets are named override sets, e.g. `--budget 1tile="data.labeled=[tile_4]"`; the oracle is the
 supervised method with `data.oracle=true` (every training image labeled). Budgets whose splits share one
