@@ -50,7 +50,7 @@ def weak_targets(
     model: nn.Module,
     unlabeled: dict[str, torch.Tensor],
     threshold: float | ClassThresholds,
-    target_bn: str = "running",
+    target_bn: str,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Weak view (random flip) of x_u, its hard pseudo-labels (batch norm as `target_bn`: base.target_mode)
     and where they are kept (confident and valid)."""
