@@ -46,7 +46,8 @@ case "$SET" in
   *) echo "unknown set '$SET': discriminative | multitask | generative | sar | strong-view" >&2; exit 2 ;;
 esac
 B1="2img=data.labeled_count=2"  # 2 of tile 4's 9 images labeled (seeded); see configs/dubai/sweep.yaml
-B2="4img=data.labeled_count=4"
+# 4 labeled images: the same 2 plus tile 4's images 5 and 8 (nested; how they were drawn: the file's "info")
+B2="4img=data.split_mode=file data.split_file=configs/dubai/split-4img.json"
 # Every cell is also scored on its unlabeled images (Dubai has their masks; never trained on): 52 images, 22× the
 # test tile's labeled pixels, with every class well represented — what a user mapping those tiles gets.
 ON="--also-on unlabeled"

@@ -13,6 +13,7 @@ import pytest
 
 from semiland.bench.sweep import parse_methods
 from semiland.config import load_config
+from tests.conftest import DUBAI
 
 REPO = Path(__file__).resolve().parents[1]
 SETS = ("discriminative", "strong-view", "generative", "multitask", "sar")
@@ -68,3 +69,18 @@ def test_the_sar_set_ablates_each_dllr_component_at_two_images(tmp_path):
     labels = {label for c in train for label in parse_methods(_last(c, "--methods"))}
     assert {f"dllr_no_{p}" for p in ("masking", "complementary", "reassign", "cps")} <= labels
     assert {"sar_only", "early_fusion", "mm_cps", "dllr"} <= labels
+
+
+@pytest.mark.skipif(not DUBAI.is_dir(), reason=f"Dubai data not found at {DUBAI} (set SEMILAND_SHARED_DATA)")
+def test_the_4_image_budget_adds_two_images_to_the_2_image_one():
+    from semiland.bench.sweep import parse_budgets, training_pool
+    from semiland.data.datamodule import resolve_split
+
+    script = (REPO / "scripts" / "dubai_sweep.sh").read_text()
+    budgets = parse_budgets([line.split('"')[1] for line in script.splitlines() if line.startswith(("B1=", "B2="))])
+    config, root = REPO / "configs" / "dubai" / "sweep.yaml", f"data.root={DUBAI}"
+    two, four = (resolve_split(load_config(config, [root, *budgets[b]]))[1] for b in ("2img", "4img"))
+    assert len(two.labeled) == 2 and len(four.labeled) == 4 and set(two.labeled) < set(four.labeled)
+    assert (two.val, two.test) == (four.val, four.test)
+    # the same training pool: the 4-image budget shares the oracle cells (--no-oracle in the script)
+    assert training_pool(config, [root, *budgets["2img"]]) == training_pool(config, [root, *budgets["4img"]])
