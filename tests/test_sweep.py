@@ -181,7 +181,7 @@ def test_top_q_keeps_rare_classes():
 def test_gap_recovered_only_when_the_oracle_leads():
     import math
 
-    from semiland.bench.sweep import summarise
+    from semiland.bench.sweep_summary import summarise
 
     def row(method, miou):
         return {"method": method, "budget": "b", "seed": 0, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
@@ -194,7 +194,7 @@ def test_gap_recovered_only_when_the_oracle_leads():
 
 
 def test_difference_to_supervised_is_paired_by_seed():
-    from semiland.bench.sweep import markdown, summarise
+    from semiland.bench.sweep_summary import markdown, summarise
 
     def row(method, seed, miou):
         return {"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
@@ -277,6 +277,6 @@ def _with(trainer, callback):
 
 
 def test_unmeasured_figures_show_a_dash_without_a_unit():
-    from semiland.bench.sweep import _fmt
+    from semiland.bench.sweep_summary import _fmt
 
     assert _fmt(float("nan"), unit="×") == "–" and _fmt(1.5, unit="×") == "1.50×" and _fmt(0.25, pct=True) == "25 %"

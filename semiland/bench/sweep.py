@@ -11,15 +11,13 @@ supervised method with `data.oracle=true` (every training image labeled). Budget
 training pool (labeled ∪ unlabeled) share one oracle run per seed. A method may carry its own overrides and
 a label (its name in folders and tables), `--methods "fixmatch,self_training:method.rounds=1,
 late_km=multitask:method.network=berunda_late method.aux_loss=kmeans"`. `self_training` runs its rounds with the budget's
-supervised run (same seed) as the round-0 teacher, so it costs only its students.
+supervised run (same seed) as the round-0 teacher, so it costs only its students. The summary: `sweep_summary.py`.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import gc
-import io
 import json
 import re
 import shlex
@@ -30,16 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from semiland.bench.sweep_summary import ORACLE, cell_folder, write_summary
 from semiland.config import Config, dump_yaml, load_config
 from semiland.engine.checkpoint import read_checkpoint
 from semiland.engine.runner import evaluation_folder, fit, test
 from semiland.errors import SemilandError
 from semiland.io import atomic_write_json, atomic_write_text, ensure_writable_dir
-from semiland.report.figures import plot_sweep, plot_sweep_curves, read_log
-from semiland.report.html import Report, write_report
-from semiland.report.run_report import machine
-
-ORACLE = "oracle"
+from semiland.report.figures import read_log
 
 
 @dataclass
@@ -51,7 +46,7 @@ class RunSpec:
     same_as: str | None = None  # oracle only: the budget whose oracle run (same training pool) this one is
 
     def folder(self, out: Path) -> Path:
-        return out / self.method / self.budget / f"seed{self.seed}"
+        return cell_folder(out, self.method, self.budget, self.seed)
 
 
 def parse_methods(text: str) -> dict[str, list[str]]:
@@ -216,17 +211,6 @@ def _resumable(folder: Path) -> tuple[Config | None, int]:
     return cfg, step
 
 
-def _val_curves(rows: list[dict[str, Any]], out: Path) -> dict[tuple[str, str], list[list[tuple[float, float]]]]:
-    """(budget, method) → each seed's validation mIoU curve [(step, value), …], from the cells' logs (a
-    self-training cell: its last student's)."""
-    curves: dict[tuple[str, str], list[list[tuple[float, float]]]] = {}
-    for r in rows:
-        logs = sorted(RunSpec(r["method"], r["budget"], r["seed"], []).folder(out).rglob("logs/metrics.csv"))
-        if logs and not r.get("same_as"):
-            curves.setdefault((r["budget"], r["method"]), []).append(read_log(logs[-1]).get("val/mIoU", []))
-    return curves
-
-
 def finished_row(folder: Path, row: dict[str, Any] | None = None) -> dict[str, Any]:
     """A finished cell's row: its result.json (or `row`, already read) with its best validation mIoU."""
     return {"val_mIoU": best_val(folder), **(row or json.loads((folder / "result.json").read_text()))}
@@ -275,161 +259,6 @@ def _self_training(config: Path, spec: RunSpec, common: list[str], out: Path, fo
     atomic_write_json(folder / "self_training.json", rows)
     last = folder / f"round{len(rows) - 1}" / "student" / "checkpoints" / "best.ckpt"
     return metrics, teacher_cfg.train.steps * (len(rows) - 1), last
-
-
-def _stats(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> tuple[float, float, int]:
-    """Mean, std (0 for one seed) and count of 100 × `key` over the seeds of one method and budget."""
-    vals = [100 * r[key] for r in rows if r["method"] == method and r["budget"] == budget and r.get(key) is not None]
-    if not vals:
-        return float("nan"), float("nan"), 0
-    return statistics.mean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0, len(vals)
-
-
-def _paired(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> dict[str, float]:
-    """100 × (`key` of `method` − supervised's) seed by seed (same seed: same initialisation and crops), so the
-    spread between seeds that both share cancels: mean, std, seeds won and seeds paired."""
-
-    def by_seed(m: str) -> dict[int, float]:
-        return {
-            r["seed"]: r[key] for r in rows if r["method"] == m and r["budget"] == budget and r.get(key) is not None
-        }
-
-    sup, own = by_seed("supervised"), by_seed(method)
-    d = [100 * (own[s] - sup[s]) for s in own if s in sup]
-    if method == "supervised" or not d:
-        return {"mean": float("nan"), "std": float("nan"), "wins": 0, "n": 0}
-    return {"mean": statistics.mean(d), "std": statistics.stdev(d) if len(d) > 1 else 0.0,
-            "wins": sum(x > 0 for x in d), "n": len(d)}  # fmt: skip
-
-
-def _fmt_paired(p: dict[str, float]) -> str:
-    return "–" if not p["n"] else f"{p['mean']:+.2f} ± {p['std']:.2f} ({p['wins']}/{p['n']})"
-
-
-def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, Any]]:
-    table = []
-    for budget in dict.fromkeys(r["budget"] for r in rows):
-        sup, _, _ = _stats(rows, "supervised", budget, "mIoU")
-        orc, _, _ = _stats(rows, ORACLE, budget, "mIoU")
-        sup_time = [r["fit_seconds"] for r in rows if r["method"] == "supervised" and r["budget"] == budget]
-        for method in [*methods, ORACLE]:
-            mean, std, n = _stats(rows, method, budget, "mIoU")
-            if n == 0:
-                continue
-            oa, oa_std, _ = _stats(rows, method, budget, "OA")
-            val, val_std, _ = _stats(rows, method, budget, "val_mIoU")
-            classes = [k for k in rows[0] if k.startswith("IoU/")]
-            secs = [r["fit_seconds"] for r in rows if r["method"] == method and r["budget"] == budget]
-            # a share of the gap exists only when the oracle leads (NaN compares False)
-            has_gap = method not in ("supervised", ORACLE) and orc - sup > 1e-9
-            table.append(
-                {
-                    "budget": budget,
-                    "method": method,
-                    "n": n,
-                    "mIoU": mean,
-                    "mIoU_std": std,
-                    "OA": oa,
-                    "OA_std": oa_std,
-                    "val_mIoU": val,
-                    "val_mIoU_std": val_std,
-                    **{k: _stats(rows, method, budget, k)[0] for k in classes},
-                    "vs_supervised": (paired := _paired(rows, method, budget, "mIoU")),
-                    # the paired difference: the same as the difference of means once every seed is in, and
-                    # not a comparison of one seed with three while a sweep runs
-                    "gap_recovered": paired["mean"] / (orc - sup) if has_gap else float("nan"),
-                    "time_vs_supervised": statistics.mean(secs) / statistics.mean(sup_time)
-                    if sup_time
-                    else float("nan"),
-                    **_on_stats(rows, method, budget),
-                }
-            )
-    return table
-
-
-def extra_sets(rows: list[dict[str, Any]]) -> list[str]:
-    """The `--also-on` sets some row (a cell's, or a summary's) was evaluated on, in first-seen order."""
-    return list(dict.fromkeys(k.removesuffix(":mIoU") for r in rows for k in r if k.endswith(":mIoU")))
-
-
-def _on_stats(rows: list[dict[str, Any]], method: str, budget: str) -> dict[str, Any]:
-    """Per `--also-on` set: mean ± std mIoU, seed count, the difference to supervised, per-class means."""
-    stats: dict[str, Any] = {}
-    for on in extra_sets(rows):
-        mean, std, n = _stats(rows, method, budget, f"{on}:mIoU")
-        classes = dict.fromkeys(k for r in rows for k in r if k.startswith(f"{on}:IoU/"))
-        paired = _paired(rows, method, budget, f"{on}:mIoU")
-        stats |= {f"{on}:mIoU": mean, f"{on}:mIoU_std": std, f"{on}:n": n, f"{on}:vs_supervised": paired}
-        stats |= {k: _stats(rows, method, budget, k)[0] for k in classes}
-    return stats
-
-
-def _fmt(x: float, pct: bool = False, unit: str = "") -> str:
-    if x != x:  # NaN: not measured (e.g. no supervised cell to compare with yet)
-        return "–"
-    return f"{100 * x:.0f} %" if pct else f"{x:.2f}{unit}"
-
-
-Table = tuple[str, list[str], list[list[str]]]  # (caption, header, rows) of one summary table
-
-
-def summary_tables(table: list[dict[str, Any]]) -> list[Table]:
-    """The summary as tables of text cells, rendered to Markdown (summary.md) and HTML (summary.html)."""
-    head = ["budget", "method", "seeds", "test mIoU (mean ± std)", "Δ vs supervised (paired by seed; seeds won)", "OA",
-            "val mIoU", "gap recovered", "time vs supervised"]  # fmt: skip
-    main = [
-        [
-            r["budget"],
-            r["method"],
-            str(r["n"]),
-            f"{r['mIoU']:.2f} ± {r['mIoU_std']:.2f}",
-            _fmt_paired(r["vs_supervised"]),
-            f"{r['OA']:.2f} ± {r['OA_std']:.2f}",
-            f"{_fmt(r['val_mIoU'])} ± {_fmt(r['val_mIoU_std'])}",
-            _fmt(r["gap_recovered"], pct=True),
-            _fmt(r["time_vs_supervised"], unit="×"),
-        ]  # fmt: skip
-        for r in table
-    ]
-    tables: list[Table] = [("Test mIoU", head, main)]
-    classes = [k for k in (table[0] if table else {}) if k.startswith("IoU/")]
-    if classes:
-        rows = [[r["budget"], r["method"], *(_fmt(r[k]) for k in classes)] for r in table]
-        tables.append(("Per-class test IoU (mean over seeds)", ["budget", "method", *(k[4:] for k in classes)], rows))
-    for on in extra_sets(table):
-        per_class = [k for k in table[0] if k.startswith(f"{on}:IoU/")]
-        head = [
-            "budget",
-            "method",
-            "seeds",
-            "mIoU",
-            "Δ vs supervised (paired)",
-            *(k.split("/", 1)[1] for k in per_class),
-        ]
-        rows = [
-            [
-                r["budget"],
-                r["method"],
-                str(r[f"{on}:n"]),
-                f"{_fmt(r[f'{on}:mIoU'])} ± {_fmt(r[f'{on}:mIoU_std'])}",
-                _fmt_paired(r[f"{on}:vs_supervised"]),
-                *(_fmt(r.get(k, float("nan"))) for k in per_class),
-            ]  # fmt: skip
-            for r in table
-            if r[f"{on}:n"]
-        ]
-        tables.append((f"Also evaluated on `{on}` (`--also-on`; mean over the seeds that have it)", head, rows))
-    return tables
-
-
-def markdown(table: list[dict[str, Any]]) -> str:
-    blocks = []
-    for i, (caption, head, rows) in enumerate(summary_tables(table)):
-        lines = [] if i == 0 else [f"{caption}:", ""]
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
 
 
 def remaining(rows: list[dict[str, Any]], specs: list[RunSpec], out: Path) -> str:
@@ -499,32 +328,5 @@ def run_sweep(args: argparse.Namespace) -> int:
         print(f"{sum(not r.get('same_as') for r in rows)} of {cells} cells finished; {remaining(rows, specs, out)}")
         if not rows:
             raise SemilandError(f"no finished cell in {out} for these methods, budgets and seeds")
-    table = summarise(rows, list(methods))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "results.csv", buf.getvalue())
-    atomic_write_json(out / "results.json", {"runs": rows, "summary": table, "machine": machine()})
-    command = "semiland " + " ".join(shlex.quote(a) for a in args.argv)
-    md = f"# Sweep\n\nCommand: `{command}`\n\nMachine: {machine()}\n\n{markdown(table)}\n"
-    atomic_write_text(out / "summary.md", md)
-    figures = []
-    for on in ["", *extra_sets(rows)]:  # the test set, then every --also-on set
-        name = f"figures/sweep_{evaluation_folder(on or 'test')}.png"
-        plot_sweep(rows, list(methods), f"{on}:mIoU" if on else "mIoU", out / name, f"mIoU on {on or 'the test set'}")
-        figures.append((f"mIoU on {on or 'the test set'}: every seed, and its difference to supervised", name))
-    curves = _val_curves(rows, out)
-    if any(curves.values()):
-        plot_sweep_curves(curves, out / "figures/sweep_validation.png")
-        figures.append(("Validation mIoU during training: one line per seed (collapses show here)",
-                        "figures/sweep_validation.png"))  # fmt: skip
-    report = Report(
-        title="semiland sweep",
-        intro=[f"Command: {command}", f"Machine: {machine()}"],
-        tables=summary_tables(table),
-        figures=figures,
-    )
-    write_report(report, out / "summary.html")
-    print("\n" + markdown(table) + f"\n\nresults: {out / 'results.csv'}, {out / 'summary.md'}, {out / 'summary.html'}")
+    write_summary(rows, list(methods), out, "semiland " + " ".join(shlex.quote(a) for a in args.argv))
     return 0
