@@ -2,7 +2,8 @@
 
 OUT/round0/            the teacher: the supervised method on the labeled images
 OUT/round<r>/pseudo/   pseudo-labels of every unlabeled image (<region>/<stem>.png, index PNG, 255 = not kept)
-                       + pseudo_stats.json (coverage, class shares, accuracy where true labels exist)
+                       + pseudo_stats.json (coverage, class shares, the share of each class's predictions
+                       kept; accuracy and per-class recall / precision where true labels exist)
 OUT/round<r>/student/  a fresh student on labeled + pseudo-labeled images; the next round's teacher
 OUT/self_training.json the per-round table
 """
@@ -55,8 +56,11 @@ def pseudo_label(
     store = SampleStore(data.spec, cfg.data.bands, data.mean, data.std, cache=False)
     k = data.spec.classes.num_classes
     refs = data.spec.by_id()
+    predicted = np.zeros(k, dtype=np.int64)  # the teacher's argmax per class, kept or not
     kept_per_class = np.zeros(k, dtype=np.int64)
-    total = kept = correct = labeled_kept = 0
+    truth_vs_pseudo = np.zeros((k, k), dtype=np.int64)  # kept pixels with a true label: truth × pseudo-label
+    truth_total = np.zeros(k, dtype=np.int64)  # every valid pixel with a true label, kept or not
+    total = kept = 0
     for sample_id in tqdm(data.split.unlabeled, desc="pseudo-labels", unit="image"):
         sample = store.raw(sample_id, labeled=False)
         image = torch.from_numpy(store.normalise(sample.image, sample.valid))[None].to(device)
@@ -70,22 +74,55 @@ def pseudo_label(
         mask = pseudo != IGNORE_INDEX
         total += int(sample.valid.sum())
         kept += int(mask.sum())
+        predicted += np.bincount(probs.argmax(0).cpu().numpy()[sample.valid], minlength=k)[:k]
         kept_per_class += np.bincount(pseudo[mask], minlength=k)[:k]
         if refs[sample_id].mask is not None:  # true labels exist: measure the pseudo-labels
             truth = store.raw(sample_id, labeled=True).mask
-            scored = mask & (truth != IGNORE_INDEX)
-            correct += int((pseudo[scored] == truth[scored]).sum())
-            labeled_kept += int(scored.sum())
+            known = sample.valid & (truth != IGNORE_INDEX)
+            truth_total += np.bincount(truth[known], minlength=k)[:k]
+            scored = mask & known
+            np.add.at(truth_vs_pseudo, (truth[scored], pseudo[scored]), 1)
+    names = data.spec.classes.names
+    correct, scored_per_class = np.diag(truth_vs_pseudo), truth_vs_pseudo.sum(0)
+
+    def per_class(num: np.ndarray, den: np.ndarray) -> dict[str, float | None]:
+        return {n: float(a) / float(b) if b else None for n, a, b in zip(names, num, den)}
+
     stats = {
         "images": len(data.split.unlabeled),
         "coverage": kept / max(total, 1),
-        "class_share": {n: float(c) / max(kept, 1) for n, c in zip(data.spec.classes.names, kept_per_class)},
-        "accuracy": correct / labeled_kept if labeled_kept else None,
+        "class_share": {n: float(c) / max(kept, 1) for n, c in zip(names, kept_per_class)},
+        # of the pixels the teacher predicts as each class, the share kept (no true label needed): a class the
+        # threshold starves is one the student learns to under-predict
+        "class_kept": per_class(kept_per_class, predicted),
+        "class_predicted_share": {n: float(c) / max(float(predicted.sum()), 1.0) for n, c in zip(names, predicted)},
+        "accuracy": float(correct.sum()) / float(scored_per_class.sum()) if scored_per_class.sum() else None,
         "threshold": threshold,
         "top_q": top_q,
     }
+    if truth_total.sum():  # per class: its share of the true labels, and the pseudo-labels' recall and precision
+        stats["class_true_share"] = {n: float(c) / float(truth_total.sum()) for n, c in zip(names, truth_total)}
+        stats["class_recall"] = per_class(correct, truth_total)
+        stats["class_precision"] = per_class(correct, scored_per_class)
     atomic_write_json(out / "pseudo_stats.json", stats)
     return stats
+
+
+def starved_classes(stats: dict[str, Any], factor: float = 0.5) -> list[str]:
+    """Warnings for the classes whose predicted pixels a confidence threshold keeps at under `factor` times the
+    overall coverage: their pseudo-labels are too few, so the student learns to under-predict them (the
+    Dubai sweep's self-training lost vegetation this way, docs/benchmarks.md). None under `top_q`, which keeps
+    the same share of every class."""
+    if stats["top_q"] > 0:
+        return []
+    overall = stats["coverage"]
+    return [
+        f"warning: the pseudo-labels keep {100 * share:.0f} % of the teacher's {name} pixels (all classes: "
+        f"{100 * overall:.0f} %), so the student will under-predict {name}; method.top_q=0.5 keeps each class's "
+        "most confident half instead of one threshold"
+        for name, share in stats["class_kept"].items()
+        if share is not None and share < factor * overall
+    ]
 
 
 def self_train(
@@ -117,6 +154,8 @@ def self_train(
         print(
             f"== round {r}: pseudo-labels cover {100 * stats['coverage']:.1f} % of unlabeled pixels, accuracy {acc} =="
         )
+        for line in starved_classes(stats):
+            print(line)
         student_cfg = load_config(
             config,
             [

@@ -155,6 +155,13 @@ def test_self_training_rounds_save_and_score_pseudo_labels(synth_root, tmp_path,
     stats = json.loads((tmp_path / "st" / "round1" / "pseudo" / "pseudo_stats.json").read_text())
     assert stats["coverage"] == 1.0  # τ = 0 keeps every valid pixel
     assert stats["accuracy"] is not None and 0 <= stats["accuracy"] <= 1  # the synthetic "unlabeled" have labels
+    # per class: τ = 0 keeps every prediction; accuracy is the class shares' weighted precision
+    assert all(v in (None, 1.0) for v in stats["class_kept"].values())
+    assert abs(sum(stats["class_true_share"].values()) - 1) < 1e-9
+    assert stats["class_predicted_share"] == pytest.approx(stats["class_share"])  # every pixel kept
+    weighted = sum(stats["class_share"][n] * (p or 0) for n, p in stats["class_precision"].items())
+    assert abs(weighted - stats["accuracy"]) < 1e-6
+    assert all(r is None or 0 <= r <= 1 for r in stats["class_recall"].values())
     mask = np.asarray(Image.open(tmp_path / "st" / "round1" / "pseudo" / "region_1" / "scene_000.png"))
     assert mask.shape == (64, 64) and mask.max() < 5
     assert "round" in capsys.readouterr().out
@@ -280,3 +287,13 @@ def test_unmeasured_figures_show_a_dash_without_a_unit():
     from semiland.bench.sweep_summary import _fmt
 
     assert _fmt(float("nan"), unit="×") == "–" and _fmt(1.5, unit="×") == "1.50×" and _fmt(0.25, pct=True) == "25 %"
+
+
+def test_a_class_the_threshold_starves_is_named():
+    from semiland.selftrain import starved_classes
+
+    stats = {"top_q": 0.0, "coverage": 0.76, "class_kept": {"land": 0.9, "vegetation": 0.05, "road": None}}
+    (line,) = starved_classes(stats)
+    assert "5 % of the teacher's vegetation" in line and "method.top_q" in line
+    assert starved_classes({**stats, "class_kept": {"land": 0.9, "vegetation": 0.5}}) == []
+    assert starved_classes({**stats, "top_q": 0.5}) == []  # top_q keeps the same share of every class
