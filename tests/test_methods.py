@@ -229,3 +229,13 @@ def test_training_step_under_bf16_autocast(name):
     out["loss"].backward()
     assert torch.isfinite(out["loss"]), name
     assert method.predict(labeled["image"]).dtype == torch.float32  # logits leave models as float32
+
+
+def test_mean_teacher_student_view_follows_its_config(monkeypatch):
+    import semiland.methods.mean_teacher as mt
+
+    seen = []
+    monkeypatch.setattr(mt, "strong_photometric", lambda x, blur_p, strength: seen.append((blur_p, strength)) or x)
+    method = make("mean_teacher", 3, photometric=0.0, blur_p=0.25)
+    method.training_step(*batches(3), step=3)
+    assert seen == [(0.25, 0.0)]

@@ -4,7 +4,8 @@ The student sees a strong view of x_u (band-agnostic photometric perturbation); 
 weak view; L = L_s + λ(t) · MSE(softmax(student), softmax(teacher)) over valid pixels.
 
 Config → symbols: lambda_max = λ_max, rampup = ramp-up fraction of training, ema_decay = α,
-predict_with = which network evaluation uses ("teacher", the usual choice, or "student").
+predict_with = which network evaluation uses ("teacher", the usual choice, or "student"); photometric and
+blur_p = the student view's per-band change strength and blur probability (as FixMatch's strong view).
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ class MeanTeacherConfig(MethodConfig):
     rampup: float = limits(0.4, 0, 1)
     ema_decay: float = limits(0.99, 0, 1)
     predict_with: str = "teacher"  # teacher | student
+    # the student's view (perturb.strong_photometric): Dubai's classes differ by their band values, and the
+    # per-band changes at strength 1 cost a supervised model a third of its accuracy (docs/benchmarks.md)
+    photometric: float = limits(1.0, 0, 2.5)
+    blur_p: float = limits(0.5, 0, 1)
 
 
 class MeanTeacher(Method):
@@ -56,7 +61,7 @@ class MeanTeacher(Method):
         probs_u_teacher = teacher_probs(self.teacher, x_w)  # (B, K, H, W), no gradient
         # The student's forward runs outside no_grad: its consistency loss must reach its weights.
         with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see base.py)
-            probs_u_student = self.model(strong_photometric(x_w)).softmax(1)
+            probs_u_student = self.model(strong_photometric(x_w, c.blur_p, c.photometric)).softmax(1)
         loss_unsup = masked_mse(probs_u_student, probs_u_teacher, valid)
         lam = ramped(c.lambda_max, c.rampup, step, self.ctx.max_steps)
         return semi_losses(loss_sup, loss_unsup, lam, **{"lambda": lam})
