@@ -81,7 +81,10 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     rows = json.loads((out / "results.json").read_text())["runs"]
     assert {r["method"] for r in rows if "unlabeled:mIoU" in r} == {"supervised"}
     assert (out / "supervised" / "one" / "seed0" / "test-on-unlabeled" / "metrics.json").is_file()
-    assert "Also evaluated on `unlabeled`" in (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "Also evaluated on `unlabeled`" in summary
+    # the main table carries the set's mIoU beside the test's; methods without it show a dash
+    assert "| unlabeled mIoU | Δ unlabeled (paired) |" in summary and "| – | – |" in summary
     # --summary-only trains nothing: an unfinished cell stays unfinished and is left out of the summary
     (out / "fixmatch" / "two" / "seed1" / "result.json").unlink()
     capsys.readouterr()

@@ -140,6 +140,13 @@ def summary_tables(table: list[dict[str, Any]]) -> list[Table]:
         ]  # fmt: skip
         for r in table
     ]
+    for on in extra_sets(table):  # each --also-on set's mIoU beside the test's (its own seed count if it differs)
+        head += [f"{on} mIoU", f"Δ {on} (paired)"]
+        for row, r in zip(main, table):
+            n = r[f"{on}:n"]
+            seeds = "" if n in (0, r["n"]) else f" ({n} seed{'s' if n > 1 else ''})"
+            cell = f"{_fmt(r[f'{on}:mIoU'])} ± {_fmt(r[f'{on}:mIoU_std'])}{seeds}" if n else "–"
+            row += [cell, _fmt_paired(r[f"{on}:vs_supervised"])]
     tables: list[Table] = [("Test mIoU", head, main)]
     classes = [k for k in (table[0] if table else {}) if k.startswith("IoU/")]
     if classes:
