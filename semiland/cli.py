@@ -324,6 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seeds", default="0,1,2")
     sw.add_argument("--no-oracle", action="store_true", help="skip the oracle (all training images labeled)")
     sw.add_argument(
+        "--no-models",
+        dest="keep_models",
+        action="store_false",
+        help="keep metrics only: by default every cell keeps its best model (checkpoints/best.ckpt without the "
+        "optimizer state, ~50 MB per network of the Dubai protocol) for `test --on`, `predict` or a later --also-on",
+    )
+    sw.add_argument(
         "--summary-only",
         action="store_true",
         help="summarise the finished cells, train nothing (safe while the sweep is still running)",

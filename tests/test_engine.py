@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from semiland.engine.checkpoint import read_checkpoint
+from semiland.engine.checkpoint import read_checkpoint, slim_checkpoint
 from semiland.engine.runner import fit, load_task
 from semiland.engine.task import lr_schedule
 from semiland.errors import SemilandError
@@ -51,6 +51,14 @@ def test_fit_writes_run_and_resume_continues(synth_root, tmp_path):
     assert resumed["lr_schedulers"][0]["lr_lambdas"] == [None]  # schedule rebuilt from train.steps, not pinned
     task, loaded_cfg = load_task(run / "checkpoints" / "last.ckpt")
     assert loaded_cfg.train.steps == 8 and not task.training
+    # slimmed (a sweep keeps its cells' models so): a third of the size here, the same weights and predictions
+    full = run / "checkpoints" / "last.ckpt"
+    slim = tmp_path / "slim.ckpt"
+    slim.write_bytes(full.read_bytes())
+    slim_checkpoint(slim)
+    assert "optimizer_states" not in read_checkpoint(slim) and slim.stat().st_size < 0.5 * full.stat().st_size
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(load_task(slim)[0].predict_logits(x), task.predict_logits(x))
 
 
 def test_crash_then_resume_matches_uninterrupted_run(synth_root, tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 import yaml
 
 from semiland.cli import main
@@ -62,9 +63,13 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
         and "oracle" in summary
         and (out / "summary.html").is_file()
     )
-    # sweeps keep metrics, not checkpoints; only supervised best.ckpt stays, the teacher of a later self_training
+    # sweeps keep metrics and every cell's best model (never last.ckpt): supervised's whole (a later self_training
+    # cell's teacher), the others without their optimizer state, still a model `test` / `predict` read
     kept = list(out.rglob("*.ckpt"))
-    assert kept and all(p.name == "best.ckpt" and p.relative_to(out).parts[0] == "supervised" for p in kept)
+    assert kept and all(p.name == "best.ckpt" for p in kept)
+    assert {p.relative_to(out).parts[0] for p in kept} == {"supervised", "fixmatch", "km", "oracle"}
+    whole = {p.relative_to(out).parts[0] for p in kept if "optimizer_states" in torch.load(p, weights_only=True)}
+    assert whole == {"supervised"}
     assert (out / "sweep_config.yaml").is_file()  # read once: editing the original cannot mix protocols
     html = (out / "summary.html").read_text()  # the tables as tables, and the plot of every seed
     assert (
@@ -76,10 +81,10 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 0
     assert {p: p.stat().st_mtime_ns for p in out.rglob("result.json")} == stamps
-    # --also-on: finished cells that kept their checkpoint (supervised) are evaluated, the others keep what they have
+    # --also-on later: finished cells are evaluated with their kept models (the oracle trained on those images)
     assert main([*args, "--also-on", "unlabeled"]) == 0
     rows = json.loads((out / "results.json").read_text())["runs"]
-    assert {r["method"] for r in rows if "unlabeled:mIoU" in r} == {"supervised"}
+    assert {r["method"] for r in rows if "unlabeled:mIoU" in r} == {"supervised", "fixmatch", "km"}
     assert (out / "supervised" / "one" / "seed0" / "test-on-unlabeled" / "metrics.json").is_file()
     summary = (out / "summary.md").read_text()
     assert "Also evaluated on `unlabeled`" in summary
@@ -105,7 +110,7 @@ def test_sweep_shares_oracle_and_runs_self_training_on_the_supervised_teacher(tm
     args += ["--methods", "self_training:method.rounds=1 method.threshold=0.0"]
     args += ["--budget", "one=data.labeled=[region_0] data.unlabeled=[region_1,region_2]"]
     args += ["--budget", "two=data.labeled=[region_0,region_1] data.unlabeled=[region_2]"]  # same pool
-    args += ["--also-on", "unlabeled"]
+    args += ["--also-on", "unlabeled", "--no-models"]  # metrics only: supervised keeps its model (the teacher)
     assert main(args) == 0
     rows = json.loads((out / "results.json").read_text())["runs"]
     # every cell but the oracle (it trained on those labels) is also scored on its unlabeled images; the

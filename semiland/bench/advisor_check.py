@@ -56,7 +56,8 @@ def run_advisor_check(args: argparse.Namespace) -> int:
             f"data.unlabeled=[{','.join(others)}]", f"data.val=[{','.join(val)}]", f"data.test=[{','.join(test)}]",
             f"train.seed={seed}",
         ]  # fmt: skip
-        rows.append(run_one(config, RunSpec("supervised", region, seed, overrides), args.overrides, out))
+        spec = RunSpec("supervised", region, seed, overrides)
+        rows.append(run_one(config, spec, args.overrides, out, keep_model=False))  # metrics are all it needs
     summary = summarise(advice, rows)
     results = {"advice": advice, "runs": rows, "summary": summary, "machine": machine()}
     atomic_write_json(out / f"results{suffix}.json", results)

@@ -30,7 +30,7 @@ from typing import Any
 
 from semiland.bench.sweep_summary import ORACLE, cell_folder, write_summary
 from semiland.config import Config, dump_yaml, load_config
-from semiland.engine.checkpoint import read_checkpoint
+from semiland.engine.checkpoint import read_checkpoint, slim_checkpoint
 from semiland.engine.runner import evaluation_folder, fit, test
 from semiland.errors import SemilandError
 from semiland.io import atomic_write_json, atomic_write_text, ensure_writable_dir
@@ -136,9 +136,16 @@ def _missing(row: dict[str, Any], spec: RunSpec, sets: list[str]) -> list[str]:
 
 
 def run_one(
-    config: Path, spec: RunSpec, common: list[str], out: Path, keep_ckpt: bool = False, sets: list[str] | None = None
+    config: Path,
+    spec: RunSpec,
+    common: list[str],
+    out: Path,
+    keep_ckpt: bool = False,
+    sets: list[str] | None = None,
+    keep_model: bool = True,
 ) -> dict[str, Any]:
-    """Train and test one cell (or read its result.json); `keep_ckpt` keeps best.ckpt (a later cell's teacher);
+    """Train and test one cell (or read its result.json); `keep_ckpt` keeps best.ckpt whole (a later cell's
+    teacher), else `keep_model` keeps it without its optimizer state (`slim_checkpoint`);
     `sets`: also evaluated on these (`also_on`). A finished cell is never trained again: one still holding its
     checkpoint gets the sets it lacks; one without it keeps what it has (the summary counts seeds per column)."""
     sets = sets or []
@@ -189,9 +196,13 @@ def run_one(
         **extra,
     }
     atomic_write_json(done, row)
-    for ckpt in folder.rglob("*.ckpt"):  # a sweep keeps metrics, not hundreds of MB per run
-        if not (keep_ckpt and ckpt.name == "best.ckpt"):
-            ckpt.unlink()
+    for path in folder.rglob("*.ckpt"):  # a sweep keeps metrics and models, not hundreds of MB per run
+        if path == ckpt and keep_ckpt:
+            continue  # whole: supervised's (a later self_training cell's teacher)
+        if path == ckpt and keep_model:
+            slim_checkpoint(path)  # the model without its optimizer state: `test`, `predict`, a later --also-on
+        else:
+            path.unlink()  # last.ckpt, self-training's earlier rounds
     return row
 
 
@@ -321,7 +332,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         # supervised keeps its best.ckpt: the round-0 teacher of self_training cells (perhaps of a later call),
         # the baseline model for `test --on`, `bench targets` or `analyze --ckpt`, and what a later --also-on scores
         rows.append(
-            run_one(config, spec, args.overrides, out, keep_ckpt=spec.method == "supervised", sets=args.also_on)
+            run_one(config, spec, args.overrides, out, spec.method == "supervised", args.also_on, args.keep_models)
         )
     if args.summary_only:
         cells = sum(s.same_as is None for s in specs)  # a shared oracle is one cell

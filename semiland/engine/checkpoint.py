@@ -52,3 +52,16 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} has checkpoint format {ckpt['semiland'].get('format')}, this semiland reads {FORMAT}"
         )
     return ckpt
+
+
+# What `test`, `predict` and `load_task` read; the rest (optimizer moments, loop and callback states) only resumes
+SLIM_KEYS = ("semiland", "state_dict", "global_step", "epoch", "pytorch-lightning_version")
+
+
+def slim_checkpoint(path: str | Path) -> None:
+    """Rewrite a finished run's checkpoint (atomically) without what only resuming needs: AdamW's two moments
+    make a full checkpoint ~3× its weights. It still serves `test`, `predict` and `analyze --ckpt`, not
+    `fit --resume`."""
+    ckpt = read_checkpoint(path)
+    slim = {k: v for k, v in ckpt.items() if k in SLIM_KEYS}
+    atomic_save(path, lambda tmp: torch.save(slim, tmp))
