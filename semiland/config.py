@@ -80,7 +80,7 @@ class DataConfig:
         0.0, 0, 1000
     )  # labeled crops: SAR speckle (gamma, this many looks; 0 = off; e.g. 4)
     modality: str = "both"  # paired presets: both (stacked, optical first) | optical | sar
-    simulate_sar: bool = False  # dubai: add two SAR-like bands derived from the optical image (a test bed)
+    simulate_sar: bool = False  # optical data: add two SAR-like bands derived from each image (a test bed)
     scale: float = limits(
         1.0, 0, 4, above=True
     )  # train at this fraction of the native resolution (0.5: half); eval / predict stay native

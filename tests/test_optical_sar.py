@@ -327,3 +327,11 @@ def test_dllr_without_masking_takes_targets_from_the_student_pass():
     assert len(grads_one) == len(grads_two) > 0
     for a, b in zip(grads_one, grads_two, strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_simulated_sar_works_on_any_optical_preset_and_is_refused_beside_real_sar(synth_root, tmp_path):
+    spec = build_dataset(DataConfig(preset="synthetic", root=str(synth_root), simulate_sar=True))
+    sample = load_sample(spec.samples[0], spec.classes, None, None, spec.sar)
+    assert sample.image.shape[0] == 3 + 2  # the optical bands, then two SAR-like bands derived from them
+    with pytest.raises(SemilandError, match="has real SAR; leave data.simulate_sar=false"):
+        build_dataset(DataConfig(preset="sen1floods11", root=str(floods_fixture(tmp_path / "s")), simulate_sar=True))

@@ -305,3 +305,19 @@ def test_a_class_the_threshold_starves_is_named():
     assert "5 % of the teacher's vegetation" in line and "method.top_q" in line
     assert starved_classes({**stats, "class_kept": {"land": 0.9, "vegetation": 0.5}}) == []
     assert starved_classes({**stats, "top_q": 0.5}) == []  # top_q keeps the same share of every class
+
+
+def test_sweep_maps_show_every_kept_model_also_with_simulated_sar(tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "sweep"
+    args = ["bench", "sweep", "--config", str(sweep_config(tmp_path)), "--seeds", "0", "-o", str(out), "--no-oracle"]
+    args += ["--methods", "supervised,fixmatch,sar=dllr:data.simulate_sar=true"]  # optical and optical + SAR input
+    assert main(args) == 0
+    html = (out / "summary.html").read_text()
+    assert "figures/sweep_maps.png" in html and "no model kept" not in html
+    width, height = Image.open(out / "figures" / "sweep_maps.png").size
+    assert width > 1.5 * height  # image, truth and three maps side by side, two rows
+    (out / "fixmatch" / "default" / "seed0" / "checkpoints" / "best.ckpt").unlink()  # a cell from before models
+    assert main([*args, "--summary-only"]) == 0
+    assert "(no model kept: fixmatch)" in (out / "summary.html").read_text()

@@ -12,11 +12,14 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from semiland.engine.runner import evaluation_folder
+import torch
+
+from semiland.data.datamodule import prepare_data
+from semiland.engine.runner import evaluation_folder, load_task
 from semiland.io import atomic_write_json, atomic_write_text
-from semiland.report.figures import plot_sweep, plot_sweep_curves, read_log
+from semiland.report.figures import plot_panels, plot_sweep, plot_sweep_curves, read_log
 from semiland.report.html import Report, write_report
-from semiland.report.run_report import machine
+from semiland.report.run_report import RunOutcome, machine, panel_rows
 
 ORACLE = "oracle"
 
@@ -199,6 +202,52 @@ def _val_curves(rows: list[dict[str, Any]], out: Path) -> dict[tuple[str, str], 
     return curves
 
 
+def cell_model(out: Path, row: dict[str, Any]) -> Path | None:
+    """A finished cell's kept model (self-training: its last student's), or None (kept since session 8 of the
+    Dubai sweep; `--no-models` keeps none)."""
+    folder = cell_folder(out, row["method"], row.get("same_as") or row["budget"], row["seed"])
+    found = sorted(folder.rglob("checkpoints/best.ckpt"))
+    return found[-1] if found else None
+
+
+@torch.no_grad()
+def plot_maps(rows: list[dict[str, Any]], methods: list[str], out: Path, path: Path) -> str | None:
+    """Every method's map of two test images side by side (first budget, the first seed where supervised kept
+    its model), from the cells' kept models; returns the figure's caption, None when supervised has none."""
+    budget = rows[0]["budget"]
+    seeds = sorted(
+        r["seed"] for r in rows if r["method"] == "supervised" and r["budget"] == budget and cell_model(out, r)
+    )
+    if not seeds:
+        return None
+    cells = {r["method"]: r for r in rows if r["budget"] == budget and r["seed"] == seeds[0]}
+    groups: dict[tuple, list[RunOutcome]] = {}  # by input (optical; optical + SAR; SAR alone): its own data
+    configs: dict[tuple, Any] = {}
+    missing = []
+    for method in [m for m in [*methods, ORACLE] if m in cells]:
+        ckpt = cell_model(out, cells[method])
+        if ckpt is None:
+            missing.append(method)
+            continue
+        task, cfg = load_task(ckpt)
+        d = cfg.data
+        key = (d.simulate_sar, d.modality, str(d.bands), str(d.sar_bands))
+        configs.setdefault(key, cfg)
+        groups.setdefault(key, []).append(RunOutcome(method, {}, ckpt.parent.parent / "logs" / "metrics.csv", task, 0))
+    panels: list[dict[str, Any]] = []
+    for key, runs in groups.items():  # the same split: the same two test images in every group
+        data = prepare_data(configs[key])
+        for i, row in enumerate(panel_rows(runs, data, n=2, max_side=400, auxiliary=False)):
+            if i < len(panels):
+                panels[i]["preds"].update(row["preds"])
+            else:
+                panels.append(row)
+    classes = data.spec.classes
+    plot_panels(panels, list(classes.names), list(classes.colors), path)
+    absent = f" (no model kept: {', '.join(missing)})" if missing else ""
+    return f"Maps of two test images, budget {budget}, seed {seeds[0]}: each method's kept model{absent}"
+
+
 def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, command: str) -> None:
     """Summarise the cells' `rows` for `methods` (supervised first) into OUT's summary files; print the tables."""
     table = summarise(rows, methods)
@@ -220,6 +269,8 @@ def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, com
         plot_sweep_curves(curves, out / "figures/sweep_validation.png")
         figures.append(("Validation mIoU during training: one line per seed (collapses show here)",
                         "figures/sweep_validation.png"))  # fmt: skip
+    if rows and (caption := plot_maps(rows, methods, out, out / "figures/sweep_maps.png")):
+        figures.append((caption, "figures/sweep_maps.png"))
     report = Report(
         title="semiland sweep",
         intro=[f"Command: {command}", f"Machine: {machine()}"],

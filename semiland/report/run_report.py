@@ -53,7 +53,10 @@ def _downsample(a: np.ndarray, max_side: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def panel_rows(runs: list[RunOutcome], data: PreparedData, n: int = 3, max_side: int = 600) -> list[dict[str, Any]]:
+def panel_rows(
+    runs: list[RunOutcome], data: PreparedData, n: int = 3, max_side: int = 600, auxiliary: bool = True
+) -> list[dict[str, Any]]:
+    """n test images: the image, its truth and each run's map (+ a multi-task run's auxiliary output)."""
     store = SampleStore(data.spec, runs[0].task.cfg.data.bands, data.mean, data.std, cache=False)
     classes = data.spec.classes
     rows = []
@@ -67,7 +70,8 @@ def panel_rows(runs: list[RunOutcome], data: PreparedData, n: int = 3, max_side:
             pred = run.task.predict_logits(image.to(device)).argmax(1)[0].cpu().numpy()
             pred[~sample.valid] = classes.ignore_index
             preds[run.label] = classes.colorize(_downsample(pred, max_side))
-            preds.update(auxiliary_panels(run, image.to(device), sample.valid, max_side))
+            if auxiliary:
+                preds.update(auxiliary_panels(run, image.to(device), sample.valid, max_side))
         rows.append(
             {
                 "title": sample_id,

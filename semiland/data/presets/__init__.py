@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from semiland.config import DataConfig
+from semiland.data.paired import SarOptions
 from semiland.data.presets import casd, deepglobe, dubai, folder, isprs, minifrance, optical_sar, synthetic
 from semiland.data.raster import image_size
 from semiland.data.sources import DatasetSpec, SampleRef
@@ -43,6 +44,8 @@ def build_dataset(cfg: DataConfig) -> DatasetSpec:
     if cfg.preset not in PRESETS:
         raise SemilandError(f"unknown dataset preset '{cfg.preset}'; available: {', '.join(PRESETS)}")
     spec = PRESETS[cfg.preset].build(cfg)
+    if cfg.simulate_sar:
+        spec = with_simulated_sar(spec, cfg)
     if cfg.tile_grid > 1:
         spec = dataclasses.replace(
             spec, samples=windows(spec.samples, cfg.tile_grid), unlabeled=windows(spec.unlabeled, cfg.tile_grid)
@@ -50,6 +53,21 @@ def build_dataset(cfg: DataConfig) -> DatasetSpec:
     elif cfg.tile_grid < 1:
         raise SemilandError(f"data.tile_grid must be at least 1, got {cfg.tile_grid}")
     return spec
+
+
+def with_simulated_sar(spec: DatasetSpec, cfg: DataConfig) -> DatasetSpec:
+    """The optical + SAR test bed on an optical dataset (the Dubai sweep's `sar` set): every sample's SAR
+    source is its own image, from which `data/paired.py` (`simulated_sar`) derives two SAR-like bands in dB."""
+    if spec.sar is not None:
+        raise SemilandError(
+            f"data.simulate_sar=true derives SAR from optical images, but preset '{cfg.preset}' has real SAR; "
+            "leave data.simulate_sar=false"
+        )
+    sar = dataclasses.replace(SarOptions.from_config(cfg), bands=None, db=False)  # simulated: 2 bands, in dB
+    samples, unlabeled = (
+        [dataclasses.replace(s, sar=s.image) for s in refs] for refs in (spec.samples, spec.unlabeled)
+    )
+    return dataclasses.replace(spec, samples=samples, unlabeled=unlabeled, sar=sar)
 
 
 def windows(refs: list[SampleRef], n: int) -> list[SampleRef]:

@@ -6,13 +6,11 @@ colour and pure black (not annotated) are ignored by default (`data.ignore_class
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
 from semiland.config import DataConfig
 from semiland.data.classes import ClassTable
-from semiland.data.paired import SarOptions
 from semiland.data.sources import DatasetSpec, scan_folder, scan_unlabeled
 from semiland.errors import SemilandError
 
@@ -42,9 +40,4 @@ def build(cfg: DataConfig) -> DatasetSpec:
     ignore = DEFAULT_IGNORE if cfg.ignore_classes is None else list(cfg.ignore_classes)
     classes = ClassTable.from_csv(root / "class_colors.csv", ignore)
     samples, unlabeled = scan_folder(root), scan_unlabeled(cfg.unlabeled_dirs)
-    if not cfg.simulate_sar:
-        return DatasetSpec("dubai", root, samples, classes, unlabeled, DEFAULT_SPLIT)
-    # The optical + SAR test bed: SAR-like bands derived from each image (data/paired.py, simulated_sar).
-    sar = dataclasses.replace(SarOptions.from_config(cfg), bands=None, db=False)  # simulated: 2 bands, in dB
-    samples, unlabeled = ([dataclasses.replace(s, sar=s.image) for s in refs] for refs in (samples, unlabeled))
-    return DatasetSpec("dubai", root, samples, classes, unlabeled, DEFAULT_SPLIT, sar=sar)
+    return DatasetSpec("dubai", root, samples, classes, unlabeled, DEFAULT_SPLIT)
