@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Dubai method sweep of docs/benchmarks.md, as two one-thread processes on a 2-core machine (about a
-# quarter more throughput than one two-thread process). Each runs its own cells of the same sweep; the
-# last commands read every finished cell and write the summaries. Resumable: re-run to finish (a cell cut off
+# quarter more throughput than one two-thread process) sharing the same cells; the last commands read every
+# finished cell and write the summaries. Resumable: re-run to finish (a cell cut off
 # mid-way continues from its last checkpoint).
 # Usage: scripts/dubai_sweep.sh OUT [SET]
 #   SET: discriminative (issue #3, default) | multitask (#5) | generative (#6) | sar (#7: simulated SAR)
@@ -18,7 +18,7 @@ if [ "$SET" = all ]; then  # every set in the planned order; re-run to continue 
 fi
 S="${SEMILAND:-.venv/bin/semiland}"
 SAR="data.simulate_sar=true"  # a SAR-like channel made from the optical image only (data/paired.py)
-ABLATION=""  # rows run at the 2-image budget only (3 seeds), split between the two processes
+ABLATION=""  # rows run at the 2-image budget only (3 seeds): "supervised,label=method:overrides,…"
 case "$SET" in
   discriminative)
     METHODS="supervised,s4net,mean_teacher,pseudo_label,fixmatch,unimatch,cps,self_training:method.rounds=1" ;;
@@ -34,16 +34,12 @@ case "$SET" in
     METHODS="supervised,sar_only=supervised:$SAR data.modality=sar,early_fusion=supervised:$SAR"
     METHODS+=",mm_cps=dllr:$SAR method.masking=false method.complementary=false method.reassign=false"
     METHODS+=",dllr=dllr:$SAR"
-    ABL_A="supervised" ABL_B="supervised"
-    for part in masking complementary; do ABL_A+=",dllr_no_$part=dllr:$SAR method.$part=false"; done
-    for part in reassign cps; do ABL_B+=",dllr_no_$part=dllr:$SAR method.$part=false"; done
-    ABLATION="${ABL_A#supervised},${ABL_B#supervised,}" ;;
+    ABLATION="supervised"
+    for part in masking complementary reassign cps; do ABLATION+=",dllr_no_$part=dllr:$SAR method.$part=false"; done ;;
   strong-view)  # why FixMatch / UniMatch / mean teacher gain nothing here? Their strong view without its per-band
     # changes (blur and CutMix kept): `bench targets --strong` shows the supervised model's accuracy falling on it
-    METHODS="supervised" ABL_A="supervised,fixmatch_p0=fixmatch:method.photometric=0"
-    ABL_A+=",mean_teacher_p0=mean_teacher:method.photometric=0"  # A: 2.4× + 2.0× per seed, B: UniMatch's 4.3×
-    ABL_B="supervised,unimatch_p0=unimatch:method.photometric=0"
-    ABLATION=",${ABL_A#supervised,},${ABL_B#supervised,}" ;;
+    METHODS="supervised" ABLATION="supervised,fixmatch_p0=fixmatch:method.photometric=0"
+    ABLATION+=",mean_teacher_p0=mean_teacher:method.photometric=0,unimatch_p0=unimatch:method.photometric=0" ;;
   *) echo "unknown set '$SET': discriminative | multitask | generative | sar | strong-view" >&2; exit 2 ;;
 esac
 B1="2img=data.labeled_count=2"  # 2 of tile 4's 9 images labeled (seeded); see configs/dubai/sweep.yaml
@@ -54,18 +50,21 @@ B2="4img=data.split_mode=file data.split_file=configs/dubai/split-4img.json"
 ON="--also-on unlabeled"
 sweep() { OMP_NUM_THREADS=1 "$S" bench sweep --config configs/dubai/sweep.yaml --methods "$METHODS" $ON -o "$OUT" "$@"; }
 mkdir -p "$OUT"
-# Process A: 2 images, seeds 0 and 1, then 4 images seed 1.  Process B: 2 images seed 2, then 4 images seeds 0, 2.
-# Each first runs supervised and the oracle alone, so the protocol check (oracle ahead of supervised by more
-# than the seed spread) is known early. Both budgets have the same training pool, so the 4-image budget
-# shares the oracle runs (--no-oracle). Ablation rows (sar): half of them in each process, all seeds.
-ablation() { [ -z "$ABLATION" ] || sweep --seeds 0,1,2 --budget "$B1" --no-oracle --methods "$1"; }
-( sweep --seeds 0,1 --budget "$B1" --methods supervised && sweep --seeds 0,1 --budget "$B1" \
-  && ablation "${ABL_A:-}" && sweep --seeds 1 --budget "$B2" --no-oracle ) >>"$OUT/a-$SET.log" 2>&1 &
-( sweep --seeds 2 --budget "$B1" --methods supervised && sweep --seeds 2 --budget "$B1" \
-  && ablation "${ABL_B:-}" && sweep --seeds 0,2 --budget "$B2" --no-oracle ) >>"$OUT/b-$SET.log" 2>&1 &
+# Two processes run the same commands and share the cells: each claims the next free one (`bench sweep` locks
+# a cell while it trains), so neither waits on the other's share. First supervised and the oracle alone, so
+# the protocol check (oracle ahead of supervised by more than the seed spread) is known early; then every
+# method, the ablation rows, and the 4-image budget, which has the same training pool and so shares the
+# oracle runs (--no-oracle).
+ablation() { [ -z "$ABLATION" ] || sweep --seeds 0,1,2 --budget "$B1" --no-oracle --methods "$ABLATION"; }
+all_cells() {
+  sweep --seeds 0,1,2 --budget "$B1" --methods supervised && sweep --seeds 0,1,2 --budget "$B1" && ablation \
+    && sweep --seeds 0,1,2 --budget "$B2" --no-oracle
+}
+all_cells >>"$OUT/a-$SET.log" 2>&1 &
+all_cells >>"$OUT/b-$SET.log" 2>&1 &
 wait
 # The summaries train nothing (--summary-only): they say which cells are missing if a process failed.
 summary() { "$S" bench sweep --config configs/dubai/sweep.yaml $ON -o "$OUT" --summary-only --seeds 0,1,2 "$@"; }
 keep() { for f in results.csv results.json summary.md summary.html; do cp "$OUT/$f" "$OUT/${f%.*}-$1.${f##*.}"; done; }
 summary --methods "$METHODS" --budget "$B1" --budget "$B2" && keep "$SET"  # one per set
-if [ -n "$ABLATION" ]; then summary --methods "$METHODS$ABLATION" --budget "$B1" && keep "$SET-ablation"; fi
+if [ -n "$ABLATION" ]; then summary --methods "$METHODS${ABLATION#supervised}" --budget "$B1" && keep "$SET-ablation"; fi

@@ -92,3 +92,29 @@ def prepare_output_dir(folder: str | Path, overwrite: bool, what: str = "output 
             )
         shutil.rmtree(folder)
     return ensure_writable_dir(folder)
+
+
+@contextmanager
+def claim(path: str | Path) -> Iterator[bool]:
+    """An exclusive claim on `path` (a lock file) for as long as the block runs: yields True when this process
+    holds it, False when another live process does. The operating system releases the lock when its holder
+    exits, however it exits (a killed sweep process leaves no stale claim). Where file locks do not exist
+    (Windows), every claim succeeds: run one process per folder there."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield True
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            path.unlink(missing_ok=True)  # before the release: a later claimant opens a fresh file
+            fcntl.flock(handle, fcntl.LOCK_UN)

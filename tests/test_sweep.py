@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 import torch
@@ -321,3 +322,35 @@ def test_sweep_maps_show_every_kept_model_also_with_simulated_sar(tmp_path):
     (out / "fixmatch" / "default" / "seed0" / "checkpoints" / "best.ckpt").unlink()  # a cell from before models
     assert main([*args, "--summary-only"]) == 0
     assert "(no model kept: fixmatch)" in (out / "summary.html").read_text()
+
+
+def test_a_claim_is_exclusive_while_held_and_free_after(tmp_path):
+    from semiland.io import claim
+
+    lock = tmp_path / "cell" / "seed0.lock"
+    with claim(lock) as first, claim(lock) as second:
+        assert first and not second
+    with claim(lock) as again:
+        assert again
+    assert not lock.exists()
+
+
+def test_two_processes_running_one_sweep_share_its_cells(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "sweep"
+    args = ["bench", "sweep", "--config", str(sweep_config(tmp_path)), "--seeds", "0,1", "-o", str(out), "--no-oracle"]
+    args += ["--methods", "supervised,fixmatch,self_training:method.rounds=1 method.threshold=0.0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "semiland", *args], stdout=subprocess.PIPE, text=True, env=env)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    trained = [line.split("] ")[1].split(" —")[0] for o in outputs for line in o.splitlines() if line.startswith("[")]
+    cells = [f"{m} / default / seed {s}" for s in (0, 1) for m in ("supervised", "fixmatch", "self_training")]
+    assert sorted(trained) == sorted(cells)  # every cell trained once, by one of the two
+    assert all(o.count("cells finished") == 1 for o in outputs)
+    assert not list(out.rglob("*.lock"))

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,9 @@ def test_every_method_row_of_every_set_is_a_valid_config(tmp_path, which):
             load_config(REPO / "configs" / "dubai" / "sweep.yaml", overrides)  # unknown keys / values raise here
     budgets = {_last(c, "--budget").split("=")[0] for c in train}
     assert budgets == {"2img", "4img"}
+    # two processes give the same commands and share the cells (bench sweep claims each while it trains)
+    assert set(Counter(json.dumps(c) for c in train).values()) == {2}
+    assert all(_last(c, "--seeds") == "0,1,2" for c in calls)
     # rows run at one budget only (sar's DLLR ablation, strong-view) never reach the 4-image calls
     four = {
         label
@@ -65,10 +69,14 @@ def test_every_method_row_of_every_set_is_a_valid_config(tmp_path, which):
 
 
 def test_the_sar_set_ablates_each_dllr_component_at_two_images(tmp_path):
-    train = [c for c in commands(tmp_path, "sar") if "--summary-only" not in c]
+    calls = commands(tmp_path, "sar")
+    train = [c for c in calls if "--summary-only" not in c]
     labels = {label for c in train for label in parse_methods(_last(c, "--methods"))}
     assert {f"dllr_no_{p}" for p in ("masking", "complementary", "reassign", "cps")} <= labels
     assert {"sar_only", "early_fusion", "mm_cps", "dllr"} <= labels
+    summaries = [c for c in calls if "--summary-only" in c]
+    ablation = [c for c in summaries if _last(c, "--methods").count("dllr_no_") == 4]  # every row in one table
+    assert len(ablation) == 1 and _last(ablation[0], "--methods").startswith("supervised,sar_only=")
 
 
 @pytest.mark.skipif(not DUBAI.is_dir(), reason=f"Dubai data not found at {DUBAI} (set SEMILAND_SHARED_DATA)")

@@ -33,7 +33,7 @@ from semiland.config import Config, dump_yaml, load_config
 from semiland.engine.checkpoint import read_checkpoint, slim_checkpoint
 from semiland.engine.runner import evaluation_folder, fit, test
 from semiland.errors import SemilandError
-from semiland.io import atomic_write_json, atomic_write_text, ensure_writable_dir
+from semiland.io import atomic_write_json, atomic_write_text, claim, ensure_writable_dir
 from semiland.report.figures import read_log
 
 
@@ -304,6 +304,61 @@ def snapshot_config(config: Path, out: Path) -> Path:
     return snap
 
 
+def train_cells(specs: list[RunSpec], config: Path, args: argparse.Namespace, out: Path) -> None:
+    """Train (or complete) every cell of the plan that no other process is training. Each cell is claimed
+    (`OUT/<method>/<budget>/seed<k>.lock`) while it runs, so several processes given the same command share
+    the work: each takes the next free cell. A pass that skipped cells (claimed elsewhere, or a self_training
+    cell whose supervised teacher another process is still training) is followed by another while it got
+    something done; the holders of those claims reach the rest in their own passes."""
+    todo = [s for s in specs if s.same_as is None]
+    while todo:
+        waiting = []
+        for spec in todo:
+            folder = spec.folder(out)
+            if (folder / "result.json").is_file() and not _needs_sets(folder, spec, args.also_on):
+                continue
+            with claim(folder.parent / f"{folder.name}.lock") as mine:
+                teacher = RunSpec("supervised", spec.budget, spec.seed, []).folder(out) / "result.json"
+                blocked = "method.name=self_training" in spec.overrides and not teacher.is_file()
+                if not mine or blocked:
+                    waiting.append(spec)
+                    continue
+                if (folder / "result.json").is_file() and not _needs_sets(folder, spec, args.also_on):
+                    continue  # finished by another process between the first look and the claim
+                i = specs.index(spec) + 1
+                left = "" if (folder / "result.json").is_file() else f" — {remaining([], specs[i - 1 :], out)}"
+                print(f"[{i}/{len(specs)}] {spec.method} / {spec.budget} / seed {spec.seed}{left}", flush=True)
+                # supervised keeps its best.ckpt whole: the round-0 teacher of self_training cells (perhaps of a
+                # later call), the baseline for `test --on`, `bench targets` or `analyze --ckpt`
+                run_one(config, spec, args.overrides, out, spec.method == "supervised", args.also_on, args.keep_models)
+        if len(waiting) == len(todo):
+            names = ", ".join(f"{s.method}/{s.budget}/seed{s.seed}" for s in waiting)
+            print(f"{len(waiting)} cells left to the other processes of this sweep: {names}", flush=True)
+            return
+        todo = waiting
+
+
+def _needs_sets(folder: Path, spec: RunSpec, sets: list[str]) -> bool:
+    """A finished cell that kept its model but lacks an --also-on set (run_one adds it)."""
+    row = json.loads((folder / "result.json").read_text())
+    return (folder / "checkpoints" / "best.ckpt").is_file() and bool(_missing(row, spec, sets))
+
+
+def finished_rows(specs: list[RunSpec], out: Path) -> list[dict[str, Any]]:
+    """The finished cells' rows in the plan's order; a shared oracle's under each budget that shares it.
+    Reads files only: safe beside the processes still training the sweep."""
+    rows: list[dict[str, Any]] = []
+    for spec in specs:
+        if spec.same_as is not None:  # the same oracle run as an earlier budget's (one training pool)
+            first = [
+                r for r in rows if r["method"] == ORACLE and r["budget"] == spec.same_as and r["seed"] == spec.seed
+            ]
+            rows += [{**r, "budget": spec.budget, "same_as": spec.same_as} for r in first]  # none: not finished yet
+        elif (spec.folder(out) / "result.json").is_file():
+            rows.append(finished_row(spec.folder(out)))
+    return rows
+
+
 def run_sweep(args: argparse.Namespace) -> int:
     out = ensure_writable_dir(Path(args.out).resolve())
     methods = parse_methods(args.methods)  # supervised first: every comparison is against the baseline
@@ -314,30 +369,12 @@ def run_sweep(args: argparse.Namespace) -> int:
         load_config(config, [*args.overrides, *own])
     pools = {b: training_pool(config, [*args.overrides, *extra], args.also_on) for b, extra in budgets.items()}
     specs = plan(methods, budgets, seeds, oracle=not args.no_oracle, pools=pools)
-    rows: list[dict[str, Any]] = []
-    for i, spec in enumerate(specs, 1):
-        if not args.summary_only:
-            left = "" if (spec.folder(out) / "result.json").is_file() else f" — {remaining(rows, specs[i - 1 :], out)}"
-            print(f"[{i}/{len(specs)}] {spec.method} / {spec.budget} / seed {spec.seed}{left}", flush=True)
-        if spec.same_as is not None:  # the same oracle run as an earlier budget's (one training pool)
-            first = [
-                r for r in rows if r["method"] == ORACLE and r["budget"] == spec.same_as and r["seed"] == spec.seed
-            ]
-            rows += [{**r, "budget": spec.budget, "same_as": spec.same_as} for r in first]  # none: not finished yet
-            continue
-        if args.summary_only:  # finished cells only: safe beside the processes still running this sweep
-            if (spec.folder(out) / "result.json").is_file():
-                rows.append(finished_row(spec.folder(out)))
-            continue
-        # supervised keeps its best.ckpt: the round-0 teacher of self_training cells (perhaps of a later call),
-        # the baseline model for `test --on`, `bench targets` or `analyze --ckpt`, and what a later --also-on scores
-        rows.append(
-            run_one(config, spec, args.overrides, out, spec.method == "supervised", args.also_on, args.keep_models)
-        )
-    if args.summary_only:
-        cells = sum(s.same_as is None for s in specs)  # a shared oracle is one cell
-        print(f"{sum(not r.get('same_as') for r in rows)} of {cells} cells finished; {remaining(rows, specs, out)}")
-        if not rows:
-            raise SemilandError(f"no finished cell in {out} for these methods, budgets and seeds")
+    if not args.summary_only:
+        train_cells(specs, config, args, out)
+    rows = finished_rows(specs, out)  # every finished cell, this process's or another's, in the plan's order
+    cells = sum(s.same_as is None for s in specs)  # a shared oracle is one cell
+    print(f"{sum(not r.get('same_as') for r in rows)} of {cells} cells finished; {remaining([], specs, out)}")
+    if not rows:
+        raise SemilandError(f"no finished cell in {out} for these methods, budgets and seeds")
     write_summary(rows, list(methods), out, "semiland " + " ".join(shlex.quote(a) for a in args.argv))
     return 0
