@@ -1,7 +1,8 @@
 """`semiland bench sweep`: methods × label budgets × seeds on one config, plus the oracle, resumable.
 
 Every run is an ordinary run folder (`OUT/<method>/<budget>/seed<k>`); a run whose test metrics exist is
-not redone, and one interrupted after its first checkpoint continues from its last (`fit --resume`). The
+not redone, and one interrupted after its first checkpoint continues from its last (`fit --resume`).
+Processes given the same command share the cells (`train_cells`: each claims the next free one). The
 summary gives, per method and budget, mean ± std (over seeds) of test mIoU and OA, the difference to
 supervised paired by seed (mean ± std, seeds won), the share of the supervised → oracle gap recovered, and
 wall time relative to supervised; `--also-on SET` adds the same on other images.
