@@ -67,7 +67,8 @@ def render(report: Report) -> str:
         parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
         parts.append("</table>")
     for caption, rel in report.figures:
-        parts.append(f"<h2>{e(caption)}</h2><img src='{e(rel)}' alt='{e(caption)}'>")
+        # a link to the full-size file: wide figures (a sweep's maps) shrink to the page's width
+        parts.append(f"<h2>{e(caption)}</h2><a href='{e(rel)}'><img src='{e(rel)}' alt='{e(caption)}'></a>")
     if report.details:
         parts.append("<h2>Details</h2><table>")
         parts += [f"<tr><td>{e(k)}</td><td style='text-align:left'>{e(v)}</td></tr>" for k, v in report.details.items()]
