@@ -108,6 +108,10 @@ def pseudo_label(
     return stats
 
 
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.0f} %"
+
+
 def starved_classes(stats: dict[str, Any], factor: float = 0.5) -> list[str]:
     """Warnings for the classes whose predicted pixels a confidence threshold keeps at under `factor` times the
     overall coverage: their pseudo-labels are too few, so the student learns to under-predict them (the
@@ -153,6 +157,13 @@ def self_train(
         acc = "–" if stats["accuracy"] is None else f"{100 * stats['accuracy']:.1f} %"
         print(
             f"== round {r}: pseudo-labels cover {100 * stats['coverage']:.1f} % of unlabeled pixels, accuracy {acc} =="
+        )
+        print("   per class, share of the pseudo-labels (share of the teacher's predictions kept):")
+        print(
+            "   "
+            + ", ".join(
+                f"{n} {100 * s:.1f} % ({_pct(stats['class_kept'][n])})" for n, s in stats["class_share"].items()
+            )
         )
         for line in starved_classes(stats):
             print(line)

@@ -173,7 +173,8 @@ def test_self_training_rounds_save_and_score_pseudo_labels(synth_root, tmp_path,
     assert all(r is None or 0 <= r <= 1 for r in stats["class_recall"].values())
     mask = np.asarray(Image.open(tmp_path / "st" / "round1" / "pseudo" / "region_1" / "scene_000.png"))
     assert mask.shape == (64, 64) and mask.max() < 5
-    assert "round" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "== round 1: pseudo-labels cover 100.0 % of unlabeled pixels" in printed and "(100 %)" in printed
     # the student method alone, without pseudo-labels, is refused with the way to get them
     assert main(["fit", "--config", str(path), "-o", str(tmp_path / "x")]) == 2
     assert "semiland self-train" in capsys.readouterr().err
