@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from semiland.bench.sweep import parse_methods
+from semiland.bench.sweep import parse_budgets, parse_methods
 from semiland.config import load_config
 from tests.conftest import DUBAI
 
@@ -29,16 +29,39 @@ if "--summary-only" in sys.argv:  # the script copies the summary files per set
 """
 
 
-def commands(tmp_path: Path, which: str) -> list[list[str]]:
+def commands(tmp_path: Path, which: str, script: str = "dubai_sweep.sh", args: tuple[str, ...] = ()) -> list[list[str]]:
+    """The `semiland` calls a script makes (the Dubai sweep's set `which`, or another script with `args`)."""
     calls, stub = tmp_path / "calls", tmp_path / "semiland"
     calls.mkdir()
     stub.write_text(STUB.format(python=sys.executable, calls=str(calls)))
     stub.chmod(0o755)
     env = {**os.environ, "SEMILAND": str(stub)}
-    done = subprocess.run(["bash", "scripts/dubai_sweep.sh", str(tmp_path / "out"), which], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    argv = ["bash", f"scripts/{script}", *(args or (str(tmp_path / "out"), which))]
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return [json.loads(p.read_text()) for p in calls.iterdir()]
+
+
+# The source papers' protocols, runnable when their data is present (it is not here): every row they train
+# must be a valid config of the file they name, so a user with the data does not find a typo hours in.
+PROTOCOLS = {
+    "s4net_deepglobe_protocol.sh": ("DG", "OUT"),
+    "minifrance_protocol.sh": ("MF", "CASD", "OUT"),
+    "whu_opt_sar_protocol.sh": ("WHU", "OUT"),
+}
+
+
+@pytest.mark.parametrize("script", PROTOCOLS)
+def test_every_row_of_the_paper_protocols_is_a_valid_config(tmp_path, script):
+    calls = commands(tmp_path, "", script, PROTOCOLS[script])
+    assert calls and all(c[:2] == ["bench", "sweep"] for c in calls)
+    for args in calls:
+        config = REPO / _last(args, "--config")
+        budgets = parse_budgets([args[i + 1] for i, a in enumerate(args) if a == "--budget"])
+        trailing = [a for a in args if "=" in a and not a.startswith("-") and a.split("=")[0].count(".") == 1]
+        for overrides in parse_methods(_last(args, "--methods")).values():
+            for extra in budgets.values():
+                load_config(config, [*trailing, *extra, *overrides])  # unknown keys / values raise here
 
 
 def _last(args: list[str], flag: str) -> str:
@@ -81,7 +104,7 @@ def test_the_sar_set_ablates_each_dllr_component_at_two_images(tmp_path):
 
 @pytest.mark.skipif(not DUBAI.is_dir(), reason=f"Dubai data not found at {DUBAI} (set SEMILAND_SHARED_DATA)")
 def test_the_4_image_budget_adds_two_images_to_the_2_image_one():
-    from semiland.bench.sweep import parse_budgets, training_pool
+    from semiland.bench.sweep import training_pool
     from semiland.data.datamodule import resolve_split
 
     script = (REPO / "scripts" / "dubai_sweep.sh").read_text()
