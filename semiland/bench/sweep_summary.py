@@ -222,7 +222,6 @@ def plot_maps(rows: list[dict[str, Any]], methods: list[str], out: Path, path: P
         return None
     cells = {r["method"]: r for r in rows if r["budget"] == budget and r["seed"] == seeds[0]}
     groups: dict[tuple, list[RunOutcome]] = {}  # by input (optical; optical + SAR; SAR alone): its own data
-    configs: dict[tuple, Any] = {}
     missing = []
     for method in [m for m in [*methods, ORACLE] if m in cells]:
         ckpt = cell_model(out, cells[method])
@@ -232,11 +231,10 @@ def plot_maps(rows: list[dict[str, Any]], methods: list[str], out: Path, path: P
         task, cfg = load_task(ckpt)
         d = cfg.data
         key = (d.simulate_sar, d.modality, str(d.bands), str(d.sar_bands))
-        configs.setdefault(key, cfg)
         groups.setdefault(key, []).append(RunOutcome(method, {}, ckpt.parent.parent / "logs" / "metrics.csv", task, 0))
     panels: list[dict[str, Any]] = []
-    for key, runs in groups.items():  # the same split: the same two test images in every group
-        data = prepare_data(configs[key])
+    for runs in groups.values():  # the same split: the same two test images in every group
+        data = prepare_data(runs[0].task.cfg)  # the group's input; every cell of a budget has its split
         for i, row in enumerate(panel_rows(runs, data, n=2, max_side=400, auxiliary=False)):
             if i < len(panels):
                 panels[i]["preds"].update(row["preds"])
