@@ -273,17 +273,12 @@ def _self_training(config: Path, spec: RunSpec, common: list[str], out: Path, fo
     return metrics, teacher_cfg.train.steps * (len(rows) - 1), last
 
 
-def remaining(rows: list[dict[str, Any]], specs: list[RunSpec], out: Path) -> str:
+def remaining(specs: list[RunSpec], out: Path) -> str:
     """What is left, in hours of one process, each unfinished cell costed as the mean of its method's
-    finished cells (any budget or seed, this call's or another's in the same folder)."""
+    finished cells in the folder (any budget or seed, whichever process or call made them)."""
     secs: dict[str, list[float]] = {}
-    for r in rows:
-        if not r.get("same_as"):
-            secs.setdefault(r["method"], []).append(r["fit_seconds"])
-    elsewhere: dict[str, list[float]] = {}  # cells of other calls (the other process of a sweep script)
     for path in out.glob("*/*/seed*/result.json"):
-        elsewhere.setdefault(path.parts[-4], []).append(json.loads(path.read_text())["fit_seconds"])
-    secs = {**elsewhere, **secs}
+        secs.setdefault(path.parts[-4], []).append(json.loads(path.read_text())["fit_seconds"])
     todo = [s for s in specs if s.same_as is None and not (s.folder(out) / "result.json").is_file()]
     known = [statistics.mean(secs[s.method]) for s in todo if s.method in secs]
     unknown = sorted({s.method for s in todo if s.method not in secs})
@@ -327,7 +322,7 @@ def train_cells(specs: list[RunSpec], config: Path, args: argparse.Namespace, ou
                 if (folder / "result.json").is_file() and not _needs_sets(folder, spec, args.also_on):
                     continue  # finished by another process between the first look and the claim
                 i = specs.index(spec) + 1
-                left = "" if (folder / "result.json").is_file() else f" — {remaining([], specs[i - 1 :], out)}"
+                left = "" if (folder / "result.json").is_file() else f" — {remaining(specs[i - 1 :], out)}"
                 print(f"[{i}/{len(specs)}] {spec.method} / {spec.budget} / seed {spec.seed}{left}", flush=True)
                 # supervised keeps its best.ckpt whole: the round-0 teacher of self_training cells (perhaps of a
                 # later call), the baseline for `test --on`, `bench targets` or `analyze --ckpt`
@@ -374,7 +369,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         train_cells(specs, config, args, out)
     rows = finished_rows(specs, out)  # every finished cell, this process's or another's, in the plan's order
     cells = sum(s.same_as is None for s in specs)  # a shared oracle is one cell
-    print(f"{sum(not r.get('same_as') for r in rows)} of {cells} cells finished; {remaining([], specs, out)}")
+    print(f"{sum(not r.get('same_as') for r in rows)} of {cells} cells finished; {remaining(specs, out)}")
     if not rows:
         raise SemilandError(f"no finished cell in {out} for these methods, budgets and seeds")
     write_summary(rows, list(methods), out, "semiland " + " ".join(shlex.quote(a) for a in args.argv))
