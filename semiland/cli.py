@@ -297,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--strong", type=float, default=None, metavar="S",
                     help="also score the strong photometric view of strength S (as fixmatch's method.photometric)")  # fmt: skip
     bt.add_argument("--blur-p", type=float, default=0.5, help="blur probability of the strong view (method.blur_p)")
+    bt.add_argument("--affine", action="store_true",
+                    help="also score S4Net's affine views mapped back, and its consistency term between two")  # fmt: skip
     bt.add_argument("--no-progress", dest="progress", action="store_false")
     bt.set_defaults(func=cmd_bench_targets)
     bp = bsub.add_parser("predict", help="streaming prediction vs a naive sliding window: speed, memory, FLOP/s")

@@ -69,6 +69,20 @@ def test_test_on_other_images_never_over_the_test_results(trained, tmp_path, cap
     assert not (tmp_path / "y" / "metrics.json").exists()
 
 
+def test_bench_targets_scores_every_view(trained, capsys):
+    """`bench targets`: both batch-norm modes, the strong view and S4Net's affine view each get a scored line,
+    and S4Net's consistency term is a finite non-negative number."""
+    ckpt = str(trained / "checkpoints" / "best.ckpt")
+    args = ["bench", "targets", "--ckpt", ckpt, "--images", "val", "--batches", "2", "--batch-size", "2"]
+    assert main([*args, "--strong", "1.0", "--affine", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    for line in ("method.target_bn=running", "method.target_bn=batch", "strong view", "affine view"):
+        assert sum(line in row and "mIoU" in row for row in out.splitlines()) == 1, (line, out)
+    consistency = float(out.split("between two affine views: ")[1].split()[0])
+    assert 0 <= consistency < 2  # squared L2 between two distributions is at most 2
+    assert 0 < float(out.split("mean confidence (max p, batch statistics): ")[1].split()[0]) <= 1
+
+
 def test_test_a_moved_run_reads_its_own_split(synth_root, tmp_path):
     run = tmp_path / "run"
     assert main(["fit", "--config", str(write_config(tmp_path, synth_root)), "-o", str(run), "train.steps=2"]) == 0

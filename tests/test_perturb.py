@@ -3,7 +3,7 @@ import torch
 
 from semiland.config import ModelConfig
 from semiland.methods import build_method
-from semiland.methods.base import MethodContext
+from semiland.methods.base import MethodContext, masked_mse
 from semiland.methods.perturb import (
     cutmix_box,
     invert_affine,
@@ -70,3 +70,25 @@ def test_cutmix_boxes_and_mixing():
     mixed = mix(a, b, box)
     assert torch.equal(mixed[:, 0].bool(), box) and torch.equal(mix(a[:, 0], b[:, 0], box).bool(), box)
     assert not cutmix_box(8, 32, 32, torch.device("cpu"), p=0.0).any()
+
+
+def test_affine_views_map_a_pixelwise_model_back_onto_the_crop():
+    """`bench targets --affine`: for a model whose class probabilities are a function of each pixel alone,
+    S4Net's view mapped back is the plain prediction on the round trip's valid pixels (exact here: the
+    probabilities are linear in the coordinates, which bilinear resampling preserves), so two views agree."""
+    from semiland.bench.targets import affine_views
+
+    class LogOf(torch.nn.Module):  # softmax(log p) = p: the "prediction" is the input itself
+        def forward(self, x):
+            return x.log()
+
+    torch.manual_seed(0)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 40), torch.linspace(-1, 1, 40), indexing="ij")
+    a, b = 0.4 + 0.1 * xx, 0.3 - 0.1 * yy  # and 1 - a - b ≥ 0.1
+    probs = torch.stack([a, b, 1 - a - b])[None].repeat(3, 1, 1, 1)  # (3, K=3, 40, 40), each pixel sums to 1
+    back, valid = affine_views(LogOf(), probs)
+    back_2, valid_2 = affine_views(LogOf(), probs)
+    assert valid.float().mean() > 0.2 and not torch.equal(valid, valid_2)  # two different draws
+    keep = valid[:, None].expand_as(probs)
+    assert torch.allclose(back[keep], probs[keep], atol=3e-4)
+    assert masked_mse(back, back_2, valid & valid_2) < 1e-6

@@ -13,8 +13,13 @@ diagnostic of how far unlabeled batches' statistics sit from the labeled ones, n
 crops (per-band gain, bias and noise of strength S, blur with probability `--blur-p`; batch statistics, as
 the student sees it): classes whose accuracy falls there are those the strong view makes look like others,
 so the consistency loss asks the network to call one class's appearance another's (docs/benchmarks.md).
+`--affine` also scores S4Net's view: each crop warped by a random affine transform (S4Net's ranges; reflection
+padding, batch statistics), predicted and mapped back with the inverse, against the mask on the pixels the
+round trip keeps; and S4Net's consistency term itself (the squared L2 between two such views' class
+distributions, averaged over pixels valid in both) with the crops' mean confidence (max p): does the
+consistency the method asks for already hold, and what do the views it compares get right?
 Usage: semiland bench targets --ckpt RUN/checkpoints/best.ckpt [--images unlabeled|val] [--batches 20]
-       [--strong 1.0 --blur-p 0.5]
+       [--strong 1.0 --blur-p 0.5] [--affine]
 """
 
 from __future__ import annotations
@@ -29,8 +34,20 @@ from semiland.data.datamodule import CropStream, SampleStore, prepare_data
 from semiland.engine.metrics import confusion_metrics
 from semiland.engine.runner import load_task
 from semiland.errors import SemilandError
-from semiland.methods.base import target_mode
-from semiland.methods.perturb import strong_photometric
+from semiland.methods.base import masked_mse, target_mode
+from semiland.methods.perturb import invert_affine, random_affine, strong_photometric, warp, warp_valid
+from semiland.methods.s4net import S4NetConfig
+
+
+def affine_views(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """S4Net's view of crops (B, C, H, W): ϕ⁻¹(softmax f(ϕ(x))) (B, K, H, W), and the round trip's valid
+    pixels (B, H, W); S4Net's default ranges, batch statistics (running ones untouched), as the method trains."""
+    c, (b, _, h, w) = S4NetConfig(), x.shape
+    theta = random_affine(b, x.device, c.translate, (c.scale_min, c.scale_max), c.rotate)
+    inverse = invert_affine(theta)
+    with target_mode("batch", model.train()):
+        probs = model(warp(x, theta, padding="reflection")).softmax(1)
+    return warp(probs, inverse), warp_valid(theta, inverse, h, w)
 
 
 def run_targets(args: argparse.Namespace) -> int:
@@ -46,6 +63,9 @@ def run_targets(args: argparse.Namespace) -> int:
     modes = {"running": np.zeros((k, k)), "batch": np.zeros((k, k))}
     if args.strong is not None:
         modes["strong"] = np.zeros((k, k))
+    if args.affine:
+        modes["affine"] = np.zeros((k, k))
+    consistency, confidence = [], []  # per batch: S4Net's term between two affine views; mean max p (batch mode)
     torch.manual_seed(args.seed)  # the strong views' draws
     with torch.no_grad():
         for b in tqdm(range(args.batches), desc="target batches", disable=not args.progress):
@@ -53,10 +73,19 @@ def run_targets(args: argparse.Namespace) -> int:
             x, y = torch.stack([it["image"] for it in items]), torch.stack([it["mask"] for it in items])
             keep = y < k
             for mode, cm in modes.items():
-                view = strong_photometric(x, args.blur_p, args.strong) if mode == "strong" else x
-                with target_mode("batch" if mode == "strong" else mode, model.train()):  # as a method predicts
-                    pred = model(view).argmax(1)
-                cm += np.bincount((y[keep] * k + pred[keep]).numpy(), minlength=k * k).reshape(k, k)
+                scored = keep
+                if mode == "affine":
+                    (back, valid), (back_2, valid_2) = affine_views(model, x), affine_views(model, x)
+                    consistency.append(masked_mse(back, back_2, valid & valid_2 & keep).item())
+                    pred, scored = back.argmax(1), keep & valid
+                else:
+                    view = strong_photometric(x, args.blur_p, args.strong) if mode == "strong" else x
+                    with target_mode("batch" if mode == "strong" else mode, model.train()):  # as a method predicts
+                        probs = model(view).softmax(1)
+                    pred = probs.argmax(1)
+                    if mode == "batch":
+                        confidence.append(probs.max(1).values[keep].mean().item())
+                cm += np.bincount((y[scored] * k + pred[scored]).numpy(), minlength=k * k).reshape(k, k)
     model.eval()
     scores = {mode: confusion_metrics(cm, list(task.classes.names)) for mode, cm in modes.items()}
     print(
@@ -68,10 +97,14 @@ def run_targets(args: argparse.Namespace) -> int:
 
     for mode, m in scores.items():
         per_class = "  ".join(f"{c} {num(v['IoU'])}" for c, v in m["per_class"].items())
-        name = f"strong view (photometric {args.strong}, blur p {args.blur_p}), batch" if mode == "strong" else (
-            f"method.target_bn={mode}")  # fmt: skip
+        name = {"strong": f"strong view (photometric {args.strong}, blur p {args.blur_p}), batch",
+                "affine": "S4Net's affine view, mapped back"}.get(mode, f"method.target_bn={mode}")  # fmt: skip
         print(f"  {name:<26} OA {num(m['OA'])}  mIoU {num(m['mIoU'])}  {per_class}")
     gap = (scores["running"]["mIoU"] or 0.0) - (scores["batch"]["mIoU"] or 0.0)
     print(f"running − batch: {gap:+.3f} mIoU (how far unlabeled batches' statistics sit from the running ones; "
           "not a chooser of method.target_bn: docs/benchmarks.md)")  # fmt: skip
+    print(f"mean confidence (max p, batch statistics): {np.mean(confidence):.3f}")
+    if consistency:
+        print(f"S4Net's consistency term between two affine views: {np.mean(consistency):.4f} (mean of "
+              f"{len(consistency)} batches; squared L2 of class distributions over pixels valid in both)")  # fmt: skip
     return 0
