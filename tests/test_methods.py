@@ -6,7 +6,7 @@ import torch
 from semiland.config import ModelConfig
 from semiland.errors import SemilandError
 from semiland.methods import METHODS, build_method
-from semiland.methods.base import MethodContext, TargetConfig, sigmoid_rampup
+from semiland.methods.base import MethodContext, TargetConfig, UnlabeledConfig, bn_stats_frozen, sigmoid_rampup
 from semiland.models import build_model
 
 K = 4
@@ -188,6 +188,63 @@ def test_target_bn_batch_predicts_targets_with_batch_statistics_and_leaves_runni
     assert all(torch.equal(a, b) for a, b in zip(*stats))
     with pytest.raises(SemilandError, match="method.target_bn must be one of running, batch"):
         make(name, 3, target_bn="sideways")
+
+
+def _norms(module: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:
+    return [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
+def test_unlabeled_bn_labeled_normalises_unlabeled_passes_with_the_labeled_batch():
+    """`unlabeled_bn=labeled`: after a labeled pass, an unlabeled pass (inside `bn_stats_frozen`, nested or
+    not) gives what eval mode gives with running statistics set to the labeled batch's; each unlabeled
+    sample's output is its own (no batch statistics); running statistics are not touched."""
+    method = make("s4net", 3, unlabeled_bn="labeled")
+    net = method.model.train()
+    labeled, unlabeled = batches(3)
+    x_l, x_u = labeled["image"], unlabeled["image"]
+    with pytest.raises(SemilandError, match="unlabeled pass ran before any labeled one"), bn_stats_frozen(net):
+        net(x_u)
+    net(x_l)  # the labeled pass: records its batch statistics (and updates the running ones)
+    running = [b.clone() for n, b in net.named_buffers() if "running_" in n]
+    with bn_stats_frozen(net):
+        with bn_stats_frozen(net):  # nested (CPS's targets inside its unlabeled pass)
+            inner = net(x_u)
+        out, first = net(x_u), net(x_u[:1])  # still the labeled statistics after the inner one ends
+    assert torch.allclose(inner, out) and torch.allclose(out[:1], first, atol=1e-5)
+    assert all(torch.equal(a, b) for a, b in zip(running, [b for n, b in net.named_buffers() if "running_" in n]))
+    reference = make("s4net", 3).model  # same seed: same weights
+    for m, ref in zip(_norms(net), _norms(reference)):
+        ref.running_mean.copy_(m.labeled_stats[0])
+        ref.running_var.copy_(m.labeled_stats[1])
+    with torch.no_grad():
+        assert torch.allclose(out, reference.eval()(x_u), atol=1e-4)
+        assert not torch.allclose(net(x_u), out, atol=1e-3)  # outside the context: its own batch statistics
+    # gradients flow through the labeled statistics: an unlabeled-only loss reaches the labeled input
+    x_l = x_l.clone().requires_grad_(True)
+    net(x_l)
+    with bn_stats_frozen(net):
+        net(x_u).pow(2).sum().backward()
+    assert x_l.grad is not None and x_l.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", [m for m in METHODS if issubclass(METHODS[m].Config, UnlabeledConfig)])
+def test_unlabeled_bn_labeled_trains_every_method_that_takes_unlabeled_images(name):
+    """Every such method has the switch; with it a step records the labeled statistics and gives a finite loss;
+    running statistics still come from the labeled pass alone; a bad value is one line."""
+    assert METHODS[name].uses_unlabeled and METHODS[name].Config().unlabeled_bn == "batch"
+    stats = []
+    for seed in (0, 1):
+        method = make(name, 3, unlabeled_bn="labeled", **open_gates(name))
+        labeled, _ = batches(3)
+        _, unlabeled = batches(3, seed=seed + 5)
+        out = method.training_step(labeled, unlabeled, step=9)
+        assert torch.isfinite(out["loss"])
+        assert any(m.labeled_stats is not None for m in _norms(method))
+        aside = ("teacher", "branch.", "discriminator.", "generator.")
+        stats.append([b.clone() for n, b in method.named_buffers() if "running_" in n and not n.startswith(aside)])
+    assert all(torch.equal(a, b) for a, b in zip(*stats))
+    with pytest.raises(SemilandError, match="method.unlabeled_bn must be one of batch, labeled"):
+        make(name, 3, unlabeled_bn="running")
 
 
 def test_class_thresholds_lower_the_bar_for_classes_the_model_is_unsure_of():

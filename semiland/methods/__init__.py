@@ -8,7 +8,7 @@ from typing import Any
 from semiland.config import build_dataclass
 from semiland.errors import SemilandError
 from semiland.methods.adversarial import Adversarial
-from semiland.methods.base import Method, MethodConfig, MethodContext
+from semiland.methods.base import Method, MethodConfig, MethodContext, use_labeled_statistics
 from semiland.methods.cps import CPS
 from semiland.methods.dllr import DLLR
 from semiland.methods.fixmatch import FixMatch
@@ -58,7 +58,10 @@ def method_config(raw: dict[str, Any]) -> MethodConfig:
 
 def build_method(raw: dict[str, Any], model, ctx: MethodContext) -> Method:
     cfg = method_config(raw)
-    return method_class(cfg.name)(model, cfg, ctx)
+    method = method_class(cfg.name)(model, cfg, ctx)
+    if getattr(cfg, "unlabeled_bn", "batch") == "labeled":  # after __init__: second networks exist by then
+        use_labeled_statistics(method)
+    return method
 
 
 def describe(cls: type[Method]) -> str:

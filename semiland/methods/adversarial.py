@@ -25,8 +25,8 @@ from semiland.config import limits
 from semiland.methods.base import (
     Alarm,
     Method,
-    MethodConfig,
     ParamGroup,
+    UnlabeledConfig,
     bn_stats_frozen,
     masked_ce,
     params_frozen,
@@ -36,7 +36,7 @@ from semiland.models.generative import FCDiscriminator
 
 
 @dataclass
-class AdversarialConfig(MethodConfig):
+class AdversarialConfig(UnlabeledConfig):
     lambda_adv: float = 0.01
     lambda_adv_u: float = 0.001
     lambda_semi: float = 0.1

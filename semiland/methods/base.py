@@ -34,10 +34,22 @@ class MethodConfig:
 
 
 TARGET_BN = ("running", "batch")
+UNLABELED_BN = ("batch", "labeled")
 
 
 @dataclass
-class TargetConfig(MethodConfig):
+class UnlabeledConfig(MethodConfig):
+    """A method with passes over unlabeled images. `unlabeled_bn`: the statistics batch norm normalises those
+    passes with (running statistics stay the labeled pass's either way) — "batch" (each unlabeled batch's
+    own) or "labeled" (the same step's labeled batch's, gradients flowing through them: the regime the
+    supervised loss trains, so an unlabeled loss cannot be met there by an answer it never checks;
+    `use_labeled_statistics`, docs/benchmarks.md "S4Net's consistency lives where evaluation does not")."""
+
+    unlabeled_bn: str = "batch"
+
+
+@dataclass
+class TargetConfig(UnlabeledConfig):
     """A method that predicts targets for unlabeled images. `target_bn`: batch norm while predicting them —
     "batch" (train mode: each unlabeled batch's own statistics, as the student's pass on it; running
     statistics untouched) or "running" (eval mode: the running statistics, as at evaluation). On Dubai the
@@ -97,6 +109,10 @@ class Method(nn.Module):
         self.model, self.cfg, self.ctx = model, cfg, ctx
         if isinstance(cfg, TargetConfig) and cfg.target_bn not in TARGET_BN:
             raise SemilandError(f"method.target_bn must be one of {', '.join(TARGET_BN)}, got {cfg.target_bn!r}")
+        if isinstance(cfg, UnlabeledConfig) and cfg.unlabeled_bn not in UNLABELED_BN:
+            raise SemilandError(
+                f"method.unlabeled_bn must be one of {', '.join(UNLABELED_BN)}, got {cfg.unlabeled_bn!r}"
+            )
 
     def training_step(
         self, labeled: dict[str, torch.Tensor], unlabeled: dict[str, torch.Tensor] | None, step: int
@@ -134,18 +150,61 @@ def supervised_ce(logits: torch.Tensor, labeled: dict[str, torch.Tensor], ignore
 
 @contextmanager
 def bn_stats_frozen(*models: nn.Module) -> Iterator[None]:
-    """Forward passes inside still normalise with their own batch statistics (train mode) but leave the
-    batch-norm running statistics untouched, so those used at evaluation describe the inputs the supervised
-    loss is trained on, not perturbed or warped unlabeled views."""
+    """Forward passes inside still normalise with their own batch statistics (train mode) — or, after
+    `use_labeled_statistics`, with the labeled pass's — but leave the batch-norm running statistics
+    untouched, so those used at evaluation describe the inputs the supervised loss is trained on, not
+    perturbed or warped unlabeled views."""
     norms = [m for model in models for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [m.momentum for m in norms]
+    # use_labeled_statistics: normalise with the labeled pass's statistics instead (not again when nested)
+    relinked = [m for m in norms if hasattr(m, "labeled_stats") and "forward" not in m.__dict__]
     for m in norms:
         m.momentum = 0.0  # running = (1 − 0) · running + 0 · batch
+    for m in relinked:
+        m.forward = _labeled_forward(m)
     try:
         yield
     finally:
         for m, momentum in zip(norms, saved):
             m.momentum = momentum
+        for m in relinked:
+            del m.forward  # back to the class's forward
+
+
+def use_labeled_statistics(method: nn.Module) -> None:
+    """`unlabeled_bn="labeled"`: every batch norm of `method` records the mean and variance of its input in
+    each pass that updates its running statistics (train mode outside `bn_stats_frozen`: the labeled pass),
+    and normalises the passes inside `bn_stats_frozen` (unlabeled views, targets) with them. Batch norm makes
+    the supervised loss blind to the scale of the features; these passes share that invariance, since the
+    statistics follow the features (gradients flow through them), where running statistics (eval mode) do
+    not — an S4Net run with its unlabeled pass in eval mode collapsed to one class there."""
+    for m in method.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.labeled_stats = None
+            m.register_forward_pre_hook(_record_labeled_stats)
+
+
+def _record_labeled_stats(m: nn.modules.batchnorm._BatchNorm, inputs: tuple[torch.Tensor, ...]) -> None:
+    if m.training and m.momentum != 0:  # not inside bn_stats_frozen
+        x = inputs[0].float()
+        dims = [0, *range(2, x.dim())]  # per channel, over the batch and the pixels
+        m.labeled_stats = (x.mean(dims), x.var(dims, unbiased=False))
+
+
+def _labeled_forward(m: nn.modules.batchnorm._BatchNorm) -> Callable[[torch.Tensor], torch.Tensor]:
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if not m.training:  # a teacher or an eval-mode target pass: running statistics, as ever
+            return type(m).forward(m, x)
+        if m.labeled_stats is None:
+            raise SemilandError("method.unlabeled_bn=labeled: an unlabeled pass ran before any labeled one")
+        mean, var = m.labeled_stats
+        shape = (1, -1) + (1,) * (x.dim() - 2)  # (1, C, 1, 1) for images
+        y = (x.float() - mean.view(shape)) * torch.rsqrt(var.view(shape) + m.eps)
+        if m.affine:
+            y = y * m.weight.view(shape) + m.bias.view(shape)
+        return y.to(x.dtype)
+
+    return forward
 
 
 @contextmanager

@@ -24,8 +24,8 @@ from semiland.errors import SemilandError
 from semiland.methods.base import (
     Alarm,
     Method,
-    MethodConfig,
     ParamGroup,
+    UnlabeledConfig,
     bn_stats_frozen,
     params_frozen,
     supervised_ce,
@@ -34,7 +34,7 @@ from semiland.models.generative import Generator
 
 
 @dataclass
-class GANConfig(MethodConfig):
+class GANConfig(UnlabeledConfig):
     g_loss: str = "minimax"
     lambda_u: float = 1.0
     g_lr: float = limits(2e-4, 0, 10, above=True)

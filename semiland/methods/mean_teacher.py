@@ -18,7 +18,7 @@ from semiland.config import limits
 from semiland.errors import SemilandError
 from semiland.methods.base import (
     Method,
-    MethodConfig,
+    UnlabeledConfig,
     bn_stats_frozen,
     ema_copy,
     ema_update,
@@ -32,7 +32,7 @@ from semiland.methods.perturb import random_flip, strong_photometric
 
 
 @dataclass
-class MeanTeacherConfig(MethodConfig):
+class MeanTeacherConfig(UnlabeledConfig):
     lambda_max: float = 2.0  # 10 let consistency outweigh the supervised loss on Dubai (validation 24.9, #3)
     rampup: float = limits(0.4, 0, 1)
     ema_decay: float = limits(0.99, 0, 1)

@@ -23,14 +23,14 @@ import torch
 from semiland.config import limits
 from semiland.errors import SemilandError
 from semiland.losses import DEFAULT_LAMBDA, RECONSTRUCTS, aux_loss
-from semiland.methods.base import Method, MethodConfig, bn_stats_frozen, semi_losses, supervised_ce
+from semiland.methods.base import Method, UnlabeledConfig, bn_stats_frozen, semi_losses, supervised_ce
 from semiland.models.multitask import BerundaNet, WNet
 
 NETWORKS = ("berunda_early", "berunda_late", "wnet")
 
 
 @dataclass
-class MultiTaskConfig(MethodConfig):
+class MultiTaskConfig(UnlabeledConfig):
     network: str = "berunda_late"
     aux_loss: str = "l1"
     lambda_u: float = 0.0

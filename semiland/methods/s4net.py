@@ -17,7 +17,7 @@ from semiland.config import limits
 from semiland.errors import SemilandError
 from semiland.methods.base import (
     Method,
-    MethodConfig,
+    UnlabeledConfig,
     bn_stats_frozen,
     ema_copy,
     ema_update,
@@ -31,7 +31,7 @@ from semiland.methods.perturb import invert_affine, random_affine, warp, warp_va
 
 
 @dataclass
-class S4NetConfig(MethodConfig):
+class S4NetConfig(UnlabeledConfig):
     lambda_max: float = 2.0
     rampup: float = limits(0.8, 0, 1)
     translate: float = limits(0.2, 0, 1)

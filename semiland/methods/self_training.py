@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from semiland.config import limits
-from semiland.methods.base import Method, MethodConfig, bn_stats_frozen, semi_losses, supervised_ce
+from semiland.methods.base import Method, UnlabeledConfig, bn_stats_frozen, semi_losses, supervised_ce
 
 
 @dataclass
-class SelfTrainingConfig(MethodConfig):
+class SelfTrainingConfig(UnlabeledConfig):
     lambda_u: float = 1.0
     rounds: int = limits(2, 1, 100)
     threshold: float = limits(0.9, 0, 1)

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 import torch
 
 from semiland.config import limits
-from semiland.methods.base import Alarm, Method, MethodConfig, bn_stats_frozen, semi_losses, supervised_ce
+from semiland.methods.base import Alarm, Method, UnlabeledConfig, bn_stats_frozen, semi_losses, supervised_ce
 from semiland.models import model_parts
 from semiland.models.generative import VariationalBranch
 
 
 @dataclass
-class VAEConfig(MethodConfig):
+class VAEConfig(UnlabeledConfig):
     lambda_u: float = 1.0
     beta: float = 1.0
     latent: int = limits(32, 1, 4096)
