@@ -3,8 +3,9 @@ running statistics vs each batch's own? (`method.target_bn`; docs/benchmarks.md)
 
 Draws random training crops (the run's crop size and data.scale) from the run's unlabeled images that have
 masks (or, with `--images val`, its validation images: what a user without unlabeled masks can measure on),
-predicts them in batches with batch norm in eval mode (running statistics) and in train mode (each
-batch's own statistics, running statistics untouched), and scores both against the masks.
+predicts them in batches with batch norm in eval mode (running statistics), in train mode (each batch's own
+statistics, running statistics untouched) and with the statistics of a batch of the run's labeled crops
+(`method.unlabeled_bn=labeled`), and scores each against the masks.
 On Dubai the more accurate mode at the start (running statistics) made the worse pseudo-label run: a
 diagnostic of how far unlabeled batches' statistics sit from the labeled ones, not a chooser of
 `method.target_bn` (choose that by validation mIoU).
@@ -25,6 +26,7 @@ Usage: semiland bench targets --ckpt RUN/checkpoints/best.ckpt [--images unlabel
 from __future__ import annotations
 
 import argparse
+import copy
 
 import numpy as np
 import torch
@@ -34,7 +36,7 @@ from semiland.data.datamodule import CropStream, SampleStore, prepare_data
 from semiland.engine.metrics import confusion_metrics
 from semiland.engine.runner import load_task
 from semiland.errors import SemilandError
-from semiland.methods.base import masked_mse, target_mode
+from semiland.methods.base import bn_stats_frozen, masked_mse, target_mode, use_labeled_statistics
 from semiland.methods.perturb import invert_affine, random_affine, strong_photometric, warp, warp_valid
 from semiland.methods.s4net import S4NetConfig
 
@@ -60,7 +62,11 @@ def run_targets(args: argparse.Namespace) -> int:
     store = SampleStore(data.spec, d.bands, data.mean, data.std, cache=True, scale=d.scale)
     crops = CropStream(store, ids, d.crop_size, args.batches * args.batch_size, args.seed, labeled=True)  # + masks
     model, k = task.method.model, len(task.classes.names)
-    modes = {"running": np.zeros((k, k)), "batch": np.zeros((k, k))}
+    modes = {"running": np.zeros((k, k)), "batch": np.zeros((k, k)), "labeled": np.zeros((k, k))}
+    # unlabeled_bn=labeled: a copy of the network normalises each batch with a labeled batch's statistics
+    twin = copy.deepcopy(model)
+    use_labeled_statistics(twin)
+    refs_l = CropStream(store, data.split.labeled, d.crop_size, args.batches * args.batch_size, args.seed + 1, labeled=True)  # fmt: skip
     if args.strong is not None:
         modes["strong"] = np.zeros((k, k))
     if args.affine:
@@ -78,6 +84,12 @@ def run_targets(args: argparse.Namespace) -> int:
                     (back, valid), (back_2, valid_2) = affine_views(model, x), affine_views(model, x)
                     consistency.append(masked_mse(back, back_2, valid & valid_2 & keep).item())
                     pred, scored = back.argmax(1), keep & valid
+                elif mode == "labeled":
+                    twin.train()(
+                        torch.stack([refs_l[b * args.batch_size + i]["image"] for i in range(args.batch_size)])
+                    )
+                    with bn_stats_frozen(twin):
+                        pred = twin(x).argmax(1)
                 else:
                     view = strong_photometric(x, args.blur_p, args.strong) if mode == "strong" else x
                     with target_mode("batch" if mode == "strong" else mode, model.train()):  # as a method predicts
@@ -98,7 +110,8 @@ def run_targets(args: argparse.Namespace) -> int:
     for mode, m in scores.items():
         per_class = "  ".join(f"{c} {num(v['IoU'])}" for c, v in m["per_class"].items())
         name = {"strong": f"strong view (photometric {args.strong}, blur p {args.blur_p}), batch",
-                "affine": "S4Net's affine view, mapped back"}.get(mode, f"method.target_bn={mode}")  # fmt: skip
+                "affine": "S4Net's affine view, mapped back", "labeled": "a labeled batch's statistics"}.get(
+            mode, f"method.target_bn={mode}")  # fmt: skip
         print(f"  {name:<26} OA {num(m['OA'])}  mIoU {num(m['mIoU'])}  {per_class}")
     gap = (scores["running"]["mIoU"] or 0.0) - (scores["batch"]["mIoU"] or 0.0)
     print(f"running − batch: {gap:+.3f} mIoU (how far unlabeled batches' statistics sit from the running ones; "
