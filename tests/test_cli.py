@@ -76,7 +76,13 @@ def test_bench_targets_scores_every_view(trained, capsys):
     args = ["bench", "targets", "--ckpt", ckpt, "--images", "val", "--batches", "2", "--batch-size", "2"]
     assert main([*args, "--strong", "1.0", "--affine", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    for line in ("method.target_bn=running", "method.target_bn=batch", "a labeled batch's", "strong view", "affine view"):
+    for line in (
+        "method.target_bn=running",
+        "method.target_bn=batch",
+        "a labeled batch's",
+        "strong view",
+        "affine view",
+    ):
         assert sum(line in row and "mIoU" in row for row in out.splitlines()) == 1, (line, out)
     consistency = float(out.split("between two affine views: ")[1].split()[0])
     assert 0 <= consistency < 2  # squared L2 between two distributions is at most 2
