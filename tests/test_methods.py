@@ -6,7 +6,14 @@ import torch
 from semiland.config import ModelConfig
 from semiland.errors import SemilandError
 from semiland.methods import METHODS, build_method
-from semiland.methods.base import MethodContext, TargetConfig, UnlabeledConfig, bn_stats_frozen, sigmoid_rampup
+from semiland.methods.base import (
+    MethodContext,
+    TargetConfig,
+    UnlabeledConfig,
+    bn_stats_frozen,
+    drop_labeled_statistics,
+    sigmoid_rampup,
+)
 from semiland.models import build_model
 
 K = 4
@@ -218,13 +225,18 @@ def test_unlabeled_bn_labeled_normalises_unlabeled_passes_with_the_labeled_batch
         ref.running_var.copy_(m.labeled_stats[1])
     with torch.no_grad():
         assert torch.allclose(out, reference.eval()(x_u), atol=1e-4)
-        assert not torch.allclose(net(x_u), out, atol=1e-3)  # outside the context: its own batch statistics
+        with bn_stats_frozen(reference.train()):
+            own = reference(x_u)  # each batch's own statistics (the switch is off there)
+        assert not torch.allclose(own, out, atol=1e-3)
     # gradients flow through the labeled statistics: an unlabeled-only loss reaches the labeled input
     x_l = x_l.clone().requires_grad_(True)
     net(x_l)
     with bn_stats_frozen(net):
         net(x_u).pow(2).sum().backward()
     assert x_l.grad is not None and x_l.grad.abs().sum() > 0
+    drop_labeled_statistics(net)  # a diagnostic's "each batch's own statistics" on such a run's network
+    with torch.no_grad(), bn_stats_frozen(net):
+        assert torch.allclose(net(x_u), own, atol=1e-5) and not any(hasattr(m, "labeled_stats") for m in _norms(net))
 
 
 @pytest.mark.parametrize("name", [m for m in METHODS if issubclass(METHODS[m].Config, UnlabeledConfig)])

@@ -36,7 +36,13 @@ from semiland.data.datamodule import CropStream, SampleStore, prepare_data
 from semiland.engine.metrics import confusion_metrics
 from semiland.engine.runner import load_task
 from semiland.errors import SemilandError
-from semiland.methods.base import bn_stats_frozen, masked_mse, target_mode, use_labeled_statistics
+from semiland.methods.base import (
+    bn_stats_frozen,
+    drop_labeled_statistics,
+    masked_mse,
+    target_mode,
+    use_labeled_statistics,
+)
 from semiland.methods.perturb import invert_affine, random_affine, strong_photometric, warp, warp_valid
 from semiland.methods.s4net import S4NetConfig
 
@@ -62,6 +68,7 @@ def run_targets(args: argparse.Namespace) -> int:
     store = SampleStore(data.spec, d.bands, data.mean, data.std, cache=True, scale=d.scale)
     crops = CropStream(store, ids, d.crop_size, args.batches * args.batch_size, args.seed, labeled=True)  # + masks
     model, k = task.method.model, len(task.classes.names)
+    drop_labeled_statistics(model)  # a run trained with method.unlabeled_bn=labeled: "batch" means the batch's own
     modes = {"running": np.zeros((k, k)), "batch": np.zeros((k, k)), "labeled": np.zeros((k, k))}
     # unlabeled_bn=labeled: a copy of the network normalises each batch with a labeled batch's statistics
     twin = copy.deepcopy(model)

@@ -179,9 +179,17 @@ def use_labeled_statistics(method: nn.Module) -> None:
     statistics follow the features (gradients flow through them), where running statistics (eval mode) do
     not — an S4Net run with its unlabeled pass in eval mode collapsed to one class there."""
     for m in method.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not hasattr(m, "labeled_stats"):
             m.labeled_stats = None
-            m.register_forward_pre_hook(_record_labeled_stats)
+            m.labeled_hook = m.register_forward_pre_hook(_record_labeled_stats)
+
+
+def drop_labeled_statistics(module: nn.Module) -> None:
+    """Undo `use_labeled_statistics` (a loaded run's network, when a diagnostic wants each batch's own)."""
+    for m in module.modules():
+        if hasattr(m, "labeled_stats"):
+            m.labeled_hook.remove()
+            del m.labeled_stats, m.labeled_hook
 
 
 def _record_labeled_stats(m: nn.modules.batchnorm._BatchNorm, inputs: tuple[torch.Tensor, ...]) -> None:
