@@ -43,7 +43,8 @@ class UnlabeledConfig(MethodConfig):
     passes with (running statistics stay the labeled pass's either way) — "batch" (each unlabeled batch's
     own) or "labeled" (the same step's labeled batch's, gradients flowing through them: the regime the
     supervised loss trains, so an unlabeled loss cannot be met there by an answer it never checks;
-    `use_labeled_statistics`, docs/benchmarks.md "S4Net's consistency lives where evaluation does not")."""
+    `use_labeled_statistics`; docs/benchmarks.md "Batch norm: the unlabeled losses live where evaluation
+    does not")."""
 
     unlabeled_bn: str = "batch"
 
@@ -107,12 +108,10 @@ class Method(nn.Module):
     def __init__(self, model: nn.Module, cfg: MethodConfig, ctx: MethodContext):
         super().__init__()
         self.model, self.cfg, self.ctx = model, cfg, ctx
-        if isinstance(cfg, TargetConfig) and cfg.target_bn not in TARGET_BN:
-            raise SemilandError(f"method.target_bn must be one of {', '.join(TARGET_BN)}, got {cfg.target_bn!r}")
-        if isinstance(cfg, UnlabeledConfig) and cfg.unlabeled_bn not in UNLABELED_BN:
-            raise SemilandError(
-                f"method.unlabeled_bn must be one of {', '.join(UNLABELED_BN)}, got {cfg.unlabeled_bn!r}"
-            )
+        for key, allowed in (("target_bn", TARGET_BN), ("unlabeled_bn", UNLABELED_BN)):
+            value = getattr(cfg, key, allowed[0])  # the methods whose Config has the switch
+            if value not in allowed:
+                raise SemilandError(f"method.{key} must be one of {', '.join(allowed)}, got {value!r}")
 
     def training_step(
         self, labeled: dict[str, torch.Tensor], unlabeled: dict[str, torch.Tensor] | None, step: int
