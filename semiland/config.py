@@ -124,7 +124,7 @@ class TrainConfig:
     devices: Any = 1  # int, list of ids or "auto"; >1 runs DDP
     num_nodes: int = limits(1, 1)
     strategy: str = "auto"
-    precision: str = "32-true"  # 32-true | bf16-mixed | 16-mixed
+    precision: str = "32-true"  # auto | 32-true | bf16-mixed | 16-mixed (auto: bf16 where native; engine/precision.py)
     loggers: list[str] = field(default_factory=lambda: ["csv"])  # csv, tensorboard, mlflow, wandb
     log_every: int = limits(10, 1)
     progress: bool = True

@@ -34,11 +34,15 @@ def test_demo_on_dubai(tmp_path, capsys):
     assert "tile_3/image_part_001" in html and "land (unpaved area)" in html
 
 
-def test_the_dubai_demo_is_a_cell_of_the_method_sweep():
+def test_the_dubai_demo_is_the_method_sweeps_protocol_cut_short():
     import yaml
 
     from semiland.cli import CONFIGS
 
     demo, sweep = (yaml.safe_load((CONFIGS / "dubai" / f"{n}.yaml").read_text()) for n in ("demo", "sweep"))
     assert demo["train"].pop("progress") and not sweep["train"].pop("progress")
-    assert demo == sweep  # same split, model, budget and steps: docs/benchmarks.md's sweep numbers hold for it
+    # fewer steps (15 minutes on a 2-core CPU without bf16) and precision auto; split, model, crops the same
+    assert demo["train"].pop("precision") == "auto" and sweep["train"].pop("precision") == "32-true"
+    assert demo["train"].pop("steps") < sweep["train"].pop("steps")
+    demo["train"].pop("val_every"), sweep["train"].pop("val_every")
+    assert demo == sweep

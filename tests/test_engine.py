@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from semiland.config import load_config
 from semiland.engine.checkpoint import read_checkpoint, slim_checkpoint
 from semiland.engine.runner import fit, load_task
 from semiland.engine.task import lr_schedule
@@ -191,6 +192,32 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_file(tmp_path):
 
 def test_bf16_mixed_precision_on_cpu(synth_root, tmp_path):
     result = fit(tiny_config(synth_root, train={"steps": 2, "val_every": 2, "precision": "bf16-mixed"}), tmp_path / "r")
+    assert read_checkpoint(result.last_ckpt)["global_step"] == 2
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_precision_auto_takes_bf16_only_where_native(monkeypatch, capsys, tmp_path, native):
+    from semiland.engine import precision
+
+    flags = "flags : fpu sse avx2 " + ("avx512f avx512_bf16" if native else "avx512f avx512bw")
+    (tmp_path / "cpuinfo").write_text(f"processor : 0\n{flags}\n")
+    assert precision.cpu_has_bf16(str(tmp_path / "cpuinfo")) is native
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: native)
+    precision._say.cache_clear()
+    assert precision.resolve_precision("auto", "cpu") == ("bf16-mixed" if native else "32-true")
+    assert precision.resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"  # explicit: trained as asked …
+    assert precision.resolve_precision("32-true", "cpu") == "32-true"
+    err = capsys.readouterr().err
+    assert f"train.precision=auto: {'bf16-mixed' if native else '32-true'} (this CPU has" in err
+    assert ("9× slower" in err) is not native  # … with a warning where bf16 would be emulated
+
+
+def test_auto_precision_is_resolved_in_the_run_config(synth_root, tmp_path, monkeypatch):
+    from semiland.engine import precision
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    result = fit(tiny_config(synth_root, train={"steps": 2, "val_every": 2, "precision": "auto"}), tmp_path / "r")
+    assert load_config(tmp_path / "r" / "config.yaml").train.precision == "32-true"  # what ran, for a resume
     assert read_checkpoint(result.last_ckpt)["global_step"] == 2
 
 

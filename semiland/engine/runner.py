@@ -32,6 +32,7 @@ from semiland.data.datamodule import PreparedData, SegDataModule, prepare_data
 from semiland.data.sources import DatasetSpec
 from semiland.data.splits import SETS, Split
 from semiland.engine.checkpoint import AtomicCheckpointIO, read_checkpoint
+from semiland.engine.precision import resolve_precision
 from semiland.engine.task import SegTask
 from semiland.errors import SemilandError
 from semiland.io import atomic_write_json, atomic_write_text
@@ -149,7 +150,7 @@ def make_trainer(cfg: Config, run_dir: Path | None, n_optimizers: int = 1, for_e
             devices=t.devices if not for_eval else 1,
             num_nodes=t.num_nodes if not for_eval else 1,
             strategy=strategy if not for_eval else "auto",
-            precision=t.precision,
+            precision=resolve_precision(t.precision, t.accelerator),
             max_steps=t.steps * n_optimizers,
             max_epochs=-1,
             check_val_every_n_epoch=1,
@@ -182,6 +183,8 @@ def fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitResult:
     quiet_lightning()
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     cfg.train.val_every = max(1, min(cfg.train.val_every, cfg.train.steps))
+    # the run's config.yaml records what ran (auto resolved): a resume elsewhere keeps the same numerics
+    cfg.train.precision = resolve_precision(cfg.train.precision, cfg.train.accelerator)
     data = prepare_data(cfg)
     cfg.data.mean, cfg.data.std, cfg.data.channels = data.mean, data.std, data.channels
     if cfg.data.split_mode != "file":  # a resumed run reads the same split back
