@@ -3,7 +3,10 @@
 # quarter more throughput than one two-thread process) sharing the same cells; the last commands read every
 # finished cell and write the summaries. Resumable: re-run to finish (a cell cut off
 # mid-way continues from its last checkpoint).
-# Usage: scripts/dubai_sweep.sh OUT [SET]
+# Usage: [MIRROR=DIR] scripts/dubai_sweep.sh OUT [SET]
+#   MIRROR: a folder under version control (benchmarks/dubai-sweep/ of this repo) that receives each finished
+#   cell's rows, configs, logs and metrics (no models), and whose finished cells count as finished in OUT: a
+#   sweep continued on a new machine (`bench sweep --mirror`).
 #   SET: discriminative (issue #3, default) | multitask (#5) | generative (#6) | sar (#7: simulated SAR)
 #   | strong-view (#3's diagnosis: FixMatch / UniMatch / mean teacher without per-band changes, 2 images only)
 #   | all (each of them in turn, in that order).
@@ -48,6 +51,7 @@ B2="4img=data.split_mode=file data.split_file=configs/dubai/split-4img.json"
 # Every cell is also scored on its unlabeled images (Dubai has their masks; never trained on): 52 images, 22× the
 # test tile's labeled pixels, with every class well represented — what a user mapping those tiles gets.
 ON="--also-on unlabeled"
+[ -z "${MIRROR:-}" ] || ON+=" --mirror $MIRROR"
 sweep() { OMP_NUM_THREADS=1 "$S" bench sweep --config configs/dubai/sweep.yaml --methods "$METHODS" $ON -o "$OUT" "$@"; }
 mkdir -p "$OUT"
 # Two processes run the same commands and share the cells: each claims the next free one (`bench sweep` locks

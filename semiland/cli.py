@@ -348,6 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument(
         "-o", "--out", required=True, help="sweep folder (finished runs in it are not redone; interrupted ones resume)"
     )
+    sw.add_argument(
+        "--mirror",
+        metavar="DIR",
+        help="copy each finished cell's rows, configs, logs and metrics (no models) to DIR, e.g. a folder under "
+        "version control, and count the cells finished there as finished (a sweep continued on a new machine)",
+    )
     sw.set_defaults(func=cmd_bench_sweep)
 
     ba = bsub.add_parser("advisor", help="the labeling advisor's pick vs every other region, supervised, over seeds")

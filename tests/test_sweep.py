@@ -144,11 +144,45 @@ def test_sweep_shares_oracle_and_runs_self_training_on_the_supervised_teacher(tm
     only = [a if a != "self_training:method.rounds=1 method.threshold=0.0" else "supervised" for a in args]
     assert main(only) == 0
     assert {p: p.stat().st_mtime_ns for p in out.rglob("result.json")} == stamps
-    # … and a self_training cell that needs it says what to do
+    # … and a self_training cell that needs it trains the same teacher again in its own folder: on one machine
+    # the same weights, so the same student
+    before = json.loads((st / "result.json").read_text())
     (st / "result.json").unlink()
-    assert main(args) == 2
-    assert "delete" in capsys.readouterr().err and (out / "supervised" / "one" / "seed0" / "result.json").is_file()
-    assert (st / "self_training.json").is_file()  # the refused cell's folder is left as it was
+    assert main(args) == 0
+    assert "training the teacher again" in capsys.readouterr().out
+    rounds = json.loads((st / "self_training.json").read_text())
+    assert rounds[0]["teacher"].endswith("self_training/one/seed0/teacher/checkpoints/best.ckpt")
+    assert json.loads((st / "result.json").read_text())["mIoU"] == before["mIoU"]
+
+
+def test_a_mirror_keeps_the_results_and_continues_the_sweep_elsewhere(tmp_path, capsys):
+    """--mirror DIR: each finished cell's small files (no models) go to DIR; a sweep on another disk given the
+    same DIR counts them as finished and trains only what is missing."""
+    path = sweep_config(tmp_path)
+    mirror = tmp_path / "kept"
+    args = ["bench", "sweep", "--config", str(path), "--seeds", "0", "--no-oracle", "--mirror", str(mirror)]
+    assert main([*args, "--methods", "supervised", "-o", str(tmp_path / "a")]) == 0
+    cell = mirror / "supervised" / "default" / "seed0"
+    assert {"result.json", "config.yaml", "split.json"} <= {p.name for p in cell.iterdir()}
+    assert (cell / "logs" / "metrics.csv").is_file() and (mirror / "sweep_config.yaml").is_file()
+    assert not list(mirror.rglob("*.ckpt")) and (mirror / "summary.md").is_file()
+    # a new machine: a fresh folder; the finished cell is restored, not trained; the new method is trained
+    capsys.readouterr()
+    assert main([*args, "--methods", "supervised,pseudo_label", "-o", str(tmp_path / "b")]) == 0
+    assert "1 finished cells restored" in capsys.readouterr().out
+    b = tmp_path / "b"
+    assert not (b / "supervised" / "default" / "seed0" / "checkpoints").exists()  # restored: no model
+    assert (b / "pseudo_label" / "default" / "seed0" / "checkpoints" / "best.ckpt").is_file()  # trained here
+    assert (mirror / "pseudo_label" / "default" / "seed0" / "result.json").is_file()
+    rows = {r["method"]: r for r in json.loads((b / "results.json").read_text())["runs"]}
+    first = json.loads((cell / "result.json").read_text())
+    assert rows["supervised"]["mIoU"] == first["mIoU"]
+    # another protocol in the same mirror is refused, as in the same folder
+    cfg = yaml.safe_load(path.read_text())
+    cfg["train"]["steps"] = 3
+    path.write_text(yaml.safe_dump(cfg))
+    assert main([*args, "--methods", "supervised", "-o", str(tmp_path / "c")]) == 2
+    assert "another config" in capsys.readouterr().err
 
 
 def test_self_training_rounds_save_and_score_pseudo_labels(synth_root, tmp_path, capsys):

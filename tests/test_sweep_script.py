@@ -29,13 +29,15 @@ if "--summary-only" in sys.argv:  # the script copies the summary files per set
 """
 
 
-def commands(tmp_path: Path, which: str, script: str = "dubai_sweep.sh", args: tuple[str, ...] = ()) -> list[list[str]]:
+def commands(
+    tmp_path: Path, which: str, script: str = "dubai_sweep.sh", args: tuple[str, ...] = (), env: dict | None = None
+) -> list[list[str]]:
     """The `semiland` calls a script makes (the Dubai sweep's set `which`, or another script with `args`)."""
     calls, stub = tmp_path / "calls", tmp_path / "semiland"
     calls.mkdir()
     stub.write_text(STUB.format(python=sys.executable, calls=str(calls)))
     stub.chmod(0o755)
-    env = {**os.environ, "SEMILAND": str(stub)}
+    env = {**os.environ, **(env or {}), "SEMILAND": str(stub)}
     argv = ["bash", f"scripts/{script}", *(args or (str(tmp_path / "out"), which))]
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -89,6 +91,14 @@ def test_every_method_row_of_every_set_is_a_valid_config(tmp_path, which):
         for label in parse_methods(_last(c, "--methods"))
     }
     assert not any(label.startswith(("dllr_no_", "fixmatch_p0", "unimatch_p0", "mean_teacher_p0")) for label in four)
+
+
+def test_a_mirror_given_to_the_script_reaches_every_call(tmp_path):
+    mirror = str(tmp_path / "kept")
+    calls = commands(tmp_path, "strong-view", env={"MIRROR": mirror})
+    assert calls and all(_last(c, "--mirror") == mirror for c in calls)  # the training calls and the summaries
+    (tmp_path / "without").mkdir()
+    assert not any("--mirror" in c for c in commands(tmp_path / "without", "strong-view"))
 
 
 def test_the_sar_set_ablates_each_dllr_component_at_two_images(tmp_path):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from semiland.bench.sweep_mirror import mirror_cell, mirror_summary, sync_mirror
 from semiland.bench.sweep_summary import ORACLE, cell_folder, write_summary
 from semiland.config import Config, dump_yaml, load_config
 from semiland.engine.checkpoint import read_checkpoint, slim_checkpoint
@@ -144,11 +145,13 @@ def run_one(
     keep_ckpt: bool = False,
     sets: list[str] | None = None,
     keep_model: bool = True,
+    mirror: Path | None = None,
 ) -> dict[str, Any]:
     """Train and test one cell (or read its result.json); `keep_ckpt` keeps best.ckpt whole (a later cell's
     teacher), else `keep_model` keeps it without its optimizer state (`slim_checkpoint`);
     `sets`: also evaluated on these (`also_on`). A finished cell is never trained again: one still holding its
-    checkpoint gets the sets it lacks; one without it keeps what it has (the summary counts seeds per column)."""
+    checkpoint gets the sets it lacks; one without it keeps what it has (the summary counts seeds per column).
+    `mirror`: the finished cell's small files are copied there (`sweep_mirror.py`)."""
     sets = sets or []
     folder = spec.folder(out)
     done = folder / "result.json"
@@ -158,6 +161,8 @@ def run_one(
         if kept.is_file() and (todo := _missing(row, spec, sets)):
             row.update(also_on(spec, kept, folder, todo))
             atomic_write_json(done, row)
+            if mirror is not None:
+                mirror_cell(folder, out, mirror)
         return finished_row(folder, row)
     self_training = "method.name=self_training" in spec.overrides
     if self_training:
@@ -204,6 +209,8 @@ def run_one(
             slim_checkpoint(path)  # the model without its optimizer state: `test`, `predict`, a later --also-on
         else:
             path.unlink()  # last.ckpt, self-training's earlier rounds
+    if mirror is not None:
+        mirror_cell(folder, out, mirror)
     return row
 
 
@@ -241,16 +248,26 @@ def _split_sizes(folder: Path) -> tuple[int, int]:
     return len(split.get("labeled", [])), len(split.get("unlabeled", []))
 
 
-def _teacher(spec: RunSpec, out: Path) -> tuple[Path, Path]:
-    """The supervised cell (same budget and seed) whose best.ckpt is a self_training cell's round-0 teacher."""
+def _teacher(spec: RunSpec, out: Path) -> Path:
+    """The supervised cell (same budget and seed) whose best.ckpt is a self_training cell's round-0 teacher;
+    it must be finished (its model may be missing: `_teacher_model`)."""
     teacher_dir = RunSpec("supervised", spec.budget, spec.seed, []).folder(out)
-    ckpt = teacher_dir / "checkpoints" / "best.ckpt"
-    if not ckpt.is_file():
-        raise SemilandError(
-            f"self_training needs the supervised run's checkpoint {ckpt}: run supervised first (if that cell is "
-            f"finished but its checkpoint was deleted, delete {teacher_dir} to train it again)"
-        )
-    return teacher_dir, ckpt
+    if not (teacher_dir / "result.json").is_file():
+        raise SemilandError(f"self_training needs the supervised run {teacher_dir} finished first: run supervised")
+    return teacher_dir
+
+
+def _teacher_model(spec: RunSpec, common: list[str], out: Path, config: Path, folder: Path) -> Path:
+    """The teacher's run folder with its best.ckpt: the supervised cell's, or — where that cell was restored
+    from a --mirror without its model — the same supervised run trained again inside this cell (`teacher/`;
+    the same config and seed: on one machine the same weights)."""
+    teacher_dir = _teacher(spec, out)
+    if (teacher_dir / "checkpoints" / "best.ckpt").is_file():
+        return teacher_dir
+    own = [o for o in spec.overrides if not o.startswith("method.")]
+    print(f"{teacher_dir} has no model (restored from a mirror): training the teacher again in {folder / 'teacher'}")
+    fit(load_config(config, [*common, *own, "method.name=supervised"]), folder / "teacher")
+    return folder / "teacher"
 
 
 def _self_training(config: Path, spec: RunSpec, common: list[str], out: Path, folder: Path) -> tuple[dict, int, Path]:
@@ -262,7 +279,8 @@ def _self_training(config: Path, spec: RunSpec, common: list[str], out: Path, fo
     from semiland.data.datamodule import prepare_data
     from semiland.selftrain import self_train
 
-    teacher_dir, ckpt = _teacher(spec, out)
+    teacher_dir = _teacher_model(spec, common, out, config, folder)
+    ckpt = teacher_dir / "checkpoints" / "best.ckpt"
     own = [o for o in spec.overrides if not o.startswith("method.name=")]
     # The teacher run's resolved config carries its band statistics: its data is prepared without re-reading
     # every image for them.
@@ -326,7 +344,8 @@ def train_cells(specs: list[RunSpec], config: Path, args: argparse.Namespace, ou
                 print(f"[{i}/{len(specs)}] {spec.method} / {spec.budget} / seed {spec.seed}{left}", flush=True)
                 # supervised keeps its best.ckpt whole: the round-0 teacher of self_training cells (perhaps of a
                 # later call), the baseline for `test --on`, `bench targets` or `analyze --ckpt`
-                run_one(config, spec, args.overrides, out, spec.method == "supervised", args.also_on, args.keep_models)
+                keep = spec.method == "supervised"
+                run_one(config, spec, args.overrides, out, keep, args.also_on, args.keep_models, args.mirror)
         if len(waiting) == len(todo):
             names = ", ".join(f"{s.method}/{s.budget}/seed{s.seed}" for s in waiting)
             print(f"{len(waiting)} cells left to the other processes of this sweep: {names}", flush=True)
@@ -357,6 +376,10 @@ def finished_rows(specs: list[RunSpec], out: Path) -> list[dict[str, Any]]:
 
 def run_sweep(args: argparse.Namespace) -> int:
     out = ensure_writable_dir(Path(args.out).resolve())
+    args.mirror = ensure_writable_dir(Path(args.mirror).resolve()) if args.mirror else None
+    if args.mirror is not None:
+        restored, added = sync_mirror(out, args.mirror)
+        print(f"mirror {args.mirror}: {len(restored)} finished cells restored into {out}, {len(added)} added to it")
     methods = parse_methods(args.methods)  # supervised first: every comparison is against the baseline
     seeds = [int(s) for s in args.seeds.split(",")]
     budgets = parse_budgets(args.budget or [])
@@ -373,4 +396,6 @@ def run_sweep(args: argparse.Namespace) -> int:
     if not rows:
         raise SemilandError(f"no finished cell in {out} for these methods, budgets and seeds")
     write_summary(rows, list(methods), out, "semiland " + " ".join(shlex.quote(a) for a in args.argv))
+    if args.mirror is not None:
+        mirror_summary(out, args.mirror)
     return 0

@@ -1,0 +1,69 @@
+"""`bench sweep --mirror DIR`: a sweep's results kept where the machine's disk is not (a folder under version
+control), and a sweep continued from them on another machine.
+
+A sweep on a 2-core CPU takes tens of hours, across sessions and sometimes machines; its folder (`OUT`)
+lives on one disk. The mirror holds every finished cell's small files — its row (`result.json`), resolved
+config, split, training log, metrics, pseudo-label statistics — and no model or image, a few tens of kB a
+cell. A sweep given `--mirror` copies each cell there as it finishes, and first copies into `OUT` every cell
+the mirror has finished that `OUT` lacks: those count as finished (without their models: maps and
+`--also-on` sets added later skip them, and a self-training cell retrains its teacher; `sweep.py`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+KEPT_SUFFIXES = (".json", ".csv", ".yaml", ".md")  # rows, metrics, logs, configs, splits, notes
+MAX_KEPT_BYTES = 2_000_000  # a file above it is no summary (e.g. a prediction dump): left on the machine
+SUMMARY_FILES = ("results.csv", "results.json", "summary.md", "sweep_config.yaml")
+
+
+def kept_files(folder: Path) -> list[Path]:
+    """The small files of one cell folder worth keeping, relative to it."""
+    return sorted(
+        p.relative_to(folder)
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix in KEPT_SUFFIXES and p.stat().st_size <= MAX_KEPT_BYTES and ".tmp" not in p.name
+    )
+
+
+def mirror_cell(folder: Path, out: Path, mirror: Path) -> int:
+    """Copy a finished cell's kept files to the same place under `mirror`; returns how many. Its row is
+    written last (through a temporary name), so the mirror never holds a row without the files beside it."""
+    dest = mirror / folder.relative_to(out)
+    files = [f for f in kept_files(folder) if f != Path("result.json")] + [Path("result.json")]
+    for rel in files:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(folder / rel, tmp)
+        tmp.replace(target)
+    return len(files)
+
+
+def mirror_summary(out: Path, mirror: Path) -> None:
+    mirror.mkdir(parents=True, exist_ok=True)
+    for name in SUMMARY_FILES:
+        if (out / name).is_file():
+            shutil.copyfile(out / name, mirror / name)
+
+
+def sync_mirror(out: Path, mirror: Path) -> tuple[list[Path], list[Path]]:
+    """Before a sweep starts: copy into `out` every cell finished in `mirror` that `out` does not hold at all
+    (one `out` holds unfinished is left to resume there), with the mirror's `sweep_config.yaml` if `out` has
+    none (so a changed protocol is still refused); copy to `mirror` every cell finished in `out` it lacks.
+    Returns (cells restored into out, cells added to the mirror)."""
+    restored, added = [], []
+    if (mirror / "sweep_config.yaml").is_file() and not (out / "sweep_config.yaml").is_file():
+        shutil.copyfile(mirror / "sweep_config.yaml", out / "sweep_config.yaml")
+    for row in sorted(mirror.glob("*/*/seed*/result.json")):
+        target = out / row.parent.relative_to(mirror)
+        if not target.exists():
+            shutil.copytree(row.parent, target)
+            restored.append(target)
+    for row in sorted(out.glob("*/*/seed*/result.json")):
+        if not (mirror / row.parent.relative_to(out) / "result.json").is_file():
+            mirror_cell(row.parent, out, mirror)
+            added.append(row.parent)
+    return restored, added
