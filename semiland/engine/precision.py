@@ -30,26 +30,41 @@ def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     return any(re.search(rf"\b{flag}\b", text) for flag in CPU_BF16_FLAGS)
 
 
+def cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name and whether it runs bf16 natively (benchmarks name the machine they ran on)."""
+    try:
+        found = re.search(r"^model name\s*:\s*(.+)$", Path(cpuinfo).read_text(), re.MULTILINE)
+    except OSError:
+        found = None
+    return f"{found.group(1).strip() if found else 'CPU'} ({'' if cpu_has_bf16() else 'no '}native bf16)"
+
+
 def on_gpu(accelerator: str) -> bool:
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def native_bf16(gpu: bool) -> bool:
+    return torch.cuda.is_bf16_supported() if gpu else cpu_has_bf16()
+
+
+def warn_if_emulated(setting: str, gpu: bool) -> None:
+    """Warn once that `setting` (bf16 asked for explicitly) will run emulated, hence slowly, here."""
+    if not native_bf16(gpu):
+        where = "GPU without bf16 support" if gpu else f"CPU without bf16 instructions ({' / '.join(CPU_BF16_FLAGS)})"
+        _say(f"warning: {setting} on a {where}: bf16 is emulated, up to ~9× slower than float32")
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
     """The precision Lightning gets for `train.precision` on this machine (`auto` resolved; a slow explicit
     bf16 warned about once)."""
     gpu = on_gpu(accelerator)
-    fast_bf16 = torch.cuda.is_bf16_supported() if gpu else cpu_has_bf16()
     if precision == "auto":
-        chosen = "bf16-mixed" if fast_bf16 else "32-true"
+        chosen = "bf16-mixed" if native_bf16(gpu) else "32-true"
         where = "this GPU" if gpu else "this CPU"
-        _say(f"train.precision=auto: {chosen} ({where} {'has' if fast_bf16 else 'has no'} native bf16)")
+        _say(f"train.precision=auto: {chosen} ({where} {'has' if chosen == 'bf16-mixed' else 'has no'} native bf16)")
         return chosen
-    if precision == "bf16-mixed" and not fast_bf16:
-        _say(
-            "warning: train.precision=bf16-mixed on a "
-            + ("GPU without bf16 support" if gpu else f"CPU without bf16 instructions ({' / '.join(CPU_BF16_FLAGS)})")
-            + ": bf16 is emulated, up to ~9× slower than float32; use train.precision=auto or 32-true"
-        )
+    if precision == "bf16-mixed":
+        warn_if_emulated("train.precision=bf16-mixed (use auto or 32-true)", gpu)
     return precision
 
 

@@ -26,6 +26,7 @@ import torch
 
 from semiland.data.paired import SarOptions, simulated_sar, to_db
 from semiland.data.raster import PIL_SUFFIXES, as_float_valid, check_bands, read_image
+from semiland.engine.precision import warn_if_emulated
 from semiland.errors import SemilandError
 from semiland.inference.sliding import blend_window_1d, ceil_to, tile_starts
 
@@ -180,6 +181,8 @@ class TilePredictor:
             raise SemilandError(f"--precision must be 32, bf16 or 16, got '{precision}'")
         self.device, self.tta = device, tta
         self.dtype = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}[precision]
+        if precision == "bf16":
+            warn_if_emulated("--precision bf16 (use 32)", gpu=device.type == "cuda")
         self.predict = torch.compile(predict) if compile else predict
 
     @torch.no_grad()

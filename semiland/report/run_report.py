@@ -14,6 +14,7 @@ from matplotlib import colormaps
 
 import semiland
 from semiland.data.datamodule import PreparedData, SampleStore
+from semiland.engine.precision import cpu_name
 from semiland.engine.runner import FitResult, evaluate_checkpoint
 from semiland.engine.task import SegTask
 from semiland.report.figures import (
@@ -43,7 +44,11 @@ def evaluate_run(result: FitResult, label: str, seconds: float) -> RunOutcome:
 
 
 def machine() -> str:
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
+    device = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"{cpu_name()}, {torch.get_num_threads()} threads"
+    )
     return f"{platform.machine()} {platform.system()}, {device}, torch {torch.__version__}, semiland {semiland.__version__}"
 
 
