@@ -48,6 +48,8 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     printed = capsys.readouterr().out  # each cell to train says what is left, costed from the finished ones
     assert "] fixmatch / one / seed 1 — left: " in printed and "h of one process" in printed
     rows = json.loads((out / "results.json").read_text())["runs"]
+    # a cell's cost is its process's CPU time (other load and pauses do not count), beside its wall time
+    assert all(0 < r["fit_cpu_seconds"] and 0 < r["fit_seconds"] for r in rows)
     assert len(rows) == 2 * 2 * 4  # budgets × seeds × (supervised, fixmatch, km, oracle)
     assert (out / "km" / "one" / "seed1" / "result.json").is_file()  # the label names the folder
     saved = yaml.safe_load((out / "km" / "one" / "seed0" / "config.yaml").read_text())
@@ -227,6 +229,13 @@ def test_top_q_keeps_rare_classes():
     assert not (pseudo == 2).any()
     pseudo, _ = select_pixels(probs, threshold=0.8, top_q=0.5)
     assert (pseudo == 2).sum() == 2 and (pseudo == 0).sum() == 48  # half of each predicted class
+
+
+def test_a_cells_cost_is_its_cpu_time_where_recorded():
+    from semiland.bench.sweep_summary import cost_seconds
+
+    assert cost_seconds({"fit_seconds": 900.0, "fit_cpu_seconds": 300.0}) == 300.0  # paused / loaded: wall > CPU
+    assert cost_seconds({"fit_seconds": 900.0}) == 900.0  # a cell from before CPU time was recorded
 
 
 def test_gap_recovered_only_when_the_oracle_leads():

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from semiland.bench.sweep_mirror import mirror_cell, mirror_summary, sync_mirror
-from semiland.bench.sweep_summary import ORACLE, cell_folder, write_summary
+from semiland.bench.sweep_summary import ORACLE, cell_folder, cost_seconds, write_summary
 from semiland.config import Config, dump_yaml, load_config
 from semiland.engine.checkpoint import read_checkpoint, slim_checkpoint
 from semiland.engine.runner import evaluation_folder, fit, test
@@ -173,15 +173,18 @@ def run_one(
         if folder.exists():  # interrupted before its first checkpoint: start it again from scratch
             shutil.rmtree(folder)
     ensure_writable_dir(folder)
-    started = time.time()
+    started, cpu_started = time.time(), time.process_time()
     if self_training:
         metrics, steps, ckpt = _self_training(config, spec, common, out, folder)
     else:
         result = fit(cfg, folder, resume=from_step > 0)
         metrics, steps, ckpt = test(result.best_ckpt, folder / "test"), cfg.train.steps, result.best_ckpt
     # training + the test set (extra sets are not counted); a resumed cell's time is scaled up from the steps
-    # it ran here (an estimate: the earlier part ran in another process)
-    fit_seconds = (time.time() - started) * steps / max(steps - from_step, 1)
+    # it ran here (an estimate: the earlier part ran in another process). Wall time counts whatever else the
+    # machine ran and any pause; the process's CPU time does not (a sweep's processes run one thread each)
+    share = steps / max(steps - from_step, 1)
+    fit_seconds = (time.time() - started) * share
+    fit_cpu_seconds = (time.process_time() - cpu_started) * share
     extra = also_on(spec, ckpt, folder, sets)
     gc.collect()  # a finished run's trainer, data module and image cache sit in reference cycles: free them now
     labeled, unlabeled = _split_sizes(folder)
@@ -195,6 +198,7 @@ def run_one(
         "val_mIoU": best_val(folder),  # what any choice between methods or settings must be made on
         **{f"IoU/{k}": v["IoU"] for k, v in metrics["per_class"].items()},
         "fit_seconds": fit_seconds,
+        "fit_cpu_seconds": fit_cpu_seconds,
         "steps": steps,
         "labeled_images": labeled,
         "unlabeled_images": unlabeled,
@@ -296,7 +300,7 @@ def remaining(specs: list[RunSpec], out: Path) -> str:
     finished cells in the folder (any budget or seed, whichever process or call made them)."""
     secs: dict[str, list[float]] = {}
     for path in out.glob("*/*/seed*/result.json"):
-        secs.setdefault(path.parts[-4], []).append(json.loads(path.read_text())["fit_seconds"])
+        secs.setdefault(path.parts[-4], []).append(cost_seconds(json.loads(path.read_text())))
     todo = [s for s in specs if s.same_as is None and not (s.folder(out) / "result.json").is_file()]
     known = [statistics.mean(secs[s.method]) for s in todo if s.method in secs]
     unknown = sorted({s.method for s in todo if s.method not in secs})
