@@ -236,6 +236,7 @@ def test_a_cells_cost_is_its_cpu_time_where_recorded():
 
     assert cost_seconds({"fit_seconds": 900.0, "fit_cpu_seconds": 300.0}) == 300.0  # paused / loaded: wall > CPU
     assert cost_seconds({"fit_seconds": 900.0}) == 900.0  # a cell from before CPU time was recorded
+    assert cost_seconds({"fit_seconds": 900.0, "time_unreliable": "paused"}) is None  # left out of every mean
 
 
 def test_gap_recovered_only_when_the_oracle_leads():

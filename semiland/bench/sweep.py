@@ -300,7 +300,8 @@ def remaining(specs: list[RunSpec], out: Path) -> str:
     finished cells in the folder (any budget or seed, whichever process or call made them)."""
     secs: dict[str, list[float]] = {}
     for path in out.glob("*/*/seed*/result.json"):
-        secs.setdefault(path.parts[-4], []).append(cost_seconds(json.loads(path.read_text())))
+        if (cost := cost_seconds(json.loads(path.read_text()))) is not None:
+            secs.setdefault(path.parts[-4], []).append(cost)
     todo = [s for s in specs if s.same_as is None and not (s.folder(out) / "result.json").is_file()]
     known = [statistics.mean(secs[s.method]) for s in todo if s.method in secs]
     unknown = sorted({s.method for s in todo if s.method not in secs})

@@ -54,10 +54,17 @@ def _paired(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> d
             "wins": sum(x > 0 for x in d), "n": len(d)}  # fmt: skip
 
 
-def cost_seconds(row: dict[str, Any]) -> float:
+def cost_seconds(row: dict[str, Any]) -> float | None:
     """A cell's cost: its process's CPU time (immune to other load and to pauses; one-thread sweep processes),
-    or its wall time for cells from before that was recorded."""
+    or its wall time for cells from before that was recorded; None where the row says its time is not a
+    measure of cost (`"time_unreliable": "why"`, e.g. a process paused mid-cell), left out of every mean."""
+    if row.get("time_unreliable"):
+        return None
     return row.get("fit_cpu_seconds") or row["fit_seconds"]
+
+
+def cell_costs(rows: list[dict[str, Any]]) -> list[float]:
+    return [c for c in map(cost_seconds, rows) if c is not None]
 
 
 def _fmt_paired(p: dict[str, float]) -> str:
@@ -69,7 +76,7 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
     for budget in dict.fromkeys(r["budget"] for r in rows):
         sup, _, _ = _stats(rows, "supervised", budget, "mIoU")
         orc, _, _ = _stats(rows, ORACLE, budget, "mIoU")
-        sup_time = [cost_seconds(r) for r in rows if r["method"] == "supervised" and r["budget"] == budget]
+        sup_time = cell_costs([r for r in rows if r["method"] == "supervised" and r["budget"] == budget])
         for method in [*methods, ORACLE]:
             mean, std, n = _stats(rows, method, budget, "mIoU")
             if n == 0:
@@ -77,7 +84,7 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
             oa, oa_std, _ = _stats(rows, method, budget, "OA")
             val, val_std, _ = _stats(rows, method, budget, "val_mIoU")
             classes = [k for k in rows[0] if k.startswith("IoU/")]
-            secs = [cost_seconds(r) for r in rows if r["method"] == method and r["budget"] == budget]
+            secs = cell_costs([r for r in rows if r["method"] == method and r["budget"] == budget])
             # a share of the gap exists only when the oracle leads (NaN compares False)
             has_gap = method not in ("supervised", ORACLE) and orc - sup > 1e-9
             table.append(
@@ -97,7 +104,7 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
                     # not a comparison of one seed with three while a sweep runs
                     "gap_recovered": paired["mean"] / (orc - sup) if has_gap else float("nan"),
                     "time_vs_supervised": statistics.mean(secs) / statistics.mean(sup_time)
-                    if sup_time
+                    if sup_time and secs
                     else float("nan"),
                     **_on_stats(rows, method, budget),
                 }
