@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf16 arithmetic
 
 
