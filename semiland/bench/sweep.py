@@ -145,13 +145,11 @@ def run_one(
     keep_ckpt: bool = False,
     sets: list[str] | None = None,
     keep_model: bool = True,
-    mirror: Path | None = None,
 ) -> dict[str, Any]:
     """Train and test one cell (or read its result.json); `keep_ckpt` keeps best.ckpt whole (a later cell's
     teacher), else `keep_model` keeps it without its optimizer state (`slim_checkpoint`);
     `sets`: also evaluated on these (`also_on`). A finished cell is never trained again: one still holding its
-    checkpoint gets the sets it lacks; one without it keeps what it has (the summary counts seeds per column).
-    `mirror`: the finished cell's small files are copied there (`sweep_mirror.py`)."""
+    checkpoint gets the sets it lacks; one without it keeps what it has (the summary counts seeds per column)."""
     sets = sets or []
     folder = spec.folder(out)
     done = folder / "result.json"
@@ -161,8 +159,6 @@ def run_one(
         if kept.is_file() and (todo := _missing(row, spec, sets)):
             row.update(also_on(spec, kept, folder, todo))
             atomic_write_json(done, row)
-            if mirror is not None:
-                mirror_cell(folder, out, mirror)
         return finished_row(folder, row)
     self_training = "method.name=self_training" in spec.overrides
     if self_training:
@@ -213,8 +209,6 @@ def run_one(
             slim_checkpoint(path)  # the model without its optimizer state: `test`, `predict`, a later --also-on
         else:
             path.unlink()  # last.ckpt, self-training's earlier rounds
-    if mirror is not None:
-        mirror_cell(folder, out, mirror)
     return row
 
 
@@ -269,7 +263,10 @@ def _teacher_model(spec: RunSpec, common: list[str], out: Path, config: Path, fo
     if (teacher_dir / "checkpoints" / "best.ckpt").is_file():
         return teacher_dir
     own = [o for o in spec.overrides if not o.startswith("method.")]
-    print(f"{teacher_dir} has no model (restored from a mirror): training the teacher again in {folder / 'teacher'}")
+    print(
+        f"{teacher_dir} has no model (restored from a mirror, or deleted): training the teacher again in "
+        f"{folder / 'teacher'}"
+    )
     fit(load_config(config, [*common, *own, "method.name=supervised"]), folder / "teacher")
     return folder / "teacher"
 
@@ -349,8 +346,9 @@ def train_cells(specs: list[RunSpec], config: Path, args: argparse.Namespace, ou
                 print(f"[{i}/{len(specs)}] {spec.method} / {spec.budget} / seed {spec.seed}{left}", flush=True)
                 # supervised keeps its best.ckpt whole: the round-0 teacher of self_training cells (perhaps of a
                 # later call), the baseline for `test --on`, `bench targets` or `analyze --ckpt`
-                keep = spec.method == "supervised"
-                run_one(config, spec, args.overrides, out, keep, args.also_on, args.keep_models, args.mirror)
+                run_one(config, spec, args.overrides, out, spec.method == "supervised", args.also_on, args.keep_models)
+                if args.mirror is not None:  # trained, or given an --also-on set: its files changed
+                    mirror_cell(folder, out, args.mirror)
         if len(waiting) == len(todo):
             names = ", ".join(f"{s.method}/{s.budget}/seed{s.seed}" for s in waiting)
             print(f"{len(waiting)} cells left to the other processes of this sweep: {names}", flush=True)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from semiland.io import atomic_path
+
 KEPT_SUFFIXES = (".json", ".csv", ".yaml", ".md")  # rows, metrics, logs, configs, splits, notes
 MAX_KEPT_BYTES = 2_000_000  # a file above it is no summary (e.g. a prediction dump): left on the machine
 SUMMARY_FILES = ("results.csv", "results.json", "summary.md", "sweep_config.yaml")
@@ -28,18 +30,14 @@ def kept_files(folder: Path) -> list[Path]:
     )
 
 
-def mirror_cell(folder: Path, out: Path, mirror: Path) -> int:
-    """Copy a finished cell's kept files to the same place under `mirror`; returns how many. Its row is
-    written last (through a temporary name), so the mirror never holds a row without the files beside it."""
+def mirror_cell(folder: Path, out: Path, mirror: Path) -> None:
+    """Copy a finished cell's kept files to the same place under `mirror`, each whole or not at all. Its row
+    is written last, so the mirror never holds a row without the files beside it."""
     dest = mirror / folder.relative_to(out)
     files = [f for f in kept_files(folder) if f != Path("result.json")] + [Path("result.json")]
     for rel in files:
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(folder / rel, tmp)
-        tmp.replace(target)
-    return len(files)
+        with atomic_path(dest / rel) as tmp:
+            shutil.copyfile(folder / rel, tmp)
 
 
 def mirror_summary(out: Path, mirror: Path) -> None:

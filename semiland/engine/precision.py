@@ -35,7 +35,7 @@ def cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
         found = re.search(r"^model name\s*:\s*(.+)$", Path(cpuinfo).read_text(), re.MULTILINE)
     except OSError:
         found = None
-    return f"{found.group(1).strip() if found else 'CPU'} ({'' if cpu_has_bf16() else 'no '}native bf16)"
+    return f"{found.group(1).strip() if found else 'CPU'} ({'' if cpu_has_bf16(cpuinfo) else 'no '}native bf16)"
 
 
 def on_gpu(accelerator: str) -> bool:
