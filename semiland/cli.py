@@ -354,6 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="copy each finished cell's rows, configs, logs and metrics (no models) to DIR, e.g. a folder under "
         "version control, and count the cells finished there as finished (a sweep continued on a new machine)",
     )
+    sw.add_argument(
+        "--stop-at",
+        type=float,
+        metavar="UNIX_TIME",
+        help="start no new cell after this time (seconds since the epoch, e.g. $(date -d '+8 min' +%%s)); the "
+        "cells already running finish: a machine lent for a fixed time",
+    )
     sw.set_defaults(func=cmd_bench_sweep)
 
     ba = bsub.add_parser("advisor", help="the labeling advisor's pick vs every other region, supervised, over seeds")

@@ -399,3 +399,56 @@ def test_two_processes_running_one_sweep_share_its_cells(tmp_path):
     assert sorted(trained) == sorted(cells)  # every cell trained once, by one of the two
     assert all(o.count("cells finished") == 1 for o in outputs)
     assert not list(out.rglob("*.lock"))
+
+
+def test_a_sweep_stops_starting_cells_at_its_stop_time_and_takes_cells_finished_elsewhere(tmp_path, capsys):
+    """--stop-at: a machine lent for minutes starts no cell after it. A cell the mirror holds finished (another
+    machine's) while this folder holds it unfinished is taken from the mirror, not trained again."""
+    path = sweep_config(tmp_path)
+    mirror = tmp_path / "kept"
+    args = ["bench", "sweep", "--config", str(path), "--seeds", "0", "--no-oracle", "--mirror", str(mirror)]
+    assert main([*args, "--methods", "supervised", "-o", str(tmp_path / "a")]) == 0
+    row = json.loads((mirror / "supervised" / "default" / "seed0" / "result.json").read_text())
+    assert row["device"].startswith("cpu: ")  # every row names where it trained
+    capsys.readouterr()
+    assert main([*args, "--methods", "supervised,pseudo_label", "-o", str(tmp_path / "a"), "--stop-at", "1"]) == 0
+    assert "--stop-at 1 reached: no new cell started" in capsys.readouterr().out
+    assert not (tmp_path / "a" / "pseudo_label").exists()
+    # another folder holds the supervised cell unfinished (cut off before its first checkpoint)
+    b = tmp_path / "b" / "supervised" / "default" / "seed0"
+    b.mkdir(parents=True)
+    (b / "config.yaml").write_text("unfinished")
+    assert main([*args, "--methods", "supervised", "-o", str(tmp_path / "b")]) == 0
+    assert "0 finished cells restored" in (printed := capsys.readouterr().out)  # the folder exists: not restored
+    assert f"supervised / default / seed 0: finished in {mirror}, taken from there" in printed
+    assert json.loads((b / "result.json").read_text()) == row and not (b / "checkpoints").exists()
+
+
+def test_cells_restored_by_processes_starting_together_end_whole(tmp_path, monkeypatch):
+    """Several processes of one sweep may restore the same cell from the mirror at once: one rename wins, the
+    others drop their copies; the cell is whole either way."""
+    import shutil
+
+    from semiland.bench import sweep_mirror
+
+    kept = tmp_path / "mirror" / "m" / "b" / "seed0"
+    kept.mkdir(parents=True)
+    (kept / "result.json").write_text("{}")
+    target = tmp_path / "out" / "m" / "b" / "seed0"
+    real = shutil.copytree
+
+    def racing(src, dst, **kw):  # the other process renames its copy into place while this one copies
+        real(src, target)
+        return real(src, dst, **kw)
+
+    monkeypatch.setattr(sweep_mirror.shutil, "copytree", racing)
+    assert sweep_mirror.restore_cell(kept, target) is False
+    assert (target / "result.json").is_file() and [p.name for p in target.parent.iterdir()] == ["seed0"]
+
+
+def test_gpu_cells_are_left_out_of_cpu_cost_means():
+    from semiland.bench.sweep_summary import cost_seconds
+
+    assert cost_seconds({"fit_seconds": 9.0, "fit_cpu_seconds": 8.0, "device": "cpu: AMD EPYC"}) == 8.0
+    assert cost_seconds({"fit_seconds": 9.0, "fit_cpu_seconds": 8.0}) == 8.0  # rows from before `device`
+    assert cost_seconds({"fit_seconds": 9.0, "fit_cpu_seconds": 8.0, "device": "cuda: NVIDIA H100"}) is None

@@ -125,3 +125,71 @@ def test_the_4_image_budget_adds_two_images_to_the_2_image_one():
     assert (two.val, two.test) == (four.val, four.test)
     # the same training pool: the 4-image budget shares the oracle cells (--no-oracle in the script)
     assert training_pool(config, [root, *budgets["2img"]]) == training_pool(config, [root, *budgets["4img"]])
+
+
+def test_workers_each_walk_every_set_and_a_stop_time_ends_the_training_calls(tmp_path):
+    calls = commands(tmp_path, "generative sar", env={"WORKERS": "3"})
+    train = [c for c in calls if "--summary-only" not in c]
+    assert set(Counter(json.dumps(c) for c in train).values()) == {3}  # three processes, the same commands
+    labels = {label for c in train for label in parse_methods(_last(c, "--methods"))}
+    assert {"gan", "vae", "dllr", "dllr_no_cps"} <= labels  # both sets, in one call
+    (tmp_path / "late").mkdir()
+    late = commands(tmp_path / "late", "all", env={"STOP_AT": "1", "NO_SUMMARY": "1"})
+    assert late == []  # past the stop time no process starts a sweep; no summaries asked for
+    done = subprocess.run(["bash", "scripts/dubai_sweep.sh", str(tmp_path / "o"), "nosuch"], cwd=REPO,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2 and "unknown set 'nosuch'" in done.stderr
+
+
+# A stand-in for `semiland` that "finishes" one cell per training call (its last method's, seed 0) into the
+# mirror it is given.
+CELL_STUB = """#!{python}
+import json, pathlib, sys
+a = sys.argv[1:]
+if "--summary-only" not in a:
+    label = a[a.index("--methods") + 1].split(",")[-1].split(":")[0].split("=")[0]
+    budget = a[len(a) - 1 - a[::-1].index("--budget") + 1].split("=")[0]
+    cell = pathlib.Path(a[a.index("--mirror") + 1]) / label / budget / "seed0"
+    if not (cell / "result.json").is_file():  # a finished cell is never trained again
+        cell.mkdir(parents=True, exist_ok=True)
+        row = dict(method=label, budget=budget, seed=0, mIoU=0.5, fit_seconds=60.0, device="cuda: stub")
+        (cell / "result.json").write_text(json.dumps(row))
+"""
+
+
+def test_the_device_sweep_brings_back_the_new_cells_and_merges_only_missing_ones(tmp_path):
+    """scripts/device_sweep.sh, run with a stand-in for semiland: `run` packs exactly the cells its sweep
+    finished; `merge` adds those the mirror lacks and leaves a cell finished here meanwhile as it is."""
+    mirror, back = tmp_path / "mirror", tmp_path / "back"
+    old = mirror / "supervised" / "2img" / "seed0"
+    old.mkdir(parents=True)
+    (old / "result.json").write_text('{"mine": 1}')  # finished before the call: not brought back
+    back.mkdir()
+    stub, path = tmp_path / "semiland", tmp_path / "bin"
+    stub.write_text(CELL_STUB.format(python=sys.executable))
+    stub.chmod(0o755)
+    path.mkdir()
+    (path / "python3").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')  # the device's: torch and the rest
+    (path / "python3").chmod(0o755)
+    env = {**os.environ, "PATH": f"{path}:{os.environ['PATH']}", "SEMILAND": str(stub), "MIRROR": str(mirror),
+           "OUT": str(back), "WORKERS": "2"}  # fmt: skip
+    run = subprocess.run(["bash", "scripts/device_sweep.sh", "run", "1", "generative"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "2 new cells in" in run.stdout and "vae 2img 0 50.00 1.0 cuda: stub" in run.stdout
+    import tarfile
+
+    with tarfile.open(back / "cells.tar.gz") as tar:
+        packed = {n for n in tar.getnames() if n.endswith("result.json")}
+    assert packed == {"vae/2img/seed0/result.json", "vae/4img/seed0/result.json"}  # not supervised's, older
+    # here, the CPU sweep finished vae/4img/seed0 meanwhile: merge keeps it and adds the rest
+    here = tmp_path / "here"
+    mine = here / "vae" / "4img" / "seed0"
+    mine.mkdir(parents=True)
+    (mine / "result.json").write_text('{"mine": 2}')
+    merge = subprocess.run(["bash", "scripts/device_sweep.sh", "merge", str(back / "cells.tar.gz")], cwd=REPO,
+                           env={**env, "MIRROR": str(here)}, capture_output=True, text=True)  # fmt: skip
+    assert merge.returncode == 0, merge.stderr
+    assert json.loads((mine / "result.json").read_text()) == {"mine": 2}
+    assert (here / "vae" / "2img" / "seed0" / "result.json").is_file()
+    assert "1 cells added" in merge.stdout

@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from semiland.bench.sweep_mirror import mirror_cell, mirror_summary, sync_mirror
+from semiland.bench.sweep_mirror import finished_in_mirror, mirror_cell, mirror_summary, restore_cell, sync_mirror
 from semiland.bench.sweep_summary import ORACLE, cell_folder, cost_seconds, write_summary
 from semiland.config import Config, dump_yaml, load_config
 from semiland.engine.checkpoint import read_checkpoint, slim_checkpoint
+from semiland.engine.precision import device_name, strict_float32
 from semiland.engine.runner import evaluation_folder, fit, test
 from semiland.errors import SemilandError
 from semiland.io import atomic_write_json, atomic_write_text, claim, ensure_writable_dir
@@ -195,6 +196,7 @@ def run_one(
         **{f"IoU/{k}": v["IoU"] for k, v in metrics["per_class"].items()},
         "fit_seconds": fit_seconds,
         "fit_cpu_seconds": fit_cpu_seconds,
+        "device": device_name(cfg.train.accelerator),  # cost means compare CPU cells only (cost_seconds)
         "steps": steps,
         "labeled_images": labeled,
         "unlabeled_images": unlabeled,
@@ -333,6 +335,9 @@ def train_cells(specs: list[RunSpec], config: Path, args: argparse.Namespace, ou
             folder = spec.folder(out)
             if (folder / "result.json").is_file() and not _needs_sets(folder, spec, args.also_on):
                 continue
+            if args.stop_at is not None and time.time() >= args.stop_at:
+                print(f"--stop-at {args.stop_at:.0f} reached: no new cell started; run again to continue", flush=True)
+                return
             with claim(folder.parent / f"{folder.name}.lock") as mine:
                 teacher = RunSpec("supervised", spec.budget, spec.seed, []).folder(out) / "result.json"
                 blocked = "method.name=self_training" in spec.overrides and not teacher.is_file()
@@ -341,6 +346,12 @@ def train_cells(specs: list[RunSpec], config: Path, args: argparse.Namespace, ou
                     continue
                 if (folder / "result.json").is_file() and not _needs_sets(folder, spec, args.also_on):
                     continue  # finished by another process between the first look and the claim
+                if (kept := finished_in_mirror(folder, out, args.mirror)) is not None:
+                    restore_cell(kept, folder)  # finished on another machine since this sweep started
+                    print(
+                        f"{spec.method} / {spec.budget} / seed {spec.seed}: finished in {args.mirror}, taken from there"
+                    )
+                    continue
                 i = specs.index(spec) + 1
                 left = "" if (folder / "result.json").is_file() else f" — {remaining(specs[i - 1 :], out)}"
                 print(f"[{i}/{len(specs)}] {spec.method} / {spec.budget} / seed {spec.seed}{left}", flush=True)
@@ -392,6 +403,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     pools = {b: training_pool(config, [*args.overrides, *extra], args.also_on) for b, extra in budgets.items()}
     specs = plan(methods, budgets, seeds, oracle=not args.no_oracle, pools=pools)
     if not args.summary_only:
+        strict_float32()  # a float32 protocol's cells, trained on a CPU or a GPU, do the same arithmetic
         train_cells(specs, config, args, out)
     rows = finished_rows(specs, out)  # every finished cell, this process's or another's, in the plan's order
     cells = sum(s.same_as is None for s in specs)  # a shared oracle is one cell

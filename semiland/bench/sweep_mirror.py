@@ -11,6 +11,7 @@ the mirror has finished that `OUT` lacks: those count as finished (without their
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -47,6 +48,32 @@ def mirror_summary(out: Path, mirror: Path) -> None:
             shutil.copyfile(out / name, mirror / name)
 
 
+def finished_in_mirror(folder: Path, out: Path, mirror: Path | None) -> Path | None:
+    """The mirror's copy of the cell `folder` of `out` when the mirror holds it finished and `out` does not:
+    another machine (a GPU lent for one call, say) finished it while this sweep ran."""
+    if mirror is None or (folder / "result.json").is_file():
+        return None
+    kept = mirror / folder.relative_to(out)
+    return kept if (kept / "result.json").is_file() else None
+
+
+def restore_cell(kept: Path, folder: Path) -> bool:
+    """A finished cell from the mirror in place of whatever `folder` holds (nothing, or an unfinished run),
+    copied under a temporary name and renamed: processes of one sweep that start together may restore the
+    same cell, and only one rename wins (False for the others)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.restoring-{os.getpid()}")
+    shutil.copytree(kept, tmp, dirs_exist_ok=True)
+    try:
+        tmp.rename(folder)
+    except OSError:  # another process restored it first
+        shutil.rmtree(tmp)
+        return False
+    return True
+
+
 def sync_mirror(out: Path, mirror: Path) -> tuple[list[Path], list[Path]]:
     """Before a sweep starts: copy into `out` every cell finished in `mirror` that `out` does not hold at all
     (one `out` holds unfinished is left to resume there), with the mirror's `sweep_config.yaml` if `out` has
@@ -54,11 +81,11 @@ def sync_mirror(out: Path, mirror: Path) -> tuple[list[Path], list[Path]]:
     Returns (cells restored into out, cells added to the mirror)."""
     restored, added = [], []
     if (mirror / "sweep_config.yaml").is_file() and not (out / "sweep_config.yaml").is_file():
-        shutil.copyfile(mirror / "sweep_config.yaml", out / "sweep_config.yaml")
+        with atomic_path(out / "sweep_config.yaml") as tmp:  # never read half-written by a process beside this one
+            shutil.copyfile(mirror / "sweep_config.yaml", tmp)
     for row in sorted(mirror.glob("*/*/seed*/result.json")):
         target = out / row.parent.relative_to(mirror)
-        if not target.exists():
-            shutil.copytree(row.parent, target)
+        if not target.exists() and restore_cell(row.parent, target):
             restored.append(target)
     for row in sorted(out.glob("*/*/seed*/result.json")):
         if not (mirror / row.parent.relative_to(out) / "result.json").is_file():

@@ -57,8 +57,9 @@ def _paired(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> d
 def cost_seconds(row: dict[str, Any]) -> float | None:
     """A cell's cost: its process's CPU time (immune to other load and to pauses; one-thread sweep processes),
     or its wall time for cells from before that was recorded; None where the row says its time is not a
-    measure of cost (`"time_unreliable": "why"`, e.g. a process paused mid-cell), left out of every mean."""
-    if row.get("time_unreliable"):
+    measure of cost (`"time_unreliable": "why"`, e.g. a process paused mid-cell) and for a cell trained on a
+    GPU (its CPU time is not its cost, and several cells share one GPU): left out of every mean."""
+    if row.get("time_unreliable") or str(row.get("device", "cpu")).startswith("cuda"):
         return None
     return row.get("fit_cpu_seconds") or row["fit_seconds"]
 

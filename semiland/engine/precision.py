@@ -42,6 +42,19 @@ def on_gpu(accelerator: str) -> bool:
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
+def device_name(accelerator: str) -> str:
+    """Where a run trains, as a benchmark row names it: `cuda: <GPU>` or `cpu: <CPU> (… native bf16)`."""
+    return f"cuda: {torch.cuda.get_device_name(0)}" if on_gpu(accelerator) else f"cpu: {cpu_name()}"
+
+
+def strict_float32() -> None:
+    """float32 that is float32 on a GPU too: PyTorch runs float32 convolutions in TF32 (10-bit mantissa) by
+    default on Ampere and later. Benchmarks whose cells may run on a CPU or a GPU call this, so that
+    `32-true` means the same arithmetic on both."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def native_bf16(gpu: bool) -> bool:
     return torch.cuda.is_bf16_supported() if gpu else cpu_has_bf16()
 

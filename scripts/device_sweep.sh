@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The Dubai method sweep (scripts/dubai_sweep.sh) on a GPU machine lent for one short call: the cells a 2-core
+# CPU trains in ~40 min each, run by many processes sharing one GPU. Same protocol (configs/dubai/sweep.yaml,
+# float32 with TF32 off: `bench sweep` calls strict_float32), the same mirror (benchmarks/dubai-sweep/):
+# the GPU trains only the cells the mirror lacks, and each row names its device.
+#
+# Here (the CPU machine), once per session:    scripts/device_sweep.sh prepare
+#   wheels the GPU image lacks (.whl/) and a copy of the Dubai data (.data/dubai_aerial), both git-ignored
+#   (.gitignore) and carried with the call, never committed.
+# There, as the device tool's command, with carry [".whl", ".data"] and timeout_s 600:
+#   scripts/device_sweep.sh run [MINUTES] [SET ...]
+#   trains with WORKERS processes (default: the cores less two) until MINUTES (default 5) have passed, then
+#   starts no new cell; the cells still running get until HARD seconds (default 510; cut off there: lost);
+#   writes the new finished cells to $OUT/cells.tar.gz, the worker logs' ends to $OUT/logs.txt, and
+#   prints a table of the new cells. SETS as dubai_sweep.sh's (default: all).
+# Here again:                                   scripts/device_sweep.sh merge DIR/cells.tar.gz
+#   adds the cells to benchmarks/dubai-sweep/ (a cell finished here meanwhile is kept, not overwritten); a
+#   sweep running here takes them from the mirror instead of training them (`bench sweep --mirror`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MIRROR=${MIRROR:-benchmarks/dubai-sweep}
+WHEELS=(segmentation-models-pytorch==0.6.0 kornia==0.9.0 kornia-rs==0.2.0)  # the GPU image has torch, timm, lightning
+cells() { find "$1" -mindepth 4 -maxdepth 4 -path '*/seed*/result.json' "${@:2}" -printf '%P\n' | xargs -r -n1 dirname | sort; }
+mode=${1:?usage: scripts/device_sweep.sh prepare | run [MINUTES] [SET ...] | merge CELLS.tar.gz}
+shift
+
+case "$mode" in
+  prepare)
+    data=${SEMILAND_DATA:-../shared/data/dubai_aerial}
+    [ -d "$data" ] || { echo "no Dubai data at $data: set SEMILAND_DATA" >&2; exit 2; }
+    rm -rf .whl && mkdir -p .data
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+      -d .whl "${WHEELS[@]}"
+    rm -rf .data/dubai_aerial && cp -r "$data" .data/dubai_aerial
+    du -sh .whl .data
+    echo 'ready: device run with command "scripts/device_sweep.sh run", carry [".whl", ".data"], timeout_s 600'
+    ;;
+
+  run)
+    minutes=${1:-5}
+    [ $# -eq 0 ] || shift
+    sets="${*:-all}"
+    hard=${HARD:-510}  # seconds: the device tool's 600-second command, less the set-up and the packing
+    start=$(date +%s)
+    work=$(mktemp -d)
+    [ ! -d .whl ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$work/site" .whl/*.whl
+    export PYTHONPATH="$PWD:$work/site" PYTHONUNBUFFERED=1 SEMILAND_DATA="${SEMILAND_DATA:-$PWD/.data/dubai_aerial}"
+    if [ -z "${SEMILAND:-}" ]; then
+      mkdir -p "$work/bin" && printf '#!/bin/sh\nexec python3 -m semiland "$@"\n' >"$work/bin/semiland"
+      chmod +x "$work/bin/semiland" && SEMILAND="$work/bin/semiland"
+    fi
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+    python3 -c "import torch, lightning, timm, kornia, segmentation_models_pytorch as s; print('torch', \
+      torch.__version__, 'cuda', torch.cuda.is_available(), 'lightning', lightning.__version__, 'smp', s.__version__)" \
+      || { echo "semiland's packages are missing here: were .whl and .data carried?" >&2; exit 2; }
+    out=$work/sweep
+    mkdir -p "$out" && cp -r "$MIRROR"/. "$out"/  # every finished cell in place before the workers start
+    touch "$work/stamp"
+    workers=${WORKERS:-$(($(nproc) > 3 ? $(nproc) - 2 : 1))}  # two cores left to the GPU's driver and the copies
+    echo "$workers workers on sets '$sets'; no new cell after $minutes min; cut off at $hard s"
+    # timeout ends the script and its workers (one process group); cells cut off are lost, not half-kept
+    left=$((start + hard - $(date +%s)))
+    MIRROR="$MIRROR" WORKERS=$workers STOP_AT=$((start + minutes * 60)) NO_SUMMARY=1 SEMILAND="$SEMILAND" \
+      timeout $((left > 1 ? left : 1)) scripts/dubai_sweep.sh "$out" "$sets" || echo "sweep ended: $?"
+    mapfile -t new < <(cells "$MIRROR" -newer "$work/stamp")
+    tail -n 5 "$out"/*.log >"${OUT:-$work}/logs.txt" 2>&1 || true
+    [ ${#new[@]} -eq 0 ] || tar -czf "${OUT:-$work}/cells.tar.gz" -C "$MIRROR" "${new[@]}"
+    echo "${#new[@]} new cells in ${OUT:-$work}/cells.tar.gz (method budget seed: test mIoU, fit minutes, device):"
+    for d in "${new[@]}"; do
+      python3 -c "import json, sys; r = json.load(open(sys.argv[1])); print(r['method'], r['budget'], r['seed'], \
+        f\"{100 * r['mIoU']:.2f}\", f\"{r['fit_seconds'] / 60:.1f}\", r.get('device'))" "$MIRROR/$d/result.json"
+    done
+    ;;
+
+  merge)  # whole cells only, and only those the mirror lacks (one finished here meanwhile is kept)
+    cells=${1:?usage: scripts/device_sweep.sh merge CELLS.tar.gz}
+    [ -f "$cells" ] || { echo "no such file: $cells" >&2; exit 2; }
+    tmp=$(mktemp -d) && trap 'rm -rf "$tmp"' EXIT
+    tar -xzf "$cells" -C "$tmp"
+    added=0
+    while read -r cell; do
+      [ -f "$MIRROR/$cell/result.json" ] && continue
+      rm -rf "${MIRROR:?}/$cell" && mkdir -p "$(dirname "$MIRROR/$cell")" && cp -r "$tmp/$cell" "$MIRROR/$cell"
+      added=$((added + 1)) && echo "added $cell"
+    done < <(cells "$tmp")
+    echo "$added cells added to $MIRROR"
+    ;;
+
+  *) echo "unknown mode '$mode': prepare | run [MINUTES] [SET ...] | merge CELLS.tar.gz" >&2; exit 2 ;;
+esac
