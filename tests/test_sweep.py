@@ -409,7 +409,8 @@ def test_a_sweep_stops_starting_cells_at_its_stop_time_and_takes_cells_finished_
     args = ["bench", "sweep", "--config", str(path), "--seeds", "0", "--no-oracle", "--mirror", str(mirror)]
     assert main([*args, "--methods", "supervised", "-o", str(tmp_path / "a")]) == 0
     row = json.loads((mirror / "supervised" / "default" / "seed0" / "result.json").read_text())
-    assert row["device"].startswith("cpu: ")  # every row names where it trained
+    assert row["device"].startswith("cpu: ")  # every row names where it trained; the summary counts them
+    assert f"Cells trained on: {row['device']} (1)" in (mirror / "summary.md").read_text()
     capsys.readouterr()
     assert main([*args, "--methods", "supervised,pseudo_label", "-o", str(tmp_path / "a"), "--stop-at", "1"]) == 0
     assert "--stop-at 1 reached: no new cell started" in capsys.readouterr().out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import statistics
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +261,13 @@ def plot_maps(rows: list[dict[str, Any]], methods: list[str], out: Path, path: P
     return f"Maps of two test images, budget {budget}, seed {seeds[0]}: each method's kept model{absent}"
 
 
+def trained_on(rows: list[dict[str, Any]]) -> str:
+    """Where the cells trained (a sweep continued across machines, a GPU's cells beside a CPU's): the summary's
+    machine is only the one that wrote it."""
+    counts = Counter(r.get("device", "not recorded") for r in rows if not r.get("same_as"))
+    return "Cells trained on: " + "; ".join(f"{d} ({n})" for d, n in counts.most_common())
+
+
 def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, command: str) -> None:
     """Summarise the cells' `rows` for `methods` (supervised first) into OUT's summary files; print the tables."""
     table = summarise(rows, methods)
@@ -269,7 +277,8 @@ def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, com
     writer.writerows(rows)
     atomic_write_text(out / "results.csv", buf.getvalue())
     atomic_write_json(out / "results.json", {"runs": rows, "summary": table, "machine": machine()})
-    md = f"# Sweep\n\nCommand: `{command}`\n\nMachine: {machine()}\n\n{markdown(table)}\n"
+    where = trained_on(rows)
+    md = f"# Sweep\n\nCommand: `{command}`\n\nMachine: {machine()}\n\n{where}\n\n{markdown(table)}\n"
     atomic_write_text(out / "summary.md", md)
     figures = []
     for on in ["", *extra_sets(rows)]:  # the test set, then every --also-on set
@@ -285,7 +294,7 @@ def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, com
         figures.append((caption, "figures/sweep_maps.png"))
     report = Report(
         title="semiland sweep",
-        intro=[f"Command: {command}", f"Machine: {machine()}"],
+        intro=[f"Command: {command}", f"Machine: {machine()}", where],
         tables=summary_tables(table),
         figures=figures,
     )
