@@ -44,7 +44,8 @@ case "$mode" in
     hard=${HARD:-510}  # seconds: the device tool's 600-second command, less the set-up and the packing
     start=$(date +%s)
     work=$(mktemp -d)
-    [ ! -d .whl ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$work/site" .whl/*.whl
+    wheels=${WHEELHOUSE:-.whl}  # made by `prepare` for the GPU image's Python (3.12)
+    [ ! -d "$wheels" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$work/site" "$wheels"/*.whl
     export PYTHONPATH="$PWD:$work/site" PYTHONUNBUFFERED=1 SEMILAND_DATA="${SEMILAND_DATA:-$PWD/.data/dubai_aerial}"
     if [ -z "${SEMILAND:-}" ]; then
       mkdir -p "$work/bin" && printf '#!/bin/sh\nexec python3 -m semiland "$@"\n' >"$work/bin/semiland"

@@ -172,7 +172,7 @@ def test_the_device_sweep_brings_back_the_new_cells_and_merges_only_missing_ones
     (path / "python3").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')  # the device's: torch and the rest
     (path / "python3").chmod(0o755)
     env = {**os.environ, "PATH": f"{path}:{os.environ['PATH']}", "SEMILAND": str(stub), "MIRROR": str(mirror),
-           "OUT": str(back), "WORKERS": "2"}  # fmt: skip
+           "OUT": str(back), "WORKERS": "2", "WHEELHOUSE": str(tmp_path / "none")}  # fmt: skip
     run = subprocess.run(["bash", "scripts/device_sweep.sh", "run", "1", "generative"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert run.returncode == 0, run.stderr
