@@ -66,8 +66,8 @@ case "$mode" in
       timeout $((left > 1 ? left : 1)) scripts/dubai_sweep.sh "$out" "$sets" || echo "sweep ended: $?"
     mapfile -t new < <(cells "$MIRROR" -newer "$work/stamp")
     tail -n 5 "$out"/*.log >"${OUT:-$work}/logs.txt" 2>&1 || true
-    [ ${#new[@]} -eq 0 ] || tar -czf "${OUT:-$work}/cells.tar.gz" -C "$MIRROR" "${new[@]}"
     [ ${#new[@]} -gt 0 ] || { echo "no new cell finished (the logs' ends: ${OUT:-$work}/logs.txt)"; exit 0; }
+    tar -czf "${OUT:-$work}/cells.tar.gz" -C "$MIRROR" "${new[@]}"
     echo "${#new[@]} new cells in ${OUT:-$work}/cells.tar.gz (method budget seed: test mIoU, fit minutes, device):"
     for d in "${new[@]}"; do
       python3 -c "import json, sys; r = json.load(open(sys.argv[1])); print(r['method'], r['budget'], r['seed'], \

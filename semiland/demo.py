@@ -21,8 +21,9 @@ from semiland.report.run_report import build_run_report, evaluate_run
 # The semi-supervised method the demo shows beside the baseline (docs/benchmarks.md, "The demo's method"):
 # among the methods cheap enough for both runs to finish within 15 minutes on 2 CPU cores (session 10, 700
 # float32 steps: supervised 245 s, so a step cost ≤ ~2.4× supervised's — pseudo-labels 2.0×, multitask 1.9×,
-# VAE 2.0×, mean teacher 2.3×, FixMatch 2.3×), the one with the best mean paired gain over supervised on the sweep's *unlabeled* images
-# (masks never used in training; tile 2 alone cannot tell the methods apart). Never chosen on the test tile.
+# VAE 2.0×, mean teacher 2.3×, FixMatch 2.3×), the one with the best mean paired gain over supervised on the
+# sweep's *unlabeled* images (masks never used in training; tile 2 alone cannot tell the methods apart).
+# Never chosen on the test tile.
 # Re-chosen when the sweep changes.
 DEMO_SSL = "pseudo_label"
 # (label, method overrides), trained in this order on the same split, budget and steps.

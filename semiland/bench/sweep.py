@@ -347,7 +347,10 @@ def train_cells(specs: list[RunSpec], config: Path, args: argparse.Namespace, ou
                 if (folder / "result.json").is_file() and not _needs_sets(folder, spec, args.also_on):
                     continue  # finished by another process between the first look and the claim
                 if (kept := finished_in_mirror(folder, out, args.mirror)) is not None:
-                    restore_cell(kept, folder)  # finished on another machine since this sweep started
+                    # finished on another machine since this sweep started; the claim is ours: no process is
+                    # training the unfinished run this folder may hold
+                    shutil.rmtree(folder, ignore_errors=True)
+                    restore_cell(kept, folder)
                     print(
                         f"{spec.method} / {spec.budget} / seed {spec.seed}: finished in {args.mirror}, taken from there"
                     )

@@ -58,11 +58,9 @@ def finished_in_mirror(folder: Path, out: Path, mirror: Path | None) -> Path | N
 
 
 def restore_cell(kept: Path, folder: Path) -> bool:
-    """A finished cell from the mirror in place of whatever `folder` holds (nothing, or an unfinished run),
-    copied under a temporary name and renamed: processes of one sweep that start together may restore the
-    same cell, and only one rename wins (False for the others)."""
-    if folder.exists():
-        shutil.rmtree(folder)
+    """A finished cell from the mirror at `folder` (absent), copied under a temporary name and renamed:
+    processes of one sweep that start together may restore the same cell, and only one rename wins (False for
+    the others); none removes what another put in place."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.restoring-{os.getpid()}")
     shutil.copytree(kept, tmp, dirs_exist_ok=True)
@@ -76,7 +74,8 @@ def restore_cell(kept: Path, folder: Path) -> bool:
 
 def sync_mirror(out: Path, mirror: Path) -> tuple[list[Path], list[Path]]:
     """Before a sweep starts: copy into `out` every cell finished in `mirror` that `out` does not hold at all
-    (one `out` holds unfinished is left to resume there), with the mirror's `sweep_config.yaml` if `out` has
+    (one `out` holds unfinished may be training in a process beside this one: `train_cells` replaces it once it
+    holds the cell's claim), with the mirror's `sweep_config.yaml` if `out` has
     none (so a changed protocol is still refused); copy to `mirror` every cell finished in `out` it lacks.
     Returns (cells restored into out, cells added to the mirror)."""
     restored, added = [], []
