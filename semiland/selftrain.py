@@ -24,6 +24,7 @@ from semiland.data.classes import IGNORE_INDEX
 from semiland.data.datamodule import PreparedData, SampleStore
 from semiland.engine.runner import device_for_inference, fit, load_task, test
 from semiland.errors import SemilandError
+from semiland.inference.sliding import class_indices
 from semiland.io import atomic_path, atomic_write_json, prepare_output_dir
 
 
@@ -74,7 +75,7 @@ def pseudo_label(
         mask = pseudo != IGNORE_INDEX
         total += int(sample.valid.sum())
         kept += int(mask.sum())
-        predicted += np.bincount(probs.argmax(0).cpu().numpy()[sample.valid], minlength=k)[:k]
+        predicted += np.bincount(class_indices(probs, 0).cpu().numpy()[sample.valid], minlength=k)[:k]
         kept_per_class += np.bincount(pseudo[mask], minlength=k)[:k]
         if refs[sample_id].mask is not None:  # true labels exist: measure the pseudo-labels
             truth = store.raw(sample_id, labeled=True).mask

@@ -33,3 +33,26 @@ def test_absent_class_is_excluded_from_miou():
 def test_empty_matrix_gives_none_not_nan():
     m = confusion_metrics(np.zeros((2, 2)), ["a", "b"])
     assert m["mIoU"] is None and m["OA"] is None
+
+
+def test_class_indices_is_argmax_with_ties_and_nan():
+    import torch
+
+    from semiland.inference.sliding import class_indices
+
+    logits = torch.randn(2, 5, 31, 17)
+    logits[:, 3] = logits[:, 1]  # exact ties: the first maximum wins, as argmax
+    logits[0, 2, :4] = float("nan")
+    assert torch.equal(class_indices(logits), logits.argmax(1))
+    assert torch.equal(class_indices(logits[1], 0), logits[1].argmax(0))
+
+
+def test_the_unchecked_confusion_matrix_counts_as_the_checked_one():
+    import torch
+    from torchmetrics.classification import MulticlassConfusionMatrix
+
+    pred, target = torch.randint(0, 4, (2, 40, 40)), torch.randint(0, 4, (2, 40, 40))
+    target[:, :5] = 255  # ignored pixels (nodata, unknown classes)
+    fast, checked = (MulticlassConfusionMatrix(4, ignore_index=255, validate_args=v) for v in (False, True))
+    assert torch.equal(fast(pred, target), checked(pred, target))
+    assert int(fast.compute().sum()) == 2 * 35 * 40

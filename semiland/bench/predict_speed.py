@@ -32,7 +32,7 @@ from semiland.data.raster import read_image, write_class_geotiff
 from semiland.data.stats import normalise
 from semiland.engine.runner import build_task, load_task
 from semiland.inference.predict import GDAL_CACHE_BYTES, PredictOptions, Predictor
-from semiland.inference.sliding import at_scale, ceil_to, sliding_window_logits
+from semiland.inference.sliding import at_scale, ceil_to, class_indices, sliding_window_logits
 from semiland.inference.stream import NODATA, Grid
 from semiland.io import atomic_write_json, atomic_write_text
 from semiland.report.run_report import machine
@@ -95,7 +95,7 @@ def naive_predict(task: Any, cfg: Any, src: Path, dst: Path, tile: int, overlap:
     image = torch.from_numpy(normalise(raster.data, raster.valid, mean, std))[None]
     predict = at_scale(task.method.predict, cfg.data.scale)  # a model trained at data.scale, as `predict` runs it
     logits = sliding_window_logits(predict, image, tile, overlap, batch_size=1)  # (1, K, H, W)
-    classes = logits.argmax(1)[0].numpy().astype(np.uint8)
+    classes = class_indices(logits)[0].numpy().astype(np.uint8)
     classes[~raster.valid] = NODATA
     write_class_geotiff(dst, classes, list(task.classes.colors), raster.profile)
 

@@ -28,7 +28,7 @@ from semiland.data.paired import SarOptions, simulated_sar, to_db
 from semiland.data.raster import PIL_SUFFIXES, as_float_valid, check_bands, read_image
 from semiland.engine.precision import warn_if_emulated
 from semiland.errors import SemilandError
-from semiland.inference.sliding import blend_window_1d, ceil_to, tile_starts
+from semiland.inference.sliding import blend_window_1d, ceil_to, class_indices, tile_starts
 
 NODATA = 255  # class maps and percent probabilities
 
@@ -216,7 +216,7 @@ def finish_rows(logits: torch.Tensor, norm: torch.Tensor, valid: np.ndarray, y0:
     """Blended logit sums (K, h, W) / weights (h, W) → class indices and the requested extras.
     `logits` is divided in place: the caller's finished rows, which it discards next."""
     blended = logits.div_(norm)  # (K, h, W)
-    classes = blended.argmax(0).numpy().astype(np.uint8)
+    classes = class_indices(blended, 0).numpy().astype(np.uint8)
     classes[~valid] = NODATA
     block = Block(y0, classes)
     if extras:

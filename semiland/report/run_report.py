@@ -17,6 +17,7 @@ from semiland.data.datamodule import PreparedData, SampleStore
 from semiland.engine.precision import cpu_name
 from semiland.engine.runner import FitResult, evaluate_checkpoint
 from semiland.engine.task import SegTask
+from semiland.inference.sliding import class_indices
 from semiland.report.figures import (
     display_rgb,
     plot_confusion,
@@ -72,7 +73,7 @@ def panel_rows(
         for run in runs:
             device = next(run.task.parameters()).device
             run.task.eval()
-            pred = run.task.predict_logits(image.to(device)).argmax(1)[0].cpu().numpy()
+            pred = class_indices(run.task.predict_logits(image.to(device)))[0].cpu().numpy()
             pred[~sample.valid] = classes.ignore_index
             preds[run.label] = classes.colorize(_downsample(pred, max_side))
             if auxiliary:
