@@ -193,3 +193,60 @@ def test_the_device_sweep_brings_back_the_new_cells_and_merges_only_missing_ones
     assert json.loads((mine / "result.json").read_text()) == {"mine": 2}
     assert (here / "vae" / "2img" / "seed0" / "result.json").is_file()
     assert "1 cells added" in merge.stdout
+
+
+# The GPU image (the device tool's KINDS.md) has torch, Lightning, timm, torchmetrics, matplotlib, scikit-learn …
+# but none of these: the sweep's code path must not import them, or a lent GPU's minutes end in an ImportError.
+NOT_ON_GPU_IMAGE = ("rasterio", "affine", "torchgeo", "geopandas", "shapely", "pyproj", "pyogrio")
+BLOCKER = """import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (not in the GPU image)", name=name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def dubai_layout(root: Path, per_tile: int = 2, size: int = 160) -> Path:
+    """A tiny folder in the Dubai preset's layout (8 tiles of JPEG images and RGB-coded PNG masks)."""
+    import numpy as np
+    from PIL import Image
+
+    colours = [(60, 16, 152), (132, 41, 246), (110, 193, 228), (254, 221, 58), (226, 169, 41)]
+    rows = [f"{k},c{k},#{r:02X}{g:02X}{b:02X},{r},{g},{b}," for k, (r, g, b) in enumerate(colours)]
+    rows += ["5,unlabeled,#9B9B9B,155,155,155,", "255,(no annotation),#000000,0,0,0,"]  # the preset ignores these
+    root.mkdir(parents=True)
+    (root / "class_colors.csv").write_text("index,name,hex,r,g,b,note\n" + "\n".join(rows) + "\n")
+    rng = np.random.default_rng(0)
+    for t in range(1, 9):
+        for i in range(1, per_tile + 1):
+            classes = rng.integers(0, 5, (size // 20, size // 20)).repeat(20, 0).repeat(20, 1)  # 20-px blocks
+            mask = np.asarray(colours, np.uint8)[classes]
+            image = (mask * 0.7 + rng.normal(0, 20, mask.shape)).clip(0, 255).astype(np.uint8)
+            for kind, array, ext in (("images", image, "jpg"), ("masks", mask, "png")):
+                (root / f"tile_{t}" / kind).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(array).save(root / f"tile_{t}" / kind / f"image_part_{i:03d}.{ext}")
+    return root
+
+
+def test_the_sweep_runs_without_the_packages_the_gpu_image_lacks(tmp_path):
+    """`scripts/device_sweep.sh run` trains with the GPU image's packages (+ the carried smp and kornia): one
+    cell of each kind of set (plain, optical + simulated SAR, multi-task) with those packages blocked."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BLOCKER.format(blocked=set(NOT_ON_GPU_IMAGE)))
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{REPO}", "OMP_NUM_THREADS": "1"}
+    control = subprocess.run([sys.executable, "-c", "import rasterio"], env=env, capture_output=True, text=True)
+    assert "not in the GPU image" in control.stderr  # the blocker works: the run below really goes without them
+    root, out = dubai_layout(tmp_path / "dubai"), tmp_path / "out"
+    methods = "supervised,dllr=dllr:data.simulate_sar=true,wk=multitask:method.network=wnet method.aux_loss=kmeans"
+    argv = [sys.executable, "-m", "semiland", "bench", "sweep", "--config", "configs/dubai/sweep.yaml",
+            "--methods", methods, "--seeds", "0", "--budget", "2img=data.labeled_count=2", "--no-oracle",
+            "--no-models", "--also-on", "unlabeled", "-o", str(out),
+            f"data.root={root}", "train.steps=2", "train.val_every=2", "data.batch_size=2",
+            "data.unlabeled_batch_size=2"]  # fmt: skip
+    run = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = json.loads((out / "results.json").read_text())["runs"]
+    assert sorted(r["method"] for r in rows) == ["dllr", "supervised", "wk"]
+    assert all("unlabeled:mIoU" in r for r in rows)
