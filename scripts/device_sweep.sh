@@ -66,6 +66,11 @@ case "$mode" in
       timeout $((left > 1 ? left : 1)) scripts/dubai_sweep.sh "$out" "$sets" || echo "sweep ended: $?"
     mapfile -t new < <(cells "$MIRROR" -newer "$work/stamp")
     tail -n 5 "$out"/*.log >"${OUT:-$work}/logs.txt" 2>&1 || true
+    # cells cut off are lost, but how far they got sizes the next call: last logged step, seconds since start
+    for d in "$out"/*/*/seed*/; do d=${d%/}
+      [ -f "$d/result.json" ] || [ ! -f "$d/logs/metrics.csv" ] || echo "unfinished ${d#"$out"/}: step" \
+        "$(tail -n 1 "$d/logs/metrics.csv" | cut -d, -f1) after $(($(stat -c %Y "$d/logs/metrics.csv") - $(stat -c %Y "$d/config.yaml"))) s"
+    done | tee -a "${OUT:-$work}/logs.txt"
     [ ${#new[@]} -gt 0 ] || { echo "no new cell finished (the logs' ends: ${OUT:-$work}/logs.txt)"; exit 0; }
     tar -czf "${OUT:-$work}/cells.tar.gz" -C "$MIRROR" "${new[@]}"
     echo "${#new[@]} new cells in ${OUT:-$work}/cells.tar.gz (method budget seed: test mIoU, fit minutes, device):"

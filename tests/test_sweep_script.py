@@ -154,6 +154,10 @@ if "--summary-only" not in a:
         cell.mkdir(parents=True, exist_ok=True)
         row = dict(method=label, budget=budget, seed=0, mIoU=0.5, fit_seconds=60.0, device="cuda: stub")
         (cell / "result.json").write_text(json.dumps(row))
+    run = pathlib.Path(a[a.index("-o") + 1]) / label / budget / "seed1"  # one the stop cut off: not packed
+    (run / "logs").mkdir(parents=True, exist_ok=True)
+    (run / "config.yaml").write_text("")
+    (run / "logs" / "metrics.csv").write_text("step,train/loss\\n9,1.0\\n300,0.5\\n")
 """
 
 
@@ -177,6 +181,8 @@ def test_the_device_sweep_brings_back_the_new_cells_and_merges_only_missing_ones
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "2 new cells in" in run.stdout and "vae 2img 0 50.00 1.0 cuda: stub" in run.stdout
+    assert "unfinished vae/2img/seed1: step 300 after" in run.stdout  # how far a cut-off cell got
+    assert "unfinished vae/2img/seed1: step 300 after" in (back / "logs.txt").read_text()
     import tarfile
 
     with tarfile.open(back / "cells.tar.gz") as tar:
