@@ -76,8 +76,9 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     assert (out / "sweep_config.yaml").is_file()  # read once: editing the original cannot mix protocols
     html = (out / "summary.html").read_text()  # the tables as tables, and the plot of every seed
     assert (
-        html.count("<table>") == 2 and "figures/sweep_test.png" in html and (out / "figures/sweep_test.png").is_file()
+        html.count("<table>") == 3 and "figures/sweep_test.png" in html and (out / "figures/sweep_test.png").is_file()
     )
+    assert "Largest confusion changes vs supervised" in summary  # the third: where each method's pixels went
     assert "figures/sweep_validation.png" in html and (out / "figures/sweep_validation.png").is_file()  # curves
     # resumable: a second call redoes nothing
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("result.json")}
@@ -255,7 +256,7 @@ def test_gap_recovered_only_when_the_oracle_leads():
 
 
 def test_difference_to_supervised_is_paired_by_seed():
-    from semiland.bench.sweep_summary import markdown, summarise
+    from semiland.bench.sweep_summary import markdown, summarise, summary_tables
 
     def row(method, seed, miou):
         return {"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
@@ -273,7 +274,7 @@ def test_difference_to_supervised_is_paired_by_seed():
     assert x["vs_supervised"]["mean"] == pytest.approx(1.0) and x["vs_supervised"]["std"] == pytest.approx(
         0.0, abs=1e-9
     )
-    assert x["mIoU_std"] > 10 and "+1.00 ± 0.00 (3/3)" in markdown(summarise(rows, ["x"]))
+    assert x["mIoU_std"] > 10 and "+1.00 ± 0.00 (3/3)" in markdown(summary_tables(summarise(rows, ["x"])))
 
 
 def test_also_on_a_set_without_masks_is_refused_before_any_run(tmp_path, capsys):
@@ -453,3 +454,27 @@ def test_gpu_cells_are_left_out_of_cpu_cost_means():
     assert cost_seconds({"fit_seconds": 9.0, "fit_cpu_seconds": 8.0, "device": "cpu: AMD EPYC"}) == 8.0
     assert cost_seconds({"fit_seconds": 9.0, "fit_cpu_seconds": 8.0}) == 8.0  # rows from before `device`
     assert cost_seconds({"fit_seconds": 9.0, "fit_cpu_seconds": 8.0, "device": "cuda: NVIDIA H100"}) is None
+
+
+def test_confusion_shifts_name_the_pixels_a_method_moved(tmp_path):
+    from semiland.bench.sweep_confusions import confusion_shifts, shifts_table
+
+    def cell(method, seed, cm, folder="test"):
+        where = tmp_path / method / "b" / f"seed{seed}" / folder
+        where.mkdir(parents=True)
+        (where / "metrics.json").write_text(json.dumps({"confusion_matrix": cm, "classes": ["a", "b", "c"]}))
+        return {"method": method, "budget": "b", "seed": seed}
+
+    base = [[90, 10, 0], [0, 80, 20], [0, 0, 0]]  # class c absent from this set: its row is NaN, never ranked
+    rows = [cell("supervised", s, base) for s in (0, 1)]
+    rows += [cell("x", 0, [[90, 10, 0], [0, 40, 60], [0, 0, 0]]), cell("x", 1, [[90, 10, 0], [0, 60, 40], [0, 0, 0]])]
+    # a self-training cell keeps its test evaluation under its last round's student
+    rows.append(cell("self_training", 0, [[100, 0, 0], [0, 80, 20], [0, 0, 0]], "round2/student/test"))
+    cell("self_training", 0, base, "round1/student/test")
+    found = {f["method"]: f for f in confusion_shifts(rows, tmp_path, ["test", "unlabeled"], top=2)}
+    assert found["x"]["seeds"] == 2 and found["x"]["set"] == "test"  # no `unlabeled` metrics: no row
+    assert found["x"]["moves"][0] == ("b", "c", pytest.approx(30.0))  # (40 + 20) / 2 points of b's pixels
+    assert len(found["x"]["moves"]) == 1  # nothing else moved; the diagonal (kept pixels) is never a move
+    assert found["self_training"]["seeds"] == 1 and found["self_training"]["moves"][0] == ("a", "b", -10.0)
+    caption, head, table = shifts_table(list(found.values()))
+    assert head[-1] == "true → predicted" and ["b", "x", "test", "2", "b → c +30.0"] in table

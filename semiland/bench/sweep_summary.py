@@ -196,9 +196,9 @@ def summary_tables(table: list[dict[str, Any]]) -> list[Table]:
     return tables
 
 
-def markdown(table: list[dict[str, Any]]) -> str:
+def markdown(tables: list[Table]) -> str:
     blocks = []
-    for i, (caption, head, rows) in enumerate(summary_tables(table)):
+    for i, (caption, head, rows) in enumerate(tables):
         lines = [] if i == 0 else [f"{caption}:", ""]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -270,7 +270,12 @@ def trained_on(rows: list[dict[str, Any]]) -> str:
 
 def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, command: str) -> None:
     """Summarise the cells' `rows` for `methods` (supervised first) into OUT's summary files; print the tables."""
+    from semiland.bench.sweep_confusions import confusion_shifts, shifts_table  # it reads this module's names
+
     table = summarise(rows, methods)
+    tables = summary_tables(table)
+    if shifts := confusion_shifts([r for r in rows if r["method"] in methods], out, ["test", *extra_sets(rows)]):
+        tables.append(shifts_table(shifts))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
     writer.writeheader()
@@ -278,7 +283,7 @@ def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, com
     atomic_write_text(out / "results.csv", buf.getvalue())
     atomic_write_json(out / "results.json", {"runs": rows, "summary": table, "machine": machine()})
     where = trained_on(rows)
-    md = f"# Sweep\n\nCommand: `{command}`\n\nMachine: {machine()}\n\n{where}\n\n{markdown(table)}\n"
+    md = f"# Sweep\n\nCommand: `{command}`\n\nMachine: {machine()}\n\n{where}\n\n{markdown(tables)}\n"
     atomic_write_text(out / "summary.md", md)
     figures = []
     for on in ["", *extra_sets(rows)]:  # the test set, then every --also-on set
@@ -295,8 +300,8 @@ def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, com
     report = Report(
         title="semiland sweep",
         intro=[f"Command: {command}", f"Machine: {machine()}", where],
-        tables=summary_tables(table),
+        tables=tables,
         figures=figures,
     )
     write_report(report, out / "summary.html")
-    print("\n" + markdown(table) + f"\n\nresults: {out / 'results.csv'}, {out / 'summary.md'}, {out / 'summary.html'}")
+    print("\n" + markdown(tables) + f"\n\nresults: {out / 'results.csv'}, {out / 'summary.md'}, {out / 'summary.html'}")

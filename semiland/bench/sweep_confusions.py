@@ -1,0 +1,84 @@
+"""Which confusions a method changed, against supervised of the same seed: the sweep summary's "where the
+difference comes from" table. A method's mIoU lead or loss is a sum over classes; this names the pixels that
+moved (on the Dubai sweep it showed the methods pushing the rare vegetation class towards water on the
+unlabeled images, docs/benchmarks.md). Reads each finished cell's confusion matrix (`<set folder>/metrics.json`:
+rows are the true class, columns the predicted one), so it runs beside a sweep still training.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semiland.bench.sweep_summary import ORACLE, cell_folder
+from semiland.engine.runner import evaluation_folder
+
+
+def _shares(folder: Path) -> tuple[np.ndarray, list[str]] | None:
+    """(K, K) row-normalised confusion matrix of one evaluation (the share of each true class's pixels given
+    each predicted class; NaN rows for classes absent there) and its class names; None if not evaluated."""
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    cm = np.asarray(metrics["confusion_matrix"], dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return cm / cm.sum(1, keepdims=True), list(metrics["classes"])
+
+
+def _evaluated(cell: Path, on: str) -> Path:
+    """A cell's evaluation folder for set `on`; a self-training cell keeps its test set's under its last
+    round's student (round<k>/student/test), its `--also-on` sets at the top."""
+    own = cell / evaluation_folder(on)
+    students = sorted(cell.glob("round*/student"), key=lambda p: int(p.parent.name.removeprefix("round") or 0))
+    return own if own.is_dir() or not students else students[-1] / evaluation_folder(on)
+
+
+def confusion_shifts(rows: list[dict[str, Any]], out: Path, sets: list[str], top: int = 3) -> list[dict[str, Any]]:
+    """Per budget, method and evaluation set: the `top` largest changes of a (true → predicted) share against
+    supervised of the same seed, in points of the true class's pixels, averaged over the paired seeds (changes
+    under 0.05 points are not listed)."""
+    cells = {(r["method"], r["budget"], r["seed"]) for r in rows if not r.get("same_as")}
+    found = []
+    for budget in dict.fromkeys(r["budget"] for r in rows):
+        methods = dict.fromkeys(m for m, b, _ in sorted(cells) if b == budget and m not in ("supervised", ORACLE))
+        for method in methods:
+            for on in sets:
+                diffs, names = [], None
+                for m, b, seed in sorted(cells):
+                    if (m, b) != (method, budget) or ("supervised", budget, seed) not in cells:
+                        continue
+                    mine = _shares(_evaluated(cell_folder(out, method, budget, seed), on))
+                    base = _shares(_evaluated(cell_folder(out, "supervised", budget, seed), on))
+                    if mine and base and mine[1] == base[1]:
+                        diffs.append(100 * (mine[0] - base[0]))
+                        names = mine[1]
+                if not diffs or names is None:
+                    continue
+                with warnings.catch_warnings():  # a class absent from the set: an all-NaN row, left NaN
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    mean = np.nanmean(np.stack(diffs), axis=0)  # (K, K) points
+                np.fill_diagonal(mean, np.nan)  # a class kept is the IoU tables' business; here: where it went
+                moved = sorted(((abs(d), i) for i, d in enumerate(mean.flat) if abs(d) >= 0.05), reverse=True)
+                k = len(names)
+                moves = [(names[i // k], names[i % k], float(mean.flat[i])) for _, i in moved[:top]]
+                found.append({"budget": budget, "method": method, "set": on, "seeds": len(diffs), "moves": moves})
+    return found
+
+
+def shifts_table(found: list[dict[str, Any]]) -> tuple[str, list[str], list[list[str]]]:
+    """The summary table: one row per budget, method and set."""
+    caption = (
+        "Largest confusion changes vs supervised of the same seed (points of the true class's pixels; "
+        "+: the method gives more of them this label)"
+    )
+    rows = [
+        [f["budget"], f["method"], f["set"], str(f["seeds"]),
+         "; ".join(f"{true} → {pred} {d:+.1f}" for true, pred, d in f["moves"])]
+        for f in found
+    ]  # fmt: skip
+    return caption, ["budget", "method", "set", "seeds", "true → predicted"], rows
