@@ -478,3 +478,18 @@ def test_confusion_shifts_name_the_pixels_a_method_moved(tmp_path):
     assert found["self_training"]["seeds"] == 1 and found["self_training"]["moves"][0] == ("a", "b", -10.0)
     caption, head, table = shifts_table(list(found.values()))
     assert head[-1] == "true → predicted" and ["b", "x", "test", "2", "b → c +30.0"] in table
+
+
+def test_a_self_training_cell_is_read_from_its_last_student_not_its_retrained_teacher(tmp_path):
+    from semiland.bench.sweep import best_val
+    from semiland.bench.sweep_summary import cell_run
+
+    cell = tmp_path / "self_training" / "b" / "seed0"
+    for run, best in (("teacher", 0.9), ("round2/student", 0.4), ("round10/student", 0.5)):  # "teacher" sorts last
+        (cell / run / "logs").mkdir(parents=True)
+        (cell / run / "logs" / "metrics.csv").write_text(f"step,val/mIoU\n300,{best}\n")
+    assert cell_run(cell) == cell / "round10" / "student"  # rounds by number, not by name
+    assert best_val(cell) == pytest.approx(0.5)
+    plain = tmp_path / "fixmatch" / "b" / "seed0"
+    plain.mkdir(parents=True)
+    assert cell_run(plain) == plain

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from semiland.bench.sweep_mirror import finished_in_mirror, mirror_cell, mirror_summary, restore_cell, sync_mirror
-from semiland.bench.sweep_summary import ORACLE, cell_folder, cost_seconds, write_summary
+from semiland.bench.sweep_summary import ORACLE, cell_folder, cell_run, cost_seconds, write_summary
 from semiland.config import Config, dump_yaml, load_config
 from semiland.engine.checkpoint import read_checkpoint, slim_checkpoint
 from semiland.engine.precision import device_name, strict_float32
@@ -237,8 +237,8 @@ def finished_row(folder: Path, row: dict[str, Any] | None = None) -> dict[str, A
 
 def best_val(folder: Path) -> float | None:
     """The best validation mIoU of a run (its best checkpoint's), from its log; self-training: the last round."""
-    logs = sorted(folder.rglob("logs/metrics.csv"))
-    points = read_log(logs[-1]).get("val/mIoU", []) if logs else []
+    log = cell_run(folder) / "logs" / "metrics.csv"
+    points = read_log(log).get("val/mIoU", []) if log.is_file() else []
     return max((v for _, v in points), default=None)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from semiland.bench.sweep_summary import ORACLE, cell_folder
+from semiland.bench.sweep_summary import ORACLE, cell_folder, cell_run
 from semiland.engine.runner import evaluation_folder
 
 
@@ -34,8 +34,7 @@ def _evaluated(cell: Path, on: str) -> Path:
     """A cell's evaluation folder for set `on`; a self-training cell keeps its test set's under its last
     round's student (round<k>/student/test), its `--also-on` sets at the top."""
     own = cell / evaluation_folder(on)
-    students = sorted(cell.glob("round*/student"), key=lambda p: int(p.parent.name.removeprefix("round") or 0))
-    return own if own.is_dir() or not students else students[-1] / evaluation_folder(on)
+    return own if own.is_dir() else cell_run(cell) / evaluation_folder(on)
 
 
 def confusion_shifts(rows: list[dict[str, Any]], out: Path, sets: list[str], top: int = 3) -> list[dict[str, Any]]:
@@ -48,16 +47,15 @@ def confusion_shifts(rows: list[dict[str, Any]], out: Path, sets: list[str], top
         methods = dict.fromkeys(m for m, b, _ in sorted(cells) if b == budget and m not in ("supervised", ORACLE))
         for method in methods:
             for on in sets:
-                diffs, names = [], None
-                for m, b, seed in sorted(cells):
-                    if (m, b) != (method, budget) or ("supervised", budget, seed) not in cells:
-                        continue
+                seeds = sorted(s for m, b, s in cells if (m, b) == (method, budget) and ("supervised", b, s) in cells)
+                diffs, names = [], []
+                for seed in seeds:
                     mine = _shares(_evaluated(cell_folder(out, method, budget, seed), on))
                     base = _shares(_evaluated(cell_folder(out, "supervised", budget, seed), on))
                     if mine and base and mine[1] == base[1]:
                         diffs.append(100 * (mine[0] - base[0]))
                         names = mine[1]
-                if not diffs or names is None:
+                if not diffs:
                     continue
                 with warnings.catch_warnings():  # a class absent from the set: an all-NaN row, left NaN
                     warnings.simplefilter("ignore", RuntimeWarning)

@@ -30,6 +30,13 @@ def cell_folder(out: Path, method: str, budget: str, seed: int) -> Path:
     return out / method / budget / f"seed{seed}"
 
 
+def cell_run(cell: Path) -> Path:
+    """The run folder of a cell's final model: the cell itself, or a self-training cell's last round's student
+    (round<k>/student) — never the `teacher/` such a cell holds when it trained its teacher again."""
+    students = sorted(cell.glob("round*/student"), key=lambda p: int(p.parent.name.removeprefix("round")))
+    return students[-1] if students else cell
+
+
 def _stats(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> tuple[float, float, int]:
     """Mean, std (0 for one seed) and count of 100 × `key` over the seeds of one method and budget."""
     vals = [100 * r[key] for r in rows if r["method"] == method and r["budget"] == budget and r.get(key) is not None]
@@ -211,18 +218,18 @@ def _val_curves(rows: list[dict[str, Any]], out: Path) -> dict[tuple[str, str], 
     self-training cell: its last student's)."""
     curves: dict[tuple[str, str], list[list[tuple[float, float]]]] = {}
     for r in rows:
-        logs = sorted(cell_folder(out, r["method"], r["budget"], r["seed"]).rglob("logs/metrics.csv"))
-        if logs and not r.get("same_as"):
-            curves.setdefault((r["budget"], r["method"]), []).append(read_log(logs[-1]).get("val/mIoU", []))
+        log = cell_run(cell_folder(out, r["method"], r["budget"], r["seed"])) / "logs" / "metrics.csv"
+        if log.is_file() and not r.get("same_as"):
+            curves.setdefault((r["budget"], r["method"]), []).append(read_log(log).get("val/mIoU", []))
     return curves
 
 
 def cell_model(out: Path, row: dict[str, Any]) -> Path | None:
     """A finished cell's kept model (self-training: its last student's), or None (kept since session 8 of the
     Dubai sweep; `--no-models` keeps none)."""
-    folder = cell_folder(out, row["method"], row.get("same_as") or row["budget"], row["seed"])
-    found = sorted(folder.rglob("checkpoints/best.ckpt"))
-    return found[-1] if found else None
+    ckpt = cell_run(cell_folder(out, row["method"], row.get("same_as") or row["budget"], row["seed"]))
+    ckpt = ckpt / "checkpoints" / "best.ckpt"
+    return ckpt if ckpt.is_file() else None
 
 
 @torch.no_grad()
