@@ -17,7 +17,7 @@ from semiland.config import load_config
 from tests.conftest import DUBAI
 
 REPO = Path(__file__).resolve().parents[1]
-SETS = ("discriminative", "strong-view", "generative", "multitask", "sar")
+SETS = ("discriminative", "generative", "multitask", "sar", "strong-view")
 STUB = """#!{python}
 import json, pathlib, sys, uuid
 out = pathlib.Path({calls!r})
