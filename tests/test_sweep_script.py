@@ -83,14 +83,15 @@ def test_every_method_row_of_every_set_is_a_valid_config(tmp_path, which):
     # two processes give the same commands and share the cells (bench sweep claims each while it trains)
     assert set(Counter(json.dumps(c) for c in train).values()) == {2}
     assert all(_last(c, "--seeds") == "0,1,2" for c in calls)
-    # rows run at one budget only (sar's DLLR ablation, strong-view) never reach the 4-image calls
+    # rows run at one budget only (sar's DLLR ablation, strong-view, FlexMatch) never reach the 4-image calls
     four = {
         label
         for c in train
         if _last(c, "--budget").startswith("4img")
         for label in parse_methods(_last(c, "--methods"))
     }
-    assert not any(label.startswith(("dllr_no_", "fixmatch_p0", "unimatch_p0", "mean_teacher_p0")) for label in four)
+    one_budget = ("dllr_no_", "fixmatch_p0", "unimatch_p0", "mean_teacher_p0", "fixmatch_flex")
+    assert not any(label.startswith(one_budget) for label in four)
 
 
 def test_a_mirror_given_to_the_script_reaches_every_call(tmp_path):
@@ -110,6 +111,14 @@ def test_the_sar_set_ablates_each_dllr_component_at_two_images(tmp_path):
     summaries = [c for c in calls if "--summary-only" in c]
     ablation = [c for c in summaries if _last(c, "--methods").count("dllr_no_") == 4]  # every row in one table
     assert len(ablation) == 1 and _last(ablation[0], "--methods").startswith("supervised,sar_only=")
+
+
+def test_the_discriminative_set_tries_class_wise_thresholds_at_two_images(tmp_path):
+    train = [c for c in commands(tmp_path, "discriminative") if "--summary-only" not in c]
+    rows = {
+        (_last(c, "--budget").split("=")[0], label) for c in train for label in parse_methods(_last(c, "--methods"))
+    }
+    assert ("2img", "fixmatch_flex") in rows and ("2img", "fixmatch") in rows and ("4img", "fixmatch") in rows
 
 
 @pytest.mark.skipif(not DUBAI.is_dir(), reason=f"Dubai data not found at {DUBAI} (set SEMILAND_SHARED_DATA)")

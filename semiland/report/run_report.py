@@ -45,10 +45,11 @@ def evaluate_run(result: FitResult, label: str, seconds: float) -> RunOutcome:
 
 
 def machine() -> str:
+    threads = torch.get_num_threads()
     device = (
         torch.cuda.get_device_name(0)
         if torch.cuda.is_available()
-        else f"{cpu_name()}, {torch.get_num_threads()} threads"
+        else f"{cpu_name()}, {threads} thread{'s' if threads != 1 else ''}"
     )
     return f"{platform.machine()} {platform.system()}, {device}, torch {torch.__version__}, semiland {semiland.__version__}"
 
