@@ -493,3 +493,24 @@ def test_a_self_training_cell_is_read_from_its_last_student_not_its_retrained_te
     plain = tmp_path / "fixmatch" / "b" / "seed0"
     plain.mkdir(parents=True)
     assert cell_run(plain) == plain
+
+
+def test_what_is_left_is_costed_by_the_label_or_else_its_registered_method(tmp_path):
+    from semiland.bench.sweep import RunSpec, remaining
+
+    def cell(method, seed, seconds=None):
+        spec = RunSpec(method, "2img", seed, [f"method.name={method.split('_')[0]}"])
+        if seconds is not None:
+            spec.folder(tmp_path).mkdir(parents=True)
+            (spec.folder(tmp_path) / "result.json").write_text(json.dumps({"fit_cpu_seconds": seconds}))
+        return spec
+
+    done = [cell("fixmatch", 0, 3600), cell("fixmatch", 1, 7200)]
+    todo = [cell("fixmatch", 2), cell("fixmatch_flex", 0), cell("vae", 0)]
+    # fixmatch's mean (1.5 h) for its own seed and for the ablation row with no finished cell; vae unknown
+    assert remaining([*done, *todo], tmp_path) == (
+        "left: 3 cells, ≈ 3.0 h of one process for 2 of them (fixmatch_flex as fixmatch)"
+        " (no finished cell yet to cost: vae)"
+    )
+    cell("fixmatch_flex", 1, 1800)  # once the row has cells of its own, they cost it
+    assert remaining(todo, tmp_path).startswith("left: 3 cells, ≈ 2.0 h of one process for 2 of them (no finished")

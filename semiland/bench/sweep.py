@@ -295,17 +295,25 @@ def _self_training(config: Path, spec: RunSpec, common: list[str], out: Path, fo
 
 
 def remaining(specs: list[RunSpec], out: Path) -> str:
-    """What is left, in hours of one process, each unfinished cell costed as the mean of its method's
-    finished cells in the folder (any budget or seed, whichever process or call made them)."""
+    """What is left, in hours of one process, each unfinished cell costed as the mean of its label's finished
+    cells in the folder (any budget or seed, whichever process or call made them) or, for a label with none
+    yet (an ablation row such as `fixmatch_flex=fixmatch:…`), of its registered method's."""
     secs: dict[str, list[float]] = {}
     for path in out.glob("*/*/seed*/result.json"):
         if (cost := cost_seconds(json.loads(path.read_text()))) is not None:
             secs.setdefault(path.parts[-4], []).append(cost)
     todo = [s for s in specs if s.same_as is None and not (s.folder(out) / "result.json").is_file()]
-    known = [statistics.mean(secs[s.method]) for s in todo if s.method in secs]
-    unknown = sorted({s.method for s in todo if s.method not in secs})
+    known, borrowed, unknown = [], set(), set()
+    for spec in todo:
+        base = next((o.split("=", 1)[1] for o in spec.overrides if o.startswith("method.name=")), spec.method)
+        if spec.method in secs or base in secs:
+            known.append(statistics.mean(secs.get(spec.method) or secs[base]))
+            borrowed |= {f"{spec.method} as {base}"} if spec.method not in secs else set()
+        else:
+            unknown.add(spec.method)
     text = f"left: {len(todo)} cells, ≈ {sum(known) / 3600:.1f} h of one process for {len(known)} of them"
-    return text + (f" (no finished cell yet to cost: {', '.join(unknown)})" if unknown else "")
+    text += f" ({', '.join(sorted(borrowed))})" if borrowed else ""
+    return text + (f" (no finished cell yet to cost: {', '.join(sorted(unknown))})" if unknown else "")
 
 
 def snapshot_config(config: Path, out: Path) -> Path:
