@@ -287,6 +287,9 @@ class ClassThresholds(nn.Module):
     model has learned c; β_c = σ_c / max σ; T_c = τ · β_c / (2 − β_c) (the paper's convex warp M(x) = x/(2−x)).
     Classes the model is rarely confident on get a lower threshold, so a fixed high τ no longer keeps only
     majority-class pixels (confirmation bias). σ is a buffer: saved in checkpoints, resumed with the run.
+    In segmentation σ_c also measures class c's area: on Dubai every class but the largest got a low threshold,
+    and the rarest (never confidently predicted, rarely the arg-max) lost its pixels to the others
+    (docs/benchmarks.md, "Class-wise thresholds do not keep the vegetation").
     """
 
     def __init__(self, num_classes: int, threshold: float, momentum: float):
