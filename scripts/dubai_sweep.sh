@@ -69,12 +69,14 @@ mkdir -p "$OUT"
 # The processes run the same commands and share the cells: each claims the next free one (`bench sweep` locks
 # a cell while it trains), so none waits on another's share. First supervised and the oracle alone, so
 # the protocol check (oracle ahead of supervised by more than the seed spread) is known early; then every
-# method, the ablation rows, and the 4-image budget, which has the same training pool and so shares the
-# oracle runs (--no-oracle).
+# method, the ablation rows, and the 4-image budget (supervised first again), which has the same training pool
+# and so shares the oracle runs (--no-oracle).
 ablation() { [ -z "$ABLATION" ] || sweep --seeds 0,1,2 --budget "$B1" --no-oracle --methods "$ABLATION"; }
+# Each budget's supervised cells come before its methods: whether the budget adds anything over the smaller one
+# (supervised 4img vs 2img, paired by seed) is known before its ~15 h of method cells.
 all_cells() {
   sweep --seeds 0,1,2 --budget "$B1" --methods supervised && sweep --seeds 0,1,2 --budget "$B1" && ablation \
-    && sweep --seeds 0,1,2 --budget "$B2" --no-oracle
+    && sweep --seeds 0,1,2 --budget "$B2" --no-oracle --methods supervised && sweep --seeds 0,1,2 --budget "$B2" --no-oracle
 }
 worker() { for set in $SETS; do define_set "$set" && all_cells >>"$OUT/$1-$set.log" 2>&1; done; }
 NAMES=abcdefghijklmnopqrstuvwxyz  # worker logs: a-SET.log, b-SET.log, …

@@ -19,9 +19,9 @@ from tests.conftest import DUBAI
 REPO = Path(__file__).resolve().parents[1]
 SETS = ("discriminative", "generative", "multitask", "sar", "strong-view")
 STUB = """#!{python}
-import json, pathlib, sys, uuid
+import json, pathlib, sys, time, uuid
 out = pathlib.Path({calls!r})
-(out / f"{{uuid.uuid4().hex}}.json").write_text(json.dumps(sys.argv[1:]))
+(out / f"{{time.time_ns()}}-{{uuid.uuid4().hex}}.json").write_text(json.dumps(sys.argv[1:]))
 if "--summary-only" in sys.argv:  # the script copies the summary files per set
     folder = pathlib.Path(sys.argv[sys.argv.index("-o") + 1])
     for name in ("results.csv", "results.json", "summary.md", "summary.html"):
@@ -32,7 +32,8 @@ if "--summary-only" in sys.argv:  # the script copies the summary files per set
 def commands(
     tmp_path: Path, which: str, script: str = "dubai_sweep.sh", args: tuple[str, ...] = (), env: dict | None = None
 ) -> list[list[str]]:
-    """The `semiland` calls a script makes (the Dubai sweep's set `which`, or another script with `args`)."""
+    """The `semiland` calls a script makes (the Dubai sweep's set `which`, or another script with `args`), in the
+    order they were made (with WORKERS=1, one process's order)."""
     calls, stub = tmp_path / "calls", tmp_path / "semiland"
     calls.mkdir()
     stub.write_text(STUB.format(python=sys.executable, calls=str(calls)))
@@ -41,7 +42,7 @@ def commands(
     argv = ["bash", f"scripts/{script}", *(args or (str(tmp_path / "out"), which))]
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    return [json.loads(p.read_text()) for p in calls.iterdir()]
+    return [json.loads(p.read_text()) for p in sorted(calls.iterdir(), key=lambda p: int(p.name.split("-")[0]))]
 
 
 # The source papers' protocols, runnable when their data is present (it is not here): every row they train
@@ -119,6 +120,16 @@ def test_the_discriminative_set_tries_class_wise_thresholds_at_two_images(tmp_pa
         (_last(c, "--budget").split("=")[0], label) for c in train for label in parse_methods(_last(c, "--methods"))
     }
     assert ("2img", "fixmatch_flex") in rows and ("2img", "fixmatch") in rows and ("4img", "fixmatch") in rows
+
+
+def test_each_budget_trains_supervised_before_its_methods(tmp_path):
+    """Whether a budget adds anything over the smaller one (supervised, paired by seed) is known before the
+    hours of its method cells."""
+    train = [c for c in commands(tmp_path, "discriminative", env={"WORKERS": "1"}) if "--summary-only" not in c]
+    for budget in ("2img", "4img"):
+        calls = [c for c in train if _last(c, "--budget").startswith(budget)]
+        assert _last(calls[0], "--methods") == "supervised" and len(calls) > 1
+        assert "supervised" in parse_methods(_last(calls[1], "--methods"))  # (always first; its cells are done)
 
 
 @pytest.mark.skipif(not DUBAI.is_dir(), reason=f"Dubai data not found at {DUBAI} (set SEMILAND_SHARED_DATA)")
