@@ -496,21 +496,29 @@ def test_a_self_training_cell_is_read_from_its_last_student_not_its_retrained_te
 
 
 def test_what_is_left_is_costed_by_the_label_or_else_its_registered_method(tmp_path):
-    from semiland.bench.sweep import RunSpec, remaining
+    from semiland.bench.sweep import parse_methods, plan, remaining
 
-    def cell(method, seed, seconds=None):
-        spec = RunSpec(method, "2img", seed, [f"method.name={method.split('_')[0]}"])
-        if seconds is not None:
-            spec.folder(tmp_path).mkdir(parents=True)
-            (spec.folder(tmp_path) / "result.json").write_text(json.dumps({"fit_cpu_seconds": seconds}))
-        return spec
+    # the cells as a sweep plans them: an ablation row's overrides name its label, then its registered method
+    specs = {
+        (s.method, s.seed): s
+        for s in plan(
+            parse_methods("fixmatch,fixmatch_flex=fixmatch:method.flex=true,vae"), {"2img": []}, [0, 1, 2], False
+        )
+    }
+    assert specs["fixmatch_flex", 0].registered == "fixmatch" and specs["vae", 0].registered == "vae"
 
-    done = [cell("fixmatch", 0, 3600), cell("fixmatch", 1, 7200)]
-    todo = [cell("fixmatch", 2), cell("fixmatch_flex", 0), cell("vae", 0)]
+    def finish(method, seed, seconds):
+        folder = specs[method, seed].folder(tmp_path)
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps({"fit_cpu_seconds": seconds}))
+
+    finish("fixmatch", 0, 3600)
+    finish("fixmatch", 1, 7200)
+    todo = [specs[k] for k in [("fixmatch", 2), ("fixmatch_flex", 0), ("vae", 0)]]
     # fixmatch's mean (1.5 h) for its own seed and for the ablation row with no finished cell; vae unknown
-    assert remaining([*done, *todo], tmp_path) == (
+    assert remaining(todo, tmp_path) == (
         "left: 3 cells, ≈ 3.0 h of one process for 2 of them (fixmatch_flex as fixmatch)"
         " (no finished cell yet to cost: vae)"
     )
-    cell("fixmatch_flex", 1, 1800)  # once the row has cells of its own, they cost it
+    finish("fixmatch_flex", 1, 1800)  # once the row has cells of its own, they cost it
     assert remaining(todo, tmp_path).startswith("left: 3 cells, ≈ 2.0 h of one process for 2 of them (no finished")

@@ -51,6 +51,12 @@ class RunSpec:
     def folder(self, out: Path) -> Path:
         return cell_folder(out, self.method, self.budget, self.seed)
 
+    @property
+    def registered(self) -> str:
+        """The registered method the cell trains: its last `method.name=` override (`plan` puts the label's
+        first, then the method spec's own; a later override wins, as in `load_config`)."""
+        return [o.split("=", 1)[1] for o in self.overrides if o.startswith("method.name=")][-1]
+
 
 def parse_methods(text: str) -> dict[str, list[str]]:
     """'a,b:method.k=v,lab=c:method.j=w' → {label: overrides}, overrides starting with method.name=…;
@@ -305,7 +311,7 @@ def remaining(specs: list[RunSpec], out: Path) -> str:
     todo = [s for s in specs if s.same_as is None and not (s.folder(out) / "result.json").is_file()]
     known, borrowed, unknown = [], set(), set()
     for spec in todo:
-        base = next((o.split("=", 1)[1] for o in spec.overrides if o.startswith("method.name=")), spec.method)
+        base = spec.registered
         if spec.method in secs or base in secs:
             known.append(statistics.mean(secs.get(spec.method) or secs[base]))
             borrowed |= {f"{spec.method} as {base}"} if spec.method not in secs else set()
