@@ -9,8 +9,12 @@
 #   (.gitignore) and carried with the call, never committed.
 # There, as the device tool's command, with carry [".whl", ".data"] and timeout_s 600:
 #   scripts/device_sweep.sh run [MINUTES] [SET ...]
-#   trains with WORKERS processes (default: the cores less two) until MINUTES (default 5) have passed, then
-#   starts no new cell; the cells still running get until HARD seconds (default 510; cut off there: lost);
+#   trains with WORKERS processes (default: the cores less two) until MINUTES (default 2) have passed, then
+#   starts no new cell; the cells still running get until HARD seconds (default 565; cut off there: lost);
+#   measured on an H100 with 14 processes (session 15), a cell's 1800 steps take 5-7 min (pseudo-labels,
+#   mean teacher), 7-8 (S4Net, CPS, FixMatch), ~15 (UniMatch: never within one call), then its evaluation
+#   on the test, validation and 52 unlabeled images about a minute more; so every worker starts one cell
+#   and none a second (2 minutes: a worker's calls whose cells are all done cost ~10 s each of imports);
 #   writes the new finished cells to $OUT/cells.tar.gz, the worker logs' ends to $OUT/logs.txt, and
 #   prints a table of the new cells. SETS as dubai_sweep.sh's (default: all).
 # Here again:                                   scripts/device_sweep.sh merge DIR/cells.tar.gz
@@ -38,10 +42,10 @@ case "$mode" in
     ;;
 
   run)
-    minutes=${1:-5}
+    minutes=${1:-2}
     [ $# -eq 0 ] || shift
     sets="${*:-all}"
-    hard=${HARD:-510}  # seconds: the device tool's 600-second command, less the set-up and the packing
+    hard=${HARD:-565}  # seconds: the device tool's 600-second command, less the packing (~2 s) and a margin
     start=$(date +%s)
     work=$(mktemp -d)
     wheels=${WHEELHOUSE:-.whl}  # made by `prepare` for the GPU image's Python (3.12)
