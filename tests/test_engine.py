@@ -177,6 +177,22 @@ def test_outputs_follow_the_umask(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
 
 
+def test_json_outputs_are_strict_json_with_null_for_non_finite_numbers(tmp_path):
+    """JSON has no NaN / Infinity: a summary's undefined mean (one seed's std, supervised's Δ against itself)
+    is written as null, so a strict reader (JavaScript, jq) takes every file semiland writes."""
+    import json
+    import math
+
+    from semiland.io import atomic_write_json
+
+    def strict(token):
+        raise ValueError(f"non-JSON token {token}")
+
+    atomic_write_json(tmp_path / "r.json", {"std": math.nan, "rows": [1.5, (math.inf, -math.inf)], "n": 3, "s": "nan"})
+    got = json.loads((tmp_path / "r.json").read_text(), parse_constant=strict)
+    assert got == {"std": None, "rows": [1.5, [None, None]], "n": 3, "s": "nan"}
+
+
 def test_a_full_disk_is_one_line_and_keeps_the_previous_file(tmp_path):
     import errno
 

@@ -167,7 +167,7 @@ def run_one(
             row.update(also_on(spec, kept, folder, todo))
             atomic_write_json(done, row)
         return finished_row(folder, row)
-    self_training = "method.name=self_training" in spec.overrides
+    self_training = spec.registered == "self_training"
     if self_training:
         _teacher(spec, out)  # before anything of the cell's folder is removed
     cfg, from_step = (None, 0) if self_training else _resumable(folder)
@@ -354,7 +354,7 @@ def train_cells(specs: list[RunSpec], config: Path, args: argparse.Namespace, ou
                 return
             with claim(folder.parent / f"{folder.name}.lock") as mine:
                 teacher = RunSpec("supervised", spec.budget, spec.seed, []).folder(out) / "result.json"
-                blocked = "method.name=self_training" in spec.overrides and not teacher.is_file()
+                blocked = spec.registered == "self_training" and not teacher.is_file()
                 if not mine or blocked:
                     waiting.append(spec)
                     continue

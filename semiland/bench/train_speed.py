@@ -9,7 +9,6 @@ repeat are warm-up and not timed. Goal: engine throughput ≥ 0.95 × plain (ove
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -25,6 +24,7 @@ from semiland.data.classes import ClassTable
 from semiland.data.paired import SIMULATED_SAR_BANDS
 from semiland.engine.runner import build_task, make_trainer, quiet_lightning
 from semiland.engine.task import lr_schedule, make_optimizer
+from semiland.io import atomic_write_json
 from semiland.methods.base import ParamGroup, supervised_ce
 from semiland.report.run_report import machine
 
@@ -147,7 +147,7 @@ def run_train_speed(args: argparse.Namespace) -> int:
         f"ratio {e / p:.3f} (goal >= 0.95)"
     )
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_json(args.json, result)
     return 0
 
 
@@ -220,5 +220,5 @@ def run_step_cost(args: argparse.Namespace) -> int:
     lines += [f"| {m} | {s:.3f} | {s / sup:.2f} |" if sup else f"| {m} | {s:.3f} | – |" for m, s in per_step.items()]
     print("\n" + "\n".join(lines))
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_json(args.json, result)
     return 0
