@@ -17,6 +17,13 @@
 #   and none a second (2 minutes: a worker's calls whose cells are all done cost ~10 s each of imports);
 #   writes the new finished cells to $OUT/cells.tar.gz, the worker logs' ends to $OUT/logs.txt, and
 #   prints a table of the new cells. SETS as dubai_sweep.sh's (default: all).
+# There, as a first call of ~3 min (carry [".whl"], timeout_s 300), then `run` at once on the still-warm
+# machine (it is given back 30 s after a call; 15 minutes of device time hold both):
+#   scripts/device_sweep.sh speed
+#   the engine's overhead against plain PyTorch (`bench train-speed`, float32 and bf16) and each sweep
+#   method's step against supervised's (`bench step-cost` on the sweep's setting), on the GPU: JSON files in
+#   $OUT and the tables in the output, for docs/benchmarks.md (DEVICE, STEPS, REPEATS, SIZE, SPEED_METHODS:
+#   knobs; the defaults are the tables' settings).
 # Here again:                                   scripts/device_sweep.sh merge DIR/cells.tar.gz
 #   adds the cells to benchmarks/dubai-sweep/ (a cell finished here meanwhile is kept, not overwritten); a
 #   sweep running here takes them from the mirror instead of training them (`bench sweep --mirror`).
@@ -25,7 +32,22 @@ cd "$(dirname "$0")/.."
 MIRROR=${MIRROR:-benchmarks/dubai-sweep}
 WHEELS=(segmentation-models-pytorch==0.6.0 kornia==0.9.0 kornia-rs==0.2.0)  # the GPU image has torch, timm, lightning
 cells() { find "$1" -mindepth 4 -maxdepth 4 -path '*/seed*/result.json' "${@:2}" -printf '%P\n' | xargs -r -n1 dirname | sort; }
-mode=${1:?usage: scripts/device_sweep.sh prepare | run [MINUTES] [SET ...] | merge CELLS.tar.gz}
+setup() {  # a work folder; the carried wheels installed beside the image's packages; $SEMILAND; what is here
+  work=$(mktemp -d)
+  local wheels=${WHEELHOUSE:-.whl}  # made by `prepare` for the GPU image's Python (3.12)
+  [ ! -d "$wheels" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$work/site" "$wheels"/*.whl
+  export PYTHONPATH="$PWD:$work/site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+  export SEMILAND_DATA="${SEMILAND_DATA:-$PWD/.data/dubai_aerial}"
+  if [ -z "${SEMILAND:-}" ]; then
+    mkdir -p "$work/bin" && printf '#!/bin/sh\nexec python3 -m semiland "$@"\n' >"$work/bin/semiland"
+    chmod +x "$work/bin/semiland" && SEMILAND="$work/bin/semiland"
+  fi
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+  python3 -c "import torch, lightning, timm, kornia, segmentation_models_pytorch as s; print('torch', \
+    torch.__version__, 'cuda', torch.cuda.is_available(), 'lightning', lightning.__version__, 'smp', s.__version__)" \
+    || { echo "semiland's packages are missing here: was .whl carried?" >&2; exit 2; }
+}
+mode=${1:?usage: scripts/device_sweep.sh prepare | run [MINUTES] [SET ...] | speed | merge CELLS.tar.gz}
 shift
 
 case "$mode" in
@@ -47,18 +69,7 @@ case "$mode" in
     sets="${*:-all}"
     hard=${HARD:-565}  # seconds: the device tool's 600-second command, less the packing (~2 s) and a margin
     start=$(date +%s)
-    work=$(mktemp -d)
-    wheels=${WHEELHOUSE:-.whl}  # made by `prepare` for the GPU image's Python (3.12)
-    [ ! -d "$wheels" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$work/site" "$wheels"/*.whl
-    export PYTHONPATH="$PWD:$work/site" PYTHONUNBUFFERED=1 SEMILAND_DATA="${SEMILAND_DATA:-$PWD/.data/dubai_aerial}"
-    if [ -z "${SEMILAND:-}" ]; then
-      mkdir -p "$work/bin" && printf '#!/bin/sh\nexec python3 -m semiland "$@"\n' >"$work/bin/semiland"
-      chmod +x "$work/bin/semiland" && SEMILAND="$work/bin/semiland"
-    fi
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-    python3 -c "import torch, lightning, timm, kornia, segmentation_models_pytorch as s; print('torch', \
-      torch.__version__, 'cuda', torch.cuda.is_available(), 'lightning', lightning.__version__, 'smp', s.__version__)" \
-      || { echo "semiland's packages are missing here: were .whl and .data carried?" >&2; exit 2; }
+    setup
     out=$work/sweep
     mkdir -p "$out" && cp -r "$MIRROR"/. "$out"/  # every finished cell in place before the workers start
     touch "$work/stamp"
@@ -84,6 +95,19 @@ case "$mode" in
     done
     ;;
 
+  speed)  # the GPU's side of docs/benchmarks.md's speed tables: seconds, not cells; nothing from .data
+    setup
+    o=${OUT:-$work} steps=${STEPS:-30} repeats=${REPEATS:-3}
+    methods=${SPEED_METHODS:-supervised,s4net,mean_teacher,pseudo_label,fixmatch,unimatch,cps,multitask,adversarial,gan,vae,dllr=dllr:data.simulate_sar=true}
+    for precision in 32-true bf16-mixed; do
+      "$SEMILAND" bench train-speed --device "${DEVICE:-cuda}" --precision $precision --steps "$steps" \
+        --repeats "$repeats" --size "${SIZE:-128}" --json "$o/train_speed_$precision.json"
+    done
+    # the sweep's setting (configs/dubai/sweep.yaml: float32, batches of 8 + 8 64² crops); random batches
+    "$SEMILAND" bench step-cost --config configs/dubai/sweep.yaml --methods "$methods" --steps "$steps" \
+      --repeats "$repeats" --json "$o/step_cost.json" train.accelerator="${DEVICE:-cuda}"
+    ;;
+
   merge)  # whole cells only, and only those the mirror lacks (one finished here meanwhile is kept)
     cells=${1:?usage: scripts/device_sweep.sh merge CELLS.tar.gz}
     [ -f "$cells" ] || { echo "no such file: $cells" >&2; exit 2; }
@@ -98,5 +122,5 @@ case "$mode" in
     echo "$added cells added to $MIRROR"
     ;;
 
-  *) echo "unknown mode '$mode': prepare | run [MINUTES] [SET ...] | merge CELLS.tar.gz" >&2; exit 2 ;;
+  *) echo "unknown mode '$mode': prepare | run [MINUTES] [SET ...] | speed | merge CELLS.tar.gz" >&2; exit 2 ;;
 esac

@@ -276,3 +276,27 @@ def test_the_sweep_runs_without_the_packages_the_gpu_image_lacks(tmp_path):
     rows = json.loads((out / "results.json").read_text())["runs"]
     assert sorted(r["method"] for r in rows) == ["dllr", "supervised", "wk"]
     assert all("unlabeled:mIoU" in r for r in rows)
+
+
+def test_the_device_speed_call_measures_the_engine_and_the_step_costs_without_the_missing_packages(tmp_path):
+    """`scripts/device_sweep.sh speed` (the short second call on a lent GPU) runs `bench train-speed` in float32
+    and bf16 and `bench step-cost` on the sweep's setting, each writing its JSON to $OUT — here on the CPU,
+    at one step (32² crops: bf16 is emulated on CPUs without it), with the packages the GPU image lacks blocked."""
+    site, path, out = tmp_path / "site", tmp_path / "bin", tmp_path / "out"
+    for d in (site, path, out):
+        d.mkdir()
+    (site / "sitecustomize.py").write_text(BLOCKER.format(blocked=set(NOT_ON_GPU_IMAGE)))
+    (path / "python3").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')  # the device's: torch and the rest
+    (path / "python3").chmod(0o755)
+    env = {**os.environ, "PATH": f"{path}:{os.environ['PATH']}", "PYTHONPATH": str(site), "OUT": str(out),
+           "WHEELHOUSE": str(tmp_path / "none"), "DEVICE": "cpu", "STEPS": "1", "REPEATS": "1", "SIZE": "32",
+           "SPEED_METHODS": "supervised,fixmatch", "OMP_NUM_THREADS": "1"}  # fmt: skip
+    env.pop("SEMILAND", None)
+    run = subprocess.run(["bash", "scripts/device_sweep.sh", "speed"], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=900)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["step_cost.json", "train_speed_32-true.json",
+                                                     "train_speed_bf16-mixed.json"]  # fmt: skip
+    cost = json.loads((out / "step_cost.json").read_text())
+    assert set(cost["seconds_per_step"]) == {"supervised", "fixmatch"} and cost["vs_supervised"]["fixmatch"] > 1
+    assert "precision bf16-mixed" in json.loads((out / "train_speed_bf16-mixed.json").read_text())["setup"]

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from semiland.config import DataConfig, config_from_dict
 from semiland.data.classes import ClassTable
 from semiland.data.paired import SIMULATED_SAR_BANDS
+from semiland.engine.precision import strict_float32
 from semiland.engine.runner import build_task, make_trainer, quiet_lightning
 from semiland.engine.task import lr_schedule, make_optimizer
 from semiland.io import atomic_write_json
@@ -173,6 +174,7 @@ def run_step_cost(args: argparse.Namespace) -> int:
     from semiland.config import load_config
 
     quiet_lightning()
+    strict_float32()  # the sweep's arithmetic: its float32 is float32 on a GPU too (no TF32)
     methods = parse_methods(args.methods)
     base = load_config(args.config, args.overrides)
     d, steps = base.data, args.steps + WARMUP
