@@ -17,13 +17,14 @@
 #   and none a second (2 minutes: a worker's calls whose cells are all done cost ~10 s each of imports);
 #   writes the new finished cells to $OUT/cells.tar.gz, the worker logs' ends to $OUT/logs.txt, and
 #   prints a table of the new cells. SETS as dubai_sweep.sh's (default: all).
-# There, as a first call of ~3 min (carry [".whl"], timeout_s 300), then `run` at once on the still-warm
-# machine (it is given back 30 s after a call; 15 minutes of device time hold both):
+# There, as a first call of ~3 min (carry [".whl"], timeout_s 240), then `run` at once on the still-warm
+# machine (it is given back 30 s after a call), with HARD = the device time left (status) less ~40 s when
+# that is under 10 minutes — a call cut off by the tool brings back no cells:
 #   scripts/device_sweep.sh speed
 #   the engine's overhead against plain PyTorch (`bench train-speed`, float32 and bf16) and each sweep
 #   method's step against supervised's (`bench step-cost` on the sweep's setting), on the GPU: JSON files in
 #   $OUT and the tables in the output, for docs/benchmarks.md (DEVICE, STEPS, REPEATS, SIZE, SPEED_METHODS:
-#   knobs; the defaults are the tables' settings).
+#   knobs; 20 timed steps x 2 repeats by default, to fit the lent minutes).
 # Here again:                                   scripts/device_sweep.sh merge DIR/cells.tar.gz
 #   adds the cells to benchmarks/dubai-sweep/ (a cell finished here meanwhile is kept, not overwritten); a
 #   sweep running here takes them from the mirror instead of training them (`bench sweep --mirror`).
@@ -97,7 +98,7 @@ case "$mode" in
 
   speed)  # the GPU's side of docs/benchmarks.md's speed tables: seconds, not cells; nothing from .data
     setup
-    o=${OUT:-$work} steps=${STEPS:-30} repeats=${REPEATS:-3}
+    o=${OUT:-$work} steps=${STEPS:-20} repeats=${REPEATS:-2}  # ~3 min on a GPU, with 12 methods
     methods=${SPEED_METHODS:-supervised,s4net,mean_teacher,pseudo_label,fixmatch,unimatch,cps,multitask,adversarial,gan,vae,dllr=dllr:data.simulate_sar=true}
     for precision in 32-true bf16-mixed; do
       "$SEMILAND" bench train-speed --device "${DEVICE:-cuda}" --precision $precision --steps "$steps" \
