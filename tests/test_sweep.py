@@ -180,6 +180,13 @@ def test_a_mirror_keeps_the_results_and_continues_the_sweep_elsewhere(tmp_path, 
     rows = {r["method"]: r for r in json.loads((b / "results.json").read_text())["runs"]}
     first = json.loads((cell / "result.json").read_text())
     assert rows["supervised"]["mIoU"] == first["mIoU"]
+    # a later call of fewer methods (a sweep script's supervised-first call) keeps the mirror's summary whole
+    assert main([*args, "--methods", "supervised", "-o", str(b)]) == 0
+    kept = {r["method"] for r in json.loads((mirror / "results.json").read_text())["runs"]}
+    assert (
+        kept == {"supervised", "pseudo_label"} and "| default | pseudo_label |" in (mirror / "summary.md").read_text()
+    )
+    assert {r["method"] for r in json.loads((b / "results.json").read_text())["runs"]} == {"supervised"}
     # another protocol in the same mirror is refused, as in the same folder
     cfg = yaml.safe_load(path.read_text())
     cfg["train"]["steps"] = 3

@@ -427,7 +427,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     print(f"{sum(not r.get('same_as') for r in rows)} of {cells} cells finished; {remaining(specs, out)}")
     if not rows:
         raise SemilandError(f"no finished cell in {out} for these methods, budgets and seeds")
-    write_summary(rows, list(methods), out, "semiland " + " ".join(shlex.quote(a) for a in args.argv))
+    command = "semiland " + " ".join(shlex.quote(a) for a in args.argv)
+    write_summary(rows, list(methods), out, command)
     if args.mirror is not None:
-        mirror_summary(out, args.mirror)
+        mirror_summary(out, args.mirror, rows, command)
     return 0

@@ -11,15 +11,17 @@ the mirror has finished that `OUT` lacks: those count as finished (without their
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
+from semiland.bench.sweep_summary import ORACLE, write_summary
 from semiland.io import atomic_path
 
 KEPT_SUFFIXES = (".json", ".csv", ".yaml", ".md")  # rows, metrics, logs, configs, splits, notes
 MAX_KEPT_BYTES = 2_000_000  # a file above it is no summary (e.g. a prediction dump): left on the machine
-SUMMARY_FILES = ("results.csv", "results.json", "summary.md", "sweep_config.yaml")
 
 
 def kept_files(folder: Path) -> list[Path]:
@@ -41,11 +43,28 @@ def mirror_cell(folder: Path, out: Path, mirror: Path) -> None:
             shutil.copyfile(folder / rel, tmp)
 
 
-def mirror_summary(out: Path, mirror: Path) -> None:
+def mirror_rows(rows: list[dict[str, Any]], mirror: Path) -> list[dict[str, Any]]:
+    """This call's `rows` with the rows of earlier calls that the mirror's summary holds, a call's row winning
+    over an older one of the same cell (method, budget, seed). A sweep script makes several calls into one
+    mirror (supervised first, then the methods, then another budget): the mirror's summary is of them all,
+    not of the last call's plan."""
+    path = mirror / "results.json"
+    earlier = json.loads(path.read_text())["runs"] if path.is_file() else []
+    merged = {(r["method"], r["budget"], r["seed"]): r for r in earlier}
+    merged.update({(r["method"], r["budget"], r["seed"]): r for r in rows})
+    return list(merged.values())
+
+
+def mirror_summary(out: Path, mirror: Path, rows: list[dict[str, Any]], command: str) -> None:
+    """The mirror's summary files: every cell its summaries have seen, with this call's rows (`mirror_rows`);
+    its figures and HTML page are left out of version control (.gitignore)."""
     mirror.mkdir(parents=True, exist_ok=True)
-    for name in SUMMARY_FILES:
-        if (out / name).is_file():
-            shutil.copyfile(out / name, mirror / name)
+    everything = mirror_rows(rows, mirror)
+    methods = list(dict.fromkeys(["supervised", *(r["method"] for r in everything if r["method"] != ORACLE)]))
+    write_summary(
+        everything, methods, mirror, f"{command} (with the cells of earlier calls into this mirror)", quiet=True
+    )
+    shutil.copyfile(out / "sweep_config.yaml", mirror / "sweep_config.yaml")
 
 
 def finished_in_mirror(folder: Path, out: Path, mirror: Path | None) -> Path | None:

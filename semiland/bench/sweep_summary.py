@@ -275,8 +275,9 @@ def trained_on(rows: list[dict[str, Any]]) -> str:
     return "Cells trained on: " + "; ".join(f"{d} ({n})" for d, n in counts.most_common())
 
 
-def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, command: str) -> None:
-    """Summarise the cells' `rows` for `methods` (supervised first) into OUT's summary files; print the tables."""
+def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, command: str, quiet: bool = False) -> None:
+    """Summarise the cells' `rows` for `methods` (supervised first) into OUT's summary files; print the tables
+    unless `quiet`."""
     from semiland.bench.sweep_confusions import confusion_shifts, shifts_table  # it reads this module's names
 
     table = summarise(rows, methods)
@@ -311,4 +312,6 @@ def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, com
         figures=figures,
     )
     write_report(report, out / "summary.html")
-    print("\n" + markdown(tables) + f"\n\nresults: {out / 'results.csv'}, {out / 'summary.md'}, {out / 'summary.html'}")
+    if not quiet:
+        paths = f"{out / 'results.csv'}, {out / 'summary.md'}, {out / 'summary.html'}"
+        print("\n" + markdown(tables) + f"\n\nresults: {paths}")
