@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -187,6 +188,9 @@ def test_a_mirror_keeps_the_results_and_continues_the_sweep_elsewhere(tmp_path, 
         kept == {"supervised", "pseudo_label"} and "| default | pseudo_label |" in (mirror / "summary.md").read_text()
     )
     assert {r["method"] for r in json.loads((b / "results.json").read_text())["runs"]} == {"supervised"}
+    shutil.rmtree(mirror / "pseudo_label")  # a cell removed (to train it again): its row leaves the summary
+    assert main([*args, "--methods", "supervised", "-o", str(tmp_path / "d")]) == 0
+    assert {r["method"] for r in json.loads((mirror / "results.json").read_text())["runs"]} == {"supervised"}
     # another protocol in the same mirror is refused, as in the same folder
     cfg = yaml.safe_load(path.read_text())
     cfg["train"]["steps"] = 3

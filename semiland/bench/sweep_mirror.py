@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from semiland.bench.sweep_summary import ORACLE, write_summary
+from semiland.bench.sweep_summary import ORACLE, cell_folder, write_summary
 from semiland.io import atomic_path
 
 KEPT_SUFFIXES = (".json", ".csv", ".yaml", ".md")  # rows, metrics, logs, configs, splits, notes
@@ -47,10 +47,16 @@ def mirror_rows(rows: list[dict[str, Any]], mirror: Path) -> list[dict[str, Any]
     """This call's `rows` with the rows of earlier calls that the mirror's summary holds, a call's row winning
     over an older one of the same cell (method, budget, seed). A sweep script makes several calls into one
     mirror (supervised first, then the methods, then another budget): the mirror's summary is of them all,
-    not of the last call's plan."""
+    not of the last call's plan. An earlier row whose cell is no longer finished there (removed to be trained
+    again, say) is dropped; a shared oracle's row stands while the budget it was trained in has its cell."""
     path = mirror / "results.json"
     earlier = json.loads(path.read_text())["runs"] if path.is_file() else []
-    merged = {(r["method"], r["budget"], r["seed"]): r for r in earlier}
+
+    def kept(r: dict[str, Any]) -> bool:
+        cell = cell_folder(mirror, r["method"], r.get("same_as") or r["budget"], r["seed"])
+        return (cell / "result.json").is_file()
+
+    merged = {(r["method"], r["budget"], r["seed"]): r for r in earlier if kept(r)}
     merged.update({(r["method"], r["budget"], r["seed"]): r for r in rows})
     return list(merged.values())
 
