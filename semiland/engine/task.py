@@ -121,8 +121,9 @@ class SegTask(L.LightningModule):
         step = self.train_step
         labeled, unlabeled = _channels_last(batch["labeled"]), _channels_last(batch.get("unlabeled"))
         out = self.method.training_step(labeled, unlabeled, step)
-        bad = [k for k, v in out.items() if not torch.isfinite(v).all()]
-        if bad:
+        # one device sync for every term (a GPU waits at each Python `if` on a tensor)
+        finite = torch.stack([torch.isfinite(v).all() for v in out.values()]).tolist()
+        if bad := [k for k, ok in zip(out, finite) if not ok]:
             raise SemilandError(
                 f"non-finite {', '.join(bad)} at step {step}: lower optim.lr or check the data for NaN "
                 "(the last good checkpoint is kept)"
