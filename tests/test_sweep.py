@@ -77,9 +77,11 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     assert (out / "sweep_config.yaml").is_file()  # read once: editing the original cannot mix protocols
     html = (out / "summary.html").read_text()  # the tables as tables, and the plot of every seed
     assert (
-        html.count("<table>") == 3 and "figures/sweep_test.png" in html and (out / "figures/sweep_test.png").is_file()
+        html.count("<table>") == 5 and "figures/sweep_test.png" in html and (out / "figures/sweep_test.png").is_file()
     )
     assert "Largest confusion changes vs supervised" in summary  # the third: where each method's pixels went
+    assert "Per-class IoU change vs supervised" in summary  # which classes each method's Δ mIoU comes from
+    assert "Predicted class shares" in summary  # how much of each class each method predicts
     assert "figures/sweep_validation.png" in html and (out / "figures/sweep_validation.png").is_file()  # curves
     # resumable: a second call redoes nothing
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("result.json")}
@@ -288,6 +290,24 @@ def test_difference_to_supervised_is_paired_by_seed():
     assert x["mIoU_std"] > 10 and "+1.00 ± 0.00 (3/3)" in markdown(summary_tables(summarise(rows, ["x"])))
 
 
+def test_per_class_changes_say_which_classes_a_difference_comes_from():
+    from semiland.bench.sweep_summary import summarise, summary_tables
+
+    def row(method, seed, a, b, on_b=None):  # two classes; the unlabeled set only where on_b is given
+        r = {"method": method, "budget": "b", "seed": seed, "mIoU": (a + b) / 2, "OA": 0.9, "val_mIoU": 0.5,
+             "fit_seconds": 1.0, "IoU/a": a, "IoU/b": b}  # fmt: skip
+        return r | ({} if on_b is None else {"unlabeled:mIoU": on_b, "unlabeled:IoU/a": 0.5, "unlabeled:IoU/b": on_b})
+
+    rows = [row("supervised", 0, 0.5, 0.3, 0.2), row("supervised", 1, 0.7, 0.1, 0.4)]
+    rows += [row("x", 0, 0.6, 0.1, 0.3), row("x", 1, 0.8, 0.1)]  # a: +10 on both seeds; b: −20 and 0
+    x = {r["method"]: r for r in summarise(rows, ["x"])}["x"]
+    assert x["ΔIoU/a"] == pytest.approx(10.0) and x["ΔIoU/b"] == pytest.approx(-10.0) and x["Δseeds"] == 2
+    assert x["Δunlabeled:IoU/b"] == pytest.approx(10.0) and x["unlabeled:Δseeds"] == 1  # seed 1: not evaluated
+    caption, head, table = summary_tables(summarise(rows, ["x"]))[-1]
+    assert caption.startswith("Per-class IoU change") and head == ["budget", "method", "set", "seeds", "a", "b"]
+    assert table == [["b", "x", "test", "2", "+10.00", "-10.00"], ["b", "x", "unlabeled", "1", "+0.00", "+10.00"]]
+
+
 def test_also_on_a_set_without_masks_is_refused_before_any_run(tmp_path, capsys):
     path = sweep_config(tmp_path)
     out = tmp_path / "sweep"
@@ -467,8 +487,8 @@ def test_gpu_cells_are_left_out_of_cpu_cost_means():
     assert cost_seconds({"fit_seconds": 9.0, "fit_cpu_seconds": 8.0, "device": "cuda: NVIDIA H100"}) is None
 
 
-def test_confusion_shifts_name_the_pixels_a_method_moved(tmp_path):
-    from semiland.bench.sweep_confusions import confusion_shifts, shifts_table
+def test_confusion_shifts_and_class_shares_name_the_pixels_a_method_moved(tmp_path):
+    from semiland.bench.sweep_confusions import class_shares, confusion_shifts, shares_table, shifts_table
 
     def cell(method, seed, cm, folder="test"):
         where = tmp_path / method / "b" / f"seed{seed}" / folder
@@ -489,6 +509,18 @@ def test_confusion_shifts_name_the_pixels_a_method_moved(tmp_path):
     assert found["self_training"]["seeds"] == 1 and found["self_training"]["moves"][0] == ("a", "b", -10.0)
     caption, head, table = shifts_table(list(found.values()))
     assert head[-1] == "true → predicted" and ["b", "x", "test", "2", "b → c +30.0"] in table
+
+    shares = class_shares(rows, tmp_path, ["test", "unlabeled"], ["supervised", "x", "self_training"])
+    assert len(shares) == 1 and shares[0]["set"] == "test"  # no `unlabeled` metrics: no block
+    assert shares[0]["truth"] == pytest.approx([50.0, 50.0, 0.0])  # the masks: rows of the confusion matrix
+    per = {m: (n, xs) for m, n, xs in shares[0]["methods"]}
+    assert list(per) == ["supervised", "x", "self_training"]  # the order asked for; no oracle cell, no row
+    assert per["supervised"] == (2, pytest.approx([45.0, 45.0, 10.0]))  # the columns: what was predicted
+    assert per["x"] == (2, pytest.approx([45.0, 30.0, 25.0]))  # mean of seeds 0 (45/25/30) and 1 (45/35/20)
+    assert per["self_training"] == (1, pytest.approx([50.0, 40.0, 10.0]))  # its last round's student
+    caption, head, table = shares_table(shares)
+    assert head == ["budget", "set", "method", "seeds", "a", "b", "c"]
+    assert table[0] == ["b", "test", "truth", "–", "50.0", "50.0", "0.0"] and table[2][2:5] == ["x", "2", "45.0"]
 
 
 def test_a_self_training_cell_is_read_from_its_last_student_not_its_retrained_teacher(tmp_path):

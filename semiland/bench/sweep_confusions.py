@@ -1,8 +1,10 @@
-"""Which confusions a method changed, against supervised of the same seed: the sweep summary's "where the
-difference comes from" table. A method's mIoU lead or loss is a sum over classes; this names the pixels that
-moved (on the Dubai sweep it showed the methods pushing the rare vegetation class towards water on the
-unlabeled images, docs/benchmarks.md). Reads each finished cell's confusion matrix (`<set folder>/metrics.json`:
-rows are the true class, columns the predicted one), so it runs beside a sweep still training.
+"""Where a method's pixels went: the sweep summary's last two tables. A method's mIoU lead or loss is a sum over
+classes; `confusion_shifts` names the pixels that moved against supervised of the same seed (on the Dubai sweep:
+the methods pushing the rare vegetation class towards water on the unlabeled images, docs/benchmarks.md), and
+`class_shares` how much of each class every method predicts against the masks' own shares (there: supervised
+predicts a fifth of the vegetation the unlabeled tiles hold, and the methods less still). Reads each finished
+cell's confusion matrix (`<set folder>/metrics.json`: rows are the true class, columns the predicted one), so it
+runs beside a sweep still training.
 """
 
 from __future__ import annotations
@@ -18,16 +20,23 @@ from semiland.bench.sweep_summary import ORACLE, cell_folder, cell_run
 from semiland.engine.runner import evaluation_folder
 
 
-def _shares(folder: Path) -> tuple[np.ndarray, list[str]] | None:
-    """(K, K) row-normalised confusion matrix of one evaluation (the share of each true class's pixels given
-    each predicted class; NaN rows for classes absent there) and its class names; None if not evaluated."""
+def _confusion(folder: Path) -> tuple[np.ndarray, list[str]] | None:
+    """The (K, K) confusion matrix of one evaluation (pixel counts) and its class names; None if not evaluated."""
     try:
         metrics = json.loads((folder / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
-    cm = np.asarray(metrics["confusion_matrix"], dtype=np.float64)
+    return np.asarray(metrics["confusion_matrix"], dtype=np.float64), list(metrics["classes"])
+
+
+def _shares(folder: Path) -> tuple[np.ndarray, list[str]] | None:
+    """(K, K) row-normalised confusion matrix of one evaluation (the share of each true class's pixels given
+    each predicted class; NaN rows for classes absent there) and its class names; None if not evaluated."""
+    if (found := _confusion(folder)) is None:
+        return None
+    cm, names = found
     with np.errstate(invalid="ignore", divide="ignore"):
-        return cm / cm.sum(1, keepdims=True), list(metrics["classes"])
+        return cm / cm.sum(1, keepdims=True), names
 
 
 def _evaluated(cell: Path, on: str) -> Path:
@@ -80,3 +89,40 @@ def shifts_table(found: list[dict[str, Any]]) -> tuple[str, list[str], list[list
         for f in found
     ]  # fmt: skip
     return caption, ["budget", "method", "set", "seeds", "true → predicted"], rows
+
+
+def class_shares(rows: list[dict[str, Any]], out: Path, sets: list[str], methods: list[str]) -> list[dict[str, Any]]:
+    """Per budget and evaluation set: the masks' class shares (`truth`, % of the labeled pixels) and, per method
+    (`methods`' order, the oracle last), the mean over its seeds of the shares it predicts on those pixels. A
+    class a method stops predicting shows here even where its IoU was small to begin with."""
+    cells = {(r["method"], r["budget"], r["seed"]) for r in rows if not r.get("same_as")}
+    found = []
+    for budget in dict.fromkeys(r["budget"] for r in rows):
+        for on in sets:
+            truth, names, per_method = None, None, []
+            for method in dict.fromkeys([*methods, ORACLE]):
+                counts = []
+                for seed in sorted(s for m, b, s in cells if (m, b) == (method, budget)):
+                    cm = _confusion(_evaluated(cell_folder(out, method, budget, seed), on))
+                    if cm is None or (names is not None and cm[1] != names) or cm[0].sum() == 0:
+                        continue
+                    names = cm[1]
+                    truth = 100 * cm[0].sum(1) / cm[0].sum()  # the same pixels for every cell of a set
+                    counts.append(100 * cm[0].sum(0) / cm[0].sum())
+                if counts:
+                    per_method.append((method, len(counts), np.mean(counts, axis=0).tolist()))
+            if per_method:
+                found.append({"budget": budget, "set": on, "classes": names, "truth": truth.tolist(),
+                              "methods": per_method})  # fmt: skip
+    return found
+
+
+def shares_table(found: list[dict[str, Any]]) -> tuple[str, list[str], list[list[str]]]:
+    """The summary table: per budget and set, the truth row, then one row per method."""
+    caption = "Predicted class shares (% of the evaluated pixels, mean over seeds; `truth`: the masks' own shares)"
+    names = found[0]["classes"]
+    rows = []
+    for f in found:
+        rows.append([f["budget"], f["set"], "truth", "–", *(f"{x:.1f}" for x in f["truth"])])
+        rows += [[f["budget"], f["set"], m, str(n), *(f"{x:.1f}" for x in xs)] for m, n, xs in f["methods"]]
+    return caption, ["budget", "set", "method", "seeds", *names], rows

@@ -108,6 +108,7 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
                     "val_mIoU": val,
                     "val_mIoU_std": val_std,
                     **{k: _stats(rows, method, budget, k)[0] for k in classes},
+                    **_class_changes(rows, method, budget, classes),
                     "vs_supervised": (paired := _paired(rows, method, budget, "mIoU")),
                     # the paired difference: the same as the difference of means once every seed is in, and
                     # not a comparison of one seed with three while a sweep runs
@@ -135,13 +136,28 @@ def _on_stats(rows: list[dict[str, Any]], method: str, budget: str) -> dict[str,
         paired = _paired(rows, method, budget, f"{on}:mIoU")
         stats |= {f"{on}:mIoU": mean, f"{on}:mIoU_std": std, f"{on}:n": n, f"{on}:vs_supervised": paired}
         stats |= {k: _stats(rows, method, budget, k)[0] for k in classes}
+        stats |= _class_changes(rows, method, budget, list(classes), f"{on}:")
     return stats
+
+
+def _class_changes(
+    rows: list[dict[str, Any]], method: str, budget: str, classes: list[str], prefix: str = ""
+) -> dict[str, Any]:
+    """Which classes a method's Δ mIoU comes from: per class key (`IoU/c`, or `set:IoU/c` with `prefix` "set:")
+    its paired change vs supervised (`Δ<key>`), and the seeds paired (`<prefix>Δseeds`)."""
+    paired = {k: _paired(rows, method, budget, k) for k in classes}
+    return {**{f"Δ{k}": p["mean"] for k, p in paired.items()},
+            f"{prefix}Δseeds": max((p["n"] for p in paired.values()), default=0)}  # fmt: skip
 
 
 def _fmt(x: float, pct: bool = False, unit: str = "") -> str:
     if x != x:  # NaN: not measured (e.g. no supervised cell to compare with yet)
         return "–"
     return f"{100 * x:.0f} %" if pct else f"{x:.2f}{unit}"
+
+
+def _signed(x: float) -> str:
+    return "–" if x != x else f"{x:+.2f}"
 
 
 Table = tuple[str, list[str], list[list[str]]]  # (caption, header, rows) of one summary table
@@ -200,7 +216,27 @@ def summary_tables(table: list[dict[str, Any]]) -> list[Table]:
             if r[f"{on}:n"]
         ]
         tables.append((f"Also evaluated on `{on}` (`--also-on`; mean over the seeds that have it)", head, rows))
+    if classes:
+        tables.append(class_change_table(table, ["", *(f"{on}:" for on in extra_sets(table))]))
     return tables
+
+
+def class_change_table(table: list[dict[str, Any]], prefixes: list[str]) -> Table:
+    """Per set (`prefixes`: "" for the test set, "unlabeled:" …) and method, each class's IoU change vs supervised
+    of the same seed: a class whose IoU falls by 10 points costs 10 / K points of mIoU."""
+    names = [k[4:] for k in table[0] if k.startswith("IoU/")]
+    rows = [
+        [r["budget"], r["method"], pre.rstrip(":") or "test", str(r[f"{pre}Δseeds"]),
+         *(_signed(r.get(f"Δ{pre}IoU/{c}", float("nan"))) for c in names)]
+        for pre in prefixes
+        for r in table
+        if r["method"] != "supervised" and r.get(f"{pre}Δseeds")
+    ]  # fmt: skip
+    caption = (
+        "Per-class IoU change vs supervised, paired by seed (IoU points; a class's change ÷ the number of classes is "
+        "its part of the Δ mIoU)"
+    )
+    return caption, ["budget", "method", "set", "seeds", *names], rows
 
 
 def markdown(tables: list[Table]) -> str:
@@ -278,12 +314,16 @@ def trained_on(rows: list[dict[str, Any]]) -> str:
 def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, command: str, quiet: bool = False) -> None:
     """Summarise the cells' `rows` for `methods` (supervised first) into OUT's summary files; print the tables
     unless `quiet`."""
-    from semiland.bench.sweep_confusions import confusion_shifts, shifts_table  # it reads this module's names
+    # imported here: that module reads this one's names
+    from semiland.bench.sweep_confusions import class_shares, confusion_shifts, shares_table, shifts_table
 
     table = summarise(rows, methods)
     tables = summary_tables(table)
-    if shifts := confusion_shifts([r for r in rows if r["method"] in methods], out, ["test", *extra_sets(rows)]):
+    sets = ["test", *extra_sets(rows)]
+    if shifts := confusion_shifts([r for r in rows if r["method"] in methods], out, sets):
         tables.append(shifts_table(shifts))
+    if shares := class_shares(rows, out, sets, methods):
+        tables.append(shares_table(shares))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
     writer.writeheader()
