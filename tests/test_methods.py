@@ -287,6 +287,26 @@ def test_fixmatch_with_class_thresholds_trains_and_saves_them():
     assert not torch.allclose(method.thresholds.sigma, torch.full((K,), 1 / K))  # updated from the batch
 
 
+def test_target_shares_count_only_the_kept_pixels():
+    from semiland.methods.base import target_shares
+
+    pseudo = torch.tensor([[[0, 0, 1, 2]]])  # (B, H, W)
+    keep = torch.tensor([[[True, True, True, False]]])  # class 2 predicted but not kept: no share
+    shares = target_shares(pseudo, keep, ["a", "b", "c"])
+    assert list(shares) == ["target/a", "target/b", "target/c"]
+    assert [round(float(v), 4) for v in shares.values()] == [0.6667, 0.3333, 0.0]
+    assert all(float(v) == 0 for v in target_shares(pseudo, torch.zeros_like(keep), ["a", "b", "c"]).values())
+
+
+@pytest.mark.parametrize("name", ["fixmatch", "unimatch", "pseudo_label"])
+def test_hard_target_methods_log_each_class_share_of_their_targets(name):
+    """What the unlabeled loss teaches, per class (the run report plots it): shares of the kept targets sum to 1."""
+    method = make(name, 3, **open_gates(name))
+    out = method.training_step(*batches(3), step=5)
+    shares = [float(out[f"target/{k}"]) for k in range(K)]  # no class names in this context: their indices
+    assert sum(shares) == pytest.approx(1.0) and all(0 <= x <= 1 for x in shares)
+
+
 @pytest.mark.parametrize("name", list(METHODS))
 def test_training_step_under_bf16_autocast(name):
     """train.precision=bf16-mixed runs every step under CPU autocast: convolutions inside augmentations (blur),
@@ -308,3 +328,26 @@ def test_mean_teacher_student_view_follows_its_config(monkeypatch):
     method = make("mean_teacher", 3, photometric=0.0, blur_p=0.25)
     method.training_step(*batches(3), step=3)
     assert seen == [(0.25, 0.0)]
+
+
+def test_run_report_plots_the_class_shares_of_the_pseudo_labels(synth_root, tmp_path):
+    """FixMatch's run logs `target/<class>` under its class names and its report draws them; a supervised run has
+    none, so a report of it alone shows no such figure."""
+    from semiland.engine.runner import fit
+    from semiland.report.figures import read_log
+    from semiland.report.run_report import build_run_report, evaluate_run
+
+    from .conftest import tiny_config
+
+    fixmatch = fit(tiny_config(synth_root, method={"name": "fixmatch", "threshold": 0.0}), tmp_path / "fm")
+    logged = read_log(fixmatch.run_dir / "logs" / "metrics.csv")
+    assert {f"train/target/{c}" for c in fixmatch.data.spec.classes.names} <= set(logged)
+    html = build_run_report(
+        tmp_path / "a", "t", [evaluate_run(fixmatch, "fm", 1.0)], fixmatch.data, [], "c"
+    ).read_text()
+    assert "figures/target_shares.png" in html and (tmp_path / "a" / "figures" / "target_shares.png").is_file()
+    supervised = fit(tiny_config(synth_root), tmp_path / "sup")
+    html = build_run_report(
+        tmp_path / "b", "t", [evaluate_run(supervised, "s", 1.0)], supervised.data, [], "c"
+    ).read_text()
+    assert "target_shares" not in html and not (tmp_path / "b" / "figures" / "target_shares.png").exists()

@@ -67,7 +67,9 @@ def build_task(cfg: Config, classes: ClassTable, mean: list[float], std: list[fl
 
     model = new_model()
     channels = list(cfg.data.channels or [len(mean)])
-    ctx = MethodContext(classes.num_classes, len(mean), classes.ignore_index, cfg.train.steps, new_model, channels)
+    ctx = MethodContext(
+        classes.num_classes, len(mean), classes.ignore_index, cfg.train.steps, new_model, channels, list(classes.names)
+    )
     method = build_method(cfg.method, model, ctx)
     return SegTask(method, cfg, classes, mean, std, MODELS[cfg.model.arch].min_size)
 

@@ -85,6 +85,11 @@ class MethodContext:
     # model_factory(in_channels=…, num_classes=…) other ones (multi-task heads, stacked W-Net).
     model_factory: Callable[..., nn.Module] | None = None
     channels: list[int] = field(default_factory=list)  # bands per modality in the input stack ([optical, SAR])
+    class_names: list[str] = field(default_factory=list)  # for logs keyed by class (`target_shares`)
+
+    def names(self) -> list[str]:
+        """The class names, or their indices where the engine gave none (tests)."""
+        return list(self.class_names) or [str(k) for k in range(self.num_classes)]
 
 
 @dataclass(frozen=True)
@@ -278,6 +283,16 @@ def confident_pseudo(probs: torch.Tensor, threshold: float) -> tuple[torch.Tenso
     """(B, K, H, W) probabilities → hard pseudo-labels (B, H, W) and the mask where max p ≥ threshold."""
     conf, pseudo = probs.max(1)
     return pseudo, conf >= threshold
+
+
+@torch.no_grad()
+def target_shares(pseudo: torch.Tensor, keep: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
+    """What a hard-target unlabeled loss teaches: each class's share of the kept target pixels (`pseudo`, `keep`:
+    (B, H, W)), logged as `target/<class>` and plotted in the run report. A class whose share falls towards zero
+    is one the method is learning to stop predicting: on the Dubai sweep the methods' own targets starved the rare
+    vegetation (docs/benchmarks.md, "Why the methods fall behind at 4 images")."""
+    counts = torch.bincount(pseudo[keep], minlength=len(names))[: len(names)].float()  # (K,)
+    return {f"target/{name}": share for name, share in zip(names, counts / counts.sum().clamp_min(1))}
 
 
 class ClassThresholds(nn.Module):

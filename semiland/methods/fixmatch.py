@@ -29,6 +29,7 @@ from semiland.methods.base import (
     masked_ce,
     semi_losses,
     supervised_ce,
+    target_shares,
     teacher_probs,
 )
 from semiland.methods.perturb import cutmix_box, mix, random_flip, strong_photometric
@@ -95,4 +96,5 @@ class FixMatch(Method):
             )
             x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p, c.photometric, c.blur_p)
             loss_unsup = masked_ce(self.model(x_s), pseudo_s, keep_s, torch.ones_like(keep_s))
-        return semi_losses(loss_sup, loss_unsup, c.lambda_u, mask_ratio=keep_s.float().mean())
+        shares = target_shares(pseudo_w, keep_w, self.ctx.names())
+        return semi_losses(loss_sup, loss_unsup, c.lambda_u, mask_ratio=keep_s.float().mean(), **shares)

@@ -21,6 +21,7 @@ from semiland.methods.base import (
     ramped,
     semi_losses,
     supervised_ce,
+    target_shares,
     teacher_probs,
 )
 
@@ -52,4 +53,7 @@ class PseudoLabel(Method):
         pseudo, keep = confident_pseudo(probs, c.threshold)
         loss_unsup = masked_ce(logits_u, pseudo, keep, unlabeled["valid"])
         lam = ramped(c.lambda_max, c.rampup, step, self.ctx.max_steps)
-        return semi_losses(loss_sup, loss_unsup, lam, mask_ratio=(keep & unlabeled["valid"]).float().mean())
+        kept = keep & unlabeled["valid"]
+        return semi_losses(
+            loss_sup, loss_unsup, lam, mask_ratio=kept.float().mean(), **target_shares(pseudo, kept, self.ctx.names())
+        )

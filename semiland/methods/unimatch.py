@@ -25,6 +25,7 @@ from semiland.methods.base import (
     masked_ce,
     semi_losses,
     supervised_ce,
+    target_shares,
 )
 from semiland.methods.fixmatch import strong_view, weak_targets
 from semiland.models import split_model
@@ -63,4 +64,7 @@ class UniMatch(Method):
             features = [F.dropout2d(f, c.fp_dropout, training=True) for f in self.encode(x_w)]
             loss_fp = masked_ce(self.decode(features), pseudo_w, keep_w, every)
         loss_unsup = 0.25 * losses[0] + 0.25 * losses[1] + 0.5 * loss_fp
-        return semi_losses(loss_sup, loss_unsup, c.lambda_u, loss_fp=loss_fp, mask_ratio=keep_w.float().mean())
+        shares = target_shares(pseudo_w, keep_w, self.ctx.names())
+        return semi_losses(
+            loss_sup, loss_unsup, c.lambda_u, loss_fp=loss_fp, mask_ratio=keep_w.float().mean(), **shares
+        )

@@ -188,6 +188,28 @@ def plot_health(series: dict[str, dict[str, str | Path]], path: str | Path) -> N
     _save(fig, path)
 
 
+def plot_target_shares(logs: dict[str, str | Path], names: list[str], colors: list, path: str | Path) -> bool:
+    """One panel per run whose log has `train/target/<class>` (methods with hard pseudo-labels: what share of the
+    kept targets each class gets, smoothed): a class sinking to zero is one the run is learning to stop
+    predicting. Nothing is drawn, and False returned, where no run logged them."""
+    every = {label: read_log(csv_path) for label, csv_path in logs.items()}
+    runs = {label: series for label, series in every.items() if any(k.startswith("train/target/") for k in series)}
+    if not runs:
+        return False
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs), 3.2), squeeze=False, sharey=True)
+    for ax, (label, series) in zip(axes[0], runs.items()):
+        for name, color in zip(names, colors):
+            if points := series.get(f"train/target/{name}"):
+                steps, values = zip(*points)
+                ax.plot(steps, [100 * v for v in _smooth(values)], color=np.asarray(color) / 255, lw=1.6, label=name)
+        ax.set(xlabel="step", title=label)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("share of the kept pseudo-labels (%)")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    _save(fig, path)
+    return True
+
+
 def display_rgb(image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """(C, H, W) raw values → (H, W, 3) uint8: first three bands (or band 1 as grey), 2–98 % stretch."""
     bands = image[:3] if image.shape[0] >= 3 else np.repeat(image[:1], 3, 0)

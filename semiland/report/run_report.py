@@ -25,6 +25,7 @@ from semiland.report.figures import (
     plot_health,
     plot_panels,
     plot_per_class_iou,
+    plot_target_shares,
 )
 from semiland.report.html import Report, write_report
 
@@ -134,6 +135,9 @@ def build_run_report(
         plot_health(health, figures / "training_health.png")
     warnings = [f"{r.label}, step {w['step']}: {w['message']}" for r in runs for w in run_warnings(r)]
     classes = data.spec.classes
+    targets = plot_target_shares(
+        {r.label: r.log_csv for r in runs}, list(classes.names), list(classes.colors), figures / "target_shares.png"
+    )
     rows = panel_rows(runs, data)
     if rows:
         plot_panels(rows, list(classes.names), list(classes.colors), figures / "panels.png")
@@ -146,6 +150,16 @@ def build_run_report(
             ("Per-class IoU", "figures/per_class_iou.png"),
             ("Training curves", "figures/training_curves.png"),
             *([("Training health (instability signals)", "figures/training_health.png")] if health else []),
+            *(
+                [
+                    (
+                        "Class shares of the pseudo-labels (a class sinking to 0 is being unlearned)",
+                        "figures/target_shares.png",
+                    )
+                ]
+                if targets
+                else []
+            ),  # fmt: skip
             *([("Image / ground truth / prediction (test images)", "figures/panels.png")] if rows else []),
             *[(f"Confusion matrix — {r.label}", f"figures/confusion_{r.label}.png") for r in runs],
         ],
