@@ -298,7 +298,7 @@ def test_target_shares_count_only_the_kept_pixels():
     assert all(float(v) == 0 for v in target_shares(pseudo, torch.zeros_like(keep), ["a", "b", "c"]).values())
 
 
-@pytest.mark.parametrize("name", ["fixmatch", "unimatch", "pseudo_label"])
+@pytest.mark.parametrize("name", ["fixmatch", "unimatch", "pseudo_label", "cps"])
 def test_hard_target_methods_log_each_class_share_of_their_targets(name):
     """What the unlabeled loss teaches, per class (the run report plots it): shares of the kept targets sum to 1."""
     method = make(name, 3, **open_gates(name))

@@ -25,6 +25,7 @@ from semiland.methods.base import (
     semi_losses,
     supervised_ce,
     target_mode,
+    target_shares,
 )
 from semiland.methods.perturb import cutmix_box, mix
 
@@ -66,7 +67,8 @@ class CPS(Method):
             logits_2, mix(pseudo_1, pseudo_1[perm], box), valid_mix, valid_mix
         )
         agreement = (logits_1.argmax(1) == logits_2.argmax(1)).float().mean()
-        return semi_losses(loss_sup, loss_unsup, c.lambda_u, agreement=agreement)
+        shares = target_shares(torch.cat([pseudo_1, pseudo_2]), torch.cat([valid, valid]), self.ctx.names())  # both
+        return semi_losses(loss_sup, loss_unsup, c.lambda_u, agreement=agreement, **shares)
 
     def predict(self, image: torch.Tensor) -> torch.Tensor:
         probs = (self.model(image).softmax(1) + self.model2(image).softmax(1)) / 2
