@@ -103,12 +103,12 @@ def class_shares(rows: list[dict[str, Any]], out: Path, sets: list[str], methods
             for method in dict.fromkeys([*methods, ORACLE]):
                 counts = []
                 for seed in sorted(s for m, b, s in cells if (m, b) == (method, budget)):
-                    cm = _confusion(_evaluated(cell_folder(out, method, budget, seed), on))
-                    if cm is None or (names is not None and cm[1] != names) or cm[0].sum() == 0:
+                    found_cm = _confusion(_evaluated(cell_folder(out, method, budget, seed), on))
+                    if found_cm is None or (names is not None and found_cm[1] != names) or not found_cm[0].sum():
                         continue
-                    names = cm[1]
-                    truth = 100 * cm[0].sum(1) / cm[0].sum()  # the same pixels for every cell of a set
-                    counts.append(100 * cm[0].sum(0) / cm[0].sum())
+                    cm, names = found_cm
+                    truth = 100 * cm.sum(1) / cm.sum()  # rows: the masks, the same pixels for every cell of a set
+                    counts.append(100 * cm.sum(0) / cm.sum())  # columns: what the cell predicted
                 if counts:
                     per_method.append((method, len(counts), np.mean(counts, axis=0).tolist()))
             if per_method:

@@ -286,12 +286,20 @@ def confident_pseudo(probs: torch.Tensor, threshold: float) -> tuple[torch.Tenso
 
 
 @torch.no_grad()
+def kept_class_counts(pseudo: torch.Tensor, keep: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(K,) float: how many `keep` pixels each class of `pseudo` (both (B, H, W)) has. A scatter rather than
+    `bincount(pseudo[keep])`: boolean indexing waits on a GPU every training step, this does not."""
+    counts = torch.zeros(num_classes, device=pseudo.device)
+    return counts.scatter_add_(0, pseudo.reshape(-1), keep.reshape(-1).float())
+
+
+@torch.no_grad()
 def target_shares(pseudo: torch.Tensor, keep: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
     """What a hard-target unlabeled loss teaches: each class's share of the kept target pixels (`pseudo`, `keep`:
     (B, H, W)), logged as `target/<class>` and plotted in the run report. A class whose share falls towards zero
     is one the method is learning to stop predicting: on the Dubai sweep the methods' own targets starved the rare
     vegetation (docs/benchmarks.md, "Why the methods fall behind at 4 images")."""
-    counts = torch.bincount(pseudo[keep], minlength=len(names))[: len(names)].float()  # (K,)
+    counts = kept_class_counts(pseudo, keep, len(names))
     return {f"target/{name}": share for name, share in zip(names, counts / counts.sum().clamp_min(1))}
 
 
@@ -317,8 +325,7 @@ class ClassThresholds(nn.Module):
         """(B, K, H, W) probabilities → hard pseudo-labels (B, H, W) and where each passes its class's threshold;
         updates σ from this batch (call once per training step)."""
         conf, pseudo = probs.max(1)
-        confident = pseudo[conf >= self.threshold]
-        share = torch.bincount(confident, minlength=len(self.sigma))[: len(self.sigma)].float() / conf.numel()
+        share = kept_class_counts(pseudo, conf >= self.threshold, len(self.sigma)) / conf.numel()
         self.sigma.mul_(self.momentum).add_((1 - self.momentum) * share)
         beta = self.sigma / self.sigma.max().clamp_min(1e-12)
         return pseudo, conf >= (self.threshold * beta / (2 - beta))[pseudo]

@@ -118,6 +118,9 @@ def run_warnings(run: RunOutcome) -> list[dict[str, Any]]:
     return json.loads(path.read_text()) if path.is_file() else []
 
 
+TARGETS_CAPTION = "Class shares of the pseudo-labels (a class sinking to 0 is being unlearned)"
+
+
 def build_run_report(
     out_dir: Path, title: str, runs: list[RunOutcome], data: PreparedData, intro: list[str], command: str
 ) -> Path:
@@ -150,16 +153,7 @@ def build_run_report(
             ("Per-class IoU", "figures/per_class_iou.png"),
             ("Training curves", "figures/training_curves.png"),
             *([("Training health (instability signals)", "figures/training_health.png")] if health else []),
-            *(
-                [
-                    (
-                        "Class shares of the pseudo-labels (a class sinking to 0 is being unlearned)",
-                        "figures/target_shares.png",
-                    )
-                ]
-                if targets
-                else []
-            ),  # fmt: skip
+            *([(TARGETS_CAPTION, "figures/target_shares.png")] if targets else []),
             *([("Image / ground truth / prediction (test images)", "figures/panels.png")] if rows else []),
             *[(f"Confusion matrix — {r.label}", f"figures/confusion_{r.label}.png") for r in runs],
         ],
