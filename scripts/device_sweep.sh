@@ -13,8 +13,10 @@
 #   starts no new cell; the cells still running get until HARD seconds (default 565; cut off there: lost);
 #   measured on an H100 with 14 processes (session 15), a cell's 1800 steps take 5-7 min (pseudo-labels,
 #   mean teacher), 7-8 (S4Net, CPS, FixMatch), ~15 (UniMatch: never within one call), then its evaluation
-#   on the test, validation and 52 unlabeled images about a minute more; so every worker starts one cell
-#   and none a second (2 minutes: a worker's calls whose cells are all done cost ~10 s each of imports);
+#   on the test, validation and 52 unlabeled images about a minute more; on an H200 (session 17, 6 cells at
+#   once) 3.1-4.5 min in all; so every worker starts one cell and none a second (2 minutes: a worker's calls
+#   whose cells are all done cost ~10 s each of imports; they cost ~25 s with the per-call summary, which kept
+#   8 of session 17's 14 workers from any cell: NO_SUMMARY now drops it from each call too);
 #   writes the new finished cells to $OUT/cells.tar.gz, the worker logs' ends to $OUT/logs.txt, and
 #   prints a table of the new cells. SETS as dubai_sweep.sh's (default: all).
 # There, as a first call of ~3 min (carry [".whl"], timeout_s 240), then `run` at once on the still-warm

@@ -63,6 +63,9 @@ ON="--also-on unlabeled"
 [ -z "${MIRROR:-}" ] || ON+=" --mirror $MIRROR"
 WORKERS=${WORKERS:-2}
 STOP="${STOP_AT:+--stop-at $STOP_AT}"
+# NO_SUMMARY: no summary per call either. A call whose cells are all done then costs its imports only (~10 s,
+# not ~25: the plots), so on a GPU lent for minutes a worker reaches its first free cell before STOP_AT.
+STOP+="${NO_SUMMARY:+ --no-summary}"
 sweep() {
   [ -z "${STOP_AT:-}" ] || [ "$(date +%s)" -lt "$STOP_AT" ] || return 0  # past it, skip the start-up too
   OMP_NUM_THREADS=1 "$S" bench sweep --config configs/dubai/sweep.yaml --methods "$METHODS" $ON $STOP -o "$OUT" "$@"; }

@@ -338,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="summarise the finished cells, train nothing (safe while the sweep is still running)",
     )
     sw.add_argument(
+        "--no-summary",
+        action="store_true",
+        help="train the cells, write no summary (several processes sharing one sweep folder: a summary costs "
+        "~15 s of plots per call, so make it once at the end with --summary-only)",
+    )
+    sw.add_argument(
         "--also-on",
         action="append",
         default=[],

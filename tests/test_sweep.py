@@ -104,6 +104,14 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     assert "15 of 16 cells finished; left: 1 cells, ≈ 0.0 h of one process for 1 of them" in capsys.readouterr().out
     assert not (out / "fixmatch" / "two" / "seed1" / "result.json").exists()
     assert len(json.loads((out / "results.json").read_text())["runs"]) == 15
+    # --no-summary (processes sharing the folder) trains what is left and writes no summary; with --summary-only
+    # it would do nothing, and is refused
+    (out / "summary.md").unlink()
+    assert main([*args, "--no-summary"]) == 0
+    assert (out / "fixmatch" / "two" / "seed1" / "result.json").is_file() and not (out / "summary.md").exists()
+    capsys.readouterr()
+    assert main([*args, "--no-summary", "--summary-only"]) == 2
+    assert "give one of them" in capsys.readouterr().err
     # the same folder with another protocol is refused
     path.write_text(path.read_text().replace("steps: 2", "steps: 3"))
     assert main(args) == 2

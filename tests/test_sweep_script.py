@@ -153,6 +153,10 @@ def test_workers_each_walk_every_set_and_a_stop_time_ends_the_training_calls(tmp
     assert set(Counter(json.dumps(c) for c in train).values()) == {3}  # three processes, the same commands
     labels = {label for c in train for label in parse_methods(_last(c, "--methods"))}
     assert {"gan", "vae", "dllr", "dllr_no_cps"} <= labels  # both sets, in one call
+    assert not any("--no-summary" in c for c in train)  # each call summarises what is done so far
+    (tmp_path / "lent").mkdir()  # a GPU lent for minutes: workers reach their cells without ~15 s of plots a call
+    lent = commands(tmp_path / "lent", "strong-view", env={"STOP_AT": "9999999999", "NO_SUMMARY": "1"})
+    assert lent and all("--no-summary" in c and _last(c, "--stop-at") == "9999999999" for c in lent)
     (tmp_path / "late").mkdir()
     late = commands(tmp_path / "late", "all", env={"STOP_AT": "1", "NO_SUMMARY": "1"})
     assert late == []  # past the stop time no process starts a sweep; no summaries asked for

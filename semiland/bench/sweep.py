@@ -406,6 +406,8 @@ def finished_rows(specs: list[RunSpec], out: Path) -> list[dict[str, Any]]:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
+    if args.summary_only and args.no_summary:
+        raise SemilandError("--summary-only and --no-summary together would do nothing: give one of them")
     out = ensure_writable_dir(Path(args.out).resolve())
     args.mirror = ensure_writable_dir(Path(args.mirror).resolve()) if args.mirror else None
     if args.mirror is not None:
@@ -425,6 +427,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     rows = finished_rows(specs, out)  # every finished cell, this process's or another's, in the plan's order
     cells = sum(s.same_as is None for s in specs)  # a shared oracle is one cell
     print(f"{sum(not r.get('same_as') for r in rows)} of {cells} cells finished; {remaining(specs, out)}")
+    if args.no_summary:
+        return 0
     if not rows:
         raise SemilandError(f"no finished cell in {out} for these methods, budgets and seeds")
     command = "semiland " + " ".join(shlex.quote(a) for a in args.argv)

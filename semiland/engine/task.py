@@ -121,8 +121,10 @@ class SegTask(L.LightningModule):
         step = self.train_step
         labeled, unlabeled = _channels_last(batch["labeled"]), _channels_last(batch.get("unlabeled"))
         out = self.method.training_step(labeled, unlabeled, step)
-        # one device sync for every term (a GPU waits at each Python `if` on a tensor)
-        finite = torch.stack([torch.isfinite(v).all() for v in out.values()]).tolist()
+        # one device sync for every term (a GPU waits at each Python `if` on a tensor); logged floats such as λ(t)
+        # arrive as CPU scalars beside the loss's CUDA tensors, so each flag moves to the loss's device first
+        device = out["loss"].device
+        finite = torch.stack([torch.isfinite(v).all().to(device, non_blocking=True) for v in out.values()]).tolist()
         if bad := [k for k, ok in zip(out, finite) if not ok]:
             raise SemilandError(
                 f"non-finite {', '.join(bad)} at step {step}: lower optim.lr or check the data for NaN "
