@@ -26,6 +26,7 @@ from semiland.engine.runner import device_for_inference, fit, load_task, test
 from semiland.errors import SemilandError
 from semiland.inference.sliding import class_indices
 from semiland.io import atomic_path, atomic_write_json, prepare_output_dir
+from semiland.methods.base import confident_pseudo
 
 
 def select_pixels(probs: torch.Tensor, threshold: float, top_q: float) -> tuple[np.ndarray, np.ndarray]:
@@ -34,16 +35,9 @@ def select_pixels(probs: torch.Tensor, threshold: float, top_q: float) -> tuple[
     top_q > 0: keep, for every predicted class, its top-q fraction of pixels by confidence (rare classes
     keep pixels even when their confidence is low); else keep max p ≥ threshold.
     """
-    conf, pred = probs.max(0)
-    keep = torch.zeros_like(conf, dtype=torch.bool)
-    if top_q > 0:
-        for k in pred.unique():
-            sel = pred == k
-            cut = torch.quantile(conf[sel].float(), 1 - top_q) if sel.sum() > 1 else conf[sel].min()
-            keep |= sel & (conf >= cut)
-    else:
-        keep = conf >= threshold
-    pseudo = torch.where(keep, pred, torch.full_like(pred, IGNORE_INDEX))
+    pred, keep = confident_pseudo(probs[None], threshold, top_q)  # the online methods' selection, one image
+    conf = probs.max(0).values
+    pseudo = torch.where(keep[0], pred[0], torch.full_like(pred[0], IGNORE_INDEX))
     return pseudo.cpu().numpy().astype(np.uint8), conf.cpu().numpy()
 
 

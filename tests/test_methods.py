@@ -1,5 +1,7 @@
 """The Method contract, parametrized over every registered method (a new method inherits these tests)."""
 
+import math
+
 import pytest
 import torch
 
@@ -285,6 +287,46 @@ def test_fixmatch_with_class_thresholds_trains_and_saves_them():
     out["loss"].backward()
     assert torch.isfinite(out["loss"]) and "thresholds.sigma" in method.state_dict()
     assert not torch.allclose(method.thresholds.sigma, torch.full((K,), 1 / K))  # updated from the batch
+
+
+def test_top_q_keeps_each_predicted_class_its_most_confident_fraction():
+    """Per predicted class, ⌈q·n⌉ of its n pixels, each kept one at least as confident as any it leaves."""
+    from semiland.methods.base import top_q_keep
+
+    g = torch.Generator().manual_seed(0)
+    conf, pred = torch.rand(3, 17, 19, generator=g), torch.randint(0, K, (3, 17, 19), generator=g)
+    pred[pred == 3] = 0  # class 3 never predicted: nothing to keep, no error
+    for q in (0.25, 0.5, 1.0):
+        keep = top_q_keep(conf, pred, q, K)
+        assert keep.shape == conf.shape and not (keep & (pred == 3)).any()
+        for k in range(3):
+            sel = pred == k
+            assert int((keep & sel).sum()) == math.ceil(q * int(sel.sum()))
+            left = conf[~keep & sel]
+            assert left.numel() == 0 or conf[keep & sel].min() >= left.max()
+
+
+@pytest.mark.parametrize("name", ["fixmatch", "unimatch", "pseudo_label"])
+def test_top_q_gives_targets_to_a_class_the_model_is_never_sure_of(name):
+    """One τ keeps no pixel of a class below it everywhere; top_q keeps that class's most confident ones."""
+    from semiland.methods.base import confident_pseudo, target_shares
+
+    probs = torch.zeros(1, K, 8, 8)
+    probs[:, 0], probs[:, 1] = 0.99, 0.01
+    probs[:, 0, :2], probs[:, 1, :2] = 0.3, 0.7  # two rows predicted class 1, never above τ
+    pseudo, fixed = confident_pseudo(probs, 0.95)
+    pseudo, quota = confident_pseudo(probs, 0.95, top_q=0.5)
+    assert not fixed[:, :2].any() and int(quota[:, :2].sum()) == 8 and int(quota[:, 2:].sum()) == 24
+    assert float(target_shares(pseudo, quota, ["a", "b", "c", "d"])["target/b"]) == pytest.approx(0.25)
+    method = make(name, 3, top_q=0.5)  # and the methods take it: with it, every step keeps targets
+    out = method.training_step(*batches(3), step=5)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and float(out["mask_ratio"]) > 0.4
+
+
+def test_fixmatch_refuses_two_ways_of_choosing_its_targets():
+    with pytest.raises(SemilandError, match="flex and method.top_q"):
+        make("fixmatch", 3, flex=True, top_q=0.5)
 
 
 def test_target_shares_count_only_the_kept_pixels():

@@ -17,7 +17,7 @@ from semiland.config import load_config
 from tests.conftest import DUBAI
 
 REPO = Path(__file__).resolve().parents[1]
-SETS = ("discriminative", "generative", "multitask", "sar", "strong-view")
+SETS = ("discriminative", "generative", "multitask", "sar", "strong-view", "top-q")
 STUB = """#!{python}
 import json, pathlib, sys, time, uuid
 out = pathlib.Path({calls!r})
@@ -120,6 +120,21 @@ def test_the_discriminative_set_tries_class_wise_thresholds_at_two_images(tmp_pa
         (_last(c, "--budget").split("=")[0], label) for c in train for label in parse_methods(_last(c, "--methods"))
     }
     assert ("2img", "fixmatch_flex") in rows and ("2img", "fixmatch") in rows and ("4img", "fixmatch") in rows
+
+
+def test_the_top_q_set_runs_fixmatch_with_a_class_quota_at_four_images(tmp_path):
+    """#3's intervention: the 4-image budget, where no vegetation pixel passed FixMatch's τ."""
+    calls = commands(tmp_path, "top-q")
+    rows = {
+        (_last(c, "--budget").split("=")[0], label, tuple(spec))
+        for c in calls
+        if "--summary-only" not in c
+        for label, spec in parse_methods(_last(c, "--methods")).items()
+    }
+    assert ("4img", "fixmatch_q50", ("method.name=fixmatch", "method.top_q=0.5")) in rows
+    assert not any(b == "2img" and label == "fixmatch_q50" for b, label, _ in rows)
+    ablation = [c for c in calls if "--summary-only" in c and "fixmatch_q50" in _last(c, "--methods")]
+    assert len(ablation) == 1 and _last(ablation[0], "--budget").startswith("4img")
 
 
 def test_each_budget_trains_supervised_before_its_methods(tmp_path):

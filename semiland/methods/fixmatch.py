@@ -8,7 +8,8 @@ Config → symbols: threshold = τ (0.95), lambda_u = λ, cutmix_p = probability
 the strength of the strong view's per-band changes (perturb.strong_photometric; 0: CutMix and blur only),
 blur_p = probability of a blur; `flex` replaces
 the fixed τ by FlexMatch's class-wise thresholds (Zhang et al. 2021; `ClassThresholds` in base.py, momentum
-flex_momentum), against the confirmation bias of a fixed τ toward majority classes.
+flex_momentum), against the confirmation bias of a fixed τ toward majority classes; top_q = q > 0 keeps each
+predicted class's q most confident pixels instead (base.top_q_keep; area-free, unlike FlexMatch's σ).
 target_bn = batch norm while predicting the weak view's targets (base.TargetConfig).
 """
 
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from semiland.config import limits
+from semiland.errors import SemilandError
 from semiland.methods.base import (
     ClassThresholds,
     Method,
@@ -38,6 +40,7 @@ from semiland.methods.perturb import cutmix_box, mix, random_flip, strong_photom
 @dataclass
 class FixMatchConfig(TargetConfig):
     threshold: float = limits(0.95, 0, 1)
+    top_q: float = limits(0.0, 0, 1)  # > 0: per-class top fraction instead of τ (base.top_q_keep)
     lambda_u: float = 1.0
     cutmix_p: float = limits(0.5, 0, 1)
     photometric: float = limits(1.0, 0, 2.5)  # strength of the strong view's per-band gain / bias / noise
@@ -52,12 +55,16 @@ def weak_targets(
     unlabeled: dict[str, torch.Tensor],
     threshold: float | ClassThresholds,
     target_bn: str,
+    top_q: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Weak view (random flip) of x_u, its hard pseudo-labels (batch norm as `target_bn`: base.target_mode)
-    and where they are kept (confident and valid)."""
+    and where they are kept (confident, or each class's top_q most confident, and valid)."""
     x_w, valid_w = random_flip(unlabeled["image"], unlabeled["valid"])
     probs = teacher_probs(model, x_w, target_bn)
-    pseudo_w, keep_w = threshold(probs) if callable(threshold) else confident_pseudo(probs, threshold)  # (B, H, W)
+    if callable(threshold):
+        pseudo_w, keep_w = threshold(probs)  # (B, H, W)
+    else:
+        pseudo_w, keep_w = confident_pseudo(probs, threshold, top_q)
     return x_w, pseudo_w, keep_w & valid_w
 
 
@@ -85,6 +92,8 @@ class FixMatch(Method):
 
     def __init__(self, model, cfg, ctx):
         super().__init__(model, cfg, ctx)
+        if cfg.flex and cfg.top_q > 0:
+            raise SemilandError("method.flex and method.top_q both choose the kept pseudo-labels: set one of them")
         self.thresholds = ClassThresholds(ctx.num_classes, cfg.threshold, cfg.flex_momentum) if cfg.flex else None
 
     def training_step(self, labeled, unlabeled, step):
@@ -92,7 +101,7 @@ class FixMatch(Method):
         loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
         with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see base.py)
             x_w, pseudo_w, keep_w = weak_targets(
-                self.model, unlabeled, c.threshold if self.thresholds is None else self.thresholds, c.target_bn
+                self.model, unlabeled, c.threshold if self.thresholds is None else self.thresholds, c.target_bn, c.top_q
             )
             x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p, c.photometric, c.blur_p)
             loss_unsup = masked_ce(self.model(x_s), pseudo_s, keep_s, torch.ones_like(keep_s))

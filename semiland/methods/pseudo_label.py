@@ -4,7 +4,9 @@ The model's own argmax on x_u, kept where max p ≥ τ, supervises the same pred
 ramp-up: L = L_s + λ(t) · CE(f(x_u), ŷ_u) on confident pixels.
 
 Config → symbols: threshold = τ, lambda_max = λ_max, rampup = ramp-up fraction of training; target_bn =
-batch norm while predicting the targets (base.TargetConfig).
+batch norm while predicting the targets (base.TargetConfig); top_q = q > 0 keeps each predicted class's q most
+confident pixels instead of those above τ (self-training's per-class selection, online), so a class the model
+is never sure of still gets targets.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from semiland.methods.base import (
 @dataclass
 class PseudoLabelConfig(TargetConfig):
     threshold: float = limits(0.9, 0, 1)
+    top_q: float = limits(0.0, 0, 1)  # > 0: per-class top fraction instead of τ (base.top_q_keep)
     lambda_max: float = 1.0
     rampup: float = limits(0.4, 0, 1)
 
@@ -50,7 +53,7 @@ class PseudoLabel(Method):
             probs = logits_u.detach().softmax(1)
         else:
             probs = teacher_probs(self.model, unlabeled["image"], c.target_bn)
-        pseudo, keep = confident_pseudo(probs, c.threshold)
+        pseudo, keep = confident_pseudo(probs, c.threshold, c.top_q)
         loss_unsup = masked_ce(logits_u, pseudo, keep, unlabeled["valid"])
         lam = ramped(c.lambda_max, c.rampup, step, self.ctx.max_steps)
         kept = keep & unlabeled["valid"]

@@ -6,7 +6,7 @@ level perturbation) and the weak view's encoder features passed through channel 
 L = L_s + λ · (¼ L_s1 + ¼ L_s2 + ½ L_fp), the weights of the paper.
 
 Config → symbols: threshold = τ (0.95), lambda_u = λ, cutmix_p, fp_dropout = feature dropout rate (0.5);
-target_bn = batch norm while predicting targets (base.TargetConfig).
+target_bn = batch norm while predicting targets (base.TargetConfig); top_q as FixMatch's (per-class selection, not τ).
 Needs an encoder–decoder model (smp architectures, s4net_unet, tiny_unet).
 """
 
@@ -34,6 +34,7 @@ from semiland.models import split_model
 @dataclass
 class UniMatchConfig(TargetConfig):
     threshold: float = limits(0.95, 0, 1)
+    top_q: float = limits(0.0, 0, 1)  # > 0: per-class top fraction instead of τ (base.top_q_keep)
     lambda_u: float = 1.0
     cutmix_p: float = limits(0.5, 0, 1)
     photometric: float = limits(1.0, 0, 2.5)  # strong views: per-band gain / bias / noise strength (fixmatch.py)
@@ -54,7 +55,7 @@ class UniMatch(Method):
         c = self.cfg
         loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
         with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see base.py)
-            x_w, pseudo_w, keep_w = weak_targets(self.model, unlabeled, c.threshold, c.target_bn)
+            x_w, pseudo_w, keep_w = weak_targets(self.model, unlabeled, c.threshold, c.target_bn, c.top_q)
             every = torch.ones_like(keep_w)
             losses = []
             for _ in range(2):  # two independent strong views
