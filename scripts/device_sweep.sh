@@ -19,9 +19,10 @@
 #   8 of session 17's 14 workers from any cell: NO_SUMMARY now drops it from each call too);
 #   writes the new finished cells to $OUT/cells.tar.gz, the worker logs' ends to $OUT/logs.txt, and
 #   prints a table of the new cells. SETS as dubai_sweep.sh's (default: all).
-# There, as a first call of ~3 min (carry [".whl"], timeout_s 240), then `run` at once on the still-warm
-# machine (it is given back 30 s after a call), with HARD = the device time left (status) less ~40 s when
-# that is under 10 minutes — a call cut off by the tool brings back no cells:
+# There, optionally, as a first call of ~2.5 min (carry [".whl"], timeout_s 240; measured on an H200 in session
+# 17: the engine at 0.81 of plain PyTorch, since then logging only on the logger's steps — worth re-measuring),
+# then `run` at once on the still-warm machine (it is given back 30 s after a call), with HARD = the device time
+# left (status) less ~40 s when that is under 10 minutes — a call cut off by the tool brings back no cells:
 #   scripts/device_sweep.sh speed
 #   the engine's overhead against plain PyTorch (`bench train-speed`, float32 and bf16) and each sweep
 #   method's step against supervised's (`bench step-cost` on the sweep's setting), on the GPU: JSON files in
