@@ -69,13 +69,13 @@ B2="4img=data.split_mode=file data.split_file=configs/dubai/split-4img.json"
 ON="--also-on unlabeled"
 [ -z "${MIRROR:-}" ] || ON+=" --mirror $MIRROR"
 WORKERS=${WORKERS:-2}
-STOP="${STOP_AT:+--stop-at $STOP_AT}"
+TRAIN_FLAGS="${STOP_AT:+--stop-at $STOP_AT}"  # the training calls only: the summaries below take neither
 # NO_SUMMARY: no summary per call either. A call whose cells are all done then costs its imports only (~10 s,
 # not ~25: the plots), so on a GPU lent for minutes a worker reaches its first free cell before STOP_AT.
-STOP+="${NO_SUMMARY:+ --no-summary}"
+TRAIN_FLAGS+="${NO_SUMMARY:+ --no-summary}"
 sweep() {
   [ -z "${STOP_AT:-}" ] || [ "$(date +%s)" -lt "$STOP_AT" ] || return 0  # past it, skip the start-up too
-  OMP_NUM_THREADS=1 "$S" bench sweep --config configs/dubai/sweep.yaml --methods "$METHODS" $ON $STOP -o "$OUT" "$@"; }
+  OMP_NUM_THREADS=1 "$S" bench sweep --config configs/dubai/sweep.yaml --methods "$METHODS" $ON $TRAIN_FLAGS -o "$OUT" "$@"; }
 mkdir -p "$OUT"
 # The processes run the same commands and share the cells: each claims the next free one (`bench sweep` locks
 # a cell while it trains), so none waits on another's share. First supervised and the oracle alone, so
