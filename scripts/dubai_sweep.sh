@@ -3,12 +3,14 @@
 # 2-core machine: about a quarter more throughput than one two-thread process); the last commands read every
 # finished cell and write the summaries. Resumable: re-run to finish (a cell cut off
 # mid-way continues from its last checkpoint).
-# Usage: [MIRROR=DIR] [WORKERS=N] [STOP_AT=UNIX_TIME] [NO_SUMMARY=1] scripts/dubai_sweep.sh OUT [SET]
+# Usage: [MIRROR=DIR] [WORKERS=N] [STOP_AT=UNIX_TIME] [FINISH_BY=UNIX_TIME] [NO_SUMMARY=1] scripts/dubai_sweep.sh OUT [SET]
 #   MIRROR: a folder under version control (benchmarks/dubai-sweep/ of this repo) that receives each finished
 #   cell's rows, configs, logs and metrics (no models), and whose finished cells count as finished in OUT: a
 #   sweep continued on a new machine (`bench sweep --mirror`).
 #   WORKERS: processes (default 2, one per core here; on a GPU machine several share the GPU:
 #   scripts/device_sweep.sh). STOP_AT: no new cell is started after this time (`bench sweep --stop-at`).
+#   FINISH_BY: a cell starts only when it is expected to end by this time (`bench sweep --finish-by`: a CPU
+#   machine lent for a session, where a cell still running at its end is lost).
 #   SET: discriminative (issue #3, default) | multitask (#5) | generative (#6) | sar (#7: simulated SAR)
 #   | strong-view (#3's diagnosis: FixMatch / UniMatch / mean teacher without per-band changes, 2 images only)
 #   | top-q (#3's intervention: FixMatch keeping each class's most confident half instead of τ, 4 images only)
@@ -69,12 +71,14 @@ B2="4img=data.split_mode=file data.split_file=configs/dubai/split-4img.json"
 ON="--also-on unlabeled"
 [ -z "${MIRROR:-}" ] || ON+=" --mirror $MIRROR"
 WORKERS=${WORKERS:-2}
-TRAIN_FLAGS="${STOP_AT:+--stop-at $STOP_AT}"  # the training calls only: the summaries below take neither
+TRAIN_FLAGS="${STOP_AT:+--stop-at $STOP_AT}${FINISH_BY:+ --finish-by $FINISH_BY}"  # the training calls only
 # NO_SUMMARY: no summary per call either. A call whose cells are all done then costs its imports only (~10 s,
 # not ~25: the plots), so on a GPU lent for minutes a worker reaches its first free cell before STOP_AT.
 TRAIN_FLAGS+="${NO_SUMMARY:+ --no-summary}"
 sweep() {
-  [ -z "${STOP_AT:-}" ] || [ "$(date +%s)" -lt "$STOP_AT" ] || return 0  # past it, skip the start-up too
+  for t in "${STOP_AT:-}" "${FINISH_BY:-}"; do  # past either, skip the start-up too
+    [ -z "$t" ] || [ "$(date +%s)" -lt "${t%.*}" ] || return 0
+  done
   OMP_NUM_THREADS=1 "$S" bench sweep --config configs/dubai/sweep.yaml --methods "$METHODS" $ON $TRAIN_FLAGS -o "$OUT" "$@"; }
 mkdir -p "$OUT"
 # The processes run the same commands and share the cells: each claims the next free one (`bench sweep` locks

@@ -367,6 +367,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="start no new cell after this time (seconds since the epoch, e.g. $(date -d '+8 min' +%%s)); the "
         "cells already running finish: a machine lent for a fixed time",
     )
+    sw.add_argument(
+        "--finish-by",
+        type=float,
+        metavar="UNIX_TIME",
+        help="start a cell only when it is expected to end by this time (its method's mean wall time over the "
+        "finished CPU cells, with a margin), else try the next, shorter one: a machine lent for a session, "
+        "with no cell cut off at its end",
+    )
     sw.set_defaults(func=cmd_bench_sweep)
 
     ba = bsub.add_parser("advisor", help="the labeling advisor's pick vs every other region, supervised, over seeds")

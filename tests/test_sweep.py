@@ -1,6 +1,7 @@
 import json
 import os
 import shutil
+import time
 
 import pytest
 import torch
@@ -455,6 +456,11 @@ def test_a_sweep_stops_starting_cells_at_its_stop_time_and_takes_cells_finished_
     assert main([*args, "--methods", "supervised,pseudo_label", "-o", str(tmp_path / "a"), "--stop-at", "1"]) == 0
     assert "--stop-at 1 reached: no new cell started" in capsys.readouterr().out
     assert not (tmp_path / "a" / "pseudo_label").exists()
+    # --finish-by: pseudo_label has no finished cell of its own, so it is costed as the longest one (supervised's)
+    soon = str(time.time() + 1)
+    assert main([*args, "--methods", "supervised,pseudo_label", "-o", str(tmp_path / "a"), "--finish-by", soon]) == 0
+    assert "pseudo_label / default / seed 0: not started, --finish-by: ≈ " in capsys.readouterr().out
+    assert not (tmp_path / "a" / "pseudo_label").exists()
     # another folder holds the supervised cell unfinished (cut off before its first checkpoint)
     b = tmp_path / "b" / "supervised" / "default" / "seed0"
     b.mkdir(parents=True)
@@ -573,3 +579,30 @@ def test_what_is_left_is_costed_by_the_label_or_else_its_registered_method(tmp_p
     )
     finish("fixmatch_flex", 1, 1800)  # once the row has cells of its own, they cost it
     assert remaining(todo, tmp_path).startswith("left: 3 cells, ≈ 2.0 h of one process for 2 of them (no finished")
+
+
+def test_finish_by_starts_only_the_cells_expected_to_end_in_time(tmp_path):
+    """--finish-by plans with wall time (a cell's `cell_seconds`, else its fit's) of the finished CPU cells: the
+    label's own, else its method's, else the longest of any label; GPU cells and paused ones say nothing."""
+    from semiland.bench.sweep import MARGIN, fits_before, parse_methods, plan
+
+    methods = parse_methods("supervised,fixmatch,fixmatch_flex=fixmatch:method.flex=true,vae")
+    specs = {(s.method, s.seed): s for s in plan(methods, {"2img": []}, [0, 1], False)}
+
+    def finish(method, seed, **row):
+        folder = specs[method, seed].folder(tmp_path)
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps({"fit_cpu_seconds": 1.0, "device": "cpu: x", **row}))
+
+    assert fits_before(specs["vae", 0], tmp_path, time.time())[0]  # nothing finished: nothing to plan with
+    finish("supervised", 0, fit_seconds=600.0)
+    finish("fixmatch", 0, fit_seconds=900.0, cell_seconds=1200.0)  # with its --also-on sets
+    finish("fixmatch", 1, fit_seconds=10.0, device="cuda: H200")  # not a CPU cell's time
+    finish("supervised", 1, fit_seconds=10.0, time_unreliable="paused")
+    now = time.time()
+    for label, need in [("fixmatch", 1200), ("fixmatch_flex", 1200), ("supervised", 600), ("vae", 1200)]:
+        spec = specs[label, 1]
+        assert fits_before(spec, tmp_path, now + MARGIN * need + 5)[0], label
+        ok, why = fits_before(spec, tmp_path, now + MARGIN * need - 5)
+        assert not ok and why.startswith(f"≈ {need // 60} min by "), (label, why)
+    assert "the longest finished cell" in fits_before(specs["vae", 1], tmp_path, now)[1]

@@ -175,6 +175,11 @@ def test_workers_each_walk_every_set_and_a_stop_time_ends_the_training_calls(tmp
     (tmp_path / "late").mkdir()
     late = commands(tmp_path / "late", "all", env={"STOP_AT": "1", "NO_SUMMARY": "1"})
     assert late == []  # past the stop time no process starts a sweep; no summaries asked for
+    (tmp_path / "session").mkdir()  # a CPU machine lent for a session: no cell still running at its end
+    session = commands(tmp_path / "session", "top-q", env={"FINISH_BY": "9999999999.5", "NO_SUMMARY": "1"})
+    assert session and all(_last(c, "--finish-by") == "9999999999.5" and "--stop-at" not in c for c in session)
+    (tmp_path / "ended").mkdir()
+    assert commands(tmp_path / "ended", "top-q", env={"FINISH_BY": "1.5", "NO_SUMMARY": "1"}) == []
     done = subprocess.run(["bash", "scripts/dubai_sweep.sh", str(tmp_path / "o"), "nosuch"], cwd=REPO,
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 2 and "unknown set 'nosuch'" in done.stderr

@@ -25,6 +25,7 @@ import shlex
 import shutil
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,7 @@ def run_one(
     fit_seconds = (time.time() - started) * share
     fit_cpu_seconds = (time.process_time() - cpu_started) * share
     extra = also_on(spec, ckpt, folder, sets)
+    cell_seconds = fit_seconds + time.time() - started - fit_seconds / share  # + the --also-on sets (not scaled)
     gc.collect()  # a finished run's trainer, data module and image cache sit in reference cycles: free them now
     labeled, unlabeled = _split_sizes(folder)
     row = {
@@ -202,6 +204,7 @@ def run_one(
         **{f"IoU/{k}": v["IoU"] for k, v in metrics["per_class"].items()},
         "fit_seconds": fit_seconds,
         "fit_cpu_seconds": fit_cpu_seconds,
+        "cell_seconds": cell_seconds,  # wall, as fit_seconds, with the extra sets: what --finish-by plans with
         "device": device_name(cfg.train.accelerator),  # cost means compare CPU cells only (cost_seconds)
         "steps": steps,
         "labeled_images": labeled,
@@ -300,26 +303,64 @@ def _self_training(config: Path, spec: RunSpec, common: list[str], out: Path, fo
     return metrics, teacher_cfg.train.steps * (len(rows) - 1), last
 
 
-def remaining(specs: list[RunSpec], out: Path) -> str:
-    """What is left, in hours of one process, each unfinished cell costed as the mean of its label's finished
-    cells in the folder (any budget or seed, whichever process or call made them) or, for a label with none
-    yet (an ablation row such as `fixmatch_flex=fixmatch:…`), of its registered method's."""
+def _finished_costs(out: Path, cost: Callable[[dict], float | None]) -> dict[str, list[float]]:
+    """`cost` of every finished cell in the folder (any budget or seed, whichever process or call made it),
+    by label; cells it gives None (a GPU cell, a paused process) left out."""
     secs: dict[str, list[float]] = {}
     for path in out.glob("*/*/seed*/result.json"):
-        if (cost := cost_seconds(json.loads(path.read_text()))) is not None:
-            secs.setdefault(path.parts[-4], []).append(cost)
+        if (c := cost(json.loads(path.read_text()))) is not None:
+            secs.setdefault(path.parts[-4], []).append(c)
+    return secs
+
+
+def _estimate(spec: RunSpec, secs: dict[str, list[float]]) -> float | None:
+    """The mean of the label's finished cells or, for a label with none yet (an ablation row such as
+    `fixmatch_flex=fixmatch:…`), of its registered method's; None for neither."""
+    known = secs.get(spec.method) or secs.get(spec.registered)
+    return statistics.mean(known) if known else None
+
+
+def remaining(specs: list[RunSpec], out: Path) -> str:
+    """What is left, in hours of one process, each unfinished cell costed by `_estimate` (CPU seconds)."""
+    secs = _finished_costs(out, cost_seconds)
     todo = [s for s in specs if s.same_as is None and not (s.folder(out) / "result.json").is_file()]
     known, borrowed, unknown = [], set(), set()
     for spec in todo:
-        base = spec.registered
-        if spec.method in secs or base in secs:
-            known.append(statistics.mean(secs.get(spec.method) or secs[base]))
-            borrowed |= {f"{spec.method} as {base}"} if spec.method not in secs else set()
-        else:
+        if (est := _estimate(spec, secs)) is None:
             unknown.add(spec.method)
+            continue
+        known.append(est)
+        borrowed |= {f"{spec.method} as {spec.registered}"} if spec.method not in secs else set()
     text = f"left: {len(todo)} cells, ≈ {sum(known) / 3600:.1f} h of one process for {len(known)} of them"
     text += f" ({', '.join(sorted(borrowed))})" if borrowed else ""
     return text + (f" (no finished cell yet to cost: {', '.join(sorted(unknown))})" if unknown else "")
+
+
+def _wall_seconds(row: dict[str, Any]) -> float | None:
+    """A finished CPU cell's wall time (`cost_seconds`' cells): what a cell takes on this kind of machine under
+    its usual load (more than its CPU time when processes share the cores). Rows from before session 18 lack
+    `cell_seconds` (with the --also-on sets): their fit and test only."""
+    return None if cost_seconds(row) is None else row.get("cell_seconds") or row["fit_seconds"]
+
+
+# --finish-by starts a cell when MARGIN × its estimate fits: room for the spread of one method's cell times
+# (±20 % on Dubai's CPU cells) and the older rows' untimed --also-on sets
+MARGIN = 1.25
+
+
+def fits_before(spec: RunSpec, out: Path, finish_by: float) -> tuple[bool, str]:
+    """Whether the cell, started now, is expected to end by `finish_by` (unix time), and why: its label's
+    (else its method's) mean wall time over the folder's finished CPU cells or, with none, the longest cell
+    of any label (a new set's first cells); a folder with no finished cell at all lets every cell start."""
+    secs = _finished_costs(out, _wall_seconds)
+    est = _estimate(spec, secs)
+    basis = "its finished cells"
+    if est is None and secs:
+        est, basis = max(max(v) for v in secs.values()), "the longest finished cell (none of its own yet)"
+    if est is None:
+        return True, "no finished cell to estimate from"
+    left = finish_by - time.time()
+    return MARGIN * est <= left, f"≈ {est / 60:.0f} min by {basis} (×{MARGIN}), {max(left, 0) / 60:.0f} min left"
 
 
 def snapshot_config(config: Path, out: Path) -> Path:
@@ -352,6 +393,12 @@ def train_cells(specs: list[RunSpec], config: Path, args: argparse.Namespace, ou
             if args.stop_at is not None and time.time() >= args.stop_at:
                 print(f"--stop-at {args.stop_at:.0f} reached: no new cell started; run again to continue", flush=True)
                 return
+            if args.finish_by is not None and not (fit := fits_before(spec, out, args.finish_by))[0]:
+                # a later, shorter cell may still fit; this one waits for the next call
+                print(
+                    f"{spec.method} / {spec.budget} / seed {spec.seed}: not started, --finish-by: {fit[1]}", flush=True
+                )
+                continue
             with claim(folder.parent / f"{folder.name}.lock") as mine:
                 teacher = RunSpec("supervised", spec.budget, spec.seed, []).folder(out) / "result.json"
                 blocked = spec.registered == "self_training" and not teacher.is_file()
