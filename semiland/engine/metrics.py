@@ -7,19 +7,16 @@ Ignored pixels never enter the matrix.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
+
+from semiland.io import finite_or_none
 
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
-
-
-def _clean(x: float) -> float | None:
-    return None if x is None or math.isnan(x) else float(x)
 
 
 def confusion_metrics(cm: np.ndarray, names: list[str]) -> dict[str, Any]:
@@ -37,25 +34,27 @@ def confusion_metrics(cm: np.ndarray, names: list[str]) -> dict[str, Any]:
     expected = (support * predicted).sum() / total**2 if total else float("nan")
     kappa = (oa - expected) / (1 - expected) if total and expected < 1 else float("nan")
     present = ~np.isnan(iou)
-    return {
-        "mIoU": _clean(float(np.nanmean(iou)) if present.any() else float("nan")),
-        "OA": _clean(oa),
-        "kappa": _clean(kappa),
-        "mF1": _clean(float(np.nanmean(f1)) if (~np.isnan(f1)).any() else float("nan")),
-        "pixels": int(total),
-        "per_class": {
-            name: {
-                "IoU": _clean(iou[k]),
-                "precision": _clean(precision[k]),
-                "recall": _clean(recall[k]),
-                "F1": _clean(f1[k]),
-                "support": int(support[k]),
-            }
-            for k, name in enumerate(names)
-        },
-        "classes": list(names),
-        "confusion_matrix": cm.astype(np.int64).tolist(),
-    }
+    return finite_or_none(
+        {  # undefined metrics (no pixel of a class, an empty matrix) become None
+            "mIoU": float(np.nanmean(iou)) if present.any() else None,
+            "OA": float(oa),
+            "kappa": float(kappa),
+            "mF1": float(np.nanmean(f1)) if (~np.isnan(f1)).any() else None,
+            "pixels": int(total),
+            "per_class": {
+                name: {
+                    "IoU": float(iou[k]),
+                    "precision": float(precision[k]),
+                    "recall": float(recall[k]),
+                    "F1": float(f1[k]),
+                    "support": int(support[k]),
+                }
+                for k, name in enumerate(names)
+            },
+            "classes": list(names),
+            "confusion_matrix": cm.astype(np.int64).tolist(),
+        }
+    )
 
 
 def format_table(metrics: dict[str, Any]) -> str:
