@@ -84,6 +84,9 @@ def test_bench_targets_scores_every_view(trained, capsys):
         "affine view",
     ):
         assert sum(line in row and "mIoU" in row for row in out.splitlines()) == 1, (line, out)
+    # each view's predicted class shares and the masks' true ones, each summing to 100 %
+    shares = [row.split("shares, %: ")[1].split() for row in out.splitlines() if "shares, %: " in row]
+    assert len(shares) == 6 and all(abs(sum(map(float, r[1::2])) - 100) < 0.5 for r in shares), out
     consistency = float(out.split("between two affine views: ")[1].split()[0])
     assert 0 <= consistency < 2  # squared L2 between two distributions is at most 2
     assert 0 < float(out.split("mean confidence (max p, batch statistics): ")[1].split()[0]) <= 1

@@ -58,6 +58,12 @@ def affine_views(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor,
     return warp(probs, inverse), warp_valid(theta, inverse, h, w)
 
 
+def _shares(counts: np.ndarray, names: list[str]) -> str:
+    """Pixel counts per class (a confusion matrix's row or column sums) as "name share" percentages."""
+    total = max(counts.sum(), 1)
+    return "  ".join(f"{c} {100 * n / total:.1f}" for c, n in zip(names, counts))
+
+
 def run_targets(args: argparse.Namespace) -> int:
     task, cfg = load_task(args.ckpt)
     data, d = prepare_data(cfg), cfg.data
@@ -120,6 +126,9 @@ def run_targets(args: argparse.Namespace) -> int:
                 "affine": "S4Net's affine view, mapped back", "labeled": "a labeled batch's statistics"}.get(
             mode, f"method.target_bn={mode}")  # fmt: skip
         print(f"  {name:<26} OA {num(m['OA'])}  mIoU {num(m['mIoU'])}  {per_class}")
+        print(f"  {'':<26} predicted shares, %: {_shares(modes[mode].sum(0), task.classes.names)}")
+    # a class the model stops predicting gets no pseudo-labels under any threshold or top-q selection
+    print(f"  {'the masks':<26} true shares, %: {_shares(modes['batch'].sum(1), task.classes.names)}")
     gap = (scores["running"]["mIoU"] or 0.0) - (scores["batch"]["mIoU"] or 0.0)
     print(f"running − batch: {gap:+.3f} mIoU (how far unlabeled batches' statistics sit from the running ones; "
           "not a chooser of method.target_bn: docs/benchmarks.md)")  # fmt: skip
