@@ -460,7 +460,8 @@ def test_a_sweep_stops_starting_cells_at_its_stop_time_and_takes_cells_finished_
     soon = str(time.time() + 1)
     assert main([*args, "--methods", "supervised,pseudo_label", "-o", str(tmp_path / "a"), "--finish-by", soon]) == 0
     assert "pseudo_label / default / seed 0: not started, --finish-by: ≈ " in capsys.readouterr().out
-    assert not (tmp_path / "a" / "pseudo_label").exists()
+    assert not (tmp_path / "a" / "pseudo_label" / "default" / "seed0").exists()
+    assert not list((tmp_path / "a").rglob("*.lock"))  # its claim released: another process may take it
     # another folder holds the supervised cell unfinished (cut off before its first checkpoint)
     b = tmp_path / "b" / "supervised" / "default" / "seed0"
     b.mkdir(parents=True)

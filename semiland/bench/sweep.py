@@ -393,12 +393,6 @@ def train_cells(specs: list[RunSpec], config: Path, args: argparse.Namespace, ou
             if args.stop_at is not None and time.time() >= args.stop_at:
                 print(f"--stop-at {args.stop_at:.0f} reached: no new cell started; run again to continue", flush=True)
                 return
-            if args.finish_by is not None and not (fit := fits_before(spec, out, args.finish_by))[0]:
-                # a later, shorter cell may still fit; this one waits for the next call
-                print(
-                    f"{spec.method} / {spec.budget} / seed {spec.seed}: not started, --finish-by: {fit[1]}", flush=True
-                )
-                continue
             with claim(folder.parent / f"{folder.name}.lock") as mine:
                 teacher = RunSpec("supervised", spec.budget, spec.seed, []).folder(out) / "result.json"
                 blocked = spec.registered == "self_training" and not teacher.is_file()
@@ -415,6 +409,10 @@ def train_cells(specs: list[RunSpec], config: Path, args: argparse.Namespace, ou
                     print(
                         f"{spec.method} / {spec.budget} / seed {spec.seed}: finished in {args.mirror}, taken from there"
                     )
+                    continue
+                if args.finish_by is not None and not (fit := fits_before(spec, out, args.finish_by))[0]:
+                    # free, but expected to end too late: a later, shorter cell may still fit (claim released)
+                    print(f"{spec.method} / {spec.budget} / seed {spec.seed}: not started, --finish-by: {fit[1]}", flush=True)  # fmt: skip
                     continue
                 i = specs.index(spec) + 1
                 left = "" if (folder / "result.json").is_file() else f" — {remaining(specs[i - 1 :], out)}"
