@@ -456,9 +456,10 @@ def test_a_sweep_stops_starting_cells_at_its_stop_time_and_takes_cells_finished_
     assert main([*args, "--methods", "supervised,pseudo_label", "-o", str(tmp_path / "a"), "--stop-at", "1"]) == 0
     assert "--stop-at 1 reached: no new cell started" in capsys.readouterr().out
     assert not (tmp_path / "a" / "pseudo_label").exists()
-    # --finish-by: pseudo_label has no finished cell of its own, so it is costed as the longest one (supervised's)
-    soon = str(time.time() + 1)
-    assert main([*args, "--methods", "supervised,pseudo_label", "-o", str(tmp_path / "a"), "--finish-by", soon]) == 0
+    # --finish-by: pseudo_label has no finished cell of its own, so it is costed as the longest one (supervised's,
+    # under a second here: a finish time even one second ahead could let it start, so the time given is now)
+    now = str(time.time())
+    assert main([*args, "--methods", "supervised,pseudo_label", "-o", str(tmp_path / "a"), "--finish-by", now]) == 0
     assert "pseudo_label / default / seed 0: not started, --finish-by: ≈ " in capsys.readouterr().out
     assert not (tmp_path / "a" / "pseudo_label" / "default" / "seed0").exists()
     assert not list((tmp_path / "a").rglob("*.lock"))  # its claim released: another process may take it
