@@ -187,10 +187,11 @@ def run_one(
     # it ran here (an estimate: the earlier part ran in another process). Wall time counts whatever else the
     # machine ran and any pause; the process's CPU time does not (a sweep's processes run one thread each)
     share = steps / max(steps - from_step, 1)
-    fit_seconds = (time.time() - started) * share
+    tested = time.time()
+    fit_seconds = (tested - started) * share
     fit_cpu_seconds = (time.process_time() - cpu_started) * share
     extra = also_on(spec, ckpt, folder, sets)
-    cell_seconds = fit_seconds + time.time() - started - fit_seconds / share  # + the --also-on sets (not scaled)
+    cell_seconds = fit_seconds + time.time() - tested  # + the --also-on sets (run here in full: not scaled)
     gc.collect()  # a finished run's trainer, data module and image cache sit in reference cycles: free them now
     labeled, unlabeled = _split_sizes(folder)
     row = {
