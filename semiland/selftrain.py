@@ -29,16 +29,15 @@ from semiland.io import atomic_path, atomic_write_json, prepare_output_dir
 from semiland.methods.base import confident_pseudo
 
 
-def select_pixels(probs: torch.Tensor, threshold: float, top_q: float) -> tuple[np.ndarray, np.ndarray]:
-    """(K, H, W) probabilities → pseudo-labels (H, W) with IGNORE_INDEX where not kept, and confidence.
+def select_pixels(probs: torch.Tensor, threshold: float, top_q: float) -> np.ndarray:
+    """(K, H, W) probabilities → pseudo-labels (H, W), uint8, with IGNORE_INDEX where not kept.
 
     top_q > 0: keep, for every predicted class, its top-q fraction of pixels by confidence (rare classes
     keep pixels even when their confidence is low); else keep max p ≥ threshold.
     """
     pred, keep = confident_pseudo(probs[None], threshold, top_q)  # the online methods' selection, one image
-    conf = probs.max(0).values
     pseudo = torch.where(keep[0], pred[0], torch.full_like(pred[0], IGNORE_INDEX))
-    return pseudo.cpu().numpy().astype(np.uint8), conf.cpu().numpy()
+    return pseudo.cpu().numpy().astype(np.uint8)
 
 
 @torch.no_grad()
@@ -60,7 +59,7 @@ def pseudo_label(
         sample = store.raw(sample_id, labeled=False)
         image = torch.from_numpy(store.normalise(sample.image, sample.valid))[None].to(device)
         probs = task.predict_logits(image)[0].softmax(0)
-        pseudo, _ = select_pixels(probs, threshold, top_q)
+        pseudo = select_pixels(probs, threshold, top_q)
         pseudo[~sample.valid] = IGNORE_INDEX
         path = out / f"{sample_id}.png"
         path.parent.mkdir(parents=True, exist_ok=True)

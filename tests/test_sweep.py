@@ -248,9 +248,9 @@ def test_top_q_keeps_rare_classes():
     probs[0] = torch.linspace(0.81, 0.99, 100).reshape(10, 10)  # class 0 everywhere, confident …
     probs[0, 0, :4] = 0.3
     probs[2, 0, :4] = torch.tensor([0.6, 0.62, 0.64, 0.66])  # … except 4 pixels of a rare class 2, never confident
-    pseudo, _ = select_pixels(probs, threshold=0.8, top_q=0.0)
+    pseudo = select_pixels(probs, threshold=0.8, top_q=0.0)
     assert not (pseudo == 2).any()
-    pseudo, _ = select_pixels(probs, threshold=0.8, top_q=0.5)
+    pseudo = select_pixels(probs, threshold=0.8, top_q=0.5)
     assert (pseudo == 2).sum() == 2 and (pseudo == 0).sum() == 48  # half of each predicted class
 
 
