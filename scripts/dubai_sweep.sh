@@ -35,7 +35,7 @@ define_set() {  # METHODS and ABLATION of set $1
   case "$1" in
     discriminative)
       METHODS="supervised,s4net,mean_teacher,pseudo_label,fixmatch,unimatch,cps,self_training:method.rounds=1"
-      # the methods drift the rarest class (vegetation) to water on the unlabeled images (docs/benchmarks.md,
+      # the methods drift the rarest class (vegetation) to water on the unlabeled images (docs/benchmarks-log.md,
       # session 12): does FixMatch with FlexMatch's class-wise thresholds keep it? (2 images, chosen by val)
       ABLATION="supervised,fixmatch_flex=fixmatch:method.flex=true" ;;
     multitask)  # MiniFrance's Tables 6-8: BerundaNet early / late and W-Net, each with L1 and relaxed k-means

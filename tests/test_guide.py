@@ -63,9 +63,14 @@ def test_every_guide_command_runs(tmp_path, monkeypatch):
     shutil.rmtree(tmp_path / "runs")
 
 
-@pytest.mark.parametrize("link", re.findall(r"\]\(([^)#]+\.md)", GUIDE.read_text(encoding="utf-8")))
-def test_guide_links_exist(link):
-    assert (GUIDE.parent / link).is_file(), link
+DOC_PAGES = [GUIDE.parents[1] / "README.md", *sorted(GUIDE.parent.glob("*.md"))]
+# (page, target, anchor) of every relative link to a Markdown page or a section: "x.md", "x.md#a", "#a"
+DOC_LINKS = [
+    (page, target, anchor)
+    for page in DOC_PAGES
+    for target, anchor in re.findall(r"\]\(((?!https?:)[^)#]*?\.md|)(?:#([^)]+))?\)", page.read_text(encoding="utf-8"))
+    if target or anchor
+]
 
 
 def _anchor(heading: str) -> str:
@@ -73,10 +78,12 @@ def _anchor(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
-@pytest.mark.parametrize(
-    ("page", "anchor"), re.findall(r"\]\(([^)#]+\.md)#([^)]+)\)", GUIDE.read_text(encoding="utf-8"))
-)
-def test_guide_anchors_name_a_heading(page, anchor):
-    """Links into a section (benchmarks.md#…) keep working when a heading is renamed: the test says which."""
-    headings = re.findall(r"^#+ (.+)$", (GUIDE.parent / page).read_text(encoding="utf-8"), flags=re.M)
-    assert anchor in {_anchor(h) for h in headings}, f"{page}#{anchor}"
+@pytest.mark.parametrize(("page", "target", "anchor"), DOC_LINKS, ids=[f"{p.name}->{t}#{a}" for p, t, a in DOC_LINKS])
+def test_doc_links_name_a_page_and_heading(page, target, anchor):
+    """Links between the docs (benchmarks.md#…, guide.md, #…) keep working when a page is split or a heading
+    renamed: the test says which link broke."""
+    linked = (page.parent / target) if target else page
+    assert linked.is_file(), f"{page.name}: {target} does not exist"
+    if anchor:
+        headings = re.findall(r"^#+ (.+)$", linked.read_text(encoding="utf-8"), flags=re.M)
+        assert anchor in {_anchor(h) for h in headings}, f"{page.name}: {target}#{anchor} names no heading"
