@@ -608,3 +608,32 @@ def test_finish_by_starts_only_the_cells_expected_to_end_in_time(tmp_path):
         ok, why = fits_before(spec, tmp_path, now + MARGIN * need - 5)
         assert not ok and why.startswith(f"≈ {need // 60} min by "), (label, why)
     assert "the longest finished cell" in fits_before(specs["vae", 1], tmp_path, now)[1]
+
+
+def test_the_stability_table_says_which_alarms_fired_and_where_the_watched_values_ended(tmp_path):
+    """Issue #6: how stable the generative cells were, read from each cell's warnings.json and log."""
+    from semiland.bench.sweep_stability import TAIL, stability, stability_table
+
+    def cell(label, method, seed, fired, d_accuracy):
+        folder = tmp_path / label / "b" / f"seed{seed}"
+        (folder / "logs").mkdir(parents=True)
+        (folder / "config.yaml").write_text(yaml.safe_dump({"method": {"name": method}}))
+        if fired is not None:
+            (folder / "warnings.json").write_text(json.dumps([{"step": fired, "key": "d_accuracy", "message": "D wins: advice"}]))  # fmt: skip
+        log = "step,train/d_accuracy,train/loss\n" + "".join(f"{s},{d_accuracy(s)},1.0\n" for s in range(9, 1000, 10))
+        (folder / "logs" / "metrics.csv").write_text(log)
+        return {"method": label, "budget": "b", "seed": seed}
+
+    rows = [
+        cell("adv", "adversarial", 0, 58, lambda s: 1.0 if s > 999 - TAIL else 0.5),  # fired, and stayed won
+        cell("adv", "adversarial", 1, None, lambda s: 0.5),
+        cell("fixmatch", "fixmatch", 0, None, lambda s: 0.5),  # no alarms to watch: no row
+    ]
+    found = stability(rows, tmp_path)
+    assert [f["method"] for f in found] == ["adv"]
+    assert found[0]["alarms"] == {"D wins: advice": {0: 58}}
+    assert found[0]["tails"]["d_accuracy"] == {0: pytest.approx(1.0), 1: pytest.approx(0.5)}  # last TAIL steps only
+    assert found[0]["tails"]["loss_adv"] == {0: None, 1: None}  # watched, never logged
+    _, head, table = stability_table(found)
+    assert table == [["b", "adv", "2", "D wins: 1/2 seeds, first at step 58 (seed 0)",
+                      "d_accuracy 1 / 0.5; loss_adv – / –"]]  # fmt: skip

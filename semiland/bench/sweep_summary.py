@@ -316,6 +316,7 @@ def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, com
     unless `quiet`."""
     # imported here: that module reads this one's names
     from semiland.bench.sweep_confusions import class_shares, confusion_shifts, shares_table, shifts_table
+    from semiland.bench.sweep_stability import stability, stability_table
 
     table = summarise(rows, methods)
     tables = summary_tables(table)
@@ -324,6 +325,8 @@ def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, com
         tables.append(shifts_table(shifts))
     if shares := class_shares(rows, out, sets, methods):
         tables.append(shares_table(shares))
+    if found := stability([r for r in rows if r["method"] in methods], out):  # methods with alarms only
+        tables.append(stability_table(found))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
     writer.writeheader()
