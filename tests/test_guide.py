@@ -63,7 +63,7 @@ def test_every_guide_command_runs(tmp_path, monkeypatch):
     shutil.rmtree(tmp_path / "runs")
 
 
-DOC_PAGES = [GUIDE.parents[1] / "README.md", *sorted(GUIDE.parent.glob("*.md"))]
+DOC_PAGES = [REPO / "README.md", *sorted(GUIDE.parent.glob("*.md"))]
 # (page, target, anchor) of every relative link to a Markdown page or a section: "x.md", "x.md#a", "#a"
 DOC_LINKS = [
     (page, target, anchor)

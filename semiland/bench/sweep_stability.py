@@ -11,7 +11,6 @@ cells' files only (`warnings.json`, `config.yaml`, `logs/metrics.csv`), so it ru
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import yaml
 from semiland.bench.sweep_summary import ORACLE, Table, cell_folder, cell_run
 from semiland.methods import METHODS
 from semiland.report.figures import read_log
+from semiland.report.run_report import run_warnings
 
 TAIL = 300  # training steps at the end whose logged values say where a watched quantity ended
 
@@ -46,14 +46,9 @@ def _tail_mean(series: list[tuple[float, float]]) -> float | None:
 
 def cell_stability(run: Path) -> dict[str, Any]:
     """One cell's alarms ({"step", "key", "message"} each) and each watched key's mean over its last TAIL steps."""
-    path = run / "warnings.json"
-    try:
-        fired = json.loads(path.read_text()) if path.is_file() else []
-    except (OSError, ValueError):
-        fired = []
     keys = _watched_keys(run)
     log = read_log(run / "logs" / "metrics.csv") if keys else {}
-    return {"fired": fired, "tail": {k: _tail_mean(log.get(f"train/{k}", [])) for k in keys}}
+    return {"fired": run_warnings(run), "tail": {k: _tail_mean(log.get(f"train/{k}", [])) for k in keys}}
 
 
 def stability(rows: list[dict[str, Any]], out: Path) -> list[dict[str, Any]]:

@@ -112,9 +112,10 @@ def auxiliary_panels(run: RunOutcome, image: torch.Tensor, valid: np.ndarray, ma
 CLUSTER_COLORS = (np.array(colormaps["tab20"].colors) * 255).astype(np.uint8)
 
 
-def run_warnings(run: RunOutcome) -> list[dict[str, Any]]:
-    """The alarms that fired during a run (`<run>/warnings.json`, written by the engine)."""
-    path = run.log_csv.parent.parent / "warnings.json"
+def run_warnings(run_dir: Path) -> list[dict[str, Any]]:
+    """The alarms that fired during the run in `run_dir` (its warnings.json, written atomically by the engine:
+    {"step", "key", "message"} each); none when the file is absent."""
+    path = run_dir / "warnings.json"
     return json.loads(path.read_text()) if path.is_file() else []
 
 
@@ -136,7 +137,9 @@ def build_run_report(
             health.setdefault(alarm.key, {})[r.label] = r.log_csv
     if health:  # generative methods: the instability signals the engine watched
         plot_health(health, figures / "training_health.png")
-    warnings = [f"{r.label}, step {w['step']}: {w['message']}" for r in runs for w in run_warnings(r)]
+    warnings = [
+        f"{r.label}, step {w['step']}: {w['message']}" for r in runs for w in run_warnings(r.log_csv.parent.parent)
+    ]
     classes = data.spec.classes
     targets = plot_target_shares(
         {r.label: r.log_csv for r in runs}, list(classes.names), list(classes.colors), figures / "target_shares.png"
