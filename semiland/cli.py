@@ -372,8 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="UNIX_TIME",
         help="start a cell only when it is expected to end by this time (its method's mean wall time over the "
-        "finished CPU cells, with a margin), else try the next, shorter one: a machine lent for a session, "
-        "with no cell cut off at its end",
+        "finished CPU cells, with a margin, less what an interrupted cell's last checkpoint holds), else try "
+        "the next, shorter one: a machine lent for a session, with no cell cut off at its end",
     )
     sw.set_defaults(func=cmd_bench_sweep)
 

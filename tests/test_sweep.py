@@ -596,7 +596,8 @@ def test_finish_by_starts_only_the_cells_expected_to_end_in_time(tmp_path):
         folder.mkdir(parents=True)
         (folder / "result.json").write_text(json.dumps({"fit_cpu_seconds": 1.0, "device": "cpu: x", **row}))
 
-    assert fits_before(specs["vae", 0], tmp_path, time.time())[0]  # nothing finished: nothing to plan with
+    plan_ = list(specs.values())
+    assert fits_before(specs["vae", 0], tmp_path, time.time(), plan_)[0]  # nothing finished: nothing to plan with
     finish("supervised", 0, fit_seconds=600.0)
     finish("fixmatch", 0, fit_seconds=900.0, cell_seconds=1200.0)  # with its --also-on sets
     finish("fixmatch", 1, fit_seconds=10.0, device="cuda: H200")  # not a CPU cell's time
@@ -604,10 +605,49 @@ def test_finish_by_starts_only_the_cells_expected_to_end_in_time(tmp_path):
     now = time.time()
     for label, need in [("fixmatch", 1200), ("fixmatch_flex", 1200), ("supervised", 600), ("vae", 1200)]:
         spec = specs[label, 1]
-        assert fits_before(spec, tmp_path, now + MARGIN * need + 5)[0], label
-        ok, why = fits_before(spec, tmp_path, now + MARGIN * need - 5)
+        assert fits_before(spec, tmp_path, now + MARGIN * need + 5, plan_)[0], label
+        ok, why = fits_before(spec, tmp_path, now + MARGIN * need - 5, plan_)
         assert not ok and why.startswith(f"≈ {need // 60} min by "), (label, why)
-    assert "the longest finished cell" in fits_before(specs["vae", 1], tmp_path, now)[1]
+    assert "the longest finished cell" in fits_before(specs["vae", 1], tmp_path, now, plan_)[1]
+
+
+def test_finish_by_costs_a_new_row_by_its_kin_and_an_interrupted_cell_by_what_is_left(tmp_path):
+    """A label with no finished cell borrows the finished cells of the plan's other labels of its method (the
+    six multitask rows); a cell cut off mid-way needs only the share its last checkpoint lacks."""
+    import torch
+
+    from semiland.bench.sweep import MARGIN, fits_before, parse_methods, plan
+    from semiland.engine.checkpoint import FORMAT
+
+    methods = parse_methods(
+        "supervised,wnet_l1=multitask:method.network=wnet,unet_l1=multitask:method.network=berunda_early"
+    )
+    specs = {(s.method, s.seed): s for s in plan(methods, {"2img": []}, [0, 1], False)}
+    plan_ = list(specs.values())
+    for label, seconds in [("supervised", 3000.0), ("unet_l1", 2400.0)]:
+        folder = specs[label, 0].folder(tmp_path)
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(
+            json.dumps({"fit_cpu_seconds": 1.0, "device": "cpu: x", "fit_seconds": seconds})
+        )
+    now = time.time()
+    ok, why = fits_before(specs["wnet_l1", 0], tmp_path, now + MARGIN * 2400 - 5, plan_)
+    assert not ok and why.startswith("≈ 40 min by multitask's finished cells"), (
+        why
+    )  # not the longest cell (supervised's 50)
+    assert fits_before(specs["wnet_l1", 0], tmp_path, now + MARGIN * 2400 + 5, plan_)[0]
+
+    cut = specs["unet_l1", 1].folder(tmp_path)  # three quarters trained when the last session ended
+    (cut / "checkpoints").mkdir(parents=True)
+    (cut / "config.yaml").write_text("train:\n  steps: 1800\n")
+    torch.save(
+        {"semiland": {"format": FORMAT, "train_step": 1350}, "state_dict": {}}, cut / "checkpoints" / "last.ckpt"
+    )
+    ok, why = fits_before(specs["unet_l1", 1], tmp_path, now + MARGIN * 600 + 5, plan_)
+    assert ok and "75 % done" in why, why
+    assert not fits_before(specs["unet_l1", 1], tmp_path, now + MARGIN * 600 - 5, plan_)[0]
+    (cut / "checkpoints" / "last.ckpt").write_bytes(b"truncated")  # unreadable: trained again from step 0
+    assert not fits_before(specs["unet_l1", 1], tmp_path, now + MARGIN * 2400 - 5, plan_)[0]
 
 
 def test_the_stability_table_says_which_alarms_fired_and_where_the_watched_values_ended(tmp_path):

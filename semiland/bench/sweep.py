@@ -224,20 +224,28 @@ def run_one(
     return row
 
 
+def _last_checkpoint(folder: Path) -> tuple[Config, int] | None:
+    """An interrupted cell's own config and the step of its last checkpoint; None without both files. Raises
+    SemilandError (or KeyError) for a checkpoint that cannot be read."""
+    last = folder / "checkpoints" / "last.ckpt"
+    if not (last.is_file() and (folder / "config.yaml").is_file()):
+        return None
+    return load_config(folder / "config.yaml"), read_checkpoint(last)["semiland"]["train_step"]
+
+
 def _resumable(folder: Path) -> tuple[Config | None, int]:
     """An interrupted cell's own config and the step of its last checkpoint, when `fit --resume` can continue
     it (the fault checks of docs/reliability.md: the same final weights as an uninterrupted run); else
     (None, 0) and the cell starts again."""
-    last = folder / "checkpoints" / "last.ckpt"
-    if not (last.is_file() and (folder / "config.yaml").is_file()):
-        return None, 0
     try:
-        cfg, step = load_config(folder / "config.yaml"), read_checkpoint(last)["semiland"]["train_step"]
+        found = _last_checkpoint(folder)
     except (SemilandError, KeyError) as err:
         print(f"cannot resume {folder} ({err}): training it again from step 0", flush=True)
         return None, 0
-    print(f"resuming {folder} from step {step}", flush=True)
-    return cfg, step
+    if found is None:
+        return None, 0
+    print(f"resuming {folder} from step {found[1]}", flush=True)
+    return found
 
 
 def finished_row(folder: Path, row: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -314,10 +322,13 @@ def _finished_costs(out: Path, cost: Callable[[dict], float | None]) -> dict[str
     return secs
 
 
-def _estimate(spec: RunSpec, secs: dict[str, list[float]]) -> float | None:
-    """The mean of the label's finished cells or, for a label with none yet (an ablation row such as
-    `fixmatch_flex=fixmatch:…`), of its registered method's; None for neither."""
-    known = secs.get(spec.method) or secs.get(spec.registered)
+def _estimate(spec: RunSpec, secs: dict[str, list[float]], specs: list[RunSpec]) -> float | None:
+    """The mean of the label's finished cells or, for a label with none yet, of the finished cells of the
+    plan's labels that train the same registered method (MiniFrance's six `multitask` rows, DLLR's ablation
+    rows), else of the label named after that method (`fixmatch_flex=fixmatch:…`); None for neither."""
+    kin = {s.method for s in specs if s.registered == spec.registered}
+    known = secs.get(spec.method) or [c for label in sorted(kin) for c in secs.get(label, [])]
+    known = known or secs.get(spec.registered)
     return statistics.mean(known) if known else None
 
 
@@ -327,7 +338,7 @@ def remaining(specs: list[RunSpec], out: Path) -> str:
     todo = [s for s in specs if s.same_as is None and not (s.folder(out) / "result.json").is_file()]
     known, borrowed, unknown = [], set(), set()
     for spec in todo:
-        if (est := _estimate(spec, secs)) is None:
+        if (est := _estimate(spec, secs, specs)) is None:
             unknown.add(spec.method)
             continue
         known.append(est)
@@ -349,17 +360,30 @@ def _wall_seconds(row: dict[str, Any]) -> float | None:
 MARGIN = 1.25
 
 
-def fits_before(spec: RunSpec, out: Path, finish_by: float) -> tuple[bool, str]:
-    """Whether the cell, started now, is expected to end by `finish_by` (unix time), and why: its label's
-    (else its method's) mean wall time over the folder's finished CPU cells or, with none, the longest cell
-    of any label (a new set's first cells); a folder with no finished cell at all lets every cell start."""
+def _done_share(folder: Path) -> float:
+    """The share of its steps an interrupted cell's last checkpoint holds (0 for none, or one `fit --resume`
+    could not read: the cell starts again)."""
+    try:
+        found = _last_checkpoint(folder)
+    except (SemilandError, KeyError):
+        return 0.0
+    return 0.0 if found is None else min(found[1] / max(found[0].train.steps, 1), 1.0)
+
+
+def fits_before(spec: RunSpec, out: Path, finish_by: float, specs: list[RunSpec]) -> tuple[bool, str]:
+    """Whether the cell, started now, is expected to end by `finish_by` (unix time), and why: the mean wall time
+    of the folder's finished CPU cells of its label (else of its method, `_estimate`) or, with none, the longest
+    cell of any label (a new method's first cells), less the share an interrupted cell's last checkpoint
+    already holds; a folder with no finished cell at all lets every cell start."""
     secs = _finished_costs(out, _wall_seconds)
-    est = _estimate(spec, secs)
-    basis = "its finished cells"
+    est = _estimate(spec, secs, specs)
+    basis = "its finished cells" if spec.method in secs else f"{spec.registered}'s finished cells"
     if est is None and secs:
-        est, basis = max(max(v) for v in secs.values()), "the longest finished cell (none of its own yet)"
+        est, basis = max(max(v) for v in secs.values()), "the longest finished cell (none of its method yet)"
     if est is None:
         return True, "no finished cell to estimate from"
+    if spec.registered != "self_training" and (done := _done_share(spec.folder(out))) > 0:
+        est, basis = est * (1 - done), f"{basis}, {100 * done:.0f} % done"
     left = finish_by - time.time()
     return MARGIN * est <= left, f"≈ {est / 60:.0f} min by {basis} (×{MARGIN}), {max(left, 0) / 60:.0f} min left"
 
@@ -411,7 +435,7 @@ def train_cells(specs: list[RunSpec], config: Path, args: argparse.Namespace, ou
                         f"{spec.method} / {spec.budget} / seed {spec.seed}: finished in {args.mirror}, taken from there"
                     )
                     continue
-                if args.finish_by is not None and not (fit := fits_before(spec, out, args.finish_by))[0]:
+                if args.finish_by is not None and not (fit := fits_before(spec, out, args.finish_by, specs))[0]:
                     # free, but expected to end too late: a later, shorter cell may still fit (claim released)
                     print(f"{spec.method} / {spec.budget} / seed {spec.seed}: not started, --finish-by: {fit[1]}", flush=True)  # fmt: skip
                     continue
