@@ -616,11 +616,11 @@ def test_finish_by_costs_a_new_row_by_its_kin_and_an_interrupted_cell_by_what_is
     six multitask rows); a cell cut off mid-way needs only the share its last checkpoint lacks."""
     import torch
 
-    from semiland.bench.sweep import MARGIN, fits_before, parse_methods, plan
+    from semiland.bench.sweep import MARGIN, fits_before, parse_methods, plan, remaining
     from semiland.engine.checkpoint import FORMAT
 
     methods = parse_methods(
-        "supervised,wnet_l1=multitask:method.network=wnet,unet_l1=multitask:method.network=berunda_early"
+        "supervised,unet_l1=multitask:method.network=berunda_early,wnet_l1=multitask:method.network=wnet"
     )
     specs = {(s.method, s.seed): s for s in plan(methods, {"2img": []}, [0, 1], False)}
     plan_ = list(specs.values())
@@ -636,6 +636,9 @@ def test_finish_by_costs_a_new_row_by_its_kin_and_an_interrupted_cell_by_what_is
         why
     )  # not the longest cell (supervised's 50)
     assert fits_before(specs["wnet_l1", 0], tmp_path, now + MARGIN * 2400 + 5, plan_)[0]
+    # the progress line costs what is left from a cell on by the whole plan, as --finish-by: the plan's last cell
+    # (wnet_l1, seed 1) borrows from unet_l1, which only comes before it
+    assert remaining(plan_, tmp_path, plan_.index(specs["wnet_l1", 1])).endswith("(wnet_l1 as multitask)")
 
     cut = specs["unet_l1", 1].folder(tmp_path)  # three quarters trained when the last session ended
     (cut / "checkpoints").mkdir(parents=True)

@@ -332,10 +332,11 @@ def _estimate(spec: RunSpec, secs: dict[str, list[float]], specs: list[RunSpec])
     return statistics.mean(known) if known else None
 
 
-def remaining(specs: list[RunSpec], out: Path) -> str:
-    """What is left, in hours of one process, each unfinished cell costed by `_estimate` (CPU seconds)."""
+def remaining(specs: list[RunSpec], out: Path, start: int = 0) -> str:
+    """What is left of the plan from its `start`-th cell on, in hours of one process, each unfinished cell costed
+    by `_estimate` (CPU seconds) over the whole plan, as `--finish-by` costs it."""
     secs = _finished_costs(out, cost_seconds)
-    todo = [s for s in specs if s.same_as is None and not (s.folder(out) / "result.json").is_file()]
+    todo = [s for s in specs[start:] if s.same_as is None and not (s.folder(out) / "result.json").is_file()]
     known, borrowed, unknown = [], set(), set()
     for spec in todo:
         if (est := _estimate(spec, secs, specs)) is None:
@@ -440,7 +441,7 @@ def train_cells(specs: list[RunSpec], config: Path, args: argparse.Namespace, ou
                     print(f"{spec.method} / {spec.budget} / seed {spec.seed}: not started, --finish-by: {fit[1]}", flush=True)  # fmt: skip
                     continue
                 i = specs.index(spec) + 1
-                left = "" if (folder / "result.json").is_file() else f" — {remaining(specs[i - 1 :], out)}"
+                left = "" if (folder / "result.json").is_file() else f" — {remaining(specs, out, i - 1)}"
                 print(f"[{i}/{len(specs)}] {spec.method} / {spec.budget} / seed {spec.seed}{left}", flush=True)
                 # supervised keeps its best.ckpt whole: the round-0 teacher of self_training cells (perhaps of a
                 # later call), the baseline for `test --on`, `bench targets` or `analyze --ckpt`
