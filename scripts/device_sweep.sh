@@ -28,16 +28,19 @@
 #   method's step against supervised's (`bench step-cost` on the sweep's setting), on the GPU: JSON files in
 #   $OUT and the tables in the output, for docs/benchmarks.md (DEVICE, STEPS, REPEATS, SIZE, SPEED_METHODS:
 #   knobs; 20 timed steps x 2 repeats by default, to fit the lent minutes).
+# A second `run` on the still-warm machine (it is given back 30 s after a call) needs no merge here first: it
+# takes the earlier calls' cells from their work folders there (a fresh checkout is sent with every call).
 # Here again:                                   scripts/device_sweep.sh merge DIR/cells.tar.gz
 #   adds the cells to benchmarks/dubai-sweep/ (a cell finished here meanwhile is kept, not overwritten); a
 #   sweep running here takes them from the mirror instead of training them (`bench sweep --mirror`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+self="$PWD/scripts/device_sweep.sh"
 MIRROR=${MIRROR:-benchmarks/dubai-sweep}
 WHEELS=(segmentation-models-pytorch==0.6.0 kornia==0.9.0 kornia-rs==0.2.0)  # the GPU image has torch, timm, lightning
 cells() { find "$1" -mindepth 4 -maxdepth 4 -path '*/seed*/result.json' "${@:2}" -printf '%P\n' | xargs -r -n1 dirname | sort; }
 setup() {  # a work folder; the carried wheels installed beside the image's packages; $SEMILAND; what is here
-  work=$(mktemp -d)
+  work=$(mktemp -d -t semiland-device.XXXXXX)  # named: a later call on the same warm machine finds its cells
   local wheels=${WHEELHOUSE:-.whl}  # made by `prepare` for the GPU image's Python (3.12)
   [ ! -d "$wheels" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$work/site" "$wheels"/*.whl
   export PYTHONPATH="$PWD:$work/site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -74,6 +77,12 @@ case "$mode" in
     hard=${HARD:-565}  # seconds: the device tool's 600-second command, less the packing (~2 s) and a margin
     start=$(date +%s)
     setup
+    # A warm machine's earlier calls (it stays warm 30 s after each): their cells went back with them, but this
+    # call's checkout is sent afresh and lacks them until merged on the CPU machine, so take them in here, before
+    # the stamp, or they are trained again (session 21 lost a 4-minute call to that)
+    for prev in "${TMPDIR:-/tmp}"/semiland-device.*/cells.tar.gz; do
+      if [ -f "$prev" ]; then echo "an earlier call on this machine: $prev" && MIRROR="$MIRROR" "$self" merge "$prev"; fi
+    done
     out=$work/sweep
     mkdir -p "$out" && cp -r "$MIRROR"/. "$out"/  # every finished cell in place before the workers start
     touch "$work/stamp"
@@ -91,7 +100,8 @@ case "$mode" in
         "$(tail -n 1 "$d/logs/metrics.csv" | cut -d, -f1) after $(($(stat -c %Y "$d/logs/metrics.csv") - $(stat -c %Y "$d/config.yaml"))) s"
     done | tee -a "${OUT:-$work}/logs.txt"
     [ ${#new[@]} -gt 0 ] || { echo "no new cell finished (the logs' ends: ${OUT:-$work}/logs.txt)"; exit 0; }
-    tar -czf "${OUT:-$work}/cells.tar.gz" -C "$MIRROR" "${new[@]}"
+    tar -czf "$work/cells.tar.gz" -C "$MIRROR" "${new[@]}"  # kept in $work for a next call on this machine
+    [ -z "${OUT:-}" ] || cp "$work/cells.tar.gz" "$OUT/cells.tar.gz"
     echo "${#new[@]} new cells in ${OUT:-$work}/cells.tar.gz (method budget seed: test mIoU, fit minutes, device):"
     for d in "${new[@]}"; do
       python3 -c "import json, sys; r = json.load(open(sys.argv[1])); print(r['method'], r['budget'], r['seed'], \

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -208,7 +209,8 @@ if "--summary-only" not in a:
 def test_the_device_sweep_brings_back_the_new_cells_and_merges_only_missing_ones(tmp_path):
     """scripts/device_sweep.sh, run with a stand-in for semiland: `run` packs exactly the cells its sweep
     finished; `merge` adds those the mirror lacks and leaves a cell finished here meanwhile as it is."""
-    mirror, back = tmp_path / "mirror", tmp_path / "back"
+    mirror, back, machine = tmp_path / "mirror", tmp_path / "back", tmp_path / "machine"
+    machine.mkdir()  # the device machine's temporary folder, kept between two calls while it stays warm
     old = mirror / "supervised" / "2img" / "seed0"
     old.mkdir(parents=True)
     (old / "result.json").write_text('{"mine": 1}')  # finished before the call: not brought back
@@ -220,7 +222,8 @@ def test_the_device_sweep_brings_back_the_new_cells_and_merges_only_missing_ones
     (path / "python3").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')  # the device's: torch and the rest
     (path / "python3").chmod(0o755)
     env = {**os.environ, "PATH": f"{path}:{os.environ['PATH']}", "SEMILAND": str(stub), "MIRROR": str(mirror),
-           "OUT": str(back), "WORKERS": "2", "WHEELHOUSE": str(tmp_path / "none")}  # fmt: skip
+           "OUT": str(back), "WORKERS": "2", "WHEELHOUSE": str(tmp_path / "none"),
+           "TMPDIR": str(machine)}  # fmt: skip
     run = subprocess.run(["bash", "scripts/device_sweep.sh", "run", "1", "generative"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert run.returncode == 0, run.stderr
@@ -243,6 +246,13 @@ def test_the_device_sweep_brings_back_the_new_cells_and_merges_only_missing_ones
     assert json.loads((mine / "result.json").read_text()) == {"mine": 2}
     assert (here / "vae" / "2img" / "seed0" / "result.json").is_file()
     assert "1 cells added" in merge.stdout
+    # a second call on the still-warm machine, before any merge here: its checkout (the mirror) is sent afresh,
+    # without the first call's cells, which it takes from the first call's work folder instead of training again
+    shutil.rmtree(mirror / "vae")
+    again = subprocess.run(["bash", "scripts/device_sweep.sh", "run", "1", "generative"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "2 cells added" in again.stdout and "no new cell finished" in again.stdout
 
 
 # The GPU image (the device tool's KINDS.md) has torch, Lightning, timm, torchmetrics, matplotlib, scikit-learn …
