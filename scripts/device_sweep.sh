@@ -17,6 +17,8 @@
 #   once) 3.1-4.5 min in all; so every worker starts one cell and none a second (2 minutes: a worker's calls
 #   whose cells are all done cost ~10 s each of imports; they cost ~25 s with the per-call summary, which kept
 #   8 of session 17's 14 workers from any cell: NO_SUMMARY now drops it from each call too);
+#   session 21 (H200, 12 workers, multitask set): 12 cells, fit 4.0-6.0 min each, the whole call 427 s; then
+#   6 workers: fit 2.1-3.2 min, 256 s — the GPU is shared, so fewer processes each go faster;
 #   writes the new finished cells to $OUT/cells.tar.gz, the worker logs' ends to $OUT/logs.txt, and
 #   prints a table of the new cells. SETS as dubai_sweep.sh's (default: all).
 # There, optionally, as a first call of ~2.5 min (carry [".whl"], timeout_s 240; measured on an H200 in session
