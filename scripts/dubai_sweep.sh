@@ -14,6 +14,7 @@
 #   SET: discriminative (issue #3, default) | multitask (#5) | generative (#6) | sar (#7: simulated SAR)
 #   | strong-view (#3's diagnosis: FixMatch / UniMatch / mean teacher without per-band changes, 2 images only)
 #   | top-q (#3's intervention: FixMatch keeping each class's most confident half instead of τ, 4 images only)
+#   | device-check (supervised again, 2 images: on a GPU, its offset from the CPU cells)
 #   | several in quotes ("generative sar") | all (discriminative top-q generative multitask sar strong-view, in
 #   that order).
 #   Every set shares OUT's supervised and oracle cells (the same budgets and seeds); `sar` adds its own
@@ -60,7 +61,11 @@ define_set() {  # METHODS and ABLATION of set $1
       # targets' class shares, docs/benchmarks.md): does FixMatch keep it when each predicted class keeps its
       # most confident half instead? An intervention on the mechanism, at the budget where it bit
       METHODS="supervised" ABLATION="supervised,fixmatch_q50=fixmatch:method.top_q=0.5" ABLATION_AT=B2 ;;
-    *) echo "unknown set '$1': discriminative | multitask | generative | sar | strong-view | top-q | all" >&2; exit 2 ;;
+    device-check)  # a lent GPU's cells are paired with CPU supervised cells, but GPU runs are not bit-reproducible
+      # (session 21: the same cell twice, ±1.2-1.5 mIoU): supervised again on the GPU, paired by seed with the CPU
+      # cells, measures the device's offset and spread. Not in `all` (on a CPU it reproduces them bit for bit)
+      METHODS="supervised" ABLATION="supervised,supervised_rerun=supervised" ;;
+    *) echo "unknown set '$1': discriminative | multitask | generative | sar | strong-view | top-q | device-check | all" >&2; exit 2 ;;
   esac
 }
 for set in $SETS; do define_set "$set"; done  # an unknown set fails before anything runs

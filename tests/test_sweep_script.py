@@ -18,7 +18,7 @@ from semiland.config import load_config
 from tests.conftest import DUBAI
 
 REPO = Path(__file__).resolve().parents[1]
-SETS = ("discriminative", "generative", "multitask", "sar", "strong-view", "top-q")
+SETS = ("discriminative", "generative", "multitask", "sar", "strong-view", "top-q", "device-check")
 STUB = """#!{python}
 import json, pathlib, sys, time, uuid
 out = pathlib.Path({calls!r})
@@ -136,6 +136,22 @@ def test_the_top_q_set_runs_fixmatch_with_a_class_quota_at_four_images(tmp_path)
     assert not any(b == "2img" and label == "fixmatch_q50" for b, label, _ in rows)
     ablation = [c for c in calls if "--summary-only" in c and "fixmatch_q50" in _last(c, "--methods")]
     assert len(ablation) == 1 and _last(ablation[0], "--budget").startswith("4img")
+
+
+def test_the_device_check_set_trains_supervised_again_under_its_own_label_and_only_when_asked(tmp_path):
+    """On a GPU, supervised_rerun paired with the CPU supervised cells measures the device's offset; `all` (what
+    the CPU sweep runs) never trains it."""
+    rows = {
+        (_last(c, "--budget").split("=")[0], label, tuple(spec))
+        for c in commands(tmp_path, "device-check")
+        if "--summary-only" not in c
+        for label, spec in parse_methods(_last(c, "--methods")).items()
+    }
+    assert ("2img", "supervised_rerun", ("method.name=supervised",)) in rows
+    assert not any(b == "4img" and label == "supervised_rerun" for b, label, _ in rows)
+    (tmp_path / "all").mkdir()
+    every = commands(tmp_path / "all", "all", env={"NO_SUMMARY": "1"})
+    assert every and not any("supervised_rerun" in _last(c, "--methods") for c in every)
 
 
 def test_each_budget_trains_supervised_before_its_methods(tmp_path):
