@@ -35,6 +35,8 @@
 # Here again:                                   scripts/device_sweep.sh merge DIR/cells.tar.gz
 #   adds the cells to benchmarks/dubai-sweep/ (a cell finished here meanwhile is kept, not overwritten); a
 #   sweep running here takes them from the mirror instead of training them (`bench sweep --mirror`).
+#   Their rows reach the mirror's results.json / summary.md with the next `bench sweep … --summary-only
+#   --mirror` call naming their set's methods (docs/benchmarks.md gives it per set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 self="$PWD/scripts/device_sweep.sh"
