@@ -1,6 +1,8 @@
 """Rewrite every config under configs/ with all keys written out (after a new key is added to a section).
 
-Keeps each file's leading comment lines and its values; new keys get their defaults. Run:
+Keeps each file's leading comment lines and its values; new keys get their defaults. Comments at the end of a
+line are lost (the files are dumped again): for one new key, adding its line to each file's section by hand
+(as session 21 did for train.deterministic) keeps them. Run:
     .venv/bin/python scripts/complete_configs.py
 """
 

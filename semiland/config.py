@@ -128,6 +128,11 @@ class TrainConfig:
     loggers: list[str] = field(default_factory=lambda: ["csv"])  # csv, tensorboard, mlflow, wandb
     log_every: int = limits(10, 1)
     progress: bool = True
+    # false | true | warn (Lightning's `deterministic`). A GPU run is not bit-reproducible without it (the same
+    # Dubai sweep cell twice on an H200: ±1.2-1.5 mIoU, docs/benchmarks.md); warn makes cuDNN choose
+    # deterministic kernels and warns at each op that has none; true refuses such ops. CPU runs are reproducible
+    # either way.
+    deterministic: bool | str = False
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "train": TrainConfig}

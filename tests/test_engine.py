@@ -271,6 +271,26 @@ def test_unknown_or_missing_logger_is_one_line(synth_root, tmp_path):
             make_trainer(tiny_config(synth_root, train={"loggers": ["mlflow"]}), tmp_path)
 
 
+def test_train_deterministic_reaches_torch_and_the_next_run_sets_it_again(synth_root, tmp_path):
+    """GPU runs are not reproducible without it (docs/benchmarks.md); torch's switch is process-wide, so every
+    trainer sets it, and a run without it after one with it is not deterministic by accident."""
+    from semiland.engine.runner import make_trainer
+
+    try:
+        make_trainer(tiny_config(synth_root, train={"deterministic": "warn"}), tmp_path)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        make_trainer(tiny_config(synth_root, train={"deterministic": False}), tmp_path)
+        assert not torch.are_deterministic_algorithms_enabled()
+        with pytest.raises(SemilandError, match="train.deterministic must be true, false or warn, got 'yes'"):
+            make_trainer(tiny_config(synth_root, train={"deterministic": "yes"}), tmp_path)
+        # strict mode on the CPU: no op of a warping method (grid_sample) refuses to run
+        cfg = tiny_config(synth_root, method={"name": "s4net"}, train={"deterministic": True, "steps": 2})
+        assert read_checkpoint(fit(cfg, tmp_path / "strict").last_ckpt)["global_step"] == 2
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
 @pytest.mark.parametrize("name", [n for n, m in METHODS.items() if not m.unlabeled_masks and n != "dllr"])
 def test_every_method_trains_from_fit_and_its_checkpoint_predicts(synth_root, tmp_path, name):
     """The engine side of the Method contract (self_training, which needs saved pseudo-labels, and dllr, which

@@ -128,6 +128,8 @@ def make_trainer(cfg: Config, run_dir: Path | None, n_optimizers: int = 1, for_e
             f"train.num_nodes={t.num_nodes} but no cluster launcher was found (torchrun, SLURM, LSF, MPI or "
             "MASTER_ADDR): start the command on every node with one of them, or set train.num_nodes=1"
         )
+    if t.deterministic not in (True, False, "warn"):
+        raise SemilandError(f"train.deterministic must be true, false or warn, got {t.deterministic!r}")
     strategy = t.strategy
     if strategy == "auto" and (t.devices not in (1, "1", [0]) or t.num_nodes > 1) and t.devices != "auto":
         strategy = "ddp"  # several devices: one process per device (DDP), as Lightning recommends
@@ -165,6 +167,7 @@ def make_trainer(cfg: Config, run_dir: Path | None, n_optimizers: int = 1, for_e
             enable_model_summary=False,
             use_distributed_sampler=False,
             plugins=[AtomicCheckpointIO()],
+            deterministic=t.deterministic,  # always given: a process's earlier run may have switched it on
             default_root_dir=run_dir,
         )
     except (ValueError, RuntimeError, TypeError, MisconfigurationException) as err:  # accelerator / devices / precision
