@@ -63,8 +63,10 @@ define_set() {  # METHODS and ABLATION of set $1
       METHODS="supervised" ABLATION="supervised,fixmatch_q50=fixmatch:method.top_q=0.5" ABLATION_AT=B2 ;;
     device-check)  # a lent GPU's cells are paired with CPU supervised cells, but GPU runs are not bit-reproducible
       # (session 21: the same cell twice, ±1.2-1.5 mIoU): supervised again on the GPU, paired by seed with the CPU
-      # cells, measures the device's offset and spread. Not in `all` (on a CPU it reproduces them bit for bit)
-      METHODS="supervised" ABLATION="supervised,supervised_rerun=supervised" ;;
+      # cells, measures the device's offset; twice with train.deterministic=warn, whether that makes two GPU runs
+      # agree. Not in `all` (on a CPU every row reproduces the supervised cells bit for bit)
+      METHODS="supervised" ABLATION="supervised,supervised_rerun=supervised"
+      ABLATION+=",supervised_det=supervised:train.deterministic=warn,supervised_det_again=supervised:train.deterministic=warn" ;;
     *) echo "unknown set '$1': discriminative | multitask | generative | sar | strong-view | top-q | device-check | all" >&2; exit 2 ;;
   esac
 }

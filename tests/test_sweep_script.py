@@ -148,6 +148,8 @@ def test_the_device_check_set_trains_supervised_again_under_its_own_label_and_on
         for label, spec in parse_methods(_last(c, "--methods")).items()
     }
     assert ("2img", "supervised_rerun", ("method.name=supervised",)) in rows
+    det = ("method.name=supervised", "train.deterministic=warn")
+    assert {("2img", "supervised_det", det), ("2img", "supervised_det_again", det)} <= rows
     assert not any(b == "4img" and label == "supervised_rerun" for b, label, _ in rows)
     (tmp_path / "all").mkdir()
     every = commands(tmp_path / "all", "all", env={"NO_SUMMARY": "1"})
