@@ -14,7 +14,8 @@
 #   SET: discriminative (issue #3, default) | multitask (#5) | generative (#6) | sar (#7: simulated SAR)
 #   | strong-view (#3's diagnosis: FixMatch / UniMatch / mean teacher without per-band changes, 2 images only)
 #   | top-q (#3's intervention: FixMatch keeping each class's most confident half instead of τ, 4 images only)
-#   | device-check (supervised again, 2 images: on a GPU, its offset from the CPU cells)
+#   | device-check (supervised again, 2 images: on a GPU, its offset from the CPU cells; twice with
+#   train.deterministic=warn, whether two GPU runs then agree)
 #   | several in quotes ("generative sar") | all (discriminative top-q generative multitask sar strong-view, in
 #   that order).
 #   Every set shares OUT's supervised and oracle cells (the same budgets and seeds); `sar` adds its own
@@ -64,9 +65,9 @@ define_set() {  # METHODS and ABLATION of set $1
     device-check)  # a lent GPU's cells are paired with CPU supervised cells, but GPU runs are not bit-reproducible
       # (session 21: the same cell twice, ±1.2-1.5 mIoU): supervised again on the GPU, paired by seed with the CPU
       # cells, measures the device's offset; twice with train.deterministic=warn, whether that makes two GPU runs
-      # agree. Not in `all` (on a CPU every row reproduces the supervised cells bit for bit)
-      METHODS="supervised" ABLATION="supervised,supervised_rerun=supervised"
-      ABLATION+=",supervised_det=supervised:train.deterministic=warn,supervised_det_again=supervised:train.deterministic=warn" ;;
+      # agree. Not in `all` (CPU runs are deterministic already: supervised_rerun reproduces the CPU cells)
+      DET="supervised:train.deterministic=warn"
+      METHODS="supervised" ABLATION="supervised,supervised_rerun=supervised,supervised_det=$DET,supervised_det_again=$DET" ;;
     *) echo "unknown set '$1': discriminative | multitask | generative | sar | strong-view | top-q | device-check | all" >&2; exit 2 ;;
   esac
 }
