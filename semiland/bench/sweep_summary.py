@@ -289,7 +289,7 @@ def plot_maps(rows: list[dict[str, Any]], methods: list[str], out: Path, path: P
         task, cfg = load_task(ckpt)
         d = cfg.data
         key = (d.simulate_sar, d.modality, str(d.bands), str(d.sar_bands))
-        groups.setdefault(key, []).append(RunOutcome(method, {}, ckpt.parent.parent / "logs" / "metrics.csv", task, 0))
+        groups.setdefault(key, []).append(RunOutcome(method, {}, ckpt.parent.parent, task, 0))
     panels: list[dict[str, Any]] = []
     for runs in groups.values():  # the same split: the same two test images in every group
         data = prepare_data(runs[0].task.cfg)  # the group's input; every cell of a budget has its split

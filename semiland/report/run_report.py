@@ -34,15 +34,19 @@ from semiland.report.html import Report, write_report
 class RunOutcome:
     label: str  # e.g. "supervised"
     metrics: dict[str, Any]  # test metrics
-    log_csv: Path
+    run_dir: Path  # the run's folder: logs/metrics.csv, its warnings
     task: SegTask
     seconds: float
+
+    @property
+    def log_csv(self) -> Path:
+        return self.run_dir / "logs" / "metrics.csv"
 
 
 def evaluate_run(result: FitResult, label: str, seconds: float) -> RunOutcome:
     """Test a finished run's best checkpoint (writes <run>/test/) and keep what its report needs."""
     metrics, task = evaluate_checkpoint(result.best_ckpt, result.run_dir / "test")
-    return RunOutcome(label, metrics, result.run_dir / "logs" / "metrics.csv", task, seconds)
+    return RunOutcome(label, metrics, result.run_dir, task, seconds)
 
 
 def machine() -> str:
@@ -137,9 +141,7 @@ def build_run_report(
             health.setdefault(alarm.key, {})[r.label] = r.log_csv
     if health:  # generative methods: the instability signals the engine watched
         plot_health(health, figures / "training_health.png")
-    warnings = [
-        f"{r.label}, step {w['step']}: {w['message']}" for r in runs for w in run_warnings(r.log_csv.parent.parent)
-    ]
+    warnings = [f"{r.label}, step {w['step']}: {w['message']}" for r in runs for w in run_warnings(r.run_dir)]
     classes = data.spec.classes
     targets = plot_target_shares(
         {r.label: r.log_csv for r in runs}, list(classes.names), list(classes.colors), figures / "target_shares.png"
