@@ -299,6 +299,29 @@ def test_difference_to_supervised_is_paired_by_seed():
     assert x["mIoU_std"] > 10 and "+1.00 ± 0.00 (3/3)" in markdown(summary_tables(summarise(rows, ["x"])))
 
 
+def test_the_seed_table_gives_each_seeds_difference_and_a_t_test():
+    from scipy.stats import ttest_1samp
+
+    from semiland.bench.sweep_summary import summarise, summary_tables
+
+    def row(method, seed, miou, val, unl=None):
+        r = {"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9, "val_mIoU": val,
+             "fit_seconds": 1.0}  # fmt: skip
+        return r | ({} if unl is None else {"unlabeled:mIoU": unl})
+
+    rows = [row("supervised", s, 0.4, 0.5, 0.6) for s in range(3)]
+    rows += [row("x", 0, 0.42, 0.5, 0.59), row("x", 1, 0.41, 0.49, 0.58), row("x", 2, 0.43, 0.52)]
+    caption, head, table = summary_tables(summarise(rows, ["x"]))[1]
+    assert caption.startswith("Δ mIoU vs supervised seed by seed")
+    assert head == ["budget", "method", "set", "seed 0", "seed 1", "seed 2", "mean ± std (won)", "p"]
+    by_set = {r[2]: r for r in table if r[1] == "x"}
+    assert by_set["test"][3:6] == ["+2.00", "+1.00", "+3.00"] and by_set["test"][6] == "+2.00 ± 1.00 (3/3)"
+    assert by_set["test"][7] == f"{ttest_1samp([2.0, 1.0, 3.0], 0).pvalue:.2g}"  # 0.074
+    assert by_set["unlabeled"][3:] == ["-1.00", "-2.00", "–", "-1.50 ± 0.71 (0/2)", "–"]  # 2 seeds: no p
+    assert by_set["val"][3:6] == ["+0.00", "-1.00", "+2.00"]
+    assert not [r for r in table if r[1] == "supervised"]  # no difference to itself
+
+
 def test_per_class_changes_say_which_classes_a_difference_comes_from():
     from semiland.bench.sweep_summary import summarise, summary_tables
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from scipy.stats import ttest_1samp
 
 from semiland.data.datamodule import prepare_data
 from semiland.engine.runner import evaluation_folder, load_task
@@ -45,9 +46,10 @@ def _stats(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> tu
     return statistics.mean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0, len(vals)
 
 
-def _paired(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> dict[str, float]:
+def _paired(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> dict[str, Any]:
     """100 × (`key` of `method` − supervised's) seed by seed (same seed: same initialisation and crops), so the
-    spread between seeds that both share cancels: mean, std, seeds won and seeds paired."""
+    spread between seeds that both share cancels: mean, std, seeds won, seeds paired, each seed's difference
+    (`by_seed`) and `p`, a one-sample t-test of the differences against 0 (NaN under 3 seeds or with no spread)."""
 
     def by_seed(m: str) -> dict[int, float]:
         return {
@@ -55,11 +57,14 @@ def _paired(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> d
         }
 
     sup, own = by_seed("supervised"), by_seed(method)
-    d = [100 * (own[s] - sup[s]) for s in own if s in sup]
+    diffs = {s: 100 * (own[s] - sup[s]) for s in sorted(own) if s in sup}
+    d = list(diffs.values())
     if method == "supervised" or not d:
-        return {"mean": float("nan"), "std": float("nan"), "wins": 0, "n": 0}
-    return {"mean": statistics.mean(d), "std": statistics.stdev(d) if len(d) > 1 else 0.0,
-            "wins": sum(x > 0 for x in d), "n": len(d)}  # fmt: skip
+        return {"mean": float("nan"), "std": float("nan"), "wins": 0, "n": 0, "by_seed": {}, "p": float("nan")}
+    std = statistics.stdev(d) if len(d) > 1 else 0.0
+    p = float(ttest_1samp(d, 0.0).pvalue) if len(d) >= 3 and std > 0 else float("nan")
+    return {"mean": statistics.mean(d), "std": std, "wins": sum(x > 0 for x in d), "n": len(d), "by_seed": diffs,
+            "p": p}  # fmt: skip
 
 
 def cost_seconds(row: dict[str, Any]) -> float | None:
@@ -107,6 +112,7 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
                     "OA_std": oa_std,
                     "val_mIoU": val,
                     "val_mIoU_std": val_std,
+                    "val:vs_supervised": _paired(rows, method, budget, "val_mIoU"),
                     **{k: _stats(rows, method, budget, k)[0] for k in classes},
                     **_class_changes(rows, method, budget, classes),
                     "vs_supervised": (paired := _paired(rows, method, budget, "mIoU")),
@@ -188,7 +194,7 @@ def summary_tables(table: list[dict[str, Any]]) -> list[Table]:
             seeds = "" if n in (0, r["n"]) else f" ({n} seed{'s' if n > 1 else ''})"
             cell = f"{_fmt(r[f'{on}:mIoU'])} ± {_fmt(r[f'{on}:mIoU_std'])}{seeds}" if n else "–"
             row += [cell, _fmt_paired(r[f"{on}:vs_supervised"])]
-    tables: list[Table] = [("Test mIoU", head, main)]
+    tables: list[Table] = [("Test mIoU", head, main), seed_table(table)]
     classes = [k for k in (table[0] if table else {}) if k.startswith("IoU/")]
     if classes:
         rows = [[r["budget"], r["method"], *(_fmt(r[k]) for k in classes)] for r in table]
@@ -219,6 +225,23 @@ def summary_tables(table: list[dict[str, Any]]) -> list[Table]:
     if classes:
         tables.append(class_change_table(table, ["", *(f"{on}:" for on in extra_sets(table))]))
     return tables
+
+
+def seed_table(table: list[dict[str, Any]]) -> Table:
+    """Each method's Δ mIoU vs supervised seed by seed on every set (test, each `--also-on` set, validation),
+    with the mean ± std, seeds won and the t-test's p: what a reading of the sweep quotes, from the cells alone."""
+    sets = [("test", "vs_supervised"), *((on, f"{on}:vs_supervised") for on in extra_sets(table)),
+            ("val", "val:vs_supervised")]  # fmt: skip
+    seeds = sorted({s for r in table for _, key in sets for s in r.get(key, {}).get("by_seed", {})})
+    rows = [
+        [r["budget"], r["method"], name, *(_signed(p["by_seed"].get(s, float("nan"))) for s in seeds),
+         _fmt_paired(p), "–" if p["p"] != p["p"] else f"{p['p']:.2g}"]
+        for r in table
+        for name, key in sets
+        if (p := r.get(key)) and p["n"]
+    ]  # fmt: skip
+    caption = "Δ mIoU vs supervised seed by seed (points; p: one-sample t-test of the paired differences, from 3 seeds)"
+    return caption, ["budget", "method", "set", *(f"seed {s}" for s in seeds), "mean ± std (won)", "p"], rows
 
 
 def class_change_table(table: list[dict[str, Any]], prefixes: list[str]) -> Table:
