@@ -78,8 +78,9 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     assert (out / "sweep_config.yaml").is_file()  # read once: editing the original cannot mix protocols
     html = (out / "summary.html").read_text()  # the tables as tables, and the plot of every seed
     assert (
-        html.count("<table>") == 5 and "figures/sweep_test.png" in html and (out / "figures/sweep_test.png").is_file()
+        html.count("<table>") == 6 and "figures/sweep_test.png" in html and (out / "figures/sweep_test.png").is_file()
     )
+    assert "Δ mIoU vs supervised seed by seed" in summary  # each seed's paired difference, with its p
     assert "Largest confusion changes vs supervised" in summary  # the third: where each method's pixels went
     assert "Per-class IoU change vs supervised" in summary  # which classes each method's Δ mIoU comes from
     assert "Predicted class shares" in summary  # how much of each class each method predicts
