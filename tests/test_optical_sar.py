@@ -69,9 +69,26 @@ def test_grids_that_disagree_are_refused_or_resampled(tmp_path):
     with pytest.raises(SemilandError, match="are not on the same grid") as err:
         load_sample(spec.samples[0], spec.classes, None, None, spec.sar)
     assert "Spain_1_S1Hand.tif" in str(err.value) and "Spain_1_S2Hand.tif" in str(err.value)
+    assert "origin (500000, 4000000), pixel 10 vs origin (500005, 4000000), pixel 10" in str(err.value)  # what differs
     spec = build_dataset(DataConfig(preset="sen1floods11", root=str(root), resample_sar=True))
     sample = load_sample(spec.samples[0], spec.classes, None, None, spec.sar)
     assert sample.image.shape == (15, 64, 64) and sample.valid.mean() > 0.9
+
+
+def test_the_grid_check_names_what_differs():
+    from rasterio.crs import CRS
+
+    from semiland.data.paired import _grid_difference
+    from semiland.data.raster import Raster
+
+    def raster(h, w, crs="EPSG:32630", transform=GRID):
+        profile = {"crs": CRS.from_string(crs) if crs else None, "transform": transform}
+        return Raster(np.zeros((1, h, w), np.float32), np.ones((h, w), bool), profile)
+
+    assert _grid_difference(raster(64, 64), raster(64, 64)) is None
+    assert _grid_difference(raster(64, 64), raster(60, 64)) == "size 64x64 px vs 64x60 px"
+    assert _grid_difference(raster(64, 64), raster(64, 64, crs=None, transform=None)) is None  # size is all we know
+    assert _grid_difference(raster(64, 64), raster(64, 64, crs="EPSG:4326")) == "CRS EPSG:32630 vs EPSG:4326"
 
 
 def test_linear_sar_to_db(tmp_path):

@@ -53,12 +53,19 @@ def to_db(data: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, ok
 
 
-def _same_grid(a: Raster, b: Raster) -> bool:
+def _grid_difference(a: Raster, b: Raster) -> str | None:
+    """What keeps raster `b` off raster `a`'s grid ("size 64x64 px vs 60x60 px", "CRS …", "transform …"), or
+    None when they agree. Where either file is not georeferenced, the size is all that can be checked."""
     if a.shape != b.shape:
-        return False
+        return f"size {a.shape[1]}x{a.shape[0]} px vs {b.shape[1]}x{b.shape[0]} px"
     if a.profile.get("crs") is None or b.profile.get("crs") is None:
-        return True  # one of them is not georeferenced: the size is all we can check
-    return a.profile["crs"] == b.profile["crs"] and a.profile["transform"].almost_equals(b.profile["transform"])
+        return None
+    if a.profile["crs"] != b.profile["crs"]:
+        return f"CRS {a.profile['crs']} vs {b.profile['crs']}"
+    ta, tb = a.profile["transform"], b.profile["transform"]
+    if not ta.almost_equals(tb):
+        return f"origin ({ta.c:.12g}, {ta.f:.12g}), pixel {ta.a:.12g} vs origin ({tb.c:.12g}, {tb.f:.12g}), pixel {tb.a:.12g}"
+    return None
 
 
 def _resample(sar_path: Path, sar: Raster, optical: Raster, optical_path: Path) -> Raster:
@@ -108,12 +115,11 @@ def stack_sar(optical: Raster, optical_path: Path, sar_path: Path, opts: SarOpti
         sar = simulated_sar(optical, optical_path.name)
     else:
         sar = read_image(sar_path, list(opts.bands) if opts.bands else None)
-    if not _same_grid(optical, sar):
+    if difference := _grid_difference(optical, sar):
         if not opts.resample:
             raise SemilandError(
-                f"SAR {sar_path} ({sar.shape[1]}x{sar.shape[0]} px) and optical {optical_path} "
-                f"({optical.shape[1]}x{optical.shape[0]} px) are not on the same grid; co-register them, "
-                "or set data.resample_sar=true to resample the SAR raster"
+                f"optical {optical_path} and SAR {sar_path} are not on the same grid ({difference}); "
+                "co-register them, or set data.resample_sar=true to resample the SAR raster"
             )
         sar = _resample(sar_path, sar, optical, optical_path)
     data, valid = to_db(sar.data, sar.valid) if opts.db else (sar.data, sar.valid)
