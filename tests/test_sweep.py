@@ -78,12 +78,13 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     assert (out / "sweep_config.yaml").is_file()  # read once: editing the original cannot mix protocols
     html = (out / "summary.html").read_text()  # the tables as tables, and the plot of every seed
     assert (
-        html.count("<table>") == 6 and "figures/sweep_test.png" in html and (out / "figures/sweep_test.png").is_file()
+        html.count("<table>") == 7 and "figures/sweep_test.png" in html and (out / "figures/sweep_test.png").is_file()
     )
     assert "Δ mIoU vs supervised seed by seed" in summary  # each seed's paired difference, with its p
     assert "Largest confusion changes vs supervised" in summary  # the third: where each method's pixels went
     assert "Per-class IoU change vs supervised" in summary  # which classes each method's Δ mIoU comes from
     assert "Predicted class shares" in summary  # how much of each class each method predicts
+    assert "Per-class validation IoU" in summary and all("val_last:IoU/building" in r for r in rows)  # from the cells
     assert "figures/sweep_validation.png" in html and (out / "figures/sweep_validation.png").is_file()  # curves
     # resumable: a second call redoes nothing
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("result.json")}
@@ -321,6 +322,28 @@ def test_the_seed_table_gives_each_seeds_difference_and_a_t_test():
     assert by_set["unlabeled"][3:] == ["-1.00", "-2.00", "–", "-1.50 ± 0.71 (0/2)", "–"]  # 2 seeds: no p
     assert by_set["val"][3:6] == ["+0.00", "-1.00", "+2.00"]
     assert not [r for r in table if r[1] == "supervised"]  # no difference to itself
+
+
+def test_the_validation_class_table_names_the_classes_validation_cannot_see():
+    from semiland.bench.sweep_summary import summarise, summary_tables
+
+    def row(method, seed, a, b):  # classes a and b on the validation set (last validation)
+        return {"method": method, "budget": "b", "seed": seed, "mIoU": 0.5, "OA": 0.9, "val_mIoU": 0.5,
+                "fit_seconds": 1.0, "val_last:IoU/a": a, "val_last:IoU/b": b}  # fmt: skip
+
+    rows = [row("supervised", 0, 0.6, 0.0), row("supervised", 1, 0.7, 0.01), row("x", 0, 0.5, 0.03)]
+    rows += [row("x", 1, 0.5, 0.0), row("oracle", 0, 0.8, 0.3)]  # x's b: 3 then 0, a mean of 1.5 points
+    caption, head, table = summary_tables(summarise(rows, ["supervised", "x"]))[-1]
+    assert caption.startswith("Per-class validation IoU") and head == ["budget", "method", "a", "b"]
+    assert table == [
+        ["b", "supervised", "65.00", "0.50"],
+        ["b", "x", "50.00", "1.50"],
+        ["b", "oracle", "80.00", "30.00"],
+    ]
+    assert "b: no method but the oracle reaches 2 IoU points on average on b (best 1.5)" in caption
+    assert "on a (" not in caption  # a class the validation set sees is not named
+    rows[3]["val_last:IoU/b"] = 0.02  # x's mean 2.5: the class is seen
+    assert "no method" not in summary_tables(summarise(rows, ["supervised", "x"]))[-1][0]
 
 
 def test_per_class_changes_say_which_classes_a_difference_comes_from():

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from semiland.bench.sweep_mirror import finished_in_mirror, mirror_cell, mirror_summary, restore_cell, sync_mirror
-from semiland.bench.sweep_summary import ORACLE, cell_folder, cell_run, cost_seconds, write_summary
+from semiland.bench.sweep_summary import ORACLE, cell_folder, cell_run, cost_seconds, last_val_classes, write_summary
 from semiland.config import Config, dump_yaml, load_config
 from semiland.engine.checkpoint import read_checkpoint, slim_checkpoint
 from semiland.engine.precision import device_name, strict_float32
@@ -249,8 +249,10 @@ def _resumable(folder: Path) -> tuple[Config | None, int]:
 
 
 def finished_row(folder: Path, row: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A finished cell's row: its result.json (or `row`, already read) with its best validation mIoU."""
-    return {"val_mIoU": best_val(folder), **(row or json.loads((folder / "result.json").read_text()))}
+    """A finished cell's row: its result.json (or `row`, already read) with its best validation mIoU and the
+    per-class IoU of its last validation (`val_last:IoU/<class>`)."""
+    return {"val_mIoU": best_val(folder), **last_val_classes(folder),
+            **(row or json.loads((folder / "result.json").read_text()))}  # fmt: skip
 
 
 def best_val(folder: Path) -> float | None:

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from semiland.bench.sweep_summary import ORACLE, cell_folder, write_summary
+from semiland.bench.sweep_summary import ORACLE, cell_folder, last_val_classes, write_summary
 from semiland.io import atomic_path
 
 KEPT_SUFFIXES = (".json", ".csv", ".yaml", ".md")  # rows, metrics, logs, configs, splits, notes
@@ -52,11 +52,14 @@ def mirror_rows(rows: list[dict[str, Any]], mirror: Path) -> list[dict[str, Any]
     path = mirror / "results.json"
     earlier = json.loads(path.read_text())["runs"] if path.is_file() else []
 
-    def kept(r: dict[str, Any]) -> bool:
-        cell = cell_folder(mirror, r["method"], r.get("same_as") or r["budget"], r["seed"])
-        return (cell / "result.json").is_file()
+    def cell(r: dict[str, Any]) -> Path:
+        return cell_folder(mirror, r["method"], r.get("same_as") or r["budget"], r["seed"])
 
-    merged = {(r["method"], r["budget"], r["seed"]): r for r in earlier if kept(r)}
+    def kept(r: dict[str, Any]) -> bool:
+        return (cell(r) / "result.json").is_file()
+
+    # an earlier row as its cell now reads: keys added to the rows since it was written (last_val_classes) too
+    merged = {(r["method"], r["budget"], r["seed"]): last_val_classes(cell(r)) | r for r in earlier if kept(r)}
     merged.update({(r["method"], r["budget"], r["seed"]): r for r in rows})
     return list(merged.values())
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import math
 import statistics
 from collections import Counter
 from pathlib import Path
@@ -77,6 +79,14 @@ def cost_seconds(row: dict[str, Any]) -> float | None:
     return row.get("fit_cpu_seconds") or row["fit_seconds"]
 
 
+def last_val_classes(folder: Path) -> dict[str, float]:
+    """Per-class IoU of a run's last validation (val_metrics.json; self-training: the last round's student), as
+    `val_last:IoU/<class>`: which classes the validation set can see at all. Empty where no validation ran."""
+    path = cell_run(folder) / "val_metrics.json"
+    per_class = json.loads(path.read_text()).get("per_class", {}) if path.is_file() else {}
+    return {f"val_last:IoU/{name}": c["IoU"] for name, c in per_class.items() if c.get("IoU") is not None}
+
+
 def cell_costs(rows: list[dict[str, Any]]) -> list[float]:
     return [c for c in map(cost_seconds, rows) if c is not None]
 
@@ -98,6 +108,7 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
             oa, oa_std, _ = _stats(rows, method, budget, "OA")
             val, val_std, _ = _stats(rows, method, budget, "val_mIoU")
             classes = [k for k in rows[0] if k.startswith("IoU/")]
+            val_classes = dict.fromkeys(k for r in rows for k in r if k.startswith("val_last:IoU/"))
             secs = cell_costs([r for r in rows if r["method"] == method and r["budget"] == budget])
             # a share of the gap exists only when the oracle leads (NaN compares False)
             has_gap = method not in ("supervised", ORACLE) and orc - sup > 1e-9
@@ -113,7 +124,7 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
                     "val_mIoU": val,
                     "val_mIoU_std": val_std,
                     "val:vs_supervised": _paired(rows, method, budget, "val_mIoU"),
-                    **{k: _stats(rows, method, budget, k)[0] for k in classes},
+                    **{k: _stats(rows, method, budget, k)[0] for k in [*classes, *val_classes]},
                     **_class_changes(rows, method, budget, classes),
                     "vs_supervised": (paired := _paired(rows, method, budget, "mIoU")),
                     # the paired difference: the same as the difference of means once every seed is in, and
@@ -224,7 +235,34 @@ def summary_tables(table: list[dict[str, Any]]) -> list[Table]:
         tables.append((f"Also evaluated on `{on}` (`--also-on`; mean over the seeds that have it)", head, rows))
     if classes:
         tables.append(class_change_table(table, ["", *(f"{on}:" for on in extra_sets(table))]))
+    if val_table := validation_class_table(table):
+        tables.append(val_table)
     return tables
+
+
+BLIND = 2.0  # IoU points: a class no method but the oracle scores above on the validation set is unseen there
+
+
+def validation_class_table(table: list[dict[str, Any]]) -> Table | None:
+    """Per-class IoU on the validation set (each run's last validation, mean over seeds), and the classes it is
+    blind to: where no method but the oracle gets a class right there, validation mIoU cannot tell methods
+    apart on it, however much they differ on it elsewhere (Dubai's vegetation, docs/benchmarks.md)."""
+    keys = list(dict.fromkeys(k for r in table for k in r if k.startswith("val_last:IoU/")))
+    if not keys:
+        return None
+    rows = [
+        [r["budget"], r["method"], *(_fmt(r.get(k, float("nan"))) for k in keys)]
+        for r in table
+        if any(not math.isnan(r.get(k, math.nan)) for k in keys)  # none for cells without val_metrics.json
+    ]
+    caption = "Per-class validation IoU (each run's last validation, mean over seeds)"
+    for budget in dict.fromkeys(r["budget"] for r in table):
+        best = {k: max((r.get(k, float("nan")) for r in table if r["budget"] == budget and r["method"] != ORACLE),
+                       default=float("nan")) for k in keys}  # fmt: skip
+        if blind := [f"{k.split('/', 1)[1]} (best {v:.1f})" for k, v in best.items() if v == v and v < BLIND]:
+            caption += (f"; {budget}: no method but the oracle reaches {BLIND:.0f} IoU points on average on "
+                        f"{', '.join(blind)} — validation mIoU cannot rank methods on it")  # fmt: skip
+    return caption, ["budget", "method", *(k.split("/", 1)[1] for k in keys)], rows
 
 
 def seed_table(table: list[dict[str, Any]]) -> Table:
