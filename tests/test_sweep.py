@@ -344,6 +344,9 @@ def test_the_validation_class_table_names_the_classes_validation_cannot_see():
     ]
     assert "b: no method but the oracle reaches 2 IoU points on average on b (best 1.5)" in caption
     assert "on a (" not in caption  # a class the validation set sees is not named
+    old = {"method": "y", "budget": "b", "seed": 0, "mIoU": 0.5, "OA": 0.9, "val_mIoU": 0.5, "fit_seconds": 1.0}
+    caption, _, table = summary_tables(summarise([old, *rows], ["y", "supervised", "x"]))[-1]  # y: no such keys
+    assert "on b (best 1.5)" in caption and [r[1] for r in table] == ["supervised", "x", "oracle"]
     rows[3]["val_last:IoU/b"] = 0.02  # x's mean 2.5: the class is seen
     assert "no method" not in summary_tables(summarise(rows, ["supervised", "x"]))[-1][0]
 
