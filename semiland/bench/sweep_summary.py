@@ -97,6 +97,8 @@ def _fmt_paired(p: dict[str, float]) -> str:
 
 def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, Any]]:
     table = []
+    classes = [k for k in rows[0] if k.startswith("IoU/")] if rows else []
+    val_classes = list(dict.fromkeys(k for r in rows for k in r if k.startswith("val_last:IoU/")))
     for budget in dict.fromkeys(r["budget"] for r in rows):
         sup, _, _ = _stats(rows, "supervised", budget, "mIoU")
         orc, _, _ = _stats(rows, ORACLE, budget, "mIoU")
@@ -107,8 +109,6 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
                 continue
             oa, oa_std, _ = _stats(rows, method, budget, "OA")
             val, val_std, _ = _stats(rows, method, budget, "val_mIoU")
-            classes = [k for k in rows[0] if k.startswith("IoU/")]
-            val_classes = dict.fromkeys(k for r in rows for k in r if k.startswith("val_last:IoU/"))
             secs = cell_costs([r for r in rows if r["method"] == method and r["budget"] == budget])
             # a share of the gap exists only when the oracle leads (NaN compares False)
             has_gap = method not in ("supervised", ORACLE) and orc - sup > 1e-9
@@ -250,15 +250,13 @@ def validation_class_table(table: list[dict[str, Any]]) -> Table | None:
     keys = list(dict.fromkeys(k for r in table for k in r if k.startswith("val_last:IoU/")))
     if not keys:
         return None
-    rows = [
-        [r["budget"], r["method"], *(_fmt(r.get(k, float("nan"))) for k in keys)]
-        for r in table
-        if any(not math.isnan(r.get(k, math.nan)) for k in keys)  # none for cells without val_metrics.json
-    ]
+    # NaN (or absent): the method's cells have no val_metrics.json
+    measured = [(r, {k: v for k in keys if not math.isnan(v := r.get(k, math.nan))}) for r in table]
+    rows = [[r["budget"], r["method"], *(_fmt(vals.get(k, math.nan)) for k in keys)] for r, vals in measured if vals]
     caption = "Per-class validation IoU (each run's last validation, mean over seeds)"
     for budget in dict.fromkeys(r["budget"] for r in table):
-        others = [r for r in table if r["budget"] == budget and r["method"] != ORACLE]
-        seen = {k: [v for r in others if not math.isnan(v := r.get(k, math.nan))] for k in keys}  # NaN: no cell
+        others = [vals for r, vals in measured if r["budget"] == budget and r["method"] != ORACLE]
+        seen = {k: [vals[k] for vals in others if k in vals] for k in keys}
         if blind := [f"{k.split('/', 1)[1]} (best {max(v):.1f})" for k, v in seen.items() if v and max(v) < BLIND]:
             caption += (f"; {budget}: no method but the oracle reaches {BLIND:.0f} IoU points on average on "
                         f"{', '.join(blind)} — validation mIoU cannot rank methods on it")  # fmt: skip

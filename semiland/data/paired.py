@@ -54,7 +54,7 @@ def to_db(data: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _grid_difference(a: Raster, b: Raster) -> str | None:
-    """What keeps raster `b` off raster `a`'s grid ("size 64x64 px vs 60x60 px", "CRS …", "transform …"), or
+    """What keeps raster `b` off raster `a`'s grid ("size 64x64 px vs 60x60 px", "CRS …", "origin …, pixel …"), or
     None when they agree. Where either file is not georeferenced, the size is all that can be checked."""
     if a.shape != b.shape:
         return f"size {a.shape[1]}x{a.shape[0]} px vs {b.shape[1]}x{b.shape[0]} px"
