@@ -1,7 +1,8 @@
 """Every command in docs/guide.md runs (issue #9: the guide cannot rot).
 
 The `bash` blocks of the guide run in order, in one working folder holding `mydata/` (a generated dataset in
-the folder layout the guide describes) and `configs/` (the repository's), through the real `semiland`
+the folder layout the guide describes), `mypairs/` (the same scenes as optical + SAR pairs in the paired
+layout) and `configs/` (the repository's), through the real `semiland`
 entry point. Training commands get SHORTEN appended (later overrides win): a few steps of a tiny network
 on small crops; nothing else about the commands is changed.
 """
@@ -15,7 +16,9 @@ import shutil
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rasterio
 
 from semiland.cli import main
 from semiland.data.synthetic import generate
@@ -38,8 +41,31 @@ def test_the_guide_shows_commands():
     assert len(commands) >= 10 and all(c.startswith("semiland ") for c in commands), commands
 
 
+def paired_copy(folder: Path, out: Path) -> None:
+    """`folder`'s scenes in the paired layout: optical = its images, SAR = two bands simulated from each (dB,
+    float32, the same grid), masks = its masks; a NaN patch in one SAR raster, as real chips have."""
+    from semiland.data.paired import simulated_sar
+    from semiland.data.raster import read_image
+
+    out.mkdir(parents=True)
+    shutil.copy(folder / "classes.csv", out / "classes.csv")
+    for region in sorted(p for p in folder.iterdir() if p.is_dir()):
+        shutil.copytree(region / "images", out / region.name / "optical")
+        shutil.copytree(region / "masks", out / region.name / "masks")
+        (out / region.name / "sar").mkdir()
+        for image in sorted((region / "images").glob("*.tif")):
+            sar = simulated_sar(read_image(image), image.name)
+            data = sar.data.copy()
+            if image.name == "scene_000.tif":
+                data[:, :4, :4] = np.nan
+            profile = {**sar.profile, "driver": "GTiff", "count": data.shape[0], "dtype": "float32", "nodata": None}
+            with rasterio.open(out / region.name / "sar" / image.name, "w", **profile) as dst:
+                dst.write(data)
+
+
 def test_every_guide_command_runs(tmp_path, monkeypatch):
     generate(tmp_path / "mydata", regions=4, images=2, size=64, bands=3)
+    paired_copy(tmp_path / "mydata", tmp_path / "mypairs")
     (tmp_path / "configs").symlink_to(REPO / "configs")
     monkeypatch.chdir(tmp_path)
     for command in guide_commands():
@@ -60,6 +86,7 @@ def test_every_guide_command_runs(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "maps").glob("*.tif")) == ["scene_000.tif", "scene_001.tif"]
     assert (tmp_path / "maps-extra" / "scene_000_entropy.tif").is_file()
     assert (tmp_path / "runs" / "sweep" / "summary.md").is_file()
+    assert sorted(p.name for p in (tmp_path / "maps-sar").glob("*.tif")) == ["scene_000.tif", "scene_001.tif"]
     shutil.rmtree(tmp_path / "runs")
 
 

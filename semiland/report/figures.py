@@ -168,7 +168,8 @@ def plot_curves(logs: dict[str, str | Path], path: str | Path) -> None:
     ax_val.set(xlabel="step", ylabel="mIoU (%)", title="validation mIoU")
     for ax in (ax_loss, ax_val):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # a run shorter than log_every has no loss line yet
+            ax.legend(fontsize=8)
     _save(fig, path)
 
 
