@@ -351,6 +351,30 @@ def test_the_validation_class_table_names_the_classes_validation_cannot_see():
     assert "no method" not in summary_tables(summarise(rows, ["supervised", "x"]))[-1][0]
 
 
+def test_an_ablation_row_is_compared_with_its_base_method_seed_by_seed():
+    from semiland.bench.sweep_summary import summarise, summary_tables, variant_base
+
+    labels = ["supervised", "dllr", "dllr_no_cps", "fixmatch", "fixmatch_p0", "wnet_l1", "supervised_rerun"]
+    assert [variant_base(m, labels) for m in labels] == [None, None, "dllr", None, "fixmatch", None, None]
+
+    def row(method, seed, miou, unl):
+        return {"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
+                "fit_seconds": 1.0, "unlabeled:mIoU": unl}  # fmt: skip
+
+    rows = [row("supervised", s, 0.40, 0.5) for s in range(3)]
+    rows += [row("dllr", 0, 0.50, 0.6), row("dllr", 1, 0.45, 0.55), row("dllr", 2, 0.40, 0.5)]  # the spread
+    rows += [row("dllr_no_cps", 0, 0.48, 0.6), row("dllr_no_cps", 1, 0.43, 0.56), row("dllr_no_cps", 2, 0.38, 0.5)]
+    caption, head, table = summary_tables(summarise(rows, ["supervised", "dllr", "dllr_no_cps"]))[-1]
+    assert caption.startswith("Variants vs their base method")
+    assert head == ["budget", "variant", "base", "set", "seed 0", "seed 1", "seed 2", "mean ± std (won)", "p"]
+    by_set = {r[3]: r for r in table}
+    assert by_set["test"][:7] == ["b", "dllr_no_cps", "dllr", "test", "-2.00", "-2.00", "-2.00"]
+    assert by_set["test"][7] == "-2.00 ± 0.00 (0/3)"  # 3 of 3 behind its base, though level with supervised
+    assert by_set["unlabeled"][4:8] == ["+0.00", "+1.00", "+0.00", "+0.33 ± 0.58 (1/3)"]
+    assert set(by_set) == {"test", "unlabeled", "val"}
+    assert not any(t[0].startswith("Variants") for t in summary_tables(summarise(rows[:6], ["supervised", "dllr"])))
+
+
 def test_per_class_changes_say_which_classes_a_difference_comes_from():
     from semiland.bench.sweep_summary import summarise, summary_tables
 

@@ -48,8 +48,10 @@ def _stats(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> tu
     return statistics.mean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0, len(vals)
 
 
-def _paired(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> dict[str, Any]:
-    """100 × (`key` of `method` − supervised's) seed by seed (same seed: same initialisation and crops), so the
+def _paired(
+    rows: list[dict[str, Any]], method: str, budget: str, key: str, versus: str = "supervised"
+) -> dict[str, Any]:
+    """100 × (`key` of `method` − `versus`'s) seed by seed (same seed: same initialisation and crops), so the
     spread between seeds that both share cancels: mean, std, seeds won, seeds paired, each seed's difference
     (`by_seed`) and `p`, a one-sample t-test of the differences against 0 (NaN under 3 seeds or with no spread)."""
 
@@ -58,10 +60,10 @@ def _paired(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> d
             r["seed"]: r[key] for r in rows if r["method"] == m and r["budget"] == budget and r.get(key) is not None
         }
 
-    sup, own = by_seed("supervised"), by_seed(method)
+    sup, own = by_seed(versus), by_seed(method)
     diffs = {s: 100 * (own[s] - sup[s]) for s in sorted(own) if s in sup}
     d = list(diffs.values())
-    if method == "supervised" or not d:
+    if method == versus or not d:
         return {"mean": float("nan"), "std": float("nan"), "wins": 0, "n": 0, "by_seed": {}, "p": float("nan")}
     std = statistics.stdev(d) if len(d) > 1 else 0.0
     p = float(ttest_1samp(d, 0.0).pvalue) if len(d) >= 3 and std > 0 else float("nan")
@@ -134,9 +136,31 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
                     if sup_time and secs
                     else float("nan"),
                     **_on_stats(rows, method, budget),
+                    **_versus_base(rows, method, budget, methods),
                 }
             )
     return table
+
+
+def variant_base(label: str, labels: list[str]) -> str | None:
+    """The method a sweep row is a variant of, by its label: the longest `_`-separated prefix that is another
+    row's label (`dllr_no_masking` → `dllr`, `fixmatch_p0` → `fixmatch`), supervised excepted (every row is
+    compared with it already); None for a row that is no one's variant."""
+    parts = label.split("_")
+    bases = ("_".join(parts[:i]) for i in range(len(parts) - 1, 0, -1))
+    return next((b for b in bases if b in labels and b != "supervised"), None)
+
+
+def _versus_base(rows: list[dict[str, Any]], method: str, budget: str, methods: list[str]) -> dict[str, Any]:
+    """A variant's Δ vs its base method (`variant_base`) seed by seed on every set, as `vs_base` {set: paired}:
+    an ablation's answer (what switching one part off costs) with the base's own seed spread taken out."""
+    if not (base := variant_base(method, methods)):
+        return {}
+    keys = {"test": "mIoU", **{on: f"{on}:mIoU" for on in extra_sets(rows)}, "val": "val_mIoU"}
+    return {
+        "base": base,
+        "vs_base": {name: _paired(rows, method, budget, key, versus=base) for name, key in keys.items()},
+    }
 
 
 def extra_sets(rows: list[dict[str, Any]]) -> list[str]:
@@ -237,7 +261,22 @@ def summary_tables(table: list[dict[str, Any]]) -> list[Table]:
         tables.append(class_change_table(table, ["", *(f"{on}:" for on in extra_sets(table))]))
     if val_table := validation_class_table(table):
         tables.append(val_table)
+    if variants := variant_table(table):
+        tables.append(variants)
     return tables
+
+
+def variant_table(table: list[dict[str, Any]]) -> Table | None:
+    """Each variant row (an ablation: `dllr_no_cps`, `fixmatch_p0`, …) against its base method, seed by seed on
+    every set; None when the sweep has no variant with a base cell of the same seed."""
+    found = [(r, name, p) for r in table for name, p in r.get("vs_base", {}).items() if p["n"]]
+    if not found:
+        return None
+    seeds = sorted({s for _, _, p in found for s in p["by_seed"]})
+    rows = [[r["budget"], r["method"], r["base"], name, *_seed_cells(p, seeds)] for r, name, p in found]
+    caption = ("Variants vs their base method, seed by seed (points: the variant minus its base of the same seed; "
+               "an ablation below zero: the part it switches off was helping)")  # fmt: skip
+    return caption, ["budget", "variant", "base", "set", *(f"seed {s}" for s in seeds), "mean ± std (won)", "p"], rows
 
 
 BLIND = 2.0  # IoU points: a class no method but the oracle scores above on the validation set is unseen there
@@ -270,14 +309,19 @@ def seed_table(table: list[dict[str, Any]]) -> Table:
             ("val", "val:vs_supervised")]  # fmt: skip
     seeds = sorted({s for r in table for _, key in sets for s in r.get(key, {}).get("by_seed", {})})
     rows = [
-        [r["budget"], r["method"], name, *(_signed(p["by_seed"].get(s, float("nan"))) for s in seeds),
-         _fmt_paired(p), "–" if p["p"] != p["p"] else f"{p['p']:.2g}"]
+        [r["budget"], r["method"], name, *_seed_cells(p, seeds)]
         for r in table
         for name, key in sets
         if (p := r.get(key)) and p["n"]
-    ]  # fmt: skip
+    ]
     caption = "Δ mIoU vs supervised seed by seed (points; p: one-sample t-test of the paired differences, from 3 seeds)"
     return caption, ["budget", "method", "set", *(f"seed {s}" for s in seeds), "mean ± std (won)", "p"], rows
+
+
+def _seed_cells(p: dict[str, Any], seeds: list[int]) -> list[str]:
+    """A paired difference's cells: each seed's Δ, mean ± std (seeds won), the t-test's p."""
+    return [*(_signed(p["by_seed"].get(s, float("nan"))) for s in seeds), _fmt_paired(p),
+            "–" if p["p"] != p["p"] else f"{p['p']:.2g}"]  # fmt: skip
 
 
 def class_change_table(table: list[dict[str, Any]], prefixes: list[str]) -> Table:
