@@ -2,6 +2,7 @@
 (Sen1Floods11 on the real chip when present, WHU-OPT-SAR and the paired folder on generated fixtures)."""
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -352,3 +353,46 @@ def test_simulated_sar_works_on_any_optical_preset_and_is_refused_beside_real_sa
     assert sample.image.shape[0] == 3 + 2  # the optical bands, then two SAR-like bands derived from them
     with pytest.raises(SemilandError, match="has real SAR; leave data.simulate_sar=false"):
         build_dataset(DataConfig(preset="sen1floods11", root=str(floods_fixture(tmp_path / "s")), simulate_sar=True))
+
+
+def test_a_tiny_subset_of_pairs_keeps_the_sar_and_reads_back_as_paired(tmp_path):
+    """`subsample` on optical + SAR: every window cut from the optical, the SAR and the mask at the same place
+    (also where the samples are windows of a chip: tile_grid), the paired layout, index masks renumbered so
+    the subset's classes.csv reads them (Sen1Floods11's −1 becomes the ignored 255)."""
+    from semiland.analysis.cli import _copy_class_table
+    from semiland.analysis.subsample import subsample
+
+    root = floods_fixture(tmp_path / "s", chips=("Spain_1",))
+    spec = build_dataset(DataConfig(preset="sen1floods11", root=str(root), tile_grid=2))  # 4 windows of 32 px
+    tiny = tmp_path / "tiny"
+    summary = subsample(spec, 1.0, tiny, subtile=16, progress=False)
+    _copy_class_table(spec, tiny)
+    assert summary["windows_after"] == 16 and sorted(p.name for p in (tiny / "Spain").iterdir()) == [
+        "masks",
+        "optical",
+        "sar",
+    ]
+    subset = build_dataset(DataConfig(preset="paired", root=str(tiny)))
+    full = load_sample(dataclasses.replace(spec.samples[0], window=None), spec.classes, None, None, spec.sar)
+    assert len(subset.samples) == 16
+    for ref in subset.samples:
+        r, c = (int(x) for x in re.findall(r"_r(\d+)_c(\d+)$", ref.id)[0])
+        part = load_sample(ref, subset.classes, None, None, subset.sar)
+        np.testing.assert_array_equal(part.image, full.image[:, r : r + 16, c : c + 16])  # 13 + 2 bands
+        np.testing.assert_array_equal(part.mask, full.mask[r : r + 16, c : c + 16])
+    assert {r for ref in subset.samples for r in re.findall(r"_r(\d+)_", ref.id)} == {"0", "16", "32", "48"}
+
+
+def test_analysis_and_labeling_advice_read_both_modalities(tmp_path, capsys):
+    """`analyze` and `suggest-split` on optical + SAR: the band scaling is fitted on the stacked bands that
+    the features are computed from (it once read the optical bands only and failed on the first pair)."""
+    from semiland.cli import main
+
+    root = floods_fixture(tmp_path / "s")
+    assert (
+        main(["analyze", str(root), "--preset", "sen1floods11", "-o", str(tmp_path / "a"), "--features", "stats"]) == 0
+    )
+    assert (tmp_path / "a" / "report.html").is_file()
+    args = ["suggest-split", str(root), "--preset", "sen1floods11", "--budget", "1", "--test", "Ghana", "-o"]
+    assert main([*args, str(tmp_path / "advice"), "--features", "stats"]) == 0
+    assert (tmp_path / "advice" / "suggested_split.json").is_file()

@@ -85,7 +85,7 @@ def cmd_suggest_split(args: argparse.Namespace) -> int:
 
 
 def cmd_subsample(args: argparse.Namespace) -> int:
-    from semiland.analysis.subsample import subsample
+    from semiland.analysis.subsample import paired_output, subsample
     from semiland.io import prepare_output_dir
 
     spec, _ = _dataset(args)
@@ -95,12 +95,13 @@ def cmd_subsample(args: argparse.Namespace) -> int:
     _copy_class_table(spec, out)
     print(f"kept {s['windows_after']} of {s['windows_before']} sub-tiles from {s['images_kept']} of {s['images']} "
           f"images; class distribution total variation {s['class_total_variation']:.4f}")  # fmt: skip
-    print(f"dataset: {out} (preset folder), summary: {out / 'subsample.json'}")
+    preset = "paired" if paired_output(spec) else "folder"
+    print(f"dataset: {out} (preset {preset}), summary: {out / 'subsample.json'}")
     return 0
 
 
 def _copy_class_table(spec, out: Path) -> None:
-    """The subset is a `folder` dataset: write its classes.csv (name,r,g,b), ignored colours included."""
+    """The subset is a `folder` (or `paired`) dataset: write its classes.csv (name,r,g,b), ignored colours included."""
     from semiland.io import atomic_write_text
 
     c = spec.classes
@@ -109,7 +110,7 @@ def _copy_class_table(spec, out: Path) -> None:
         rows += list(zip(c.ignored_names, c.ignore_colors, strict=True))
     atomic_write_text(out / "classes.csv", "name,r,g,b\n" + "".join(f"{n},{r},{g},{b}\n" for n, (r, g, b) in rows))
     if c.ignored_names:
-        print(f"train on it with data.preset=folder data.ignore_classes=[{','.join(c.ignored_names)}]")
+        print(f"train on it with data.ignore_classes=[{','.join(c.ignored_names)}]")
 
 
 def _common(p: argparse.ArgumentParser) -> None:

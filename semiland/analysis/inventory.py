@@ -67,7 +67,7 @@ def band_range(refs: list[SampleRef], spec: DatasetSpec, bands: list[int] | None
     picks = [refs[i] for i in np.linspace(0, len(refs) - 1, min(STATS_IMAGES, len(refs))).round().astype(int)]
     lows, highs = [], []
     for ref in picks:
-        s = load_sample(dataclasses.replace(ref, mask=None), spec.classes, bands)  # pixels only
+        s = load_sample(dataclasses.replace(ref, mask=None), spec.classes, bands, sar=spec.sar)  # pixels only
         px = s.image[:, s.valid][:, ::97] if s.valid.any() else s.image.reshape(s.image.shape[0], -1)
         lo, hi = np.quantile(px, [0.02, 0.98], axis=1)
         lows.append(lo)

@@ -6,6 +6,8 @@ uniformly; of `draws` such random draws the one whose class distribution is clos
 to the full dataset's is kept, so the class balance is preserved too. The result is a new dataset folder
 `OUT/<region>/{images,masks}/<stem>_r<row>_c<col>.<ext>` (GeoTIFFs keep their georeferencing; other
 formats are written as lossless PNG) with `OUT/subsample.json` holding the distributions before / after.
+Optical + SAR pairs keep their SAR: `OUT/<region>/{optical,sar,masks}/` (the `paired` layout), each window
+cut from both rasters.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from semiland.analysis.inventory import grid_boxes
-from semiland.data.raster import PIL_SUFFIXES
+from semiland.data.classes import IGNORE_INDEX
+from semiland.data.raster import PIL_SUFFIXES, read_mask
 from semiland.data.sources import DatasetSpec, SampleRef, load_sample
 from semiland.errors import SemilandError
 from semiland.io import atomic_path, atomic_write_json
@@ -71,13 +74,14 @@ def choose(
     return best, best_tv
 
 
-def _write_crop(src: Path, box: Box, dst_stem: Path) -> Path:
-    """The window `box` of `src` → `dst_stem` + suffix: a GeoTIFF window keeps CRS and transform."""
+def _write_crop(src: Path, box: Box, dst_stem: Path, data: np.ndarray | None = None) -> Path:
+    """The window `box` of `src` → `dst_stem` + suffix: a GeoTIFF window keeps CRS and transform. `data`
+    (H, W) uint8, if given, is written instead of the source's pixels (on the window's grid)."""
     r, c, h, w = box
     if src.suffix.lower() in PIL_SUFFIXES:
         dst = dst_stem.with_suffix(".png")
         with Image.open(src) as im, atomic_path(dst) as tmp:
-            im.crop((c, r, c + w, r + h)).save(tmp, format="PNG")
+            (im.crop((c, r, c + w, r + h)) if data is None else Image.fromarray(data)).save(tmp, format="PNG")
         return dst
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
@@ -91,9 +95,30 @@ def _write_crop(src: Path, box: Box, dst_stem: Path) -> Path:
             profile = {**s.profile, "height": h, "width": w, "transform": s.window_transform(win)}
             profile.pop("blockxsize", None), profile.pop("blockysize", None)
             profile["tiled"] = False
+            if data is not None:
+                profile.update(count=1, dtype="uint8", nodata=None)
             with atomic_path(dst) as tmp, rasterio.open(tmp, "w", **{**profile, "driver": "GTiff"}) as d:
-                d.write(s.read(window=win))
+                d.write(s.read(window=win) if data is None else data[None])
     return dst
+
+
+def _index_mask(spec: DatasetSpec, ref: SampleRef, box: Box) -> np.ndarray | None:
+    """An index mask's window as the subset stores it: class k as k, ignored pixels as 255 (uint8), because its
+    classes.csv numbers the classes 0..K-1 whatever raw values the preset read (Sen1Floods11's −1 / 0 / 1,
+    WHU-OPT-SAR's 0 / 10 / …); None for an RGB mask, whose colours classes.csv keeps (its window is copied)."""
+    assert ref.mask is not None
+    if read_mask(ref.mask).ndim == 3:
+        return None
+    mask = load_sample(ref, spec.classes, mask_threshold=spec.mask_threshold).mask
+    assert mask is not None
+    r, c, h, w = box
+    return np.where(mask == spec.classes.ignore_index, IGNORE_INDEX, mask)[r : r + h, c : c + w].astype(np.uint8)
+
+
+def paired_output(spec: DatasetSpec) -> bool:
+    """Whether the subset is written in the paired layout: the samples carry SAR rasters of their own (not
+    SAR simulated from the optical image, which the subset's optical images give again)."""
+    return spec.sar is not None and not spec.sar.simulate and any(ref.sar is not None for ref in spec.samples)
 
 
 def subsample(
@@ -102,12 +127,18 @@ def subsample(
     """Write the "tiny" subset of `spec`'s labeled images to `out`; returns (and saves) the summary."""
     windows = window_counts(spec, subtile, progress)
     keep, tv = choose(windows, fraction, seed=seed)
+    paired = paired_output(spec)
     for i in tqdm(keep, desc="write sub-tiles", unit="tile", disable=not progress):
-        ref, box, _ = windows[i]
-        name = f"{Path(ref.image).stem}_r{box[0]}_c{box[1]}"
-        _write_crop(Path(ref.image), box, out / ref.region / "images" / name)
-        assert ref.mask is not None
-        _write_crop(Path(ref.mask), box, out / ref.region / "masks" / name)
+        ref, (r, c, h, w), _ = windows[i]
+        if ref.window is not None:  # the sample is a window of its files: boxes are inside that window
+            r, c = r + ref.window[0], c + ref.window[1]
+        box, name = (r, c, h, w), f"{Path(ref.image).stem}_r{r}_c{c}"
+        files = {"optical" if paired else "images": ref.image, "sar": ref.sar if paired else None}
+        for folder, path in files.items():
+            if path is not None:
+                _write_crop(Path(path), box, out / ref.region / folder / name)
+        assert ref.mask is not None  # labeled samples only
+        _write_crop(Path(ref.mask), box, out / ref.region / "masks" / name, _index_mask(spec, ref, windows[i][1]))
     counts = np.stack([c for _, _, c in windows]).astype(float)
     regions = sorted({w[0].region for w in windows})
 
