@@ -79,17 +79,20 @@ def test_grids_that_disagree_are_refused_or_resampled(tmp_path):
 def test_the_grid_check_names_what_differs():
     from rasterio.crs import CRS
 
-    from semiland.data.paired import _grid_difference
-    from semiland.data.raster import Raster
+    from semiland.data.paired import grid_difference
 
-    def raster(h, w, crs="EPSG:32630", transform=GRID):
-        profile = {"crs": CRS.from_string(crs) if crs else None, "transform": transform}
-        return Raster(np.zeros((1, h, w), np.float32), np.ones((h, w), bool), profile)
+    def raster(h, w, crs="EPSG:32630", transform=GRID):  # ((H, W), profile)
+        return (h, w), {"crs": CRS.from_string(crs) if crs else None, "transform": transform}
 
-    assert _grid_difference(raster(64, 64), raster(64, 64)) is None
-    assert _grid_difference(raster(64, 64), raster(60, 64)) == "size 64x64 px vs 64x60 px"
-    assert _grid_difference(raster(64, 64), raster(64, 64, crs=None, transform=None)) is None  # size is all we know
-    assert _grid_difference(raster(64, 64), raster(64, 64, crs="EPSG:4326")) == "CRS EPSG:32630 vs EPSG:4326"
+    def diff(a, b):
+        return grid_difference(*a, *b)
+
+    assert diff(raster(64, 64), raster(64, 64)) is None
+    assert diff(raster(64, 64), raster(60, 64)) == "size 64x64 px vs 64x60 px"
+    assert diff(raster(64, 64), raster(64, 64, crs=None, transform=None)) is None  # size is all we know
+    assert diff(raster(64, 64), raster(64, 64, crs="EPSG:4326")) == "CRS EPSG:32630 vs EPSG:4326"
+    shifted = from_origin(500010, 4000000, 10, 10)
+    assert diff(raster(64, 64), raster(64, 64, transform=shifted)).startswith("origin (500000, 4000000), pixel 10 vs")
 
 
 def test_linear_sar_to_db(tmp_path):
@@ -259,7 +262,13 @@ def test_dllr_trains_on_paired_data_and_refuses_single_modality(tmp_path, capsys
     assert "give the SAR rasters with --sar" in capsys.readouterr().err
     shifted = tif(tmp_path / "shift.tif", np.zeros((2, 64, 64), np.float32), transform=from_origin(0, 0, 10, 10))
     assert main(["predict", "--ckpt", ckpt, str(s2), "--sar", str(shifted), "-o", str(tmp_path / "r")]) == 2
-    assert "are not on the same grid" in capsys.readouterr().err
+    assert "are not on the same grid (origin" in capsys.readouterr().err
+    one_band = tif(tmp_path / "vv.tif", np.zeros((1, 64, 64), np.float32))
+    assert main(["predict", "--ckpt", ckpt, str(s2), "--sar", str(one_band), "-o", str(tmp_path / "r")]) == 2
+    assert (
+        f"SAR {one_band} has 1 band but the checkpoint's SAR part has 2 (trained on 13 optical"
+        in capsys.readouterr().err
+    )
     cfg.data.modality, cfg.data.mean, cfg.data.std, cfg.data.channels = "optical", None, None, None
     path = tmp_path / "optical.yaml"
     path.write_text(yaml.safe_dump(cfg.to_dict()))

@@ -53,16 +53,19 @@ def to_db(data: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, ok
 
 
-def _grid_difference(a: Raster, b: Raster) -> str | None:
-    """What keeps raster `b` off raster `a`'s grid ("size 64x64 px vs 60x60 px", "CRS …", "origin …, pixel …"), or
-    None when they agree. Where either file is not georeferenced, the size is all that can be checked."""
-    if a.shape != b.shape:
-        return f"size {a.shape[1]}x{a.shape[0]} px vs {b.shape[1]}x{b.shape[0]} px"
-    if a.profile.get("crs") is None or b.profile.get("crs") is None:
+def grid_difference(
+    shape_a: tuple[int, int], profile_a: dict[str, Any], shape_b: tuple[int, int], profile_b: dict[str, Any]
+) -> str | None:
+    """What keeps raster b ((H, W), its crs / transform profile) off raster a's grid ("size 64x64 px vs 60x60
+    px", "CRS …", "origin …, pixel …"), or None when they agree. Where either is not georeferenced, the size is
+    all that can be checked. Training (`stack_sar`) and prediction (`PairedReader`) check pairs with it."""
+    if shape_a != shape_b:
+        return f"size {shape_a[1]}x{shape_a[0]} px vs {shape_b[1]}x{shape_b[0]} px"
+    if profile_a.get("crs") is None or profile_b.get("crs") is None:
         return None
-    if a.profile["crs"] != b.profile["crs"]:
-        return f"CRS {a.profile['crs']} vs {b.profile['crs']}"
-    ta, tb = a.profile["transform"], b.profile["transform"]
+    if profile_a["crs"] != profile_b["crs"]:
+        return f"CRS {profile_a['crs']} vs {profile_b['crs']}"
+    ta, tb = profile_a["transform"], profile_b["transform"]
     if not ta.almost_equals(tb):
         return f"origin ({ta.c:.12g}, {ta.f:.12g}), pixel {ta.a:.12g} vs origin ({tb.c:.12g}, {tb.f:.12g}), pixel {tb.a:.12g}"
     return None
@@ -115,7 +118,7 @@ def stack_sar(optical: Raster, optical_path: Path, sar_path: Path, opts: SarOpti
         sar = simulated_sar(optical, optical_path.name)
     else:
         sar = read_image(sar_path, list(opts.bands) if opts.bands else None)
-    if difference := _grid_difference(optical, sar):
+    if difference := grid_difference(optical.shape, optical.profile, sar.shape, sar.profile):
         if not opts.resample:
             raise SemilandError(
                 f"optical {optical_path} and SAR {sar_path} are not on the same grid ({difference}); "

@@ -260,6 +260,15 @@ class Predictor:
             opts = SarOptions.from_config(d)  # as in training (prediction never resamples: PairedReader refuses)
             sar = None if d.simulate_sar else RasterReader(sar_path, opts.bands and list(opts.bands))  # type: ignore[arg-type]
             reader = PairedReader(reader, sar, opts)
+            if sar is not None and opts.modality == "both" and len(d.channels or []) == 2:
+                for part, r, want in (("optical", reader.optical, d.channels[0]), ("SAR", sar, d.channels[1])):
+                    if r.count != want:
+                        reader.close()
+                        raise SemilandError(
+                            f"{part} {r.path} has {r.count} band{'s' * (r.count != 1)} but the checkpoint's {part} part has {want} "
+                            f"(trained on {d.channels[0]} optical + {d.channels[1]} SAR bands); give the "
+                            f"matching {part} raster"
+                        )
         if reader.count != self.in_channels:
             sel = f" (bands {self.bands})" if self.bands else ""
             reader.close()

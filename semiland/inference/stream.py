@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from semiland.data.paired import SarOptions, simulated_sar, to_db
+from semiland.data.paired import SarOptions, grid_difference, simulated_sar, to_db
 from semiland.data.raster import PIL_SUFFIXES, as_float_valid, check_bands, read_image
 from semiland.engine.precision import warn_if_emulated
 from semiland.errors import SemilandError
@@ -125,17 +125,11 @@ class PairedReader:
             n_sar = self._simulated.data.shape[0]
         else:
             assert sar is not None
-            if (sar.height, sar.width) != (optical.height, optical.width) or (
-                optical.profile.get("crs") is not None
-                and sar.profile.get("crs") is not None
-                and (
-                    sar.profile["crs"] != optical.profile["crs"]
-                    or sar.profile["transform"] != optical.profile["transform"]
-                )
-            ):
+            shapes = (optical.height, optical.width), (sar.height, sar.width)
+            if difference := grid_difference(shapes[0], optical.profile, shapes[1], sar.profile):
                 raise SemilandError(
-                    f"SAR {sar.path} ({sar.width}x{sar.height} px) and optical {optical.path} ({optical.width}x"
-                    f"{optical.height} px) are not on the same grid; co-register them (prediction does not resample)"
+                    f"optical {optical.path} and SAR {sar.path} are not on the same grid ({difference}); "
+                    "co-register them (prediction does not resample)"
                 )
             n_sar = sar.count
         self.count = {"both": optical.count + n_sar, "optical": optical.count, "sar": n_sar}[opts.modality]
