@@ -87,6 +87,7 @@ def test_every_guide_command_runs(tmp_path, monkeypatch):
     assert (tmp_path / "maps-extra" / "scene_000_entropy.tif").is_file()
     assert (tmp_path / "runs" / "sweep" / "summary.md").is_file()
     assert sorted(p.name for p in (tmp_path / "maps-sar").glob("*.tif")) == ["scene_000.tif", "scene_001.tif"]
+    assert "figures/method_signals.png" in (tmp_path / "runs" / "dllr" / "report.html").read_text()  # DLLR's signals
     shutil.rmtree(tmp_path / "runs")
 
 

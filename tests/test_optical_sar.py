@@ -250,6 +250,8 @@ def test_dllr_trains_on_paired_data_and_refuses_single_modality(tmp_path, capsys
     cfg.data.preset, cfg.method = "sen1floods11", {"name": "dllr"}
     result = fit(cfg, tmp_path / "run")
     task, saved = load_task(result.best_ckpt)
+    log = (tmp_path / "run" / "logs" / "metrics.csv").read_text().splitlines()[0]
+    assert {"train/disagreement", "train/loss_cps", "train/loss_comp"} <= set(log.split(","))  # the report plots them
     assert saved.data.channels == [13, 2] and task.method.model.split == 13
     # paired prediction: --sar partners the inputs in order; a missing partner or another grid is one line
     ckpt, s2, s1 = str(result.best_ckpt), root / "S2Hand" / "Spain_1_S2Hand.tif", root / "S1Hand" / "Spain_1_S1Hand.tif"

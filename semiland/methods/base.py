@@ -109,6 +109,7 @@ class Method(nn.Module):
     uses_unlabeled: ClassVar[bool] = False  # the engine feeds an unlabeled stream only when True
     unlabeled_masks: ClassVar[bool] = False  # the unlabeled stream carries saved pseudo-label masks
     alarms: ClassVar[tuple[Alarm, ...]] = ()  # instability signals the engine watches (generative methods)
+    signals: ClassVar[tuple[str, ...]] = ()  # training_step outputs the run report plots (DLLR's disagreement)
 
     def __init__(self, model: nn.Module, cfg: MethodConfig, ctx: MethodContext):
         super().__init__()

@@ -90,6 +90,9 @@ class DLLR(Method):
     name = "dllr"
     Config = DLLRConfig
     uses_unlabeled = True
+    # the share of valid unlabeled pixels where the branches' argmaxes differ (what complementary learning
+    # works on) and the two unlabeled losses, plotted by the run report
+    signals = ("disagreement", "loss_cps", "loss_comp")
 
     def __init__(self, model, cfg: DLLRConfig, ctx):
         super().__init__(model, cfg, ctx)

@@ -174,7 +174,8 @@ def plot_curves(logs: dict[str, str | Path], path: str | Path) -> None:
 
 
 def plot_health(series: dict[str, dict[str, str | Path]], path: str | Path) -> None:
-    """One panel per watched quantity (a generative method's alarm keys): {key: {run label: log csv}}."""
+    """One panel per watched quantity (a generative method's alarm keys, a method's signals): {key: {run label:
+    log csv}}."""
     fig, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.2), squeeze=False)
     for ax, (key, logs) in zip(axes[0], series.items()):
         for label, csv_path in logs.items():
@@ -185,7 +186,8 @@ def plot_health(series: dict[str, dict[str, str | Path]], path: str | Path) -> N
                 ax.plot(steps, _smooth(values), color=ax.lines[-1].get_color(), lw=1.6, label=label)
         ax.set(xlabel="step", title=key)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # nothing logged yet in a run shorter than log_every
+            ax.legend(fontsize=8)
     _save(fig, path)
 
 

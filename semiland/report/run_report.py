@@ -141,6 +141,12 @@ def build_run_report(
             health.setdefault(alarm.key, {})[r.label] = r.log_csv
     if health:  # generative methods: the instability signals the engine watched
         plot_health(health, figures / "training_health.png")
+    signals: dict[str, dict[str, Path]] = {}  # a method's own quantities (Method.signals) → {run label: its log}
+    for r in runs:
+        for key in r.task.method.signals:
+            signals.setdefault(key, {})[r.label] = r.log_csv
+    if signals:
+        plot_health(signals, figures / "method_signals.png")
     warnings = [f"{r.label}, step {w['step']}: {w['message']}" for r in runs for w in run_warnings(r.run_dir)]
     classes = data.spec.classes
     targets = plot_target_shares(
@@ -158,6 +164,7 @@ def build_run_report(
             ("Per-class IoU", "figures/per_class_iou.png"),
             ("Training curves", "figures/training_curves.png"),
             *([("Training health (instability signals)", "figures/training_health.png")] if health else []),
+            *([("Method signals (training_step outputs, smoothed)", "figures/method_signals.png")] if signals else []),
             *([(TARGETS_CAPTION, "figures/target_shares.png")] if targets else []),
             *([("Image / ground truth / prediction (test images)", "figures/panels.png")] if rows else []),
             *[(f"Confusion matrix — {r.label}", f"figures/confusion_{r.label}.png") for r in runs],
