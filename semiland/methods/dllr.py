@@ -99,7 +99,8 @@ class DLLR(Method):
         if len(ctx.channels) != 2:
             raise SemilandError(
                 f"dllr needs optical + SAR input (two modalities), got band groups {ctx.channels}: use a paired "
-                "preset (sen1floods11, whu_opt_sar, paired) with data.modality=both"
+                "preset (sen1floods11, whu_opt_sar, paired) with data.modality=both, or data.simulate_sar=true "
+                "to try it on optical images alone"
             )
         if ctx.model_factory is None:
             raise SemilandError("dllr builds one network per modality: the engine must pass a model factory")
