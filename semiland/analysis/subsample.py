@@ -102,17 +102,17 @@ def _write_crop(src: Path, box: Box, dst_stem: Path, data: np.ndarray | None = N
     return dst
 
 
-def _index_mask(spec: DatasetSpec, ref: SampleRef, box: Box) -> np.ndarray | None:
-    """An index mask's window as the subset stores it: class k as k, ignored pixels as 255 (uint8), because its
-    classes.csv numbers the classes 0..K-1 whatever raw values the preset read (Sen1Floods11's −1 / 0 / 1,
-    WHU-OPT-SAR's 0 / 10 / …); None for an RGB mask, whose colours classes.csv keeps (its window is copied)."""
+def _index_mask(spec: DatasetSpec, ref: SampleRef) -> np.ndarray | None:
+    """An index mask as the subset stores it: class k as k, ignored pixels as 255, (H, W) uint8 (of the sample:
+    its window, where it is one), because the subset's classes.csv numbers the classes 0..K-1 whatever raw values
+    the preset read (Sen1Floods11's −1 / 0 / 1, WHU-OPT-SAR's 0 / 10 / …); None for an RGB mask, whose colours
+    classes.csv keeps (its windows are copied)."""
     assert ref.mask is not None
     if read_mask(ref.mask).ndim == 3:
         return None
     mask = load_sample(ref, spec.classes, mask_threshold=spec.mask_threshold).mask
     assert mask is not None
-    r, c, h, w = box
-    return np.where(mask == spec.classes.ignore_index, IGNORE_INDEX, mask)[r : r + h, c : c + w].astype(np.uint8)
+    return np.where(mask == spec.classes.ignore_index, IGNORE_INDEX, mask).astype(np.uint8)
 
 
 def paired_output(spec: DatasetSpec) -> bool:
@@ -128,17 +128,20 @@ def subsample(
     windows = window_counts(spec, subtile, progress)
     keep, tv = choose(windows, fraction, seed=seed)
     paired = paired_output(spec)
+    decoded: tuple[str, np.ndarray | None] = ("", None)  # the last image's index mask (kept windows come by image)
     for i in tqdm(keep, desc="write sub-tiles", unit="tile", disable=not progress):
-        ref, (r, c, h, w), _ = windows[i]
-        if ref.window is not None:  # the sample is a window of its files: boxes are inside that window
-            r, c = r + ref.window[0], c + ref.window[1]
+        ref, (r0, c0, h, w), _ = windows[i]
+        r, c = (r0 + ref.window[0], c0 + ref.window[1]) if ref.window else (r0, c0)  # boxes lie in the sample
         box, name = (r, c, h, w), f"{Path(ref.image).stem}_r{r}_c{c}"
         files = {"optical" if paired else "images": ref.image, "sar": ref.sar if paired else None}
         for folder, path in files.items():
             if path is not None:
                 _write_crop(Path(path), box, out / ref.region / folder / name)
+        if decoded[0] != ref.id:
+            decoded = ref.id, _index_mask(spec, ref)
+        crop = None if decoded[1] is None else decoded[1][r0 : r0 + h, c0 : c0 + w]
         assert ref.mask is not None  # labeled samples only
-        _write_crop(Path(ref.mask), box, out / ref.region / "masks" / name, _index_mask(spec, ref, windows[i][1]))
+        _write_crop(Path(ref.mask), box, out / ref.region / "masks" / name, crop)
     counts = np.stack([c for _, _, c in windows]).astype(float)
     regions = sorted({w[0].region for w in windows})
 

@@ -264,10 +264,10 @@ class Predictor:
                 for part, r, want in (("optical", reader.optical, d.channels[0]), ("SAR", sar, d.channels[1])):
                     if r.count != want:
                         reader.close()
+                        bands = f"{r.count} band{'s' * (r.count != 1)}"
                         raise SemilandError(
-                            f"{part} {r.path} has {r.count} band{'s' * (r.count != 1)} but the checkpoint's {part} part has {want} "
-                            f"(trained on {d.channels[0]} optical + {d.channels[1]} SAR bands); give the "
-                            f"matching {part} raster"
+                            f"{part} {r.path} has {bands} but the checkpoint's {part} part has {want} (trained on "
+                            f"{d.channels[0]} optical + {d.channels[1]} SAR bands); give the matching {part} raster"
                         )
         if reader.count != self.in_channels:
             sel = f" (bands {self.bands})" if self.bands else ""
