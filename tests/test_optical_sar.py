@@ -407,3 +407,18 @@ def test_analysis_and_labeling_advice_read_both_modalities(tmp_path, capsys):
     args = ["suggest-split", str(root), "--preset", "sen1floods11", "--budget", "1", "--test", "Ghana", "-o"]
     assert main([*args, str(tmp_path / "advice"), "--features", "stats"]) == 0
     assert (tmp_path / "advice" / "suggested_split.json").is_file()
+
+
+def test_a_pair_with_another_band_count_names_both_files(tmp_path):
+    root = floods_fixture(tmp_path / "s", chips=("Spain_1", "Spain_2", "Spain_3", "Ghana_1"))
+    for chip in ("Spain_1", "Spain_2"):  # VV only: any 3 training chips of the 4 mix 14- and 15-band pairs
+        tif(root / "S1Hand" / f"{chip}_S1Hand.tif", np.zeros((1, 64, 64), np.float32))
+    cfg = tiny_config(root, data={"split_mode": "count", "labeled": 3, "val": 0, "test": 1, "split_seed": 0})
+    cfg.data.preset = "sen1floods11"
+    with pytest.raises(
+        SemilandError, match=r"every sample needs the same bands \(choose them with data.bands / data"
+    ) as e:
+        prepare_data(cfg)
+    assert re.search(
+        r"optical \S+S2Hand.tif \+ SAR \S+S1Hand.tif: 1[45] bands, but optical \S+ \+ SAR \S+: 1[45];", str(e.value)
+    )

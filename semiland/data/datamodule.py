@@ -25,7 +25,7 @@ from semiland.data.augment import crop_pad, flip_rot90, random_crop_window, spec
 from semiland.data.classes import IGNORE_INDEX
 from semiland.data.presets import build_dataset
 from semiland.data.raster import read_image
-from semiland.data.sources import DatasetSpec, LoadedSample, load_sample
+from semiland.data.sources import DatasetSpec, LoadedSample, SampleRef, load_sample
 from semiland.data.splits import Split, make_split
 from semiland.data.stats import band_stats, normalise, robust_band_stats
 from semiland.errors import SemilandError
@@ -215,15 +215,21 @@ def prepare_data(cfg: Config) -> PreparedData:
 
         refs = spec.by_id()
 
+        pairs = spec.sar is not None and not spec.sar.simulate  # a sample's bands come from two files
+
+        def named(ref: SampleRef) -> str:
+            return f"optical {ref.image} + SAR {ref.sar}" if pairs and ref.sar else str(ref.image)
+
         def images() -> Iterator[tuple[np.ndarray, np.ndarray]]:  # streamed: pixels only, never masks
-            first: tuple[Any, int] | None = None
+            first: tuple[SampleRef, int] | None = None
             for sample_id in split.labeled + split.unlabeled:
                 sample = store.raw(sample_id, labeled=False)
-                first = first or (refs[sample_id].image, sample.image.shape[0])
+                first = first or (refs[sample_id], sample.image.shape[0])
                 if sample.image.shape[0] != first[1]:
+                    choose = "data.bands / data.sar_bands" if pairs else "data.bands"
                     raise SemilandError(
-                        f"{refs[sample_id].image} has {sample.image.shape[0]} bands but {first[0]} has "
-                        f"{first[1]}: every image needs the same bands (choose them with data.bands)"
+                        f"{named(refs[sample_id])}: {sample.image.shape[0]} bands, but {named(first[0])}: "
+                        f"{first[1]}; every sample needs the same bands (choose them with {choose})"
                     )
                 yield sample.image, sample.valid
 
