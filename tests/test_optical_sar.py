@@ -359,9 +359,20 @@ def test_dllr_without_masking_takes_targets_from_the_student_pass():
 
 
 def test_simulated_sar_works_on_any_optical_preset_and_is_refused_beside_real_sar(synth_root, tmp_path):
+    from semiland.engine.runner import fit, load_task
+    from semiland.inference.predict import PredictOptions, Predictor
+
     spec = build_dataset(DataConfig(preset="synthetic", root=str(synth_root), simulate_sar=True))
     sample = load_sample(spec.samples[0], spec.classes, None, None, spec.sar)
     assert sample.image.shape[0] == 3 + 2  # the optical bands, then two SAR-like bands derived from them
+    # a GeoTIFF run predicts GeoTIFFs: the simulated bands are made from the whole raster, as in training
+    cfg = tiny_config(synth_root)
+    cfg.data.simulate_sar, cfg.method = True, {"name": "dllr"}
+    predictor = Predictor(*load_task(fit(cfg, tmp_path / "run").best_ckpt), PredictOptions())
+    reader = predictor.open(Path(spec.samples[0].image))
+    rows, valid = reader.read(0, reader.height)
+    np.testing.assert_array_equal(rows[:, valid], sample.image[:, valid])
+    reader.close()
     with pytest.raises(SemilandError, match="has real SAR; leave data.simulate_sar=false"):
         build_dataset(DataConfig(preset="sen1floods11", root=str(floods_fixture(tmp_path / "s")), simulate_sar=True))
 

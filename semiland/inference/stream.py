@@ -109,6 +109,9 @@ class RasterReader:
             self._src.close()
 
 
+SIMULATE_MAX_PX = 64 << 20  # a simulated-SAR raster is read whole (float32: 4 bytes × bands a pixel)
+
+
 class PairedReader:
     """An optical reader and its SAR partner read row by row and stacked as the training samples were
     (`data/paired.py`: optical first, dB conversion, validity of both, `modality`). Grids must agree:
@@ -118,10 +121,16 @@ class PairedReader:
         self.optical, self.sar, self.opts = optical, sar, opts
         self.path, self.height, self.width, self.profile = optical.path, optical.height, optical.width, optical.profile
         self._simulated = None
-        if opts.simulate:
-            if optical._whole is None:
-                raise SemilandError(f"{optical.path}: simulated SAR exists only for the JPEG / PNG test bed images")
-            self._simulated = simulated_sar(optical._whole, optical.path.name)
+        if opts.simulate:  # from the whole image, as in training (its brightness percentile, its edges)
+            whole = optical._whole
+            if whole is None:
+                if optical.height * optical.width > SIMULATE_MAX_PX:
+                    raise SemilandError(
+                        f"{optical.path} is {optical.width} x {optical.height} px: simulated SAR is made from the "
+                        f"whole image, at most {SIMULATE_MAX_PX >> 20} Mpx; predict it in parts, or train on real SAR"
+                    )
+                whole = read_image(optical.path, optical.bands)
+            self._simulated = simulated_sar(whole, optical.path.name)
             n_sar = self._simulated.data.shape[0]
         else:
             assert sar is not None
