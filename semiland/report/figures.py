@@ -151,6 +151,12 @@ def _smooth(values: tuple[float, ...], weight: float = 0.8) -> list[float]:
     return out
 
 
+def _legend(ax) -> None:
+    """A legend where the panel has labelled lines (a run shorter than log_every has logged none yet)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+
+
 def plot_curves(logs: dict[str, str | Path], path: str | Path) -> None:
     """Training loss and validation mIoU against step for every run."""
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -168,8 +174,7 @@ def plot_curves(logs: dict[str, str | Path], path: str | Path) -> None:
     ax_val.set(xlabel="step", ylabel="mIoU (%)", title="validation mIoU")
     for ax in (ax_loss, ax_val):
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:  # a run shorter than log_every has no loss line yet
-            ax.legend(fontsize=8)
+        _legend(ax)
     _save(fig, path)
 
 
@@ -186,8 +191,7 @@ def plot_health(series: dict[str, dict[str, str | Path]], path: str | Path) -> N
                 ax.plot(steps, _smooth(values), color=ax.lines[-1].get_color(), lw=1.6, label=label)
         ax.set(xlabel="step", title=key)
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:  # nothing logged yet in a run shorter than log_every
-            ax.legend(fontsize=8)
+        _legend(ax)
     _save(fig, path)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,15 @@ def run_warnings(run_dir: Path) -> list[dict[str, Any]]:
 TARGETS_CAPTION = "Class shares of the pseudo-labels (a class sinking to 0 is being unlearned)"
 
 
+def _logs_by_key(runs: list[RunOutcome], keys: Callable[[Any], Sequence[str]]) -> dict[str, dict[str, Path]]:
+    """{training_step output key: {run label: its log}} for the keys each run's method names (`keys(method)`)."""
+    out: dict[str, dict[str, Path]] = {}
+    for r in runs:
+        for key in keys(r.task.method):
+            out.setdefault(key, {})[r.label] = r.log_csv
+    return out
+
+
 def build_run_report(
     out_dir: Path, title: str, runs: list[RunOutcome], data: PreparedData, intro: list[str], command: str
 ) -> Path:
@@ -135,16 +145,11 @@ def build_run_report(
     plot_curves({r.label: r.log_csv for r in runs}, figures / "training_curves.png")
     for r in runs:
         plot_confusion(r.metrics, figures / f"confusion_{r.label}.png")
-    health: dict[str, dict[str, Path]] = {}  # watched quantity → {run label: its log}
-    for r in runs:
-        for alarm in r.task.method.alarms:
-            health.setdefault(alarm.key, {})[r.label] = r.log_csv
-    if health:  # generative methods: the instability signals the engine watched
+    # generative methods: the instability signals the engine watched; any method's own signals (DLLR's)
+    health = _logs_by_key(runs, lambda m: [alarm.key for alarm in m.alarms])
+    if health:
         plot_health(health, figures / "training_health.png")
-    signals: dict[str, dict[str, Path]] = {}  # a method's own quantities (Method.signals) → {run label: its log}
-    for r in runs:
-        for key in r.task.method.signals:
-            signals.setdefault(key, {})[r.label] = r.log_csv
+    signals = _logs_by_key(runs, lambda m: m.signals)
     if signals:
         plot_health(signals, figures / "method_signals.png")
     warnings = [f"{r.label}, step {w['step']}: {w['message']}" for r in runs for w in run_warnings(r.run_dir)]
