@@ -254,7 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--compile", action="store_true", help="torch.compile the model (GPU; needs a compiler)")
     pr.add_argument("--device", default="auto", help="auto (a GPU when present), cpu, cuda or cuda:N")
     pr.add_argument("--workers", type=int, default=1, help="processes sharing the inputs (default 1)")
-    pr.add_argument("--sar", nargs="+", default=None, help="SAR rasters / folders, paired with the inputs in order")
+    pr.add_argument(
+        "--sar",
+        nargs="+",
+        default=None,
+        help="SAR rasters / folders, paired with the inputs by name (x.tif with x.tif, or x_S2Hand with x_S1Hand)",
+    )
     pr.set_defaults(func=cmd_predict)
 
     analysis_cli.add_parsers(sub)

@@ -16,6 +16,7 @@ from semiland.data.datamodule import prepare_data
 from semiland.data.presets import build_dataset
 from semiland.data.sources import load_sample
 from semiland.errors import SemilandError
+from semiland.inference.predict import _sar_partners
 
 from .conftest import SEN1FLOODS, tiny_config
 
@@ -253,7 +254,7 @@ def test_dllr_trains_on_paired_data_and_refuses_single_modality(tmp_path, capsys
     log = (tmp_path / "run" / "logs" / "metrics.csv").read_text().splitlines()[0]
     assert {"train/disagreement", "train/loss_cps", "train/loss_comp"} <= set(log.split(","))  # the report plots them
     assert saved.data.channels == [13, 2] and task.method.model.split == 13
-    # paired prediction: --sar partners the inputs in order; a missing partner or another grid is one line
+    # paired prediction: --sar partners the inputs by name; a missing partner or another grid is one line
     ckpt, s2, s1 = str(result.best_ckpt), root / "S2Hand" / "Spain_1_S2Hand.tif", root / "S1Hand" / "Spain_1_S1Hand.tif"
     assert main(["predict", "--ckpt", ckpt, str(s2), "--sar", str(s1), "-o", str(tmp_path / "p"), "--tile", "32"]) == 0
     with rasterio.open(tmp_path / "p" / "Spain_1_S2Hand.tif") as out:
@@ -433,3 +434,33 @@ def test_a_pair_with_another_band_count_names_both_files(tmp_path):
     assert re.search(
         r"optical \S+S2Hand.tif \+ SAR \S+S1Hand.tif: 1[45] bands, but optical \S+ \+ SAR \S+: 1[45];", str(e.value)
     )
+
+
+def test_predict_pairs_sar_with_the_inputs_by_name_not_position(tmp_path):
+    def files(folder: str, *names: str) -> Path:
+        (tmp_path / folder).mkdir()
+        for n in names:
+            (tmp_path / folder / n).touch()
+        return tmp_path / folder
+
+    # two dates of one tile, listed in opposite orders: position alone would swap them
+    inputs = [files("s2", "tile_2024.tif") / "tile_2024.tif", files("s2b", "tile_2023.tif") / "tile_2023.tif"]
+    pairs = _sar_partners(inputs, [str(files("s1", "tile_2023.tif", "tile_2024.tif"))])
+    assert {k.name: (k.parent.name, v.name) for k, v in pairs.items()} == {
+        "tile_2024.tif": ("s2", "tile_2024.tif"),
+        "tile_2023.tif": ("s2b", "tile_2023.tif"),
+    }
+    # Sen1Floods11's names differ only in the sensor tag every file carries
+    s2 = files("S2Hand", "Spain_7_S2Hand.tif", "Bolivia_12_S2Hand.tif")
+    s1 = files("S1Hand", "Bolivia_12_S1Hand.tif", "Spain_7_S1Hand.tif")
+    pairs = _sar_partners(sorted(s2.iterdir()), [str(s1)])
+    assert {k.name: v.name for k, v in pairs.items()} == {
+        "Bolivia_12_S2Hand.tif": "Bolivia_12_S1Hand.tif",
+        "Spain_7_S2Hand.tif": "Spain_7_S1Hand.tif",
+    }
+    # names that do not correspond are refused, naming the input left without a partner
+    s1_other = files("other", "Bolivia_12_S1Hand.tif", "Chad_3_S1Hand.tif")
+    with pytest.raises(SemilandError, match="no SAR raster named like Spain_7_S2Hand.tif"):
+        _sar_partners(sorted(s2.iterdir()), [str(s1_other)])
+    with pytest.raises(SemilandError, match="2 optical inputs but 1 SAR rasters"):
+        _sar_partners(sorted(s2.iterdir()), [str(s1 / "Spain_7_S1Hand.tif")])

@@ -54,7 +54,7 @@ class PredictOptions:
     overwrite: bool = False
     skip_existing: bool = False
     workers: int = 1
-    sar: list[str] | None = None  # SAR rasters (files or folders), paired with the inputs in order
+    sar: list[str] | None = None  # SAR rasters (files or folders), paired with the inputs by name
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -78,14 +78,41 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return files
 
 
+def _pair_keys(files: list[Path]) -> list[str]:
+    """File stems less the prefix and suffix they all share: `Bolivia_1_S2Hand`, `Ghana_7_S2Hand` → `Bolivia_1`,
+    `Ghana_7`, so an optical and a SAR list that differ only in a sensor tag get the same keys."""
+    stems = [f.stem for f in files]
+    head = len(os.path.commonprefix(stems))
+    rests = [s[head:] for s in stems]
+    tail = len(os.path.commonprefix([r[::-1] for r in rests]))
+    return [r[: len(r) - tail] for r in rests]
+
+
 def _sar_partners(files: list[Path], sar: list[str] | None) -> dict[Path, Path]:
-    """--sar files / folders, paired with the inputs in order (both lists sorted as given / by name)."""
+    """--sar files / folders, paired with the optical inputs by name: the same stem, or the same stem once
+    the part every file of a list shares is set aside (`x_S2Hand` with `x_S1Hand`). Never by position alone,
+    which would silently pair two dates of one tile the wrong way round."""
     if not sar:
         return {}
     partners = expand_inputs(sar)
     if len(partners) != len(files):
-        raise SemilandError(f"{len(files)} optical inputs but {len(partners)} SAR rasters: --sar pairs them in order")
-    return dict(zip(files, partners))
+        raise SemilandError(
+            f"{len(files)} optical inputs but {len(partners)} SAR rasters: give one SAR raster per input"
+        )
+    if len(files) == 1:
+        return {files[0]: partners[0]}
+    for keys, sar_keys in (
+        ([f.stem for f in files], [p.stem for p in partners]),
+        (_pair_keys(files), _pair_keys(partners)),
+    ):
+        by_key = dict(zip(sar_keys, partners))
+        if len(set(keys)) == len(files) and set(keys) == set(by_key):
+            return {f: by_key[k] for f, k in zip(files, keys)}
+    lonely = next((f for f, k in zip(files, _pair_keys(files)) if k not in _pair_keys(partners)), files[0])
+    raise SemilandError(
+        f"no SAR raster named like {lonely.name} among the --sar rasters ({partners[0].name}, …): name each pair alike "
+        "(the same stem, or stems that differ only in a part every file shares, as x_S2Hand / x_S1Hand)"
+    )
 
 
 def output_paths(src: Path, out_dir: Path, opts: PredictOptions) -> dict[str, Path]:
