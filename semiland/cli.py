@@ -67,10 +67,11 @@ def _finish_run(result, started: float, command: str) -> int:
 def cmd_test(args: argparse.Namespace) -> int:
     from semiland.engine.metrics import format_table
     from semiland.engine.runner import evaluation_folder, test
-    from semiland.io import ensure_writable_dir
+    from semiland.io import output_folder
 
     out = Path(args.out) if args.out else Path(args.ckpt).resolve().parent.parent / evaluation_folder(args.on)
-    metrics = test(args.ckpt, ensure_writable_dir(out), args.overrides, args.on)
+    with output_folder(out):
+        metrics = test(args.ckpt, out, args.overrides, args.on)
     print(format_table(metrics))
     print(f"\nmetrics: {out / 'metrics.json'}\nconfusion matrix: {out / 'confusion_matrix.png'}")
     return 0

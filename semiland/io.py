@@ -94,6 +94,27 @@ def ensure_writable_dir(folder: str | Path) -> Path:
     return folder
 
 
+@contextmanager
+def output_folder(folder: str | Path) -> Iterator[Path]:
+    """`ensure_writable_dir` for one command's outputs; if the command fails, the folders it created are
+    removed again while still empty, so a refused input leaves no empty output folder behind."""
+    folder = Path(folder)
+    created, p = [], folder.absolute()
+    while not p.exists():
+        created.append(p)  # deepest first
+        p = p.parent
+    out = ensure_writable_dir(folder)
+    try:
+        yield out
+    except BaseException:
+        for d in created:
+            try:
+                d.rmdir()
+            except OSError:  # something was written there: keep it
+                break
+        raise
+
+
 def prepare_output_dir(folder: str | Path, overwrite: bool, what: str = "output folder") -> Path:
     """Refuse an existing non-empty folder unless `overwrite`; then create it (and check it is writable)."""
     folder = Path(folder)

@@ -179,14 +179,17 @@ def test_bad_band_selection_and_options_are_one_line(trained, tmp_path, capsys, 
     assert run_predict(trained, src, "-o", tmp_path / "o", *args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and err.count("\n") == 0
-    assert not list((tmp_path / "o").glob("*")) if (tmp_path / "o").exists() else True
+    assert not (tmp_path / "o").exists()  # the output folder it made is removed again: a refusal leaves no trace
 
 
 def test_unreadable_and_clashing_inputs_are_refused(trained, tmp_path, capsys):
     bad = tmp_path / "bad.tif"
     bad.write_bytes(b"II*\x00garbage")
-    assert run_predict(trained, bad, "-o", tmp_path / "o") == 2
+    (tmp_path / "kept").mkdir()
+    assert run_predict(trained, bad, "-o", tmp_path / "o" / "nested") == 2
+    assert run_predict(trained, bad, "-o", tmp_path / "kept") == 2
     assert "cannot read" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and (tmp_path / "kept").is_dir()  # only folders it made itself go
     (tmp_path / "x").mkdir()
     (tmp_path / "y").mkdir()
     a = write_tif(tmp_path / "x" / "same.tif", np.full((3, 8, 8), 9, np.uint8))

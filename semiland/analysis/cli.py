@@ -7,6 +7,7 @@ from pathlib import Path
 
 from semiland.analysis.advisor import describe
 from semiland.errors import SemilandError
+from semiland.io import output_folder
 
 
 def _dataset(args: argparse.Namespace):
@@ -58,7 +59,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from semiland.analysis.run import analyze
 
     spec, split = _dataset(args)
-    result = analyze(spec, split, Path(args.out), _options(args))
+    with output_folder(Path(args.out)):
+        result = analyze(spec, split, Path(args.out), _options(args))
     print(f"features: {result['features_note']}")
     for w in result["warnings"]:
         print(f"warning: {w}")
@@ -72,7 +74,10 @@ def cmd_suggest_split(args: argparse.Namespace) -> int:
     from semiland.analysis.split_advice import suggest_split
 
     spec, _ = _dataset(args)
-    result = suggest_split(spec, Path(args.out), _options(args), args.budget, _regions(args.test), _regions(args.val))
+    with output_folder(Path(args.out)):
+        result = suggest_split(
+            spec, Path(args.out), _options(args), args.budget, _regions(args.test), _regions(args.val)
+        )
     for i, p in enumerate(result["picks"], 1):
         print(f"pick {i}: {p['unit']} ({describe(p)})")
     c, r = result["conditions"], result["random_baseline"]

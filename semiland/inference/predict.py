@@ -30,7 +30,7 @@ from semiland.data.raster import IMAGE_SUFFIXES, image_size
 from semiland.errors import SemilandError
 from semiland.inference.sliding import at_scale
 from semiland.inference.stream import NODATA, Block, PairedReader, RasterReader, TilePredictor, stream_blocks
-from semiland.io import atomic_path, disk_full, ensure_writable_dir
+from semiland.io import atomic_path, disk_full, output_folder
 from semiland.models.fold import fold_batchnorm
 
 EXTRAS = ("confidence", "entropy", "probs")
@@ -387,7 +387,13 @@ def predict_files(ckpt: str | Path, inputs: list[str], out_dir: str | Path, opts
     """Predict every input into `out_dir`; returns a summary (files written, skipped, pixels, seconds)."""
     files = expand_inputs(inputs)
     sars = _sar_partners(files, opts.sar)
-    out_dir = ensure_writable_dir(out_dir)
+    with output_folder(out_dir) as out:
+        return _predict_into(ckpt, files, sars, out, opts)
+
+
+def _predict_into(
+    ckpt: str | Path, files: list[Path], sars: dict[Path, Path], out_dir: Path, opts: PredictOptions
+) -> dict[str, Any]:
     todo = _rank_share([(f, p, sars.get(f)) for f, p in plan_outputs(files, out_dir, opts)])
     started = time.time()
     pixels = sum(h * w for h, w in (image_size(f) for f, _, _ in todo))
