@@ -73,6 +73,11 @@ def cmd_test(args: argparse.Namespace) -> int:
     with output_folder(out):
         metrics = test(args.ckpt, out, args.overrides, args.on)
     print(format_table(metrics))
+    for head, m in metrics.get("heads", {}).items():  # a method's parts scored alone (DLLR: each modality)
+        print(
+            f"{head} alone: mIoU {100 * m['mIoU']:.2f}, "
+            + ", ".join(f"{c} {100 * v['IoU']:.1f}" for c, v in m["per_class"].items() if v["IoU"] is not None)
+        )
     print(f"\nmetrics: {out / 'metrics.json'}\nconfusion matrix: {out / 'confusion_matrix.png'}")
     return 0
 

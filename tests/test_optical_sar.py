@@ -2,6 +2,7 @@
 (Sen1Floods11 on the real chip when present, WHU-OPT-SAR and the paired folder on generated fixtures)."""
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 
@@ -254,6 +255,21 @@ def test_dllr_trains_on_paired_data_and_refuses_single_modality(tmp_path, capsys
     log = (tmp_path / "run" / "logs" / "metrics.csv").read_text().splitlines()[0]
     assert {"train/disagreement", "train/loss_cps", "train/loss_comp"} <= set(log.split(","))  # the report plots them
     assert saved.data.channels == [13, 2] and task.method.model.split == 13
+    # `semiland test` scores each branch alone beside the fused prediction, on the same pixels; a branch
+    # sees only its own modality's bands
+    assert main(["test", "--ckpt", str(result.best_ckpt), "-o", str(tmp_path / "t")]) == 0
+    assert "optical alone: mIoU" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert set(metrics["heads"]) == {"optical", "sar"}
+    support = {c: m["support"] for c, m in metrics["per_class"].items()}
+    assert all({c: m["support"] for c, m in h["per_class"].items()} == support for h in metrics["heads"].values())
+    x = torch.randn(1, 15, 32, 32)
+    y = x.clone()
+    y[:, :13] = torch.randn(1, 13, 32, 32)  # other optical bands, the same SAR
+    with torch.no_grad():
+        task.method.eval()
+        assert torch.equal(task.method.predict_head(x, "sar"), task.method.predict_head(y, "sar"))
+        assert not torch.equal(task.method.predict_head(x, "optical"), task.method.predict_head(y, "optical"))
     # paired prediction: --sar partners the inputs by name; a missing partner or another grid is one line
     ckpt, s2, s1 = str(result.best_ckpt), root / "S2Hand" / "Spain_1_S2Hand.tif", root / "S1Hand" / "Spain_1_S1Hand.tif"
     assert main(["predict", "--ckpt", ckpt, str(s2), "--sar", str(s1), "-o", str(tmp_path / "p"), "--tile", "32"]) == 0

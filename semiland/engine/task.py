@@ -8,6 +8,7 @@ ranks by torchmetrics).
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import sys
@@ -93,6 +94,13 @@ class SegTask(L.LightningModule):
         # predictions are class indices and masks are decoded against the class table before they get here.
         self.val_cm = MulticlassConfusionMatrix(k, ignore_index=classes.ignore_index, validate_args=False)
         self.test_cm = MulticlassConfusionMatrix(k, ignore_index=classes.ignore_index, validate_args=False)
+        # one more per method head (DLLR's branches), scored by `test` only; metric states are not saved
+        self.head_cms = torch.nn.ModuleDict(
+            {
+                h: MulticlassConfusionMatrix(k, ignore_index=classes.ignore_index, validate_args=False)
+                for h in method.heads
+            }
+        )
         self.n_optimizers = len(method.param_groups())
         self.test_metrics: dict[str, Any] | None = None
         self._recent: dict[Alarm, deque[float]] = {a: deque(maxlen=a.window) for a in method.alarms}
@@ -178,15 +186,17 @@ class SegTask(L.LightningModule):
                     atomic_write_json(Path(trainer.default_root_dir) / "warnings.json", self.warnings)
 
     # -- evaluation ---------------------------------------------------------------------------------
-    def predict_logits(self, image: torch.Tensor) -> torch.Tensor:
+    def predict_logits(self, image: torch.Tensor, head: str | None = None) -> torch.Tensor:
+        """(B, K, H, W) logits of the method, or of one of its `heads` alone, over sliding windows."""
         d = self.cfg.data
         multiple = max(32, self.min_size)
+        predict = self.method.predict if head is None else functools.partial(self.method.predict_head, head=head)
         return sliding_window_logits(
-            at_scale(self.method.predict, d.scale, multiple), image, d.eval_tile, d.eval_overlap, multiple=multiple
+            at_scale(predict, d.scale, multiple), image, d.eval_tile, d.eval_overlap, multiple=multiple
         )
 
-    def _evaluate(self, batch: dict[str, Any], cm: MulticlassConfusionMatrix) -> None:
-        pred = class_indices(self.predict_logits(batch["image"]))  # (B, H, W)
+    def _evaluate(self, batch: dict[str, Any], cm: MulticlassConfusionMatrix, head: str | None = None) -> None:
+        pred = class_indices(self.predict_logits(batch["image"], head))  # (B, H, W)
         target = batch["mask"].masked_fill(~batch["valid"], self.classes.ignore_index)
         cm.update(pred, target)
 
@@ -206,10 +216,17 @@ class SegTask(L.LightningModule):
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, self.test_cm)
+        for head, cm in self.head_cms.items():
+            self._evaluate(batch, cm, head)
 
     def on_test_epoch_end(self) -> None:
-        self.test_metrics = confusion_metrics(self.test_cm.compute().cpu().numpy(), list(self.classes.names))
+        names = list(self.classes.names)
+        self.test_metrics = confusion_metrics(self.test_cm.compute().cpu().numpy(), names)
         self.test_cm.reset()
+        if self.head_cms:
+            self.test_metrics["heads"] = {h: confusion_metrics(cm.compute().cpu().numpy(), names) for h, cm in self.head_cms.items()}  # fmt: skip
+            for cm in self.head_cms.values():
+                cm.reset()
 
     # -- checkpoints --------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

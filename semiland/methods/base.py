@@ -110,6 +110,8 @@ class Method(nn.Module):
     unlabeled_masks: ClassVar[bool] = False  # the unlabeled stream carries saved pseudo-label masks
     alarms: ClassVar[tuple[Alarm, ...]] = ()  # instability signals the engine watches (generative methods)
     signals: ClassVar[tuple[str, ...]] = ()  # training_step outputs the run report plots (DLLR's disagreement)
+    # parts whose own predictions `semiland test` scores beside the method's (DLLR: each modality's branch)
+    heads: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: nn.Module, cfg: MethodConfig, ctx: MethodContext):
         super().__init__()
@@ -126,6 +128,10 @@ class Method(nn.Module):
 
     def predict(self, image: torch.Tensor) -> torch.Tensor:
         return self.model(image)
+
+    def predict_head(self, image: torch.Tensor, head: str) -> torch.Tensor:
+        """Logits of one of `heads` alone, (B, K, H, W)."""
+        raise NotImplementedError(f"{self.name} has no head {head!r}")
 
     def after_step(self, step: int) -> None:
         """Called after every optimizer step (EMA updates, schedules)."""

@@ -93,6 +93,7 @@ class DLLR(Method):
     # the share of valid unlabeled pixels where the branches' argmaxes differ (what complementary learning
     # works on) and the two unlabeled losses, plotted by the run report
     signals = ("disagreement", "loss_cps", "loss_comp")
+    heads = ("optical", "sar")  # `semiland test` also scores each branch alone: what each modality carries
 
     def __init__(self, model, cfg: DLLRConfig, ctx):
         super().__init__(model, cfg, ctx)
@@ -107,6 +108,10 @@ class DLLR(Method):
         c_opt, c_sar = ctx.channels
         self.model = TwoBranch(ctx.model_factory(in_channels=c_opt), ctx.model_factory(in_channels=c_sar), c_opt)
         self.register_buffer("class_marginal", torch.full((ctx.num_classes,), 1.0 / ctx.num_classes))
+
+    def predict_head(self, image: torch.Tensor, head: str) -> torch.Tensor:
+        net = self.model
+        return net.optical(image[:, : net.split]) if head == "optical" else net.sar(image[:, net.split :])
 
     @torch.no_grad()
     def _update_marginal(self, mask: torch.Tensor) -> None:
