@@ -756,3 +756,21 @@ def test_the_stability_table_says_which_alarms_fired_and_where_the_watched_value
     _, head, table = stability_table(found)
     assert table == [["b", "adv", "2", "D wins: 1/2 seeds, first at step 58 (seed 0)",
                       "d_accuracy 1 / 0.5; loss_adv – / –"]]  # fmt: skip
+
+
+def test_head_scores_are_kept_apart_from_the_sets_and_the_methods_own_classes():
+    from semiland.bench.sweep import head_scores
+    from semiland.bench.sweep_summary import extra_sets
+
+    metrics = {"mIoU": 0.4, "heads": {"sar": {"mIoU": 0.3, "per_class": {"water": {"IoU": 0.9}}}}}
+    row = {
+        "mIoU": 0.4,
+        "IoU/water": 0.8,
+        "unlabeled:mIoU": 0.5,
+        **head_scores(metrics),
+        **head_scores(metrics, "unlabeled:"),
+    }
+    assert row["alone/sar/mIoU"] == 0.3 and row["unlabeled:alone/sar/IoU/water"] == 0.9
+    assert extra_sets([row]) == ["unlabeled"]  # a head is not an evaluation set
+    assert [k for k in row if k.startswith("IoU/")] == ["IoU/water"]
+    assert head_scores({"mIoU": 0.4}) == {}  # methods without heads add nothing

@@ -131,6 +131,17 @@ def also_on(spec: RunSpec, ckpt: Path, folder: Path, sets: list[str]) -> dict[st
         m = test(ckpt, folder / evaluation_folder(on), on=on)
         row[f"{on}:mIoU"] = m["mIoU"]
         row.update({f"{on}:IoU/{k}": v["IoU"] for k, v in m["per_class"].items()})
+        row.update(head_scores(m, f"{on}:"))
+    return row
+
+
+def head_scores(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """A method's heads scored alone (`Method.heads`; DLLR: each modality's branch), keyed
+    "[SET:]alone/<head>/mIoU" and "[SET:]alone/<head>/IoU/<class>" (never read as a set's or the method's own)."""
+    row: dict[str, float] = {}
+    for head, m in metrics.get("heads", {}).items():
+        row[f"{prefix}alone/{head}/mIoU"] = m["mIoU"]
+        row.update({f"{prefix}alone/{head}/IoU/{k}": v["IoU"] for k, v in m["per_class"].items()})
     return row
 
 
@@ -203,6 +214,7 @@ def run_one(
         "kappa": metrics["kappa"],
         "val_mIoU": best_val(folder),  # what any choice between methods or settings must be made on
         **{f"IoU/{k}": v["IoU"] for k, v in metrics["per_class"].items()},
+        **head_scores(metrics),
         "fit_seconds": fit_seconds,
         "fit_cpu_seconds": fit_cpu_seconds,
         "cell_seconds": cell_seconds,  # wall, as fit_seconds, with the extra sets: what --finish-by plans with
