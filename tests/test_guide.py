@@ -10,6 +10,7 @@ on small crops; nothing else about the commands is changed.
 from __future__ import annotations
 
 import io
+import json
 import re
 import shlex
 import shutil
@@ -87,7 +88,12 @@ def test_every_guide_command_runs(tmp_path, monkeypatch):
     assert (tmp_path / "maps-extra" / "scene_000_entropy.tif").is_file()
     assert (tmp_path / "runs" / "sweep" / "summary.md").is_file()
     assert sorted(p.name for p in (tmp_path / "maps-sar").glob("*.tif")) == ["scene_000.tif", "scene_001.tif"]
-    assert "figures/method_signals.png" in (tmp_path / "runs" / "dllr" / "report.html").read_text()  # DLLR's signals
+    report = (tmp_path / "runs" / "dllr" / "report.html").read_text()
+    assert "figures/method_signals.png" in report and "sar alone" in report  # DLLR's signals and each branch alone
+    assert set(json.loads((tmp_path / "runs" / "dllr" / "test" / "metrics.json").read_text())["heads"]) == {
+        "optical",
+        "sar",
+    }
     shutil.rmtree(tmp_path / "runs")
 
 

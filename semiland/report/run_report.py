@@ -141,6 +141,8 @@ def build_run_report(
 ) -> Path:
     figures = out_dir / "figures"
     results = {r.label: r.metrics for r in runs}
+    # a method's heads scored alone (DLLR: each modality's branch), as rows of their own after the runs
+    results |= {f"{r.label}: {h} alone": m for r in runs for h, m in r.metrics.get("heads", {}).items()}
     plot_per_class_iou(results, figures / "per_class_iou.png")
     plot_curves({r.label: r.log_csv for r in runs}, figures / "training_curves.png")
     for r in runs:
