@@ -774,3 +774,28 @@ def test_head_scores_are_kept_apart_from_the_sets_and_the_methods_own_classes():
     assert extra_sets([row]) == ["unlabeled"]  # a head is not an evaluation set
     assert [k for k in row if k.startswith("IoU/")] == ["IoU/water"]
     assert head_scores({"mIoU": 0.4}) == {}  # methods without heads add nothing
+
+
+def test_the_heads_table_compares_each_head_with_its_method_and_supervised_seed_by_seed():
+    from semiland.bench.sweep import head_scores
+    from semiland.bench.sweep_heads import heads_table
+
+    def cell(method, seed, miou, heads=None):
+        metrics = {"heads": {h: {"mIoU": v, "per_class": {"water": {"IoU": v / 2}}} for h, v in (heads or {}).items()}}
+        row = {"method": method, "budget": "2img", "seed": seed, "mIoU": miou, "IoU/water": 0.5}
+        return {**row, "unlabeled:mIoU": miou, **head_scores(metrics), **head_scores(metrics, "unlabeled:")}
+
+    rows = [cell("supervised", 0, 0.40), cell("supervised", 1, 0.30),
+            cell("dllr", 0, 0.38, {"sar": 0.42}), cell("dllr", 1, 0.36, {"sar": 0.37})]  # fmt: skip
+    caption, head, table = heads_table(rows, ["supervised", "dllr"])
+    assert head[-1] == "water" and [r[:4] for r in table] == [
+        ["2img", "dllr", "sar", "test"],
+        ["2img", "dllr", "sar", "unlabeled"],
+    ]
+    test = dict(zip(head, table[0]))
+    assert test["mIoU (seeds)"].startswith("39.50 ± ") and test["mIoU (seeds)"].endswith("(2)")
+    assert test["Δ vs the method"].startswith("+2.50 ± 2.12 (2/2)") and test["Δ vs supervised"].startswith(
+        "+4.50"
+    )  # (4+1)/2, (2+7)/2
+    assert test["water"] == "19.75"
+    assert heads_table([cell("supervised", 0, 0.4)], ["supervised"]) is None

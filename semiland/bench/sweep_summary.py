@@ -49,21 +49,27 @@ def _stats(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> tu
 
 
 def _paired(
-    rows: list[dict[str, Any]], method: str, budget: str, key: str, versus: str = "supervised"
+    rows: list[dict[str, Any]],
+    method: str,
+    budget: str,
+    key: str,
+    versus: str = "supervised",
+    versus_key: str | None = None,
 ) -> dict[str, Any]:
-    """100 × (`key` of `method` − `versus`'s) seed by seed (same seed: same initialisation and crops), so the
-    spread between seeds that both share cancels: mean, std, seeds won, seeds paired, each seed's difference
-    (`by_seed`) and `p`, a one-sample t-test of the differences against 0 (NaN under 3 seeds or with no spread)."""
+    """100 × (`key` of `method` − `versus_key` (default `key`) of `versus`) seed by seed (same seed: same
+    initialisation and crops), so the spread between seeds that both share cancels: mean, std, seeds won, seeds
+    paired, each seed's difference (`by_seed`) and `p`, a one-sample t-test of the differences against 0 (NaN
+    under 3 seeds or with no spread). A method against itself with another key compares two of its scores (a
+    head alone against the whole method)."""
 
-    def by_seed(m: str) -> dict[int, float]:
-        return {
-            r["seed"]: r[key] for r in rows if r["method"] == m and r["budget"] == budget and r.get(key) is not None
-        }
+    def by_seed(m: str, k: str) -> dict[int, float]:
+        return {r["seed"]: r[k] for r in rows if r["method"] == m and r["budget"] == budget and r.get(k) is not None}
 
-    sup, own = by_seed(versus), by_seed(method)
+    versus_key = versus_key or key
+    sup, own = by_seed(versus, versus_key), by_seed(method, key)
     diffs = {s: 100 * (own[s] - sup[s]) for s in sorted(own) if s in sup}
     d = list(diffs.values())
-    if method == versus or not d:
+    if (method, key) == (versus, versus_key) or not d:
         return {"mean": float("nan"), "std": float("nan"), "wins": 0, "n": 0, "by_seed": {}, "p": float("nan")}
     std = statistics.stdev(d) if len(d) > 1 else 0.0
     p = float(ttest_1samp(d, 0.0).pvalue) if len(d) >= 3 and std > 0 else float("nan")
@@ -419,10 +425,13 @@ def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, com
     unless `quiet`."""
     # imported here: that module reads this one's names
     from semiland.bench.sweep_confusions import class_shares, confusion_shifts, shares_table, shifts_table
+    from semiland.bench.sweep_heads import heads_table
     from semiland.bench.sweep_stability import stability, stability_table
 
     table = summarise(rows, methods)
     tables = summary_tables(table)
+    if heads := heads_table(rows, methods):
+        tables.append(heads)
     sets = ["test", *extra_sets(rows)]
     if shifts := confusion_shifts([r for r in rows if r["method"] in methods], out, sets):
         tables.append(shifts_table(shifts))

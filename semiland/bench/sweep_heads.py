@@ -1,0 +1,49 @@
+"""A method's heads scored alone: the sweep summary's "Each head alone" table.
+
+A method with `heads` (DLLR: one network per modality, whose fused prediction is what it is scored on) has
+each head scored on its own as well (`semiland test`; the cells' `[SET:]alone/<head>/…` keys, `sweep.head_scores`).
+Per budget, method, head and set the table gives the head's mIoU, its difference to the whole method and to
+supervised, seed by seed, and its per-class IoU: whether fusing helps, and whether a class one modality cannot
+see is lost by the other too (the Dubai simulated SAR's vegetation, docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from semiland.bench.sweep_summary import Table, _fmt, _fmt_paired, _paired, _stats, extra_sets
+
+HEAD_KEY = re.compile(r"^(?:(?P<on>[^:/]+):)?alone/(?P<head>[^/]+)/mIoU$")
+
+
+def _heads_of(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(set prefix, head) pairs the cells hold, in first-seen order: ("", "optical"), ("unlabeled:", "sar"), …"""
+    found = (HEAD_KEY.match(k) for r in rows for k in r)
+    return list(dict.fromkeys((f"{m['on']}:" if m["on"] else "", m["head"]) for m in found if m))
+
+
+def heads_table(rows: list[dict[str, Any]], methods: list[str]) -> Table | None:
+    """One row per budget, method, head and set; None when no cell has a head scored."""
+    pairs = _heads_of(rows)
+    if not pairs:
+        return None
+    classes = [k.removeprefix("IoU/") for k in dict.fromkeys(k for r in rows for k in r if k.startswith("IoU/"))]
+    order = {on: i for i, on in enumerate(["", *(f"{s}:" for s in extra_sets(rows))])}
+    out = []
+    for budget in dict.fromkeys(r["budget"] for r in rows):
+        for method in methods:
+            for on, head in sorted(pairs, key=lambda p: (order.get(p[0], len(order)), p[1])):
+                key = f"{on}alone/{head}/mIoU"
+                mean, std, n = _stats(rows, method, budget, key)
+                if not n:
+                    continue
+                own = _paired(rows, method, budget, key, versus=method, versus_key=f"{on}mIoU")
+                sup = _paired(rows, method, budget, key, versus_key=f"{on}mIoU")
+                per_class = (_stats(rows, method, budget, f"{on}alone/{head}/IoU/{c}")[0] for c in classes)
+                out.append([budget, method, head, on.rstrip(":") or "test", f"{mean:.2f} ± {std:.2f} ({n})",
+                            _fmt_paired(own), _fmt_paired(sup), *(_fmt(x) for x in per_class)])  # fmt: skip
+    caption = ("Each head alone (`Method.heads`: DLLR's branches; points, paired by seed with the whole method and "
+               "with supervised; per-class IoU mean over seeds)")  # fmt: skip
+    head = ["budget", "method", "head", "set", "mIoU (seeds)", "Δ vs the method", "Δ vs supervised", *classes]
+    return caption, head, out
