@@ -23,6 +23,11 @@ def _heads_of(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return list(dict.fromkeys((f"{m['on']}:" if m["on"] else "", m["head"]) for m in found if m))
 
 
+def _with_p(p: dict[str, Any]) -> str:
+    """A paired difference with its t-test's p where there is one (3 seeds or more)."""
+    return _fmt_paired(p) + ("" if p["p"] != p["p"] else f", p {p['p']:.2g}")
+
+
 def heads_table(rows: list[dict[str, Any]], methods: list[str]) -> Table | None:
     """One row per budget, method, head and set; None when no cell has a head scored."""
     pairs = _heads_of(rows)
@@ -42,7 +47,7 @@ def heads_table(rows: list[dict[str, Any]], methods: list[str]) -> Table | None:
                 sup = _paired(rows, method, budget, key, versus_key=f"{on}mIoU")
                 per_class = (_stats(rows, method, budget, f"{on}alone/{head}/IoU/{c}")[0] for c in classes)
                 out.append([budget, method, head, on.rstrip(":") or "test", f"{mean:.2f} ± {std:.2f} ({n})",
-                            _fmt_paired(own), _fmt_paired(sup), *(_fmt(x) for x in per_class)])  # fmt: skip
+                            _with_p(own), _with_p(sup), *(_fmt(x) for x in per_class)])  # fmt: skip
     caption = ("Each head alone (`Method.heads`: DLLR's branches; points, paired by seed with the whole method and "
                "with supervised; per-class IoU mean over seeds)")  # fmt: skip
     head = ["budget", "method", "head", "set", "mIoU (seeds)", "Δ vs the method", "Δ vs supervised", *classes]
