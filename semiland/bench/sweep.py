@@ -129,10 +129,14 @@ def also_on(spec: RunSpec, ckpt: Path, folder: Path, sets: list[str]) -> dict[st
     row: dict[str, float] = {}
     for on in filter(lambda on: _scored(spec, on), sets):
         m = test(ckpt, folder / evaluation_folder(on), on=on)
-        row[f"{on}:mIoU"] = m["mIoU"]
-        row.update({f"{on}:IoU/{k}": v["IoU"] for k, v in m["per_class"].items()})
+        row.update(_scores(m, f"{on}:"))
         row.update(head_scores(m, f"{on}:"))
     return row
+
+
+def _scores(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
+    """mIoU and per-class IoU of one evaluation, keyed "<prefix>mIoU" and "<prefix>IoU/<class>"."""
+    return {f"{prefix}mIoU": metrics["mIoU"], **{f"{prefix}IoU/{k}": v["IoU"] for k, v in metrics["per_class"].items()}}
 
 
 def head_scores(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -140,8 +144,7 @@ def head_scores(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
     "[SET:]alone/<head>/mIoU" and "[SET:]alone/<head>/IoU/<class>" (never read as a set's or the method's own)."""
     row: dict[str, float] = {}
     for head, m in metrics.get("heads", {}).items():
-        row[f"{prefix}alone/{head}/mIoU"] = m["mIoU"]
-        row.update({f"{prefix}alone/{head}/IoU/{k}": v["IoU"] for k, v in m["per_class"].items()})
+        row.update(_scores(m, f"{prefix}alone/{head}/"))
     return row
 
 

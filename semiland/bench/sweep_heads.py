@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from semiland.bench.sweep_summary import Table, _fmt, _fmt_paired, _paired, _stats, extra_sets
+from semiland.bench.sweep_summary import Table, _fmt, _fmt_p, _fmt_paired, _paired, _stats, extra_sets
 
 HEAD_KEY = re.compile(r"^(?:(?P<on>[^:/]+):)?alone/(?P<head>[^/]+)/mIoU$")
 
@@ -25,7 +25,7 @@ def _heads_of(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 def _with_p(p: dict[str, Any]) -> str:
     """A paired difference with its t-test's p where there is one (3 seeds or more)."""
-    return _fmt_paired(p) + ("" if p["p"] != p["p"] else f", p {p['p']:.2g}")
+    return _fmt_paired(p) + ("" if (q := _fmt_p(p)) == "–" else f", p {q}")
 
 
 def heads_table(rows: list[dict[str, Any]], methods: list[str]) -> Table | None:

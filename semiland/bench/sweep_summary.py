@@ -326,8 +326,12 @@ def seed_table(table: list[dict[str, Any]]) -> Table:
 
 def _seed_cells(p: dict[str, Any], seeds: list[int]) -> list[str]:
     """A paired difference's cells: each seed's Δ, mean ± std (seeds won), the t-test's p."""
-    return [*(_signed(p["by_seed"].get(s, float("nan"))) for s in seeds), _fmt_paired(p),
-            "–" if p["p"] != p["p"] else f"{p['p']:.2g}"]  # fmt: skip
+    return [*(_signed(p["by_seed"].get(s, float("nan"))) for s in seeds), _fmt_paired(p), _fmt_p(p)]
+
+
+def _fmt_p(p: dict[str, Any]) -> str:
+    """A paired difference's t-test p, "–" where there is none (under 3 seeds, or no spread)."""
+    return "–" if p["p"] != p["p"] else f"{p['p']:.2g}"
 
 
 def class_change_table(table: list[dict[str, Any]], prefixes: list[str]) -> Table:

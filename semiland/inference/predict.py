@@ -101,14 +101,14 @@ def _sar_partners(files: list[Path], sar: list[str] | None) -> dict[Path, Path]:
         )
     if len(files) == 1:
         return {files[0]: partners[0]}
-    for keys, sar_keys in (
-        ([f.stem for f in files], [p.stem for p in partners]),
-        (_pair_keys(files), _pair_keys(partners)),
-    ):
-        by_key = dict(zip(sar_keys, partners))
-        if len(set(keys)) == len(files) and set(keys) == set(by_key):
-            return {f: by_key[k] for f, k in zip(files, keys)}
-    lonely = next((f for f, k in zip(files, _pair_keys(files)) if k not in _pair_keys(partners)), files[0])
+    stems = [f.stem for f in files], [p.stem for p in partners]
+    keys = _pair_keys(files), _pair_keys(partners)
+    for own, theirs in (stems, keys):
+        by_key = dict(zip(theirs, partners))
+        if len(set(own)) == len(files) and set(own) == set(by_key):
+            return {f: by_key[k] for f, k in zip(files, own)}
+    unmatched = set(keys[0]) - set(keys[1])
+    lonely = next((f for f, k in zip(files, keys[0]) if k in unmatched), files[0])
     raise SemilandError(
         f"no SAR raster named like {lonely.name} among the --sar rasters ({partners[0].name}, …): name each pair alike "
         "(the same stem, or stems that differ only in a part every file shares, as x_S2Hand / x_S1Hand)"
