@@ -8,7 +8,7 @@ from semiland.engine.checkpoint import read_checkpoint, slim_checkpoint
 from semiland.engine.runner import fit, load_task
 from semiland.engine.task import lr_schedule
 from semiland.errors import SemilandError
-from semiland.inference.sliding import sliding_window_logits
+from semiland.inference.sliding import at_scale, sliding_window_logits
 from semiland.methods import METHODS
 
 from .conftest import tiny_config
@@ -21,6 +21,17 @@ def test_sliding_window_equals_direct_prediction_for_pointwise_model(shape):
     out = sliding_window_logits(conv, image, tile=64, overlap=0.25)
     assert out.shape == (1, 4, *shape)
     assert torch.allclose(out, conv(image).detach(), atol=1e-5)
+
+
+def test_several_predictions_of_one_pass_are_resampled_as_each_alone():
+    # a method and its heads (DLLR's fused map and branches) share one pass; stacked, they must come back as
+    # each would alone: resampling 18 channels at once rounds some pixels differently in the last bit
+    heads = [torch.nn.Conv2d(4, 6, 3, padding=1) for _ in range(3)]
+    x = torch.randn(2, 4, 96, 96).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        together = at_scale(lambda t: tuple(h(t) for h in heads), 0.5)(x)  # (2, 18, 96, 96)
+        alone = [at_scale(h, 0.5)(x) for h in heads]
+    assert all(torch.equal(a, t) for a, t in zip(alone, together.chunk(3, 1), strict=True))
 
 
 def test_lr_schedule_shapes():

@@ -270,6 +270,13 @@ def test_dllr_trains_on_paired_data_and_refuses_single_modality(tmp_path, capsys
         task.method.eval()
         assert torch.equal(task.method.predict_head(x, "sar"), task.method.predict_head(y, "sar"))
         assert not torch.equal(task.method.predict_head(x, "optical"), task.method.predict_head(y, "optical"))
+    # `test` runs each branch once for the fused map and both heads alone: the same numbers as a pass each,
+    # at a data.scale where the outputs are resampled too (sliding windows of 32 over 80 × 96)
+    task.cfg.data.scale, task.cfg.data.eval_tile = 0.5, 32
+    z = torch.randn(1, 15, 80, 96)
+    fused, heads = task.predict_logits_with_heads(z)
+    assert torch.equal(fused, task.predict_logits(z))
+    assert all(torch.equal(heads[h], task.predict_logits(z, h)) for h in ("optical", "sar"))
     # paired prediction: --sar partners the inputs by name; a missing partner or another grid is one line
     ckpt, s2, s1 = str(result.best_ckpt), root / "S2Hand" / "Spain_1_S2Hand.tif", root / "S1Hand" / "Spain_1_S1Hand.tif"
     assert main(["predict", "--ckpt", ckpt, str(s2), "--sar", str(s1), "-o", str(tmp_path / "p"), "--tile", "32"]) == 0

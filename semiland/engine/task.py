@@ -28,7 +28,7 @@ from semiland.data.classes import ClassTable
 from semiland.engine.checkpoint import FORMAT
 from semiland.engine.metrics import confusion_metrics
 from semiland.errors import SemilandError
-from semiland.inference.sliding import at_scale, class_indices, sliding_window_logits
+from semiland.inference.sliding import Logits, at_scale, class_indices, sliding_window_logits
 from semiland.io import atomic_write_json
 from semiland.methods.base import Alarm, Method, ParamGroup
 
@@ -186,19 +186,37 @@ class SegTask(L.LightningModule):
                     atomic_write_json(Path(trainer.default_root_dir) / "warnings.json", self.warnings)
 
     # -- evaluation ---------------------------------------------------------------------------------
-    def predict_logits(self, image: torch.Tensor, head: str | None = None) -> torch.Tensor:
-        """(B, K, H, W) logits of the method, or of one of its `heads` alone, over sliding windows."""
+    def _sliding(self, predict: Callable[[torch.Tensor], Logits], image: torch.Tensor) -> torch.Tensor:
         d = self.cfg.data
         multiple = max(32, self.min_size)
-        predict = self.method.predict if head is None else functools.partial(self.method.predict_head, head=head)
         return sliding_window_logits(
             at_scale(predict, d.scale, multiple), image, d.eval_tile, d.eval_overlap, multiple=multiple
         )
 
-    def _evaluate(self, batch: dict[str, Any], cm: MulticlassConfusionMatrix, head: str | None = None) -> None:
-        pred = class_indices(self.predict_logits(batch["image"], head))  # (B, H, W)
+    def predict_logits(self, image: torch.Tensor, head: str | None = None) -> torch.Tensor:
+        """(B, K, H, W) logits of the method, or of one of its `heads` alone, over sliding windows."""
+        predict = self.method.predict if head is None else functools.partial(self.method.predict_head, head=head)
+        return self._sliding(predict, image)
+
+    def predict_logits_with_heads(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """`predict_logits` of the method and of each head from one pass of the network over each window:
+        the window's outputs travel stacked along the class axis, (B, K · (1 + heads), h, w), through the
+        per-channel blending (resampled part by part: `at_scale`), and are split after; the same numbers as
+        one pass each (tests/test_optical_sar.py)."""
+
+        def together(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            main, heads = self.method.predict_with_heads(x)
+            return (main, *(heads[h] for h in self.method.heads))
+
+        parts = self._sliding(together, image).chunk(1 + len(self.method.heads), 1)
+        return parts[0], dict(zip(self.method.heads, parts[1:], strict=True))
+
+    def _score(self, logits: torch.Tensor, batch: dict[str, Any], cm: MulticlassConfusionMatrix) -> None:
         target = batch["mask"].masked_fill(~batch["valid"], self.classes.ignore_index)
-        cm.update(pred, target)
+        cm.update(class_indices(logits), target)  # (B, H, W) classes against the mask
+
+    def _evaluate(self, batch: dict[str, Any], cm: MulticlassConfusionMatrix) -> None:
+        self._score(self.predict_logits(batch["image"]), batch, cm)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, self.val_cm)
@@ -215,9 +233,12 @@ class SegTask(L.LightningModule):
             atomic_write_json(Path(root) / "val_metrics.json", {"step": self.train_step, **m})
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, self.test_cm)
+        if not self.head_cms:
+            return self._evaluate(batch, self.test_cm)
+        logits, heads = self.predict_logits_with_heads(batch["image"])
+        self._score(logits, batch, self.test_cm)
         for head, cm in self.head_cms.items():
-            self._evaluate(batch, cm, head)
+            self._score(heads[head], batch, cm)
 
     def on_test_epoch_end(self) -> None:
         names = list(self.classes.names)

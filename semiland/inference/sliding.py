@@ -23,20 +23,26 @@ def ceil_to(x: int, m: int) -> int:
     return -(-x // m) * m
 
 
-def at_scale(
-    predict: Callable[[torch.Tensor], torch.Tensor], scale: float, multiple: int = 32
-) -> Callable[[torch.Tensor], torch.Tensor]:
+Logits = torch.Tensor | tuple[torch.Tensor, ...]  # one prediction, or several of one pass (a method and its heads)
+
+
+def at_scale(predict: Callable[[torch.Tensor], Logits], scale: float, multiple: int = 32) -> Callable[[torch.Tensor], torch.Tensor]:  # fmt: skip
     """A model trained at `scale` × the native resolution (`data.scale`) predicting native-resolution tiles:
     (N, C, T, T) → resampled to the model's resolution (antialiased; rounded up to `multiple` px) → logits
-    → bilinear back to (N, K, T, T)."""
-    if scale == 1:
-        return predict
+    → bilinear back to (N, K, T, T). Where `predict` gives a tuple of (N, K, t, t), each is resampled on its
+    own and the result stacked, (N, K · parts, T, T): the same numbers as each predicted alone (resampling
+    the stacked tensor can round differently in the last bit, the vectorised kernel depending on the channels)."""
 
     def scaled(x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        size = (ceil_to(max(1, round(h * scale)), multiple), ceil_to(max(1, round(w * scale)), multiple))
-        small = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-        return F.interpolate(predict(small).float(), size=(h, w), mode="bilinear", align_corners=False)
+        if scale != 1:
+            size = (ceil_to(max(1, round(h * scale)), multiple), ceil_to(max(1, round(w * scale)), multiple))
+            x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        out = predict(x)
+        parts = out if isinstance(out, tuple) else (out,)
+        if scale != 1:
+            parts = tuple(F.interpolate(z.float(), size=(h, w), mode="bilinear", align_corners=False) for z in parts)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
 
     return scaled
 

@@ -133,6 +133,11 @@ class Method(nn.Module):
         """Logits of one of `heads` alone, (B, K, H, W)."""
         raise NotImplementedError(f"{self.name} has no head {head!r}")
 
+    def predict_with_heads(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """`predict` and every head's logits, each (B, K, H, W). A method whose prediction is made of its heads
+        (DLLR fuses its branches) overrides this to run them once, not once for it and once for each head."""
+        return self.predict(image), {h: self.predict_head(image, h) for h in self.heads}
+
     def after_step(self, step: int) -> None:
         """Called after every optimizer step (EMA updates, schedules)."""
 

@@ -113,6 +113,10 @@ class DLLR(Method):
         net = self.model
         return net.optical(image[:, : net.split]) if head == "optical" else net.sar(image[:, net.split :])
 
+    def predict_with_heads(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        logits_o, logits_s = self.model.branches(image)  # each branch once: the fused map is made of the two
+        return fuse(logits_o, logits_s), {"optical": logits_o, "sar": logits_s}
+
     @torch.no_grad()
     def _update_marginal(self, mask: torch.Tensor) -> None:
         labeled = mask[mask != self.ctx.ignore_index]
