@@ -109,6 +109,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         skip_existing=args.skip_existing,
         workers=args.workers,
         sar=args.sar,
+        head=args.head,
     )
     summary = predict_files(args.ckpt, args.inputs, args.out, opts)
     skipped = f", skipped {summary['skipped']} inputs already done" if summary["skipped"] else ""
@@ -265,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         help="SAR rasters / folders, paired with the inputs by name (x.tif with x.tif, or x_S2Hand with x_S1Hand)",
+    )
+    pr.add_argument(
+        "--head",
+        default=None,
+        help="map with one part of the method alone: optical or sar for dllr (each branch sees its own bands; "
+        "`semiland test` scores both)",
     )
     pr.set_defaults(func=cmd_predict)
 

@@ -88,6 +88,7 @@ def test_every_guide_command_runs(tmp_path, monkeypatch):
     assert (tmp_path / "maps-extra" / "scene_000_entropy.tif").is_file()
     assert (tmp_path / "runs" / "sweep" / "summary.md").is_file()
     assert sorted(p.name for p in (tmp_path / "maps-sar").glob("*.tif")) == ["scene_000.tif", "scene_001.tif"]
+    assert sorted(p.name for p in (tmp_path / "maps-sar-branch").glob("*.tif")) == ["scene_000.tif", "scene_001.tif"]
     report = (tmp_path / "runs" / "dllr" / "report.html").read_text()
     assert "figures/method_signals.png" in report and "sar alone" in report  # DLLR's signals and each branch alone
     assert set(json.loads((tmp_path / "runs" / "dllr" / "test" / "metrics.json").read_text())["heads"]) == {

@@ -283,7 +283,23 @@ def test_dllr_trains_on_paired_data_and_refuses_single_modality(tmp_path, capsys
     with rasterio.open(tmp_path / "p" / "Spain_1_S2Hand.tif") as out:
         classes = out.read(1)
     assert classes.shape == (64, 64) and (classes[:4, :4] == 255).all() and (classes[4:, 4:] < 2).all()  # NaN SAR
+    # --head: one branch alone maps from its own bands; another optical image with the same SAR, the same map
+    with rasterio.open(s2) as src:
+        profile, noise = src.profile, np.random.default_rng(0).normal(size=(src.count, 64, 64)).astype(np.float32)
+    (tmp_path / "o2").mkdir()
+    with rasterio.open(tmp_path / "o2" / s2.name, "w", **profile) as dst:
+        dst.write(noise * 1000)
+    maps = {}
+    for name, optical, head in (("sar1", s2, "sar"), ("sar2", tmp_path / "o2" / s2.name, "sar"), ("opt2", tmp_path / "o2" / s2.name, "optical")):  # fmt: skip
+        args = ["predict", "--ckpt", ckpt, str(optical), "--sar", str(s1), "-o", str(tmp_path / name), "--tile", "32"]
+        assert main([*args, "--head", head, "--probs"]) == 0
+        with rasterio.open(tmp_path / name / f"{s2.stem}_probs.tif") as out:
+            maps[name] = out.read()  # (K, H, W) percent: a barely trained model's classes are all one
+    assert np.array_equal(maps["sar1"], maps["sar2"]) and not np.array_equal(maps["sar2"], maps["opt2"])
     capsys.readouterr()
+    assert main(["predict", "--ckpt", ckpt, str(s2), "--sar", str(s1), "-o", str(tmp_path / "h"), "--head", "vv"]) == 2
+    assert "the checkpoint's method (dllr) has no part 'vv' (its parts: optical, sar)" in capsys.readouterr().err
+    assert not (tmp_path / "h").exists()
     assert main(["predict", "--ckpt", ckpt, str(s2), "-o", str(tmp_path / "q")]) == 2
     assert "give the SAR rasters with --sar" in capsys.readouterr().err
     shifted = tif(tmp_path / "shift.tif", np.zeros((2, 64, 64), np.float32), transform=from_origin(0, 0, 10, 10))

@@ -11,9 +11,11 @@ Inputs are shared across `--workers` processes, or across the ranks of a `torchr
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -55,6 +57,7 @@ class PredictOptions:
     skip_existing: bool = False
     workers: int = 1
     sar: list[str] | None = None  # SAR rasters (files or folders), paired with the inputs by name
+    head: str | None = None  # one of the method's parts alone (`Method.heads`; DLLR: optical or sar branch)
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -266,8 +269,22 @@ class Predictor:
         self.std = np.asarray(self.cfg.data.std, np.float32)[:, None, None]
         self.tile = opts.tile or self.cfg.data.eval_tile
         self.overlap = self.cfg.data.eval_overlap if opts.overlap is None else opts.overlap
-        predict = at_scale(self.task.method.predict, self.task.cfg.data.scale, max(32, self.task.min_size))
+        predict = at_scale(self._predict_fn(opts.head), self.task.cfg.data.scale, max(32, self.task.min_size))
         self.tiles = TilePredictor(predict, self.device, opts.precision, opts.tta, opts.compile)
+
+    def _predict_fn(self, head: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The method's prediction, or that of one of its parts alone (`--head`: a DLLR branch, where one
+        modality maps better than the fused pair; benchmarks.md, the `sar` set)."""
+        method = self.task.method
+        if head is None:
+            return method.predict
+        if head not in method.heads:
+            parts = f"its parts: {', '.join(method.heads)}" if method.heads else "it has no part that predicts alone"
+            raise SemilandError(
+                f"--head {head}: the checkpoint's method ({method.name}) has no part {head!r} ({parts}); "
+                "leave --head out to predict with the whole method"
+            )
+        return functools.partial(method.predict_head, head=head)
 
     @classmethod
     def from_checkpoint(cls, ckpt: str | Path, opts: PredictOptions) -> Predictor:
