@@ -53,7 +53,12 @@ define_set() {  # METHODS and ABLATION of set $1
       METHODS+=",mm_cps=dllr:$SAR method.masking=false method.complementary=false method.reassign=false"
       METHODS+=",dllr=dllr:$SAR"
       ABLATION="supervised"
-      for part in masking complementary reassign cps; do ABLATION+=",dllr_no_$part=dllr:$SAR method.$part=false"; done ;;
+      for part in masking complementary reassign cps; do ABLATION+=",dllr_no_$part=dllr:$SAR method.$part=false"; done
+      # DLLR again where the ablation trains: float32 CPU runs are bit-identical on one CPU but not across CPU
+      # generations (session 26: the losses part by step 9), so each dllr_no_<part> is paired with a DLLR of
+      # its own machine (sweep_summary pairs a variant with <base>_rerun where only that shares its device),
+      # and dllr_rerun − dllr measures what a change of machine alone moves
+      ABLATION+=",dllr_rerun=dllr:$SAR" ;;
     strong-view)  # why FixMatch / UniMatch / mean teacher gain nothing here? Their strong view without its per-band
       # changes (blur and CutMix kept): `bench targets --strong` shows the supervised model's accuracy falling on it
       METHODS="supervised" ABLATION="supervised,fixmatch_p0=fixmatch:method.photometric=0"
