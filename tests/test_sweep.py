@@ -375,6 +375,32 @@ def test_an_ablation_row_is_compared_with_its_base_method_seed_by_seed():
     assert not any(t[0].startswith("Variants") for t in summary_tables(summarise(rows[:6], ["supervised", "dllr"])))
 
 
+def test_an_ablation_is_paired_with_a_base_rerun_on_its_own_machine():
+    from semiland.bench.sweep_summary import summarise, summary_tables
+
+    def row(method, seed, miou, device):
+        return {"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
+                "fit_seconds": 1.0, "device": device}  # fmt: skip
+
+    old, new = "cpu: AMD EPYC (no native bf16)", "cpu: AMD EPYC (native bf16)"
+    rows = [row("supervised", s, 0.40, old) for s in range(3)] + [row("dllr", s, 0.40, old) for s in range(3)]
+    rows += [row("dllr_no_cps", s, 0.45, new) for s in range(3)]  # the ablation, on another CPU
+    rows += [row("dllr_rerun", 0, 0.44, new), row("dllr_rerun", 1, 0.42, new)]  # DLLR again there, 2 seeds so far
+    methods = ["supervised", "dllr", "dllr_no_cps", "dllr_rerun"]
+    table = {(r[1], r[3]): r for r in summary_tables(summarise(rows, methods))[-1][2]}
+    # seeds 0 and 1 against the re-run of their own machine, seed 2 against the kept DLLR (the only one there)
+    assert table["dllr_no_cps", "test"][2:7] == ["dllr; seeds 0, 1: dllr_rerun", "test", "+1.00", "+3.00", "+5.00"]
+    assert table["dllr_rerun", "test"][2:6] == ["dllr", "test", "+4.00", "+2.00"]  # what the machine alone moved
+    rows.append(row("dllr_rerun", 2, 0.41, new))
+    table = {(r[1], r[3]): r for r in summary_tables(summarise(rows, methods))[-1][2]}
+    assert table["dllr_no_cps", "test"][2:7] == ["dllr_rerun", "test", "+1.00", "+3.00", "+4.00"]
+    for r in rows[6:9]:  # the ablation on the kept DLLR's machine: paired with it, the re-run unused
+        r["device"] = old
+    assert {(r[1], r[3]): r for r in summary_tables(summarise(rows, methods))[-1][2]}["dllr_no_cps", "test"][
+        2
+    ] == "dllr"
+
+
 def test_per_class_changes_say_which_classes_a_difference_comes_from():
     from semiland.bench.sweep_summary import summarise, summary_tables
 
