@@ -396,9 +396,8 @@ def test_an_ablation_is_paired_with_a_base_rerun_on_its_own_machine():
     assert table["dllr_no_cps", "test"][2:7] == ["dllr_rerun", "test", "+1.00", "+3.00", "+4.00"]
     for r in rows[6:9]:  # the ablation on the kept DLLR's machine: paired with it, the re-run unused
         r["device"] = old
-    assert {(r[1], r[3]): r for r in summary_tables(summarise(rows, methods))[-1][2]}["dllr_no_cps", "test"][
-        2
-    ] == "dllr"
+    table = {(r[1], r[3]): r for r in summary_tables(summarise(rows, methods))[-1][2]}
+    assert table["dllr_no_cps", "test"][2] == "dllr"
 
 
 def test_per_class_changes_say_which_classes_a_difference_comes_from():

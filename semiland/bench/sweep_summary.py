@@ -163,39 +163,35 @@ def _versus_base(rows: list[dict[str, Any]], method: str, budget: str, methods: 
     if not (base := variant_base(method, methods)):
         return {}
     keys = {"test": "mIoU", **{on: f"{on}:mIoU" for on in extra_sets(rows)}, "val": "val_mIoU"}
-    paired_rows, swapped = _base_on_own_device(rows, method, base, budget, methods)
-    again = f"{base}_rerun"
-    label = again if swapped and swapped == _seeds(rows, method, budget) else base
-    if swapped and label == base:
-        label += f"; seed{'s' * (len(swapped) > 1)} {', '.join(map(str, swapped))}: {again}"
+    paired_rows, label = _base_on_own_device(rows, method, base, budget, methods)
     return {
         "base": label,
         "vs_base": {name: _paired(paired_rows, method, budget, key, versus=base) for name, key in keys.items()},
     }
 
 
-def _seeds(rows: list[dict[str, Any]], method: str, budget: str) -> list[int]:
-    return sorted(r["seed"] for r in rows if r["method"] == method and r["budget"] == budget)
-
-
 def _base_on_own_device(
     rows: list[dict[str, Any]], method: str, base: str, budget: str, methods: list[str]
-) -> tuple[list[dict[str, Any]], list[int]]:
+) -> tuple[list[dict[str, Any]], str]:
     """`rows` with a seed's `base` cell replaced by `<base>_rerun`'s where that re-run trained on the variant's
-    device and the base's own cell did not, and the seeds so replaced. Float32 CPU runs are bit-identical on
+    device and the base's own cell did not, and the base's label saying which seeds took the re-run. Float32 CPU runs are bit-identical on
     one CPU but not across CPU generations (docs/benchmarks.md, session 26): a variant paired with a base from
     another machine carries that machine's difference too; `<base>_rerun − <base>` measures it."""
     again = f"{base}_rerun"
     if method == again or again not in methods:
-        return rows, []
+        return rows, base
 
     def devices(m: str) -> dict[int, Any]:
         return {r["seed"]: r.get("device") for r in rows if r["method"] == m and r["budget"] == budget}
 
     own, first, rerun = devices(method), devices(base), devices(again)
     swap = [s for s in sorted(own) if s in rerun and rerun[s] == own[s] and first.get(s) != own[s]]
+    if not swap:
+        return rows, base
     in_cell = lambda r, m: r["method"] == m and r["budget"] == budget and r["seed"] in swap  # noqa: E731
-    return [r for r in rows if not in_cell(r, base)] + [{**r, "method": base} for r in rows if in_cell(r, again)], swap
+    paired = [r for r in rows if not in_cell(r, base)] + [{**r, "method": base} for r in rows if in_cell(r, again)]
+    some = f"{base}; seed{'s' * (len(swap) > 1)} {', '.join(map(str, swap))}: {again}"
+    return paired, again if len(swap) == len(own) else some
 
 
 def extra_sets(rows: list[dict[str, Any]]) -> list[str]:

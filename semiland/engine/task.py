@@ -8,7 +8,6 @@ ranks by torchmetrics).
 
 from __future__ import annotations
 
-import functools
 import math
 import random
 import sys
@@ -195,8 +194,7 @@ class SegTask(L.LightningModule):
 
     def predict_logits(self, image: torch.Tensor, head: str | None = None) -> torch.Tensor:
         """(B, K, H, W) logits of the method, or of one of its `heads` alone, over sliding windows."""
-        predict = self.method.predict if head is None else functools.partial(self.method.predict_head, head=head)
-        return self._sliding(predict, image)
+        return self._sliding(self.method.predict_fn(head), image)
 
     def predict_logits_with_heads(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """`predict_logits` of the method and of each head from one pass of the network over each window:
@@ -233,9 +231,7 @@ class SegTask(L.LightningModule):
             atomic_write_json(Path(root) / "val_metrics.json", {"step": self.train_step, **m})
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        if not self.head_cms:
-            return self._evaluate(batch, self.test_cm)
-        logits, heads = self.predict_logits_with_heads(batch["image"])
+        logits, heads = self.predict_logits_with_heads(batch["image"])  # no heads: the method's logits alone
         self._score(logits, batch, self.test_cm)
         for head, cm in self.head_cms.items():
             self._score(heads[head], batch, cm)

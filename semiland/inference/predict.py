@@ -11,7 +11,6 @@ Inputs are shared across `--workers` processes, or across the ranks of a `torchr
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import time
@@ -276,15 +275,13 @@ class Predictor:
         """The method's prediction, or that of one of its parts alone (`--head`: a DLLR branch, where one
         modality maps better than the fused pair; benchmarks.md, the `sar` set)."""
         method = self.task.method
-        if head is None:
-            return method.predict
-        if head not in method.heads:
+        if head is not None and head not in method.heads:
             parts = f"its parts: {', '.join(method.heads)}" if method.heads else "it has no part that predicts alone"
             raise SemilandError(
                 f"--head {head}: the checkpoint's method ({method.name}) has no part {head!r} ({parts}); "
                 "leave --head out to predict with the whole method"
             )
-        return functools.partial(method.predict_head, head=head)
+        return method.predict_fn(head)
 
     @classmethod
     def from_checkpoint(cls, ckpt: str | Path, opts: PredictOptions) -> Predictor:

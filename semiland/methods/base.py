@@ -14,6 +14,7 @@ unlabeled {"image", "valid"}; `unlabeled` is None for methods that do not use it
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -132,6 +133,10 @@ class Method(nn.Module):
     def predict_head(self, image: torch.Tensor, head: str) -> torch.Tensor:
         """Logits of one of `heads` alone, (B, K, H, W)."""
         raise NotImplementedError(f"{self.name} has no head {head!r}")
+
+    def predict_fn(self, head: str | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """`predict`, or one of `heads` alone."""
+        return self.predict if head is None else functools.partial(self.predict_head, head=head)
 
     def predict_with_heads(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """`predict` and every head's logits, each (B, K, H, W). A method whose prediction is made of its heads
