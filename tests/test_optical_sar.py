@@ -66,6 +66,25 @@ def test_modality_selects_the_bands(tmp_path, modality, bands):
     assert sample.image.shape[0] == bands and not sample.valid[:4, :4].any()  # the same pixels in every baseline
 
 
+def test_every_modality_keeps_the_pixels_valid_in_both(tmp_path):
+    # optical nodata in one corner, NaN SAR in another: a SAR-only (or optical-only) baseline trains and is
+    # scored on the pixels of the paired runs, as prediction maps them (inference/stream.py: PairedReader)
+    root = floods_fixture(tmp_path / "s", chips=("Spain_1",))
+    s2 = root / "S2Hand" / "Spain_1_S2Hand.tif"
+    with rasterio.open(s2) as src:
+        arr = src.read()
+    arr[:, -3:, -3:] = -9999
+    tif(s2, arr, nodata=-9999)
+    valid = {}
+    for modality in ("both", "optical", "sar"):
+        spec = build_dataset(DataConfig(preset="sen1floods11", root=str(root), modality=modality))
+        sample = load_sample(spec.samples[0], spec.classes, None, None, spec.sar)
+        valid[modality] = sample.valid
+        assert (sample.image[:, ~sample.valid] == 0).all()
+    assert not valid["sar"][-3:, -3:].any() and not valid["optical"][:4, :4].any()
+    assert (valid["both"] == valid["optical"]).all() and (valid["both"] == valid["sar"]).all()
+
+
 def test_grids_that_disagree_are_refused_or_resampled(tmp_path):
     root = floods_fixture(tmp_path / "s", chips=("Spain_1",), sar_transform=from_origin(500005, 4000000, 10, 10))
     spec = build_dataset(DataConfig(preset="sen1floods11", root=str(root)))

@@ -126,11 +126,8 @@ def stack_sar(optical: Raster, optical_path: Path, sar_path: Path, opts: SarOpti
             )
         sar = _resample(sar_path, sar, optical, optical_path)
     data, valid = to_db(sar.data, sar.valid) if opts.db else (sar.data, sar.valid)
-    if opts.modality == "sar":
-        return Raster(data, valid, optical.profile)
-    both_valid = optical.valid & valid
-    if opts.modality == "optical":
-        return Raster(optical.data, both_valid, optical.profile)  # same pixels as the paired runs
-    stacked = np.concatenate([optical.data, data])
+    both_valid = optical.valid & valid  # every modality's baseline trains and scores on the same pixels
+    bands = {"both": lambda: np.concatenate([optical.data, data]), "optical": optical.data.copy, "sar": data.copy}
+    stacked = bands[opts.modality]()
     stacked[:, ~both_valid] = 0.0
     return Raster(stacked, both_valid, optical.profile)
