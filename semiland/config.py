@@ -49,7 +49,8 @@ class DataConfig:
     root: str = ""  # "" = the preset's default location ($SEMILAND_DATA, ../shared/data/...)
     bands: list[int] | None = limits(None, 1)  # 1-based band selection; None = every band of the files
     ignore_classes: list[str] | None = None  # class names treated as ignore; None = the preset's default
-    unlabeled_dirs: list[str] = field(default_factory=list)  # extra folders of unlabeled images
+    # extra folders of unlabeled images (the optical + SAR presets: each holds optical/ and sar/)
+    unlabeled_dirs: list[str] = field(default_factory=list)
     split_mode: str = "region"  # region | fraction | count | file
     labeled: Any = None  # region names (region), a fraction (fraction) or an image count (count)
     unlabeled: Any = "rest"  # same forms, or "rest" = every training image not labeled

@@ -181,6 +181,29 @@ def test_paired_folder(tmp_path):
     assert load_sample(spec.samples[0], spec.classes, None, None, spec.sar).image.shape == (5, 32, 32)
 
 
+def test_unlabeled_folders_of_a_paired_preset_hold_pairs(tmp_path):
+    root = floods_fixture(tmp_path / "s", chips=("Spain_1",))
+    extra = tmp_path / "more"
+    rng = np.random.default_rng(3)
+    for chip in ("Chad_3", "Peru_9"):  # Sen1Floods11's names: the sensor tag differs, the chip pairs them
+        tif(extra / "optical" / f"{chip}_S2Hand.tif", rng.integers(0, 5000, (13, 32, 32)).astype(np.int16))
+        tif(extra / "sar" / f"{chip}_S1Hand.tif", rng.normal(-15, 4, (2, 32, 32)).astype(np.float32))
+    spec = build_dataset(DataConfig(preset="sen1floods11", root=str(root), unlabeled_dirs=[str(extra)]))
+    assert {u.id: u.sar.name for u in spec.unlabeled} == {
+        "unlabeled:more/Chad_3_S2Hand": "Chad_3_S1Hand.tif",
+        "unlabeled:more/Peru_9_S2Hand": "Peru_9_S1Hand.tif",
+    }
+    assert load_sample(spec.unlabeled[0], spec.classes, None, None, spec.sar).image.shape == (15, 32, 32)
+    # a folder of optical images alone would train on half the bands: refused, saying what it needs
+    plain = tmp_path / "plain"
+    tif(plain / "x.tif", np.zeros((13, 32, 32), np.int16))
+    with pytest.raises(SemilandError, match=r"plain \(data.unlabeled_dirs\) needs optical/ and sar/ inside"):
+        build_dataset(DataConfig(preset="sen1floods11", root=str(root), unlabeled_dirs=[str(plain)]))
+    (extra / "sar" / "Peru_9_S1Hand.tif").unlink()
+    with pytest.raises(SemilandError, match="2 optical inputs but 1 SAR rasters in .*more/sar"):
+        build_dataset(DataConfig(preset="sen1floods11", root=str(root), unlabeled_dirs=[str(extra)]))
+
+
 def test_sinkhorn_matches_both_marginals():
     from semiland.losses.transport import sinkhorn
 

@@ -11,6 +11,7 @@ both files named, or, with `data.resample_sar=true`, the SAR raster is resampled
 
 from __future__ import annotations
 
+import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,41 @@ def grid_difference(
     if not ta.almost_equals(tb):
         return f"origin ({ta.c:.12g}, {ta.f:.12g}), pixel {ta.a:.12g} vs origin ({tb.c:.12g}, {tb.f:.12g}), pixel {tb.a:.12g}"
     return None
+
+
+def _pair_keys(files: list[Path]) -> list[str]:
+    """File stems less the prefix and suffix they all share: `Bolivia_1_S2Hand`, `Ghana_7_S2Hand` → `Bolivia_1`,
+    `Ghana_7`, so an optical and a SAR list that differ only in a sensor tag get the same keys."""
+    stems = [f.stem for f in files]
+    head = len(os.path.commonprefix(stems))
+    rests = [s[head:] for s in stems]
+    tail = len(os.path.commonprefix([r[::-1] for r in rests]))
+    return [r[: len(r) - tail] for r in rests]
+
+
+def pair_by_name(optical: list[Path], sar: list[Path], where: str) -> dict[Path, Path]:
+    """Each optical raster's SAR partner among `sar` (found in `where`, for the messages): the same stem, or
+    the same stem once the part every file of a list shares is set aside (`x_S2Hand` with `x_S1Hand`).
+    Never by position alone, which would silently pair two dates of one tile the wrong way round.
+    `predict --sar` and the paired presets' unlabeled folders pair with it."""
+    if len(sar) != len(optical):
+        raise SemilandError(
+            f"{len(optical)} optical inputs but {len(sar)} SAR rasters in {where}: give one SAR raster per input"
+        )
+    if len(optical) == 1:
+        return {optical[0]: sar[0]}
+    stems = [f.stem for f in optical], [p.stem for p in sar]
+    keys = _pair_keys(optical), _pair_keys(sar)
+    for own, theirs in (stems, keys):
+        by_key = dict(zip(theirs, sar))
+        if len(set(own)) == len(optical) and set(own) == set(by_key):
+            return {f: by_key[k] for f, k in zip(optical, own)}
+    unmatched = set(keys[0]) - set(keys[1])
+    lonely = next((f for f, k in zip(optical, keys[0]) if k in unmatched), optical[0])
+    raise SemilandError(
+        f"no SAR raster named like {lonely.name} among {where} ({sar[0].name}, …): name each pair alike "
+        "(the same stem, or stems that differ only in a part every file shares, as x_S2Hand / x_S1Hand)"
+    )
 
 
 def _resample(sar_path: Path, sar: Raster, optical: Raster, optical_path: Path) -> Raster:

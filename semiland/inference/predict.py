@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from semiland.data.paired import SarOptions
+from semiland.data.paired import SarOptions, pair_by_name
 from semiland.data.raster import IMAGE_SUFFIXES, image_size
 from semiland.errors import SemilandError
 from semiland.inference.sliding import at_scale
@@ -80,41 +80,9 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return files
 
 
-def _pair_keys(files: list[Path]) -> list[str]:
-    """File stems less the prefix and suffix they all share: `Bolivia_1_S2Hand`, `Ghana_7_S2Hand` → `Bolivia_1`,
-    `Ghana_7`, so an optical and a SAR list that differ only in a sensor tag get the same keys."""
-    stems = [f.stem for f in files]
-    head = len(os.path.commonprefix(stems))
-    rests = [s[head:] for s in stems]
-    tail = len(os.path.commonprefix([r[::-1] for r in rests]))
-    return [r[: len(r) - tail] for r in rests]
-
-
 def _sar_partners(files: list[Path], sar: list[str] | None) -> dict[Path, Path]:
-    """--sar files / folders, paired with the optical inputs by name: the same stem, or the same stem once
-    the part every file of a list shares is set aside (`x_S2Hand` with `x_S1Hand`). Never by position alone,
-    which would silently pair two dates of one tile the wrong way round."""
-    if not sar:
-        return {}
-    partners = expand_inputs(sar)
-    if len(partners) != len(files):
-        raise SemilandError(
-            f"{len(files)} optical inputs but {len(partners)} SAR rasters: give one SAR raster per input"
-        )
-    if len(files) == 1:
-        return {files[0]: partners[0]}
-    stems = [f.stem for f in files], [p.stem for p in partners]
-    keys = _pair_keys(files), _pair_keys(partners)
-    for own, theirs in (stems, keys):
-        by_key = dict(zip(theirs, partners))
-        if len(set(own)) == len(files) and set(own) == set(by_key):
-            return {f: by_key[k] for f, k in zip(files, own)}
-    unmatched = set(keys[0]) - set(keys[1])
-    lonely = next((f for f, k in zip(files, keys[0]) if k in unmatched), files[0])
-    raise SemilandError(
-        f"no SAR raster named like {lonely.name} among the --sar rasters ({partners[0].name}, …): name each pair alike "
-        "(the same stem, or stems that differ only in a part every file shares, as x_S2Hand / x_S1Hand)"
-    )
+    """--sar files / folders, paired with the optical inputs by name (`data/paired.py: pair_by_name`)."""
+    return pair_by_name(files, expand_inputs(sar), "--sar") if sar else {}
 
 
 def output_paths(src: Path, out_dir: Path, opts: PredictOptions) -> dict[str, Path]:
