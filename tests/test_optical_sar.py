@@ -360,6 +360,28 @@ def test_dllr_trains_on_paired_data_and_refuses_single_modality(tmp_path, capsys
     assert "dllr needs optical + SAR input" in capsys.readouterr().err
 
 
+def test_a_sar_only_model_maps_sar_rasters_alone_as_it_maps_pairs(tmp_path):
+    from semiland.cli import main
+    from semiland.engine.runner import fit
+
+    root = floods_fixture(tmp_path / "s", chips=("Spain_1",))
+    s1, s2 = root / "S1Hand" / "Spain_1_S1Hand.tif", root / "S2Hand" / "Spain_1_S2Hand.tif"
+    linear = np.random.default_rng(4).uniform(0.001, 0.5, (2, 64, 64)).astype(np.float32)
+    linear[:, :4, :4] = np.nan
+    tif(s1, linear)  # linear backscatter: data.sar_db=true converts it, data.sar_bands=[2] keeps VH
+    data = {"tile_grid": 4, "split_mode": "count", "labeled": 4, "val": 2, "test": 4, "modality": "sar"}
+    cfg = tiny_config(root, data={**data, "sar_db": True, "sar_bands": [2]})
+    cfg.data.preset = "sen1floods11"
+    ckpt = str(fit(cfg, tmp_path / "run").best_ckpt)
+    probs = {}
+    for name, inputs in (("alone", [str(s1)]), ("paired", [str(s2), "--sar", str(s1)])):
+        assert main(["predict", "--ckpt", ckpt, *inputs, "-o", str(tmp_path / name), "--tile", "32", "--probs"]) == 0
+        with rasterio.open(next((tmp_path / name).glob("*_probs.tif"))) as out:
+            probs[name] = out.read()
+    # the SAR raster alone is read as the pairs are (VH only, in dB): the same map, nodata where the SAR is NaN
+    assert np.array_equal(probs["alone"], probs["paired"]) and (probs["alone"][:, :4, :4] == 255).all()
+
+
 @pytest.mark.realdata
 def test_dubai_simulated_sar_test_bed_is_deterministic_and_label_free():
     from .conftest import DUBAI

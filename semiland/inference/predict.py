@@ -30,7 +30,7 @@ from semiland.data.paired import SarOptions, pair_by_name
 from semiland.data.raster import IMAGE_SUFFIXES, image_size
 from semiland.errors import SemilandError
 from semiland.inference.sliding import at_scale
-from semiland.inference.stream import NODATA, Block, PairedReader, RasterReader, TilePredictor, stream_blocks
+from semiland.inference.stream import NODATA, Block, PairedReader, RasterReader, SarReader, TilePredictor, stream_blocks
 from semiland.io import atomic_path, disk_full, output_folder
 from semiland.models.fold import fold_batchnorm
 
@@ -264,7 +264,12 @@ class Predictor:
             raise SemilandError(
                 f"the checkpoint was trained on optical + SAR pairs: give the SAR rasters with --sar ({path})"
             )
-        reader: RasterReader | PairedReader = RasterReader(path, self.bands)
+        reader: RasterReader | PairedReader
+        if d.modality == "sar" and not paired:  # a SAR-only model given SAR rasters alone: no optical needed
+            bands = self.opts.bands if self.opts.bands is not None else d.sar_bands
+            reader = SarReader(path, list(bands) if bands else None, d.sar_db)
+        else:
+            reader = RasterReader(path, self.bands)
         if paired:
             opts = SarOptions.from_config(d)  # as in training (prediction never resamples: PairedReader refuses)
             sar = None if d.simulate_sar else RasterReader(sar_path, opts.bands and list(opts.bands))  # type: ignore[arg-type]

@@ -109,6 +109,19 @@ class RasterReader:
             self._src.close()
 
 
+class SarReader(RasterReader):
+    """A SAR raster alone, for a SAR-only model (`data.modality=sar`): its bands (`data.sar_bands`) and dB
+    conversion (`data.sar_db`) as training read them; validity is the SAR's own."""
+
+    def __init__(self, path: Path, bands: list[int] | None, db: bool):
+        super().__init__(path, bands)
+        self.db = db
+
+    def read(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
+        data, valid = super().read(y0, y1)
+        return to_db(data, valid) if self.db else (data, valid)
+
+
 SIMULATE_MAX_PX = 64 << 20  # a simulated-SAR raster is read whole (float32: 4 bytes × bands a pixel)
 
 
