@@ -34,6 +34,7 @@ SAR="data.simulate_sar=true"  # a SAR-like channel made from the optical image o
 define_set() {  # METHODS and ABLATION of set $1
   ABLATION=""  # rows run at one budget only (3 seeds): "supervised,label=method:overrides,…"
   ABLATION_AT=B1  # that budget: B1 (2 images) unless the set says B2
+  AT_B2=""  # rows run at the 4-image budget only, right after its supervised cells: ",label=method:overrides,…"
   case "$1" in
     discriminative)
       METHODS="supervised,s4net,mean_teacher,pseudo_label,fixmatch,unimatch,cps,self_training:method.rounds=1"
@@ -58,7 +59,11 @@ define_set() {  # METHODS and ABLATION of set $1
       # generations (session 26: the losses part by step 9), so each dllr_no_<part> is paired with a DLLR of
       # its own machine (sweep_summary pairs a variant with <base>_rerun where only that shares its device),
       # and dllr_rerun − dllr measures what a change of machine alone moves
-      ABLATION+=",dllr_rerun=dllr:$SAR" ;;
+      ABLATION+=",dllr_rerun=dllr:$SAR"
+      # likewise supervised again where the 4-image rows train (the kept 4-image supervised cells trained on
+      # another CPU generation): the summary pairs those rows with it (`supervised_rerun − supervised`: the
+      # machine's own offset)
+      AT_B2=",supervised_rerun=supervised" ;;
     strong-view)  # why FixMatch / UniMatch / mean teacher gain nothing here? Their strong view without its per-band
       # changes (blur and CutMix kept): `bench targets --strong` shows the supervised model's accuracy falling on it
       METHODS="supervised" ABLATION="supervised,fixmatch_p0=fixmatch:method.photometric=0"
@@ -105,7 +110,8 @@ ablation() { [ -z "$ABLATION" ] || sweep --seeds 0,1,2 --budget "${!ABLATION_AT}
 # (supervised 4img vs 2img, paired by seed) is known before its ~15 h of method cells.
 all_cells() {
   sweep --seeds 0,1,2 --budget "$B1" --methods supervised && sweep --seeds 0,1,2 --budget "$B1" && ablation \
-    && sweep --seeds 0,1,2 --budget "$B2" --no-oracle --methods supervised && sweep --seeds 0,1,2 --budget "$B2" --no-oracle
+    && sweep --seeds 0,1,2 --budget "$B2" --no-oracle --methods "supervised$AT_B2" \
+    && sweep --seeds 0,1,2 --budget "$B2" --no-oracle ${AT_B2:+--methods "$METHODS$AT_B2"}
 }
 worker() { for set in $SETS; do define_set "$set" && all_cells >>"$OUT/$1-$set.log" 2>&1; done; }
 NAMES=abcdefghijklmnopqrstuvwxyz  # worker logs: a-SET.log, b-SET.log, …
@@ -119,7 +125,7 @@ summary() { "$S" bench sweep --config configs/dubai/sweep.yaml $ON -o "$OUT" --s
 keep() { for f in results.csv results.json summary.md summary.html; do cp "$OUT/$f" "$OUT/${f%.*}-$1.${f##*.}"; done; }
 for set in $SETS; do
   define_set "$set"
-  summary --methods "$METHODS" --budget "$B1" --budget "$B2" && keep "$set"  # one per set
+  summary --methods "$METHODS$AT_B2" --budget "$B1" --budget "$B2" && keep "$set"  # one per set
   if [ -n "$ABLATION" ]; then
     summary --methods "$METHODS${ABLATION#supervised}" --budget "${!ABLATION_AT}" && keep "$set-ablation"
   fi

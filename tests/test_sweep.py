@@ -400,6 +400,33 @@ def test_an_ablation_is_paired_with_a_base_rerun_on_its_own_machine():
     assert table["dllr_no_cps", "test"][2] == "dllr"
 
 
+def test_a_row_is_paired_with_supervised_of_its_own_machine_where_that_was_trained_again():
+    from semiland.bench.sweep_heads import heads_table
+    from semiland.bench.sweep_summary import summarise, summary_tables
+
+    def row(method, seed, miou, device):
+        return {"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
+                "fit_seconds": 1.0, "device": device, "unlabeled:mIoU": miou, "alone/sar/mIoU": miou - 0.01}  # fmt: skip
+
+    old, new = "cpu: AMD EPYC (no native bf16)", "cpu: AMD EPYC (native bf16)"
+    rows = [row("supervised", s, 0.40, old) for s in range(3)] + [row("fixmatch", s, 0.42, old) for s in range(3)]
+    rows += [row("dllr", s, 0.45, new) for s in range(3)]  # trained on another CPU than supervised
+    rows += [row("supervised_rerun", s, 0.44, new) for s in range(2)]  # supervised again there, 2 seeds so far
+    methods = ["supervised", "fixmatch", "dllr", "supervised_rerun"]
+    table = {r["method"]: r for r in summarise(rows, methods)}
+    assert table["dllr"]["vs_supervised"]["by_seed"] == pytest.approx({0: 1.0, 1: 1.0, 2: 5.0})
+    assert table["dllr"]["unlabeled:vs_supervised"]["by_seed"] == pytest.approx({0: 1.0, 1: 1.0, 2: 5.0})
+    assert table["fixmatch"]["vs_supervised"]["by_seed"] == pytest.approx({0: 2.0, 1: 2.0, 2: 2.0})  # same machine
+    assert table["supervised_rerun"]["vs_supervised"]["mean"] == pytest.approx(4.0)  # the machine's own offset
+    main = {r[1]: r for r in summary_tables(list(table.values()))[0][2]}
+    assert (
+        main["dllr"][4] == "+2.33 ± 2.31 (3/3) vs seeds 0, 1: supervised_rerun"
+        and main["fixmatch"][4] == "+2.00 ± 0.00 (3/3)"
+    )
+    heads = {r[1]: r for r in heads_table(rows, methods)[2] if r[3] == "test"}
+    assert heads["dllr"][6].startswith("+1.33 ± 2.31 (1/3)")  # the head alone, paired the same way
+
+
 def test_per_class_changes_say_which_classes_a_difference_comes_from():
     from semiland.bench.sweep_summary import summarise, summary_tables
 

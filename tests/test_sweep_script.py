@@ -153,7 +153,23 @@ def test_the_device_check_set_trains_supervised_again_under_its_own_label_and_on
     assert not any(b == "4img" and label == "supervised_rerun" for b, label, _ in rows)
     (tmp_path / "all").mkdir()
     every = commands(tmp_path / "all", "all", env={"NO_SUMMARY": "1"})
-    assert every and not any("supervised_rerun" in _last(c, "--methods") for c in every)
+    reruns = {_last(c, "--budget").split("=")[0] for c in every if "supervised_rerun" in _last(c, "--methods")}
+    assert reruns == {"4img"}  # only the sar set's, where its 4-image rows train (next test)
+
+
+def test_the_sar_set_trains_supervised_again_before_its_four_image_rows(tmp_path):
+    """The sar set's 4-image rows train on another CPU generation than the kept 4-image supervised cells
+    (float32 parts across them): supervised again beside them, first, and in the set's summary."""
+    calls = commands(tmp_path, "sar")
+    train = [(c, _last(c, "--budget").split("=")[0]) for c in calls if "--summary-only" not in c]
+    four = [parse_methods(_last(c, "--methods")) for c, b in train if b == "4img"]
+    assert list(four[0]) == ["supervised", "supervised_rerun"] and four[0]["supervised_rerun"] == [
+        "method.name=supervised"
+    ]
+    assert all("supervised_rerun" in m for m in four) and any("dllr" in m for m in four)  # with the rows it pairs
+    assert not any("supervised_rerun" in _last(c, "--methods") for c, b in train if b == "2img")
+    summaries = [c for c in calls if "--summary-only" in c and "--budget" in c and "4img" in " ".join(c)]
+    assert any("supervised_rerun" in _last(c, "--methods") for c in summaries)
 
 
 def test_each_budget_trains_supervised_before_its_methods(tmp_path):

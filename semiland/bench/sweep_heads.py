@@ -12,7 +12,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from semiland.bench.sweep_summary import Table, _fmt, _fmt_p, _fmt_paired, _paired, _stats, extra_sets
+from semiland.bench.sweep_summary import (
+    Table,
+    _base_on_own_device,
+    _fmt,
+    _fmt_p,
+    _fmt_paired,
+    _paired,
+    _stats,
+    extra_sets,
+)
 
 HEAD_KEY = re.compile(r"^(?:(?P<on>[^:/]+):)?alone/(?P<head>[^/]+)/mIoU$")
 
@@ -44,7 +53,8 @@ def heads_table(rows: list[dict[str, Any]], methods: list[str]) -> Table | None:
                 if not n:
                     continue
                 own = _paired(rows, method, budget, key, versus=method, versus_key=f"{on}mIoU")
-                sup = _paired(rows, method, budget, key, versus_key=f"{on}mIoU")
+                same_machine, _ = _base_on_own_device(rows, method, "supervised", budget, methods)
+                sup = _paired(same_machine, method, budget, key, versus_key=f"{on}mIoU")
                 per_class = (_stats(rows, method, budget, f"{on}alone/{head}/IoU/{c}")[0] for c in classes)
                 out.append([budget, method, head, on.rstrip(":") or "test", f"{mean:.2f} ± {std:.2f} ({n})",
                             _with_p(own), _with_p(sup), *(_fmt(x) for x in per_class)])  # fmt: skip
