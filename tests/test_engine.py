@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -53,6 +54,7 @@ def test_fit_writes_run_and_resume_continues(synth_root, tmp_path):
     assert ckpt["global_step"] == 4 and ckpt["semiland"]["train_step"] == 4
     assert (run / "config.yaml").is_file() and (run / "split.json").is_file() and (run / "val_metrics.json").is_file()
     assert not list(run.rglob("*.tmp"))  # atomic writes leave no temporary files
+    assert "heads" not in json.loads((run / "val_metrics.json").read_text())  # a method without heads: itself only
     # resume: extend the same run to 8 steps; optimizer state and step counter continue
     cfg2 = tiny_config(synth_root, train={"steps": 8, "val_every": 2})
     cfg2.data.split_mode, cfg2.data.split_file = "file", str(run / "split.json")

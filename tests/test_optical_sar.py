@@ -296,6 +296,10 @@ def test_dllr_trains_on_paired_data_and_refuses_single_modality(tmp_path, capsys
     task, saved = load_task(result.best_ckpt)
     log = (tmp_path / "run" / "logs" / "metrics.csv").read_text().splitlines()[0]
     assert {"train/disagreement", "train/loss_cps", "train/loss_comp"} <= set(log.split(","))  # the report plots them
+    # validation scores each branch alone beside the fused map (a branch losing a class shows while training)
+    assert {"val/mIoU", "val/optical/mIoU", "val/sar/mIoU"} <= set(log.split(","))
+    val = json.loads((tmp_path / "run" / "val_metrics.json").read_text())
+    assert set(val["heads"]) == {"optical", "sar"} and set(val["heads"]["sar"]["per_class"]) == set(val["per_class"])
     assert saved.data.channels == [13, 2] and task.method.model.split == 13
     # `semiland test` scores each branch alone beside the fused prediction, on the same pixels; a branch
     # sees only its own modality's bands
@@ -358,6 +362,23 @@ def test_dllr_trains_on_paired_data_and_refuses_single_modality(tmp_path, capsys
     path.write_text(yaml.safe_dump(cfg.to_dict()))
     assert main(["fit", "--config", str(path), "-o", str(tmp_path / "opt")]) == 2
     assert "dllr needs optical + SAR input" in capsys.readouterr().err
+
+
+def test_the_run_report_draws_each_branch_alone_beside_the_validation_curve(tmp_path, monkeypatch):
+    from semiland.report import figures
+
+    log = tmp_path / "metrics.csv"
+    log.write_text("step,train/loss,val/mIoU,val/optical/mIoU,val/sar/mIoU\n1,2.0,,,\n2,,0.4,0.1,0.3\n4,,0.5,0.2,0.4\n")
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("fig", fig))
+    figures.plot_curves({"dllr": log}, tmp_path / "curves.png")
+    lines = {line.get_label(): line for line in drawn["fig"].axes[1].lines}
+    assert set(lines) == {"dllr", "dllr: optical alone", "dllr: sar alone"}
+    assert list(lines["dllr: optical alone"].get_ydata()) == pytest.approx([10, 20])
+    assert (
+        lines["dllr: sar alone"].get_linestyle() == "--"
+        and lines["dllr: sar alone"].get_color() == lines["dllr"].get_color()
+    )
 
 
 def test_a_sar_only_model_maps_sar_rasters_alone_as_it_maps_pairs(tmp_path):

@@ -93,7 +93,8 @@ class SegTask(L.LightningModule):
         # predictions are class indices and masks are decoded against the class table before they get here.
         self.val_cm = MulticlassConfusionMatrix(k, ignore_index=classes.ignore_index, validate_args=False)
         self.test_cm = MulticlassConfusionMatrix(k, ignore_index=classes.ignore_index, validate_args=False)
-        # one more per method head (DLLR's branches), scored by `test` only; metric states are not saved
+        # one more per method head (DLLR's branches), scored beside the method by validation and `test` (which
+        # never run at once); metric states are not saved
         self.head_cms = torch.nn.ModuleDict(
             {
                 h: MulticlassConfusionMatrix(k, ignore_index=classes.ignore_index, validate_args=False)
@@ -214,36 +215,45 @@ class SegTask(L.LightningModule):
         cm.update(class_indices(logits), target)  # (B, H, W) classes against the mask
 
     def _evaluate(self, batch: dict[str, Any], cm: MulticlassConfusionMatrix) -> None:
-        self._score(self.predict_logits(batch["image"]), batch, cm)
+        """Score the method into `cm` and each head into its own, from one pass (no heads: the method alone)."""
+        logits, heads = self.predict_logits_with_heads(batch["image"])
+        self._score(logits, batch, cm)
+        for head, head_cm in self.head_cms.items():
+            self._score(heads[head], batch, head_cm)
+
+    def _computed(self, cm: MulticlassConfusionMatrix) -> dict[str, Any]:
+        """The metrics of `cm` and of each head's (as `heads`), every matrix reset for the next evaluation."""
+        names = list(self.classes.names)
+        m = confusion_metrics(cm.compute().cpu().numpy(), names)
+        cm.reset()
+        if self.head_cms:
+            m["heads"] = {h: confusion_metrics(c.compute().cpu().numpy(), names) for h, c in self.head_cms.items()}
+            for c in self.head_cms.values():
+                c.reset()
+        return m
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, self.val_cm)
 
     def on_validation_epoch_end(self) -> None:
-        m = confusion_metrics(self.val_cm.compute().cpu().numpy(), list(self.classes.names))
-        self.val_cm.reset()
+        m = self._computed(self.val_cm)
         # 0 rather than NaN when nothing was evaluated, so "best" checkpoint selection stays defined.
         self.log("val/mIoU", m["mIoU"] or 0.0, prog_bar=True)
         self.log("val/OA", m["OA"] or 0.0)
+        # each head alone too (DLLR's branches): a branch that loses a class the fused map still shows (the
+        # sweep's `sar` set, docs/benchmarks.md) is seen while training, not only by `semiland test`
+        for head, hm in m.get("heads", {}).items():
+            self.log(f"val/{head}/mIoU", hm["mIoU"] or 0.0)
         self.log("step", float(self.train_step))
         root = getattr(self.trainer, "default_root_dir", None)
         if self.trainer.is_global_zero and root and not self.trainer.sanity_checking:
             atomic_write_json(Path(root) / "val_metrics.json", {"step": self.train_step, **m})
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        logits, heads = self.predict_logits_with_heads(batch["image"])  # no heads: the method's logits alone
-        self._score(logits, batch, self.test_cm)
-        for head, cm in self.head_cms.items():
-            self._score(heads[head], batch, cm)
+        self._evaluate(batch, self.test_cm)
 
     def on_test_epoch_end(self) -> None:
-        names = list(self.classes.names)
-        self.test_metrics = confusion_metrics(self.test_cm.compute().cpu().numpy(), names)
-        self.test_cm.reset()
-        if self.head_cms:
-            self.test_metrics["heads"] = {h: confusion_metrics(cm.compute().cpu().numpy(), names) for h, cm in self.head_cms.items()}  # fmt: skip
-            for cm in self.head_cms.values():
-                cm.reset()
+        self.test_metrics = self._computed(self.test_cm)
 
     # -- checkpoints --------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -168,7 +168,12 @@ def plot_curves(logs: dict[str, str | Path], path: str | Path) -> None:
             ax_loss.plot(steps, _smooth(values), color=line.get_color(), lw=1.6, label=label)
         if "val/mIoU" in series:
             steps, values = zip(*series["val/mIoU"])
-            ax_val.plot(steps, [100 * v for v in values], marker="o", label=label)
+            (line,) = ax_val.plot(steps, [100 * v for v in values], marker="o", label=label)
+            for key in sorted(k for k in series if k.startswith("val/") and k.endswith("/mIoU") and k != "val/mIoU"):
+                steps, values = zip(*series[key])  # a head alone (DLLR's branches), dashed in the run's colour
+                head = key.removeprefix("val/").removesuffix("/mIoU")
+                ax_val.plot(steps, [100 * v for v in values], ls="--", marker=".", color=line.get_color(),
+                            label=f"{label}: {head} alone")  # fmt: skip
     ax_loss.set(xlabel="step", ylabel="training loss", title="training loss")
     ax_loss.set_yscale("log")
     ax_val.set(xlabel="step", ylabel="mIoU (%)", title="validation mIoU")
