@@ -47,13 +47,13 @@ def heads_table(rows: list[dict[str, Any]], methods: list[str]) -> Table | None:
     out = []
     for budget in dict.fromkeys(r["budget"] for r in rows):
         for method in methods:
+            same_machine, _ = _base_on_own_device(rows, method, "supervised", budget, methods)
             for on, head in sorted(pairs, key=lambda p: (order.get(p[0], len(order)), p[1])):
                 key = f"{on}alone/{head}/mIoU"
                 mean, std, n = _stats(rows, method, budget, key)
                 if not n:
                     continue
                 own = _paired(rows, method, budget, key, versus=method, versus_key=f"{on}mIoU")
-                same_machine, _ = _base_on_own_device(rows, method, "supervised", budget, methods)
                 sup = _paired(same_machine, method, budget, key, versus_key=f"{on}mIoU")
                 per_class = (_stats(rows, method, budget, f"{on}alone/{head}/IoU/{c}")[0] for c in classes)
                 out.append([budget, method, head, on.rstrip(":") or "test", f"{mean:.2f} ± {std:.2f} ({n})",

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from semiland.data.classes import ClassTable
-from semiland.data.paired import SarOptions, stack_sar
+from semiland.data.paired import SarOptions, pair_by_name, stack_sar
 from semiland.data.raster import IMAGE_SUFFIXES, read_image, read_mask
 from semiland.errors import SemilandError
 
@@ -89,13 +89,27 @@ def scan_folder(root: Path) -> list[SampleRef]:
     return samples
 
 
-def scan_unlabeled(folders: list[str]) -> list[SampleRef]:
+def scan_unlabeled(folders: list[str], pairs: bool = False) -> list[SampleRef]:
+    """`data.unlabeled_dirs`: each folder's images, as region `unlabeled:<folder name>`. With `pairs` (the
+    optical + SAR presets) each folder holds optical/ and sar/, paired by name as `predict --sar` pairs them."""
     out: list[SampleRef] = []
     for folder in map(Path, folders):
         if not folder.is_dir():
             raise SemilandError(f"unlabeled image folder {folder} not found (data.unlabeled_dirs)")
         region = f"unlabeled:{folder.name}"
-        out += [SampleRef(f"{region}/{stem}", p, None, region) for stem, p in images_in(folder).items()]
+        if not pairs:
+            out += [SampleRef(f"{region}/{stem}", p, None, region) for stem, p in images_in(folder).items()]
+            continue
+        if not (folder / "optical").is_dir() or not (folder / "sar").is_dir():
+            raise SemilandError(
+                f"unlabeled folder {folder} (data.unlabeled_dirs) needs optical/ and sar/ inside: an optical + SAR "
+                "preset trains on pairs, named alike in the two folders"
+            )
+        optical, sar = images_in(folder / "optical"), images_in(folder / "sar")
+        if not optical:
+            raise SemilandError(f"no images in {folder / 'optical'} (data.unlabeled_dirs)")
+        partners = pair_by_name(list(optical.values()), list(sar.values()), str(folder / "sar"))
+        out += [SampleRef(f"{region}/{o.stem}", o, None, region, sar=s) for o, s in partners.items()]
     return out
 
 

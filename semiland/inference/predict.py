@@ -272,7 +272,7 @@ class Predictor:
             reader = RasterReader(path, self.bands)
         if paired:
             opts = SarOptions.from_config(d)  # as in training (prediction never resamples: PairedReader refuses)
-            sar = None if d.simulate_sar else RasterReader(sar_path, opts.bands and list(opts.bands))  # type: ignore[arg-type]
+            sar = None if d.simulate_sar else SarReader(sar_path, opts.bands and list(opts.bands), opts.db)  # type: ignore[arg-type]
             reader = PairedReader(reader, sar, opts)
             if sar is not None and opts.modality == "both" and len(d.channels or []) == 2:
                 for part, r, want in (("optical", reader.optical, d.channels[0]), ("SAR", sar, d.channels[1])):

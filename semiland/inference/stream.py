@@ -130,7 +130,7 @@ class PairedReader:
     (`data/paired.py`: optical first, dB conversion, validity of both, `modality`). Grids must agree:
     prediction does not resample. Simulated SAR (the Dubai test bed) is derived from the whole optical image."""
 
-    def __init__(self, optical: RasterReader, sar: RasterReader | None, opts: SarOptions):
+    def __init__(self, optical: RasterReader, sar: SarReader | None, opts: SarOptions):
         self.optical, self.sar, self.opts = optical, sar, opts
         self.path, self.height, self.width, self.profile = optical.path, optical.height, optical.width, optical.profile
         self._simulated = None
@@ -163,9 +163,7 @@ class PairedReader:
             data_s, valid_s = self._simulated.data[:, y0:y1], self._simulated.valid[y0:y1]
         else:
             assert self.sar is not None
-            data_s, valid_s = self.sar.read(y0, y1)
-            if self.opts.db:
-                data_s, valid_s = to_db(data_s, valid_s)
+            data_s, valid_s = self.sar.read(y0, y1)  # in dB where the SAR reader converts (`SarReader`)
         valid = valid_o & valid_s
         data = {"both": lambda: np.concatenate([data_o, data_s]), "optical": lambda: data_o.copy(), "sar": lambda: data_s.copy()}[self.opts.modality]()  # fmt: skip
         data[:, ~valid] = 0.0

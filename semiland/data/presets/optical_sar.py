@@ -16,7 +16,7 @@ optical bands when loaded (`data/paired.py`); `data.modality` picks both, optica
 - paired: <root>/<region>/{optical,sar,masks}/<stem>.* and <root>/classes.csv (name,r,g,b), as `folder`.
 
 Every preset's `data.unlabeled_dirs` are folders of unlabeled pairs, each with `optical/` and `sar/` inside,
-paired by name as `predict --sar` pairs them (`paired.pair_by_name`).
+paired by name as `predict --sar` pairs them (`sources.scan_unlabeled` with `pairs`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pathlib import Path
 
 from semiland.config import DataConfig
 from semiland.data.classes import ClassTable
-from semiland.data.paired import SarOptions, pair_by_name
-from semiland.data.sources import DatasetSpec, SampleRef, images_in
+from semiland.data.paired import SarOptions
+from semiland.data.sources import DatasetSpec, SampleRef, images_in, scan_unlabeled
 from semiland.errors import SemilandError
 
 WHU_CLASSES = ["background", "farmland", "city", "village", "water", "forest", "road", "others"]
@@ -39,26 +39,6 @@ def _need(root: Path, *parts: str) -> Path:
     if not folder.is_dir():
         raise SemilandError(f"{folder} not found: is {root} laid out as the preset expects (semiland datasets)?")
     return folder
-
-
-def scan_unlabeled_pairs(folders: list[str]) -> list[SampleRef]:
-    """`data.unlabeled_dirs` of a paired preset: each folder holds optical/ and sar/, paired by name."""
-    out: list[SampleRef] = []
-    for folder in map(Path, folders):
-        if not folder.is_dir():
-            raise SemilandError(f"unlabeled folder {folder} not found (data.unlabeled_dirs)")
-        if not (folder / "optical").is_dir() or not (folder / "sar").is_dir():
-            raise SemilandError(
-                f"unlabeled folder {folder} (data.unlabeled_dirs) needs optical/ and sar/ inside: an optical + SAR "
-                "preset trains on pairs, named alike in the two folders"
-            )
-        optical, sar = images_in(folder / "optical"), images_in(folder / "sar")
-        if not optical:
-            raise SemilandError(f"no images in {folder / 'optical'} (data.unlabeled_dirs)")
-        region = f"unlabeled:{folder.name}"
-        pairs = pair_by_name(list(optical.values()), list(sar.values()), str(folder / "sar"))
-        out += [SampleRef(f"{region}/{o.stem}", o, None, region, sar=s) for o, s in pairs.items()]
-    return out
 
 
 def build_sen1floods11(cfg: DataConfig) -> DatasetSpec:
@@ -79,7 +59,7 @@ def build_sen1floods11(cfg: DataConfig) -> DatasetSpec:
     rows = [("not water", (200, 200, 200), 0), ("water", (0, 90, 255), 1)]
     classes = ClassTable.from_values(rows, list(cfg.ignore_classes or []), (-1, 255))
     labeled = [s for s in samples if s.mask is not None]
-    unlabeled = [s for s in samples if s.mask is None] + scan_unlabeled_pairs(cfg.unlabeled_dirs)
+    unlabeled = [s for s in samples if s.mask is None] + scan_unlabeled(cfg.unlabeled_dirs, pairs=True)
     split = {"split_mode": "fraction", "labeled": 0.25, "val": 0.15, "test": 0.25}
     lists = root / "splits" / "flood_handlabeled"
     if lists.is_dir():
@@ -118,7 +98,7 @@ def build_whu_opt_sar(cfg: DataConfig) -> DatasetSpec:
         train, test = scenes[:cut], scenes[cut:]
     n_lab, n_val = max(1, round(0.1 * len(train))), max(1, round(0.05 * len(train))) if len(train) > 2 else 0
     split = {"split_mode": "region", "labeled": train[:n_lab], "val": train[n_lab : n_lab + n_val], "test": test}
-    return DatasetSpec("whu_opt_sar", root, samples, classes, scan_unlabeled_pairs(cfg.unlabeled_dirs), split, sar=SarOptions.from_config(cfg))  # fmt: skip
+    return DatasetSpec("whu_opt_sar", root, samples, classes, scan_unlabeled(cfg.unlabeled_dirs, pairs=True), split, sar=SarOptions.from_config(cfg))  # fmt: skip
 
 
 def build_paired(cfg: DataConfig) -> DatasetSpec:
@@ -141,4 +121,4 @@ def build_paired(cfg: DataConfig) -> DatasetSpec:
     split = {"split_mode": "fraction", "labeled": 0.25, "val": 0.15, "test": 0.15}
     if len(regions) >= 4:
         split = {"split_mode": "region", "labeled": regions[:1], "val": regions[-2:-1], "test": regions[-1:]}
-    return DatasetSpec("paired", root, samples, classes, unlabeled + scan_unlabeled_pairs(cfg.unlabeled_dirs), split, sar=SarOptions.from_config(cfg))  # fmt: skip
+    return DatasetSpec("paired", root, samples, classes, unlabeled + scan_unlabeled(cfg.unlabeled_dirs, pairs=True), split, sar=SarOptions.from_config(cfg))  # fmt: skip
