@@ -108,10 +108,21 @@ mkdir -p "$OUT"
 ablation() { [ -z "$ABLATION" ] || sweep --seeds 0,1,2 --budget "${!ABLATION_AT}" --no-oracle --methods "$ABLATION"; }
 # Each budget's supervised cells come before its methods: whether the budget adds anything over the smaller one
 # (supervised 4img vs 2img, paired by seed) is known before its ~15 h of method cells.
+# A set with re-runs for its machine (AT_B2) goes seed by seed at 4 images, each seed's rows right after its
+# re-run: a sweep cut off by the end of a lent machine leaves whole seeds paired on one machine, not re-runs
+# whose rows train on the next machine (session 28: a new CPU each session).
+budget_two() {
+  if [ -z "$AT_B2" ]; then
+    sweep --seeds 0,1,2 --budget "$B2" --no-oracle --methods supervised && sweep --seeds 0,1,2 --budget "$B2" --no-oracle
+  else
+    for seed in 0 1 2; do
+      sweep --seeds $seed --budget "$B2" --no-oracle --methods "supervised$AT_B2" \
+        && sweep --seeds $seed --budget "$B2" --no-oracle --methods "$METHODS$AT_B2" || return 1
+    done
+  fi
+}
 all_cells() {
-  sweep --seeds 0,1,2 --budget "$B1" --methods supervised && sweep --seeds 0,1,2 --budget "$B1" && ablation \
-    && sweep --seeds 0,1,2 --budget "$B2" --no-oracle --methods "supervised$AT_B2" \
-    && sweep --seeds 0,1,2 --budget "$B2" --no-oracle ${AT_B2:+--methods "$METHODS$AT_B2"}
+  sweep --seeds 0,1,2 --budget "$B1" --methods supervised && sweep --seeds 0,1,2 --budget "$B1" && ablation && budget_two
 }
 worker() { for set in $SETS; do define_set "$set" && all_cells >>"$OUT/$1-$set.log" 2>&1; done; }
 NAMES=abcdefghijklmnopqrstuvwxyz  # worker logs: a-SET.log, b-SET.log, …

@@ -84,7 +84,11 @@ def test_every_method_row_of_every_set_is_a_valid_config(tmp_path, which):
     assert budgets == {"2img", "4img"}
     # two processes give the same commands and share the cells (bench sweep claims each while it trains)
     assert set(Counter(json.dumps(c) for c in train).values()) == {2}
-    assert all(_last(c, "--seeds") == "0,1,2" for c in calls)
+    # every seed of every budget (the sar set's 4-image cells seed by seed), every summary over all three
+    assert all(_last(c, "--seeds") == "0,1,2" for c in calls if c not in train)
+    for budget in budgets:
+        seeds = {s for c in train if _last(c, "--budget").startswith(budget) for s in _last(c, "--seeds").split(",")}
+        assert seeds == {"0", "1", "2"}
     # rows run at one budget only (sar's DLLR ablation, strong-view, FlexMatch) never reach the 4-image calls
     four = {
         label
@@ -160,13 +164,16 @@ def test_the_device_check_set_trains_supervised_again_under_its_own_label_and_on
 def test_the_sar_set_trains_supervised_again_before_its_four_image_rows(tmp_path):
     """The sar set's 4-image rows train on another CPU generation than the kept 4-image supervised cells
     (float32 parts across them): supervised again beside them, first, and in the set's summary."""
-    calls = commands(tmp_path, "sar")
+    calls = commands(tmp_path, "sar", env={"WORKERS": "1"})
     train = [(c, _last(c, "--budget").split("=")[0]) for c in calls if "--summary-only" not in c]
     four = [parse_methods(_last(c, "--methods")) for c, b in train if b == "4img"]
     assert list(four[0]) == ["supervised", "supervised_rerun"] and four[0]["supervised_rerun"] == [
         "method.name=supervised"
     ]
     assert all("supervised_rerun" in m for m in four) and any("dllr" in m for m in four)  # with the rows it pairs
+    # seed by seed, each seed's rows right after its re-run: a machine's end leaves whole seeds on one machine
+    seeds = [_last(c, "--seeds") for c, b in train if b == "4img"]
+    assert seeds == ["0", "0", "1", "1", "2", "2"] and all(list(m)[:2] == list(four[0]) for m in four[::2])
     assert not any("supervised_rerun" in _last(c, "--methods") for c, b in train if b == "2img")
     summaries = [c for c in calls if "--summary-only" in c and "--budget" in c and "4img" in " ".join(c)]
     assert any("supervised_rerun" in _last(c, "--methods") for c in summaries)
