@@ -381,7 +381,7 @@ def test_the_run_report_draws_each_branch_alone_beside_the_validation_curve(tmp_
     )
 
 
-def test_a_sar_only_model_maps_sar_rasters_alone_as_it_maps_pairs(tmp_path):
+def test_a_sar_only_model_maps_sar_rasters_alone_as_it_maps_pairs(tmp_path, capsys):
     from semiland.cli import main
     from semiland.engine.runner import fit
 
@@ -401,6 +401,11 @@ def test_a_sar_only_model_maps_sar_rasters_alone_as_it_maps_pairs(tmp_path):
             probs[name] = out.read()
     # the SAR raster alone is read as the pairs are (VH only, in dB): the same map, nodata where the SAR is NaN
     assert np.array_equal(probs["alone"], probs["paired"]) and (probs["alone"][:, :4, :4] == 255).all()
+    # a SAR raster without the band the model was trained on: the error names the SAR selection, not the optical
+    tif(tmp_path / "vv.tif", linear[:1])
+    assert main(["predict", "--ckpt", ckpt, str(tmp_path / "vv.tif"), "-o", str(tmp_path / "vv")]) != 0
+    assert "has 1 bands; the checkpoint's data.sar_bands asks for [2]" in capsys.readouterr().err
+    assert not (tmp_path / "vv").exists() or not any((tmp_path / "vv").iterdir())
 
 
 @pytest.mark.realdata

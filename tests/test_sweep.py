@@ -667,6 +667,29 @@ def test_confusion_shifts_and_class_shares_name_the_pixels_a_method_moved(tmp_pa
     assert table[0] == ["b", "test", "truth", "–", "50.0", "50.0", "0.0"] and table[2][2:5] == ["x", "2", "45.0"]
 
 
+def test_confusion_shifts_pair_a_cell_with_supervised_of_its_own_machine(tmp_path):
+    """As the main table: where supervised trained on another CPU and supervised_rerun on the cell's, the cell's
+    moved pixels are counted against the re-run (a change of machine alone moves pixels too)."""
+    from semiland.bench.sweep_confusions import confusion_shifts, shifts_table
+
+    def cell(method, cm, device):
+        where = tmp_path / method / "b" / "seed0" / "test"
+        where.mkdir(parents=True)
+        (where / "metrics.json").write_text(json.dumps({"confusion_matrix": cm, "classes": ["a", "b"]}))
+        return {"method": method, "budget": "b", "seed": 0, "device": device}
+
+    rows = [cell("supervised", [[90, 10], [0, 100]], "old"), cell("supervised_rerun", [[70, 30], [0, 100]], "new")]
+    rows.append(cell("x", [[60, 40], [0, 100]], "new"))
+    found = {f["method"]: f for f in confusion_shifts(rows, tmp_path, ["test"])}
+    assert found["x"]["moves"] == [("a", "b", pytest.approx(10.0))]  # 40 − 30 (the re-run), not 40 − 10
+    assert found["x"]["versus"] == "supervised_rerun" and found["supervised_rerun"]["versus"] == "supervised"
+    assert found["supervised_rerun"]["moves"][0][2] == pytest.approx(20.0)  # the machine's own move
+    _, _, table = shifts_table(list(found.values()))
+    assert ["b", "x", "test", "1 vs supervised_rerun", "a → b +10.0"] in table
+    rows[0]["device"] = "new"  # supervised itself on the cell's machine: paired with it
+    assert confusion_shifts(rows, tmp_path, ["test"])[-1]["moves"] == [("a", "b", pytest.approx(30.0))]
+
+
 def test_a_self_training_cell_is_read_from_its_last_student_not_its_retrained_teacher(tmp_path):
     from semiland.bench.sweep import best_val
     from semiland.bench.sweep_summary import cell_run

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from semiland.bench.sweep_summary import ORACLE, cell_folder, cell_run
+from semiland.bench.sweep_summary import ORACLE, cell_folder, cell_run, rerun_seeds
 from semiland.engine.runner import evaluation_folder
 
 
@@ -48,19 +48,24 @@ def _evaluated(cell: Path, on: str) -> Path:
 
 def confusion_shifts(rows: list[dict[str, Any]], out: Path, sets: list[str], top: int = 3) -> list[dict[str, Any]]:
     """Per budget, method and evaluation set: the `top` largest changes of a (true → predicted) share against
-    supervised of the same seed, in points of the true class's pixels, averaged over the paired seeds (changes
-    under 0.05 points are not listed)."""
+    supervised of the same seed (of the same machine: `supervised_rerun` where only that trained on the cell's
+    device), in points of the true class's pixels, averaged over the paired seeds (changes under 0.05 points
+    are not listed)."""
     cells = {(r["method"], r["budget"], r["seed"]) for r in rows if not r.get("same_as")}
+    labels = list(dict.fromkeys(r["method"] for r in rows))
     found = []
     for budget in dict.fromkeys(r["budget"] for r in rows):
         methods = dict.fromkeys(m for m, b, _ in sorted(cells) if b == budget and m not in ("supervised", ORACLE))
         for method in methods:
+            # supervised of the cell's own machine where a re-run trained there (the summary's main table too)
+            swap, versus = rerun_seeds(rows, method, "supervised", budget, labels)
+            base_of = {s: "supervised_rerun" if s in swap else "supervised" for m, b, s in cells if b == budget}
             for on in sets:
-                seeds = sorted(s for m, b, s in cells if (m, b) == (method, budget) and ("supervised", b, s) in cells)
+                seeds = sorted(s for m, b, s in cells if (m, b) == (method, budget) and (base_of[s], b, s) in cells)
                 diffs, names = [], []
                 for seed in seeds:
                     mine = _shares(_evaluated(cell_folder(out, method, budget, seed), on))
-                    base = _shares(_evaluated(cell_folder(out, "supervised", budget, seed), on))
+                    base = _shares(_evaluated(cell_folder(out, base_of[seed], budget, seed), on))
                     if mine and base and mine[1] == base[1]:
                         diffs.append(100 * (mine[0] - base[0]))
                         names = mine[1]
@@ -73,7 +78,8 @@ def confusion_shifts(rows: list[dict[str, Any]], out: Path, sets: list[str], top
                 moved = sorted(((abs(d), i) for i, d in enumerate(mean.flat) if abs(d) >= 0.05), reverse=True)
                 k = len(names)
                 moves = [(names[i // k], names[i % k], float(mean.flat[i])) for _, i in moved[:top]]
-                found.append({"budget": budget, "method": method, "set": on, "seeds": len(diffs), "moves": moves})
+                found.append({"budget": budget, "method": method, "set": on, "seeds": len(diffs), "moves": moves,
+                              "versus": versus})  # fmt: skip
     return found
 
 
@@ -84,7 +90,7 @@ def shifts_table(found: list[dict[str, Any]]) -> tuple[str, list[str], list[list
         "+: the method gives more of them this label)"
     )
     rows = [
-        [f["budget"], f["method"], f["set"], str(f["seeds"]),
+        [f["budget"], f["method"], f["set"], str(f["seeds"]) + ("" if f["versus"] == "supervised" else f" vs {f['versus']}"),
          "; ".join(f"{true} → {pred} {d:+.1f}" for true, pred, d in f["moves"])]
         for f in found
     ]  # fmt: skip

@@ -180,9 +180,24 @@ def _base_on_own_device(
     device and the base's own cell did not, and the base's label saying which seeds took the re-run. Float32 CPU runs are bit-identical on
     one CPU but not across CPU generations (docs/benchmarks.md, session 26): a variant paired with a base from
     another machine carries that machine's difference too; `<base>_rerun − <base>` measures it."""
+    swap, label = rerun_seeds(rows, method, base, budget, methods)
+    if not swap:
+        return rows, label
+    again = f"{base}_rerun"
+    in_cell = lambda r, m: r["method"] == m and r["budget"] == budget and r["seed"] in swap  # noqa: E731
+    paired = [r for r in rows if not in_cell(r, base)] + [{**r, "method": base} for r in rows if in_cell(r, again)]
+    return paired, label
+
+
+def rerun_seeds(
+    rows: list[dict[str, Any]], method: str, base: str, budget: str, methods: list[str]
+) -> tuple[list[int], str]:
+    """The seeds whose `base` cell a `method` cell is paired with `<base>_rerun`'s instead (the re-run trained on
+    that cell's device, the base's own cell did not), and the label saying so: `base`, `<base>_rerun`, or
+    "`base`; seeds 1, 2: `<base>_rerun`"."""
     again = f"{base}_rerun"
     if method == again or again not in methods:
-        return rows, base
+        return [], base
 
     def devices(m: str) -> dict[int, Any]:
         return {r["seed"]: r.get("device") for r in rows if r["method"] == m and r["budget"] == budget}
@@ -190,11 +205,9 @@ def _base_on_own_device(
     own, first, rerun = devices(method), devices(base), devices(again)
     swap = [s for s in sorted(own) if s in rerun and rerun[s] == own[s] and first.get(s) != own[s]]
     if not swap:
-        return rows, base
-    in_cell = lambda r, m: r["method"] == m and r["budget"] == budget and r["seed"] in swap  # noqa: E731
-    paired = [r for r in rows if not in_cell(r, base)] + [{**r, "method": base} for r in rows if in_cell(r, again)]
+        return [], base
     some = f"{base}; seed{'s' * (len(swap) > 1)} {', '.join(map(str, swap))}: {again}"
-    return paired, again if len(swap) == len(own) else some
+    return swap, again if len(swap) == len(own) else some
 
 
 def extra_sets(rows: list[dict[str, Any]]) -> list[str]:

@@ -36,6 +36,7 @@ from semiland.models.fold import fold_batchnorm
 
 EXTRAS = ("confidence", "entropy", "probs")
 GDAL_CACHE_BYTES = 64 * 2**20  # GDAL block cache while streaming a raster (its default: 5 % of RAM)
+SAR_BANDS = "the checkpoint's data.sar_bands"  # where a SAR band selection came from, in a band error
 PNG_LIMIT = 100_000_000  # pixels: a PNG preview is decoded whole; larger maps are read in GIS from the GeoTIFF
 
 
@@ -266,13 +267,15 @@ class Predictor:
             )
         reader: RasterReader | PairedReader
         if d.modality == "sar" and not paired:  # a SAR-only model given SAR rasters alone: no optical needed
-            bands = self.opts.bands if self.opts.bands is not None else d.sar_bands
-            reader = SarReader(path, list(bands) if bands else None, d.sar_db)
+            bands, what = (self.opts.bands, "--bands") if self.opts.bands is not None else (d.sar_bands, SAR_BANDS)
+            reader = SarReader(path, list(bands) if bands else None, d.sar_db, what)
         else:
-            reader = RasterReader(path, self.bands)
+            reader = RasterReader(
+                path, self.bands, "--bands" if self.opts.bands is not None else "the checkpoint's data.bands"
+            )
         if paired:
             opts = SarOptions.from_config(d)  # as in training (prediction never resamples: PairedReader refuses)
-            sar = None if d.simulate_sar else SarReader(sar_path, opts.bands and list(opts.bands), opts.db)  # type: ignore[arg-type]
+            sar = None if d.simulate_sar else SarReader(sar_path, opts.bands and list(opts.bands), opts.db, SAR_BANDS)  # type: ignore[arg-type]
             reader = PairedReader(reader, sar, opts)
             if sar is not None and opts.modality == "both" and len(d.channels or []) == 2:
                 for part, r, want in (("optical", reader.optical, d.channels[0]), ("SAR", sar, d.channels[1])):
@@ -284,7 +287,8 @@ class Predictor:
                             f"{d.channels[0]} optical + {d.channels[1]} SAR bands); give the matching {part} raster"
                         )
         if reader.count != self.in_channels:
-            sel = f" (bands {self.bands})" if self.bands else ""
+            chosen = reader.bands if isinstance(reader, RasterReader) else self.bands  # a SAR-only model's: SAR's
+            sel = f" (bands {chosen})" if chosen else ""
             reader.close()
             raise SemilandError(
                 f"{path} has {reader.count} bands{sel} but the checkpoint was trained on {self.in_channels}; "

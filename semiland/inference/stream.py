@@ -64,8 +64,8 @@ class RasterReader:
     """Rows of one image as float32 (C, h, W) + valid (h, W). GDAL formats are read by window; JPEG / PNG
     (which cannot be) are decoded once."""
 
-    def __init__(self, path: Path, bands: list[int] | None):
-        self.path, self.bands = path, bands
+    def __init__(self, path: Path, bands: list[int] | None, what: str = "--bands"):
+        self.path, self.bands = path, bands  # `what`: where `bands` came from, for the error naming it
         self._whole = None
         self._src: Any = None
         if path.suffix.lower() in PIL_SUFFIXES:
@@ -84,7 +84,7 @@ class RasterReader:
                 self._src = rasterio.open(path)
         except RasterioIOError as err:
             raise SemilandError(f"cannot read {path}: {err}") from None
-        check_bands(path, self._src.count, bands, "--bands")
+        check_bands(path, self._src.count, bands, what)
         self.count = len(bands) if bands else self._src.count
         self.height, self.width = self._src.height, self._src.width
         self.profile = {"crs": self._src.crs, "transform": self._src.transform}
@@ -113,8 +113,8 @@ class SarReader(RasterReader):
     """A SAR raster alone, for a SAR-only model (`data.modality=sar`): its bands (`data.sar_bands`) and dB
     conversion (`data.sar_db`) as training read them; validity is the SAR's own."""
 
-    def __init__(self, path: Path, bands: list[int] | None, db: bool):
-        super().__init__(path, bands)
+    def __init__(self, path: Path, bands: list[int] | None, db: bool, what: str = "--bands"):
+        super().__init__(path, bands, what)
         self.db = db
 
     def read(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
