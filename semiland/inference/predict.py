@@ -227,7 +227,10 @@ class Predictor:
         for net in self.task.method.children():  # prepared for inference in place: batch norm folded, NHWC
             fold_batchnorm(net)
         self.task.to(memory_format=torch.channels_last)  # NHWC weights to match the NHWC tiles
-        self.bands = opts.bands if opts.bands is not None else self.cfg.data.bands
+        given = opts.bands is not None  # `bands_from`: where the selection came from, for a band error naming it
+        self.bands, self.bands_from = (
+            (opts.bands, "--bands") if given else (self.cfg.data.bands, "the checkpoint's data.bands")
+        )
         self.in_channels = len(self.cfg.data.mean)
         if opts.bands is not None and len(opts.bands) != self.in_channels:
             raise SemilandError(
@@ -270,9 +273,7 @@ class Predictor:
             bands, what = (self.opts.bands, "--bands") if self.opts.bands is not None else (d.sar_bands, SAR_BANDS)
             reader = SarReader(path, list(bands) if bands else None, d.sar_db, what)
         else:
-            reader = RasterReader(
-                path, self.bands, "--bands" if self.opts.bands is not None else "the checkpoint's data.bands"
-            )
+            reader = RasterReader(path, self.bands, self.bands_from)
         if paired:
             opts = SarOptions.from_config(d)  # as in training (prediction never resamples: PairedReader refuses)
             sar = None if d.simulate_sar else SarReader(sar_path, opts.bands and list(opts.bands), opts.db, SAR_BANDS)  # type: ignore[arg-type]
