@@ -6,13 +6,15 @@ Errors the user can fix (`SemilandError`) print one line, `semiland: error: …`
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
 
 from semiland.analysis import cli as analysis_cli
-from semiland.errors import SemilandError, one_line
+from semiland.errors import Interrupted, SemilandError, one_line
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -20,32 +22,69 @@ CONFIGS = REPO / "configs"
 
 def _run_dir(args: argparse.Namespace, stem: str) -> Path:
     if args.out:
-        return Path(args.out).resolve()
-    return (Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+        return Path(args.out).absolute()  # not resolved: an -o that is a link is refused, never followed to replace
+    return (Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from semiland.config import load_config
-    from semiland.engine.runner import env_is_child_process, fit
-    from semiland.io import prepare_output_dir
+    from semiland.engine.runner import RunInterrupted, env_is_child_process, plan_fit, run_fit
+    from semiland.io import plan_output_folder, refuse_over_inputs, write_output_folder
 
+    started = time.time()
+    command = f"semiland {' '.join(map(shlex.quote, args.argv))}"
     if args.resume:
         run_dir = Path(args.resume).resolve()
+        if not (run_dir / "config.yaml").is_file():
+            raise SemilandError(f"{run_dir} is not a run folder (no config.yaml); give the -o folder of a fit")
         cfg = load_config(run_dir / "config.yaml", args.overrides)
-    else:
-        if not args.config:
-            raise SemilandError("fit needs --config FILE (see configs/) or --resume RUN_DIR")
-        cfg = load_config(args.config, args.overrides)
-        run_dir = _run_dir(args, f"{Path(args.config).stem}")
-        if not env_is_child_process():  # DDP workers re-run this command; the folder is rank 0's
-            prepare_output_dir(run_dir, args.overwrite, "run folder")
-    started = time.time()
-    result = fit(cfg, run_dir, resume=bool(args.resume))
-    return _finish_run(result, started, f"semiland {' '.join(map(shlex.quote, args.argv))}")
+        return _finish_run(run_fit(plan_fit(cfg, run_dir, resume=True), run_dir), started, command)
+    if not args.config:
+        raise SemilandError("fit needs --config FILE (see configs/) or --resume RUN_DIR")
+    cfg = load_config(args.config, args.overrides)
+    run_dir = _run_dir(args, f"{Path(args.config).stem}")
+    if env_is_child_process():  # DDP workers re-run this command: they train into the folder rank 0 chose
+        write_dir = Path(os.environ.get(WRITE_DIR_ENV, run_dir))
+        return _finish_run(run_fit(plan_fit(cfg, run_dir), write_dir), started, command)
+    out = plan_output_folder(run_dir, args.overwrite, "run folder", run_inputs(cfg, args.config))
+    plan = plan_fit(cfg, run_dir)  # every check before the folder is touched: a refused run leaves nothing
+    if out.replace:
+        refuse_over_inputs(run_dir, plan.data.spec.input_folders(), "run folder")
+    try:
+        with write_output_folder(out) as write_dir:
+            os.environ[WRITE_DIR_ENV] = str(write_dir)
+            result = run_fit(plan, write_dir)
+            outcome, report = _evaluate_run(result, started, command)
+    except RunInterrupted:
+        if out.replace:  # the replacement was written aside and is gone; the earlier run is as it was
+            raise RunInterrupted(f"{run_dir} still holds the earlier run (the replacement was discarded)") from None
+        raise
+    print(f"\nrun folder: {run_dir}\nreport:     {run_dir / report.relative_to(write_dir)}")
+    return 0
+
+
+WRITE_DIR_ENV = "SEMILAND_WRITE_DIR"  # where rank 0 writes a run (the --overwrite staging folder), for DDP workers
+
+
+def run_inputs(cfg, config: str | Path | None) -> list[str | Path]:
+    """What a run reads: an --overwrite must never replace a folder holding any of it."""
+    d = cfg.data
+    items: list[str | Path] = [config or "", d.root, d.split_file, d.pseudo_labels, cfg.model.weights_path]
+    return [*items, *(getattr(d, "unlabeled_dirs", None) or [])]
 
 
 def _finish_run(result, started: float, command: str) -> int:
-    """After training (rank 0 only): test the best checkpoint, print the table, write the report."""
+    """After `fit --resume`: test the best checkpoint, print the table, write the report."""
+    from semiland.engine.runner import is_rank_zero
+
+    if (done := _evaluate_run(result, started, command)) is not None and is_rank_zero():
+        print(f"\nrun folder: {result.run_dir}\nreport:     {done[1]}")
+    return 0
+
+
+def _evaluate_run(result, started: float, command: str):
+    """(outcome, report path) after training: the best checkpoint tested, the table printed, the report
+    written (rank 0 only; None elsewhere)."""
     import torch.distributed as dist
 
     from semiland.engine.metrics import format_table
@@ -55,22 +94,21 @@ def _finish_run(result, started: float, command: str) -> int:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()  # evaluation below runs in one process
     if not is_rank_zero():
-        return 0
+        return None
     outcome = evaluate_run(result, result.task.method.name, time.time() - started)
     print(f"\n{outcome.label} — test images: {len(result.data.split.test)}")
     print(format_table(outcome.metrics))
     report = build_run_report(result.run_dir, f"semiland run — {outcome.label}", [outcome], result.data, [], command)
-    print(f"\nrun folder: {result.run_dir}\nreport:     {report}")
-    return 0
+    return outcome, report
 
 
 def cmd_test(args: argparse.Namespace) -> int:
     from semiland.engine.metrics import format_table
-    from semiland.engine.runner import evaluation_folder, test
-    from semiland.io import output_folder
+    from semiland.engine.runner import test
+    from semiland.io import plan_output_folder, write_output_folder
 
-    out = Path(args.out) if args.out else Path(args.ckpt).resolve().parent.parent / evaluation_folder(args.on)
-    with output_folder(out):
+    target = plan_output_folder(_test_folder(args), args.overwrite, "test folder", [args.ckpt])
+    with write_output_folder(target) as out:  # earlier results are replaced only when these are whole
         metrics = test(args.ckpt, out, args.overrides, args.on)
     print(format_table(metrics))
     for head, m in metrics.get("heads", {}).items():  # a method's parts scored alone (DLLR: each modality)
@@ -78,13 +116,27 @@ def cmd_test(args: argparse.Namespace) -> int:
             f"{head} alone: mIoU {100 * m['mIoU']:.2f}, "
             + ", ".join(f"{c} {100 * v['IoU']:.1f}" for c, v in m["per_class"].items() if v["IoU"] is not None)
         )
+    out = target.path
     print(f"\nmetrics: {out / 'metrics.json'}\nconfusion matrix: {out / 'confusion_matrix.png'}")
     return 0
 
 
+def _test_folder(args: argparse.Namespace) -> Path:
+    """-o, else the run's own test/ (test-on-SET/) when the checkpoint lies in a run folder's checkpoints/."""
+    from semiland.engine.runner import evaluation_folder
+
+    if args.out:
+        return Path(args.out)
+    ckpt = Path(args.ckpt).resolve()
+    run = ckpt.parent.parent
+    if ckpt.parent.name != "checkpoints" or not (run / "config.yaml").is_file():
+        raise SemilandError(f"{args.ckpt} is not in a run folder's checkpoints/: give the output folder with -o")
+    return run / evaluation_folder(args.on)
+
+
 # What an interrupted command leaves behind and how to go on, per command.
 INTERRUPTED = {
-    "fit": "checkpoints written so far are intact; resume with fit --resume RUN",
+    "fit": "checkpoints written so far are intact; resume with semiland fit --resume RUN",
     "predict": "finished outputs are complete, none is half-written; re-run with --skip-existing to finish",
     "bench": "finished runs are kept; re-run the same command to go on",
 }
@@ -232,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ckpt", required=True)
     t.add_argument("overrides", nargs="*", help="section.key=value, e.g. data.root=/moved/data")
     t.add_argument("-o", "--out", help="output folder (default: <run>/test, or <run>/test-on-SET)")
+    t.add_argument("--overwrite", action="store_true", help="replace earlier results in the output folder")
     t.add_argument(
         "--on",
         default="test",
@@ -420,12 +473,29 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.argv = argv  # the exact command, recorded in reports
+    received = {"signal": signal.SIGINT}
+
+    def terminated(signum: int, frame: object) -> None:  # what schedulers send: stop as on Ctrl-C
+        received["signal"] = signal.SIGTERM
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGTERM, terminated) if _main_thread() else None
     try:
         return args.func(args)
     except SemilandError as err:
         print(f"semiland: error: {one_line(str(err))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"semiland: interrupted ({INTERRUPTED.get(args.command, 'outputs are written whole or not at all')})",
-              file=sys.stderr)  # fmt: skip
-        return 130
+    except KeyboardInterrupt as err:
+        detail = str(err) or INTERRUPTED.get(args.command, "outputs are written whole or not at all")
+        name = "terminated (SIGTERM)" if received["signal"] == signal.SIGTERM else "interrupted"
+        print(f"semiland: {name}: {one_line(detail)}", file=sys.stderr)
+        return 128 + received["signal"]  # 130 for Ctrl-C, 143 for SIGTERM, as shells report them
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -15,7 +15,7 @@ from semiland.data.presets.dubai import default_root
 from semiland.engine.metrics import format_table
 from semiland.engine.runner import fit
 from semiland.errors import SemilandError
-from semiland.io import prepare_output_dir
+from semiland.io import plan_output_folder, write_output_folder
 from semiland.report.run_report import build_run_report, evaluate_run
 
 # The semi-supervised method the demo shows beside the baseline (docs/benchmarks.md, "The demo's method"):
@@ -49,9 +49,16 @@ def run_demo(data: str | None, out: str, overwrite: bool, steps: int | None) -> 
         config, base = CONFIGS / "synthetic" / "demo.yaml", []
         intro = f"Dubai data not found at {root}: running on built-in synthetic scenes instead."
     print(intro)
-    out_dir = prepare_output_dir(Path(out).resolve(), overwrite)
+    target = plan_output_folder(Path(out).absolute(), overwrite, "demo folder", [root])
     if steps is not None:
         base.append(f"train.steps={steps}")
+    with write_output_folder(target) as out_dir:  # an earlier demo there is replaced only when this one finished
+        report = _demo_runs(config, base, intro, out_dir)
+    print(f"\nreport: {target.path / report.relative_to(out_dir)}")
+    return 0
+
+
+def _demo_runs(config: Path, base: list[str], intro: str, out_dir: Path) -> Path:
     outcomes, prepared = [], None
     for label, extra in DEMO_RUNS:
         cfg = load_config(config, [*base, *extra])
@@ -70,6 +77,4 @@ def run_demo(data: str | None, out: str, overwrite: bool, steps: int | None) -> 
         print(
             f"{o.label:<14} {100 * (o.metrics['mIoU'] or 0):7.2f} {100 * (o.metrics['OA'] or 0):7.2f} {o.seconds:6.0f}s"
         )
-    report = build_run_report(out_dir, "semiland demo", outcomes, prepared, [intro], "semiland demo")
-    print(f"\nreport: {report}")
-    return 0
+    return build_run_report(out_dir, "semiland demo", outcomes, prepared, [intro], "semiland demo")

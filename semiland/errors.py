@@ -10,6 +10,10 @@ class SemilandError(Exception):
     """A problem with the user's input, config or environment (never a bug in semiland)."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """A command stopped by Ctrl-C or SIGTERM; its message says what was kept and how to go on."""
+
+
 def one_line(message: str) -> str:
     """`message` on one printable line: control characters and line / paragraph separators (which a file or
     key name may carry, and which `str.splitlines` breaks on) are shown as escapes."""

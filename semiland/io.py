@@ -10,14 +10,26 @@ import errno
 import json
 import math
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from semiland.errors import SemilandError
+
+# A temporary file's name carries its writer (host and process id), so a later run can tell a leftover of a
+# killed process (removed) from a file another live process is writing (kept): `.map.tif.<host>-<pid>.<rand>.tmp`.
+HOST = socket.gethostname().replace(".", "_").replace("-", "_") or "host"
+
+
+def _owner_tag() -> str:
+    return f"{HOST}-{os.getpid()}"
 
 
 @contextmanager
@@ -25,7 +37,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
     ensure_writable_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner_tag()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -40,6 +52,38 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _writer_is_dead(tag: str) -> bool:
+    """True when `tag` (host-pid) names a process of this host that no longer runs."""
+    host, _, pid = tag.rpartition("-")
+    if host != HOST or not pid.isdigit():
+        return False  # another machine's (a shared disk) or not ours: leave it
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+STALE_TMP = re.compile(r"^\..+\.(?P<tag>[^.]+-\d+)\.[^.]+\.tmp(\.\w+)?$")  # + predict's .gtiff scratch
+
+
+def remove_stale_temporaries(folder: str | Path) -> int:
+    """Remove the temporary files that killed semiland processes left in `folder` (not those of live ones, nor
+    anything semiland did not name); returns how many."""
+    removed = 0
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    for p in folder.iterdir():
+        m = STALE_TMP.match(p.name)
+        if m and p.is_file() and not p.is_symlink() and _writer_is_dead(m["tag"]):
+            p.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def disk_full(path: str | Path) -> SemilandError:
@@ -94,39 +138,209 @@ def ensure_writable_dir(folder: str | Path) -> Path:
     return folder
 
 
+# Every folder semiland writes holds this manifest: what semiland wrote there (`files`), or that the whole folder
+# is one semiland output (`whole`: a run, a demo, a subset). `--overwrite` replaces only what it names.
+MANIFEST = ".semiland.json"
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def owns_folder(folder: str | Path) -> bool:
+    """True when `folder` (not a link) is a whole semiland output (a run, demo, test, analysis or subset folder),
+    or lies inside one (a run's test/ or checkpoints/)."""
+    folder = Path(folder).absolute()
+    return not folder.is_symlink() and any(_manifest(d).get("whole") is True for d in [folder, *folder.parents])
+
+
+def owns_file(path: str | Path) -> bool:
+    """True when semiland wrote `path`: its folder's manifest names it, or it lies inside a semiland output folder."""
+    path = Path(path).absolute()
+    if path.is_symlink():
+        return False
+    files = _manifest(path.parent).get("files")
+    return (isinstance(files, list) and path.name in files) or owns_folder(path.parent)
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Serialise manifest updates of processes writing into one folder (predict --workers, torchrun ranks)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: one process per folder
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def record_outputs(folder: str | Path, paths: list[Path]) -> None:
+    """Add finished files to `folder`'s manifest (after they are under their final names)."""
+    folder = Path(folder)
+    with _folder_lock(folder):
+        manifest = _manifest(folder)
+        files = manifest.get("files") if isinstance(manifest.get("files"), list) else []
+        manifest["files"] = sorted({*files, *(Path(p).name for p in paths)})
+        atomic_write_json(folder / MANIFEST, manifest)
+
+
+def _mark_whole(folder: Path, what: str) -> None:
+    atomic_write_json(folder / MANIFEST, {"whole": True, "what": what, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def refuse_over_inputs(target: Path, inputs: list[str | Path], what: str) -> None:
+    """One line if replacing `target` would touch the working directory or an input (or a folder holding one)."""
+    real = target.resolve()
+    if _inside(Path.cwd().resolve(), real):
+        raise SemilandError(f"{what} {target} holds the working directory; choose another path")
+    for item in inputs:
+        if item and _inside(Path(item).resolve(), real):
+            raise SemilandError(f"{what} {target} holds the input {item}; choose another path")
+
+
+@dataclass
+class OutputFolder:
+    """A folder one command will write whole (`plan_output_folder` checked it; `write_output_folder` writes it)."""
+
+    path: Path  # the final folder
+    what: str  # "run folder", "subsample folder", … (for messages)
+    replace: bool  # an earlier semiland output is there: replaced when the new one has succeeded
+
+
+def plan_output_folder(
+    folder: str | Path, overwrite: bool, what: str = "output folder", inputs: list[str | Path] = ()
+) -> OutputFolder:
+    """Check, writing nothing, that `folder` may receive a new output: new or empty, or (with `overwrite`) an
+    earlier output of semiland's own that holds neither the working directory nor any input."""
+    folder = Path(folder).absolute()
+    if folder.is_symlink() and overwrite:
+        raise SemilandError(f"{what} {folder} is a symbolic link; --overwrite replaces only real folders semiland "
+                            "wrote: give the folder itself or another path")  # fmt: skip
+    if folder.exists() and not folder.is_dir():
+        raise SemilandError(f"{what} {folder} exists and is a file; choose another path")
+    if not folder.is_dir() or not any(p.name != MANIFEST for p in folder.iterdir()):
+        return OutputFolder(folder, what, False)
+    if not overwrite:
+        raise SemilandError(f"{what} {folder} already exists; pass --overwrite to replace it or choose another path")
+    refuse_over_inputs(folder, list(inputs), what)
+    if not owns_folder(folder):
+        raise SemilandError(
+            f"{what} {folder} was not written by semiland (no {MANIFEST} of a run in it): --overwrite replaces "
+            "only semiland's own outputs; choose another path, or empty the folder yourself"
+        )
+    return OutputFolder(folder, what, True)
+
+
+def _holds_checkpoint(folder: Path) -> bool:
+    return any(folder.rglob("*.ckpt"))
+
+
+@contextmanager
+def write_output_folder(plan: OutputFolder, carry: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Yield the folder to write `plan`'s output into.
+
+    A new folder is written in place and marked as semiland's; if the block fails, what it wrote is removed
+    again unless it holds a checkpoint (work to resume). An earlier output is replaced by writing the new one
+    aside (`.<name>.new-<host>-<pid>`) and swapping it in when the block succeeds: a failed or interrupted run
+    leaves the earlier one as it was. `carry` names sub-folders of the earlier output (caches) that the new one
+    starts from: hard-linked, which is safe because semiland replaces files by renaming, never in place."""
+    final = plan.path
+    if not plan.replace:
+        created = not final.exists()
+        ensure_writable_dir(final)
+        _mark_whole(final, plan.what)
+        try:
+            yield final
+        except BaseException:
+            if not _holds_checkpoint(final):
+                shutil.rmtree(final) if created else [_remove(p) for p in final.iterdir()]
+            raise
+        return
+    parent = final.parent
+    for stale in parent.glob(f".{glob_escape(final.name)}.new-*"):  # a replacement killed before its swap
+        if stale.is_dir() and _writer_is_dead(stale.name.rpartition(".new-")[2]):
+            shutil.rmtree(stale, ignore_errors=True)
+    stage = parent / f".{final.name}.new-{_owner_tag()}"
+    ensure_writable_dir(stage)
+    _mark_whole(stage, plan.what)
+    for name in carry:
+        if (final / name).is_dir() and not (final / name).is_symlink():
+            shutil.copytree(final / name, stage / name, copy_function=_link_or_copy)
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    old = parent / f".{final.name}.old-{_owner_tag()}"
+    os.rename(final, old)
+    os.rename(stage, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # a file system without hard links
+        shutil.copy2(src, dst)
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def _remove(p: Path) -> None:
+    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+
+
 @contextmanager
 def output_folder(folder: str | Path) -> Iterator[Path]:
-    """`ensure_writable_dir` for one command's outputs; if the command fails, the folders it created are
-    removed again while still empty, so a refused input leaves no empty output folder behind."""
+    """`ensure_writable_dir` for one command's output files; if the command fails, the folders it created are
+    removed again while still empty, so a refused input leaves no empty output folder behind. Stale temporary
+    files of killed runs in it are removed first."""
     folder = Path(folder)
     created, p = [], folder.absolute()
     while not p.exists():
         created.append(p)  # deepest first
         p = p.parent
     out = ensure_writable_dir(folder)
+    remove_stale_temporaries(out)
     try:
         yield out
     except BaseException:
         for d in created:
             try:
+                if [c.name for c in d.iterdir()] == [MANIFEST]:
+                    (d / MANIFEST).unlink()
                 d.rmdir()
             except OSError:  # something was written there: keep it
                 break
         raise
 
 
-def prepare_output_dir(folder: str | Path, overwrite: bool, what: str = "output folder") -> Path:
-    """Refuse an existing non-empty folder unless `overwrite`; then create it (and check it is writable)."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise SemilandError(f"{what} {folder} exists and is a file; choose another path")
-    if folder.exists() and any(folder.iterdir()):
+def refuse_existing(paths: list[Path], overwrite: bool) -> None:
+    """Before a command writes these files: refuse any that exists unless `overwrite`, and never replace one
+    that semiland did not write."""
+    for path in paths:
+        if not (path.exists() or path.is_symlink()):
+            continue
         if not overwrite:
-            raise SemilandError(
-                f"{what} {folder} already exists; pass --overwrite to replace it or choose another path"
-            )
-        shutil.rmtree(folder)
-    return ensure_writable_dir(folder)
+            raise SemilandError(f"{path} already exists; pass --overwrite to replace it or choose another -o")
+        if path.is_dir() or not owns_file(path):
+            raise SemilandError(f"{path} was not written by semiland: --overwrite replaces only semiland's own "
+                                "outputs; choose another -o")  # fmt: skip
 
 
 @contextmanager

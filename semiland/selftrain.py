@@ -25,7 +25,7 @@ from semiland.data.datamodule import PreparedData, SampleStore
 from semiland.engine.runner import device_for_inference, fit, load_task, test
 from semiland.errors import SemilandError
 from semiland.inference.sliding import class_indices
-from semiland.io import atomic_path, atomic_write_json, prepare_output_dir
+from semiland.io import atomic_path, atomic_write_json, plan_output_folder, write_output_folder
 from semiland.methods.base import confident_pseudo
 
 
@@ -178,10 +178,12 @@ def self_train(
 
 
 def run_self_training(config: str, overrides: list[str], out: str, overwrite: bool) -> int:
-    load_config(config, [*overrides, "method.name=self_training"])  # a bad config fails before the folder is made
-    out_dir = prepare_output_dir(Path(out).resolve(), overwrite)
-    rows, _ = self_train(config, overrides, out_dir)
-    atomic_write_json(out_dir / "self_training.json", rows)
+    cfg = load_config(config, [*overrides, "method.name=self_training"])  # a bad config fails before the folder is made
+    inputs = [config, cfg.data.root, cfg.data.split_file, cfg.model.weights_path]
+    target = plan_output_folder(Path(out).absolute(), overwrite, "self-training folder", inputs)
+    with write_output_folder(target) as out_dir:  # an earlier output is replaced only when this one finished
+        rows, _ = self_train(config, overrides, out_dir)
+        atomic_write_json(out_dir / "self_training.json", rows)
     print(f"\n{'round':<6} {'test mIoU':>9} {'coverage':>9} {'pseudo acc':>10}")
     for row in rows:
         cov = row.get("pseudo_coverage")
@@ -190,5 +192,5 @@ def run_self_training(config: str, overrides: list[str], out: str, overwrite: bo
             f"{row['round']:<6} {100 * (row['test_mIoU'] or 0):9.2f} {'' if cov is None else f'{100 * cov:8.1f}%':>9} "
             f"{'' if acc is None else f'{100 * acc:9.1f}%':>10}"
         )
-    print(f"\nresults: {out_dir / 'self_training.json'}")
+    print(f"\nresults: {target.path / 'self_training.json'}")
     return 0

@@ -177,7 +177,8 @@ def test_analyze_command_writes_the_report(synth_root, tmp_path, capsys):
         assert f"{png}.png" in html and (out / f"{png}.png").stat().st_size > 1000
     cached = list((out / "cache").glob("inventory-*.npz"))
     assert len(cached) == 1
-    assert main(["analyze", *args, "-o", str(out)]) == 0  # a re-run reuses the features
+    assert main(["analyze", *args, "-o", str(out)]) == 2  # never replaced unasked
+    assert main(["analyze", *args, "-o", str(out), "--overwrite"]) == 0  # a re-run reuses the features
     assert list((out / "cache").glob("inventory-*.npz")) == cached
     assert "report:" in capsys.readouterr().out
 
@@ -226,7 +227,7 @@ def test_advisor_estimates_classes_with_a_trained_model(synth_root, trained, tmp
     import semiland.engine.runner
 
     monkeypatch.setattr(semiland.engine.runner, "load_task", lambda *a: pytest.fail("the estimates are cached"))
-    assert main(["suggest-split", *args, "--ckpt", ckpt, "--ignore-masks"]) == 0
+    assert main(["suggest-split", *args, "--ckpt", ckpt, "--ignore-masks", "--overwrite"]) == 0
 
 
 def test_bench_advisor_trains_every_candidate_and_compares(synth_root, tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from semiland.analysis.advisor import describe
 from semiland.errors import SemilandError
-from semiland.io import output_folder
+from semiland.io import OutputFolder, plan_output_folder, write_output_folder
 
 
 def _dataset(args: argparse.Namespace):
@@ -59,14 +59,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from semiland.analysis.run import analyze
 
     spec, split = _dataset(args)
-    with output_folder(Path(args.out)):
-        result = analyze(spec, split, Path(args.out), _options(args))
+    target = _target(args, spec)
+    with write_output_folder(target, carry=("cache",)) as out:  # replaces an earlier analysis when this is whole
+        result = analyze(spec, split, out, _options(args))
     print(f"features: {result['features_note']}")
     for w in result["warnings"]:
         print(f"warning: {w}")
     for i, c in enumerate(result.get("advisor", {}).get("ranking", [])[:5], 1):
         print(f"label next #{i}: {c['unit']} ({describe(c)})")
-    print(f"report: {Path(args.out) / 'report.html'}")
+    print(f"report: {target.path / 'report.html'}")
     return 0
 
 
@@ -74,10 +75,9 @@ def cmd_suggest_split(args: argparse.Namespace) -> int:
     from semiland.analysis.split_advice import suggest_split
 
     spec, _ = _dataset(args)
-    with output_folder(Path(args.out)):
-        result = suggest_split(
-            spec, Path(args.out), _options(args), args.budget, _regions(args.test), _regions(args.val)
-        )
+    target = _target(args, spec)
+    with write_output_folder(target, carry=("cache",)) as out:
+        result = suggest_split(spec, out, _options(args), args.budget, _regions(args.test), _regions(args.val))
     for i, p in enumerate(result["picks"], 1):
         print(f"pick {i}: {p['unit']} ({describe(p)})")
     c, r = result["conditions"], result["random_baseline"]
@@ -85,19 +85,29 @@ def cmd_suggest_split(args: argparse.Namespace) -> int:
         f"labeled covers target: IoT {c['iot_labeled']:.2f} (random picks: {r['iot_labeled']:.2f}); "
         f"missing classes: {', '.join(c['missing_classes']) or 'none'} (random picks: {r['missing_classes']:.1f})"
     )
-    print(f"split file: {result['split_file']} (train with data.split_mode=file data.split_file=…)")
+    print(f"split file: {target.path / result['split_file']} (train with data.split_mode=file data.split_file=…)")
     return 0
+
+
+def _target(args: argparse.Namespace, spec, what: str = "output folder") -> OutputFolder:
+    """The -o folder, checked: new, or (--overwrite) an earlier output of semiland's; never inside the dataset."""
+    target = plan_output_folder(
+        Path(args.out), args.overwrite, what, [*spec.input_folders(), getattr(args, "ckpt", "")]
+    )
+    if spec.root.resolve() in [target.path.resolve(), *target.path.resolve().parents]:  # a new "region" of it
+        raise SemilandError(f"{what} {args.out} lies inside the dataset {spec.root}; choose a folder outside it")
+    return target
 
 
 def cmd_subsample(args: argparse.Namespace) -> int:
     from semiland.analysis.subsample import paired_output, subsample
-    from semiland.io import prepare_output_dir
 
     spec, _ = _dataset(args)
     out = Path(args.out)
-    prepare_output_dir(out, args.overwrite, "subsample folder")
-    s = subsample(spec, args.fraction, out, args.subtile, args.seed, progress=not args.no_progress)
-    _copy_class_table(spec, out)
+    target = _target(args, spec, "subsample folder")
+    with write_output_folder(target) as write_dir:  # an earlier subset is replaced only when this one is whole
+        s = subsample(spec, args.fraction, write_dir, args.subtile, args.seed, progress=not args.no_progress)
+        _copy_class_table(spec, write_dir)
     print(f"kept {s['windows_after']} of {s['windows_before']} sub-tiles from {s['images_kept']} of {s['images']} "
           f"images; class distribution total variation {s['class_total_variation']:.4f}")  # fmt: skip
     preset = "paired" if paired_output(spec) else "folder"
@@ -122,6 +132,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", nargs="?", help="dataset folder (default: the Dubai data, as for the demo)")
     p.add_argument("--preset", help="dataset layout (see `semiland datasets`; default: guessed from DATA)")
     p.add_argument("-o", "--out", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier output of semiland's in -o")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -160,5 +171,4 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _common(t)
     t.add_argument("--fraction", type=float, required=True, help="share of sub-tiles to keep, in (0, 1]")
     t.add_argument("--subtile", type=int, default=256)
-    t.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     t.set_defaults(func=cmd_subsample)

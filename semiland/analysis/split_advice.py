@@ -56,7 +56,7 @@ def suggest_split(
         "target": "test regions" if test else "all data",
         "features": a.inv.note,
         "class_source": class_source(opts),
-        "split_file": str(split_file),
+        "split_file": split_file.name,  # beside this file (the folder may be moved or swapped in by --overwrite)
     }
     atomic_write_json(out / "suggestion.json", result)
     return result

@@ -50,6 +50,11 @@ class DatasetSpec:
     def by_id(self) -> dict[str, SampleRef]:
         return {s.id: s for s in [*self.samples, *self.unlabeled]}
 
+    def input_folders(self) -> list[Path]:
+        """Every folder the dataset reads from (its root and the folders of its files): outputs never go there."""
+        files = [f for s in [*self.samples, *self.unlabeled] for f in (s.image, s.mask, s.sar) if f is not None]
+        return sorted({self.root, *(f.parent for f in files)})
+
 
 def images_in(folder: Path) -> dict[str, Path]:
     files = {}

@@ -34,7 +34,7 @@ from semiland.data.splits import SETS, Split
 from semiland.engine.checkpoint import AtomicCheckpointIO, read_checkpoint
 from semiland.engine.precision import resolve_precision
 from semiland.engine.task import SegTask
-from semiland.errors import SemilandError
+from semiland.errors import Interrupted, SemilandError
 from semiland.io import atomic_write_json, atomic_write_text
 from semiland.methods import build_method
 from semiland.methods.base import MethodContext
@@ -117,6 +117,24 @@ def _loggers(cfg: Config, run_dir: Path) -> list[Any]:
     return out
 
 
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's checkpoint callback, whose saved state names absolute paths: a run folder that was moved (or
+    swapped in by --overwrite) resumes with its best score kept, its paths rebased onto where the run is now
+    (Lightning would drop the score and let the next validation replace best.ckpt whatever its value)."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        was = state_dict.get("dirpath")
+        if was and self.dirpath and was != self.dirpath:
+
+            def moved(p: Any) -> Any:
+                return os.path.join(self.dirpath, os.path.basename(p)) if isinstance(p, str) and p else p
+
+            keys = ("best_model_path", "kth_best_model_path", "last_model_path")
+            state_dict = {**state_dict, "dirpath": self.dirpath, **{k: moved(state_dict.get(k)) for k in keys}}
+            state_dict["best_k_models"] = {moved(k): v for k, v in (state_dict.get("best_k_models") or {}).items()}
+        super().load_state_dict(state_dict)
+
+
 CLUSTER_ENV = ("MASTER_ADDR", "SLURM_NTASKS", "TORCHELASTIC_RUN_ID", "LSB_JOBID", "OMPI_COMM_WORLD_SIZE")
 
 
@@ -146,8 +164,8 @@ def make_trainer(cfg: Config, run_dir: Path | None, n_optimizers: int = 1, for_e
             "auto_insert_metric_name": False,
             "enable_version_counter": False,
         }
-        callbacks.append(ModelCheckpoint(filename="best", monitor="val/mIoU", mode="max", **common))
-        callbacks.append(ModelCheckpoint(filename="last", monitor=None, **common))
+        callbacks.append(RunCheckpoint(filename="best", monitor="val/mIoU", mode="max", **common))
+        callbacks.append(RunCheckpoint(filename="last", monitor=None, **common))
     try:
         return L.Trainer(
             accelerator=t.accelerator,
@@ -183,8 +201,20 @@ class FitResult:
     task: SegTask
 
 
-def fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitResult:
-    """Train `cfg` into `run_dir` (or continue it from checkpoints/last.ckpt when `resume`)."""
+@dataclass
+class FitPlan:
+    """A run checked before anything is written: its config (resolved), data, split and network."""
+
+    cfg: Config
+    data: PreparedData
+    task: SegTask
+    resume: bool
+
+
+def plan_fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitPlan:
+    """Every check a run can fail before training (config, data, masks, split, the method's needs, the network a
+    resumed checkpoint holds), writing nothing: a refused run leaves no trace. `run_dir` is the run's final
+    folder (its split.json is what a resumed run reads back)."""
     quiet_lightning()
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     cfg.train.val_every = max(1, min(cfg.train.val_every, cfg.train.steps))
@@ -195,22 +225,10 @@ def fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitResult:
     if cfg.data.split_mode != "file":  # a resumed run reads the same split back
         cfg.data.split_mode, cfg.data.split_file = "file", str(run_dir / "split.json")
     last = run_dir / "checkpoints" / "last.ckpt"
-    if resume and is_rank_zero():
-        for stale in (run_dir / "checkpoints").glob(".*.tmp"):  # a checkpoint write cut off by a kill
-            stale.unlink(missing_ok=True)
     if resume and not last.is_file():  # stopped before its first checkpoint: nothing was lost but time
         print(f"no checkpoint in {run_dir / 'checkpoints'} yet: training this run from step 0", file=sys.stderr)
         resume = False
     task = build_task(cfg, data.spec.classes, data.mean, data.std)
-    if resume:  # before the run folder is touched: a refused resume leaves the run as it was
-        check_resumable(task, read_checkpoint(last), last)
-        # expected on a resume: the checkpoint folder holds the run's checkpoints, and the first save after the
-        # restored step comes before any validation (best.ckpt keeps its restored score)
-        for pattern in (".*exists and is not empty.*", ".*could not find the monitored key.*"):
-            warnings.filterwarnings("ignore", message=pattern)
-    if is_rank_zero():
-        data.split.save(run_dir / "split.json")
-        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
     if task.method.uses_unlabeled and not data.split.unlabeled:
         raise SemilandError(
             f"method {task.method.name} learns from unlabeled images but the split has none; set data.unlabeled "
@@ -221,11 +239,52 @@ def fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitResult:
             f"method {task.method.name} learns from saved pseudo-labels: run `semiland self-train --config FILE` "
             "(or set data.pseudo_labels to a folder of them)"
         )
+    if resume:  # before the run folder is touched: a refused resume leaves the run as it was
+        check_resumable(task, read_checkpoint(last), last)
+    return FitPlan(cfg, data, task, resume)
+
+
+def run_fit(plan: FitPlan, run_dir: Path) -> FitResult:
+    """Train a checked plan into `run_dir` (or continue it from checkpoints/last.ckpt when it resumes)."""
+    cfg, data, task = plan.cfg, plan.data, plan.task
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if is_rank_zero() and (run_dir / "checkpoints").is_dir():  # the run's own folder: only this process writes it
+        for stale in (run_dir / "checkpoints").glob(".*.tmp"):  # a checkpoint write cut off by a kill
+            stale.unlink(missing_ok=True)
+    if plan.resume:
+        # expected on a resume: the checkpoint folder holds the run's checkpoints, and the first save after the
+        # restored step comes before any validation (best.ckpt keeps its restored score)
+        for pattern in (".*exists and is not empty.*", ".*could not find the monitored key.*"):
+            warnings.filterwarnings("ignore", message=pattern)
+    if is_rank_zero():
+        data.split.save(run_dir / "split.json")
+        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
     datamodule = SegDataModule(cfg, data, task.method.uses_unlabeled)
     trainer = make_trainer(cfg, run_dir, task.n_optimizers)
-    trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if resume else None, weights_only=True)
+    try:
+        trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if plan.resume else None, weights_only=True)
+    except SystemExit:  # Lightning turns Ctrl-C / SIGTERM into exit(1) after its clean-up: say where things are
+        if not trainer.interrupted:
+            raise
+        raise RunInterrupted(_where_to_resume(run_dir, last)) from None
     best = run_dir / "checkpoints" / "best.ckpt"
     return FitResult(run_dir, best if best.is_file() else last, last, data, task)
+
+
+class RunInterrupted(Interrupted):
+    """Training stopped by Ctrl-C or SIGTERM; the message says where the last checkpoint is."""
+
+
+def _where_to_resume(run_dir: Path, last: Path) -> str:
+    if not last.is_file():
+        return f"no checkpoint was written yet (the first comes after train.val_every steps) in {run_dir}"
+    step = read_checkpoint(last).get("global_step", "?")
+    return f"the last checkpoint is {last} (step {step}); resume with: semiland fit --resume {run_dir}"
+
+
+def fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitResult:
+    """Check and train `cfg` into `run_dir` (or continue it from checkpoints/last.ckpt when `resume`)."""
+    return run_fit(plan_fit(cfg, run_dir, resume), run_dir)
 
 
 def check_resumable(task: SegTask, ckpt: dict[str, Any], path: Path) -> None:

@@ -31,7 +31,7 @@ from semiland.data.raster import IMAGE_SUFFIXES, image_size
 from semiland.errors import SemilandError
 from semiland.inference.sliding import at_scale
 from semiland.inference.stream import NODATA, Block, PairedReader, RasterReader, SarReader, TilePredictor, stream_blocks
-from semiland.io import atomic_path, disk_full, output_folder
+from semiland.io import atomic_path, disk_full, output_folder, owns_file, record_outputs
 from semiland.models.fold import fold_batchnorm
 
 EXTRAS = ("confidence", "entropy", "probs")
@@ -336,14 +336,32 @@ class Predictor:
         finally:
             outputs.close(ok)
             reader.close()
+        record_outputs(next(iter(paths.values())).parent, list(paths.values()))  # finished: --skip-existing may skip
 
 
-def plan_outputs(files: list[Path], out_dir: Path, opts: PredictOptions) -> list[tuple[Path, dict[str, Path]]]:
-    """(input, outputs) still to do. Existing outputs are refused unless --overwrite or --skip-existing."""
+def plan_outputs(
+    files: list[Path], out_dir: Path, opts: PredictOptions, inputs: list[Path] = ()
+) -> list[tuple[Path, dict[str, Path]]]:
+    """(input, outputs) still to do, checked before anything is written: no output may be an input (`inputs`:
+    every file read, SAR included) or be shared by two outputs, and an existing file is replaced only when
+    semiland wrote it and --overwrite is given; --skip-existing skips an input whose outputs semiland finished."""
+    planned = {f: output_paths(f, out_dir, opts) for f in files}
+    read = {Path(i).resolve(): i for i in [*files, *inputs]}
+    writer: dict[Path, Path] = {}
+    for f, paths in planned.items():
+        for p in paths.values():
+            if (r := p.resolve()) in read:
+                raise SemilandError(f"predicting {f} would write {p}, which is an input; choose an -o folder "
+                                    "that holds no input")  # fmt: skip
+            if r in writer:
+                raise SemilandError(f"{writer[r]} and {f} would both write {p}; predict them into different -o")
+            writer[r] = f
     todo = []
-    for f in files:
-        paths = output_paths(f, out_dir, opts)
-        existing = [p for p in paths.values() if p.exists()]
+    for f, paths in planned.items():
+        existing = [p for p in paths.values() if p.exists() or p.is_symlink()]
+        if foreign := [p for p in existing if not owns_file(p)]:
+            raise SemilandError(f"{foreign[0]} exists and was not written by semiland; choose another -o folder "
+                                "(semiland never replaces files it did not write)")  # fmt: skip
         if existing and opts.skip_existing and len(existing) == len(paths):
             continue
         if existing and not opts.overwrite and not opts.skip_existing:
@@ -380,13 +398,18 @@ def predict_files(ckpt: str | Path, inputs: list[str], out_dir: str | Path, opts
     files = expand_inputs(inputs)
     sars = _sar_partners(files, opts.sar)
     with output_folder(out_dir) as out:
-        return _predict_into(ckpt, files, sars, out, opts)
+        todo = plan_outputs(files, out, opts, [*sars.values(), Path(ckpt)])
+        return _predict_into(ckpt, files, sars, todo, opts)
 
 
 def _predict_into(
-    ckpt: str | Path, files: list[Path], sars: dict[Path, Path], out_dir: Path, opts: PredictOptions
+    ckpt: str | Path,
+    files: list[Path],
+    sars: dict[Path, Path],
+    planned: list[tuple[Path, dict[str, Path]]],
+    opts: PredictOptions,
 ) -> dict[str, Any]:
-    todo = _rank_share([(f, p, sars.get(f)) for f, p in plan_outputs(files, out_dir, opts)])
+    todo = _rank_share([(f, p, sars.get(f)) for f, p in planned])
     started = time.time()
     pixels = sum(h * w for h, w in (image_size(f) for f, _, _ in todo))
     if opts.workers > 1 and len(todo) > 1:

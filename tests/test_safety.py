@@ -1,0 +1,244 @@
+"""Nothing a user owns is ever lost: --overwrite replaces only semiland's own outputs, after the new work has passed
+its checks, by writing aside and swapping in; predict never writes over an input or a file it did not write.
+
+Every case goes through the real command and checks that each pre-existing file is byte-identical afterwards."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from semiland.cli import main
+from semiland.io import HOST, MANIFEST, OutputFolder, plan_output_folder, write_output_folder
+
+from .conftest import run_predict, write_config
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under `folder` (links not followed) → its content hash."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def one_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("semiland: error: "), err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+@pytest.fixture
+def good_run(tmp_path, synth_root) -> Path:
+    """A finished run of our own, copied so each test may try to lose it."""
+    run = tmp_path / "good"
+    assert main(["fit", "--config", str(write_config(tmp_path, synth_root)), "-o", str(run), "train.steps=2"]) == 0
+    return run
+
+
+def test_a_failed_overwrite_keeps_the_good_run_whole(good_run, tmp_path, synth_root, capsys):
+    before = snapshot(good_run)
+    cfg = write_config(tmp_path, synth_root)
+    # a typo elsewhere in the command: refused before the folder is touched
+    assert main(["fit", "--config", str(cfg), "-o", str(good_run), "--overwrite", "data.labeled=[region_typo]"]) == 2
+    assert "region_typo" in one_error(capsys)
+    assert snapshot(good_run) == before
+    # a run that fails after training started (a method that needs unlabeled images, checked up front) …
+    assert main(["fit", "--config", str(cfg), "-o", str(good_run), "--overwrite", "method.name=fixmatch",
+                 "data.unlabeled=[]"]) == 2  # fmt: skip
+    assert "unlabeled" in one_error(capsys)
+    assert snapshot(good_run) == before
+    assert not [p for p in good_run.parent.iterdir() if p.name.startswith(".good.")]  # no staging left
+
+
+def test_overwrite_replaces_our_run_by_a_swap(good_run, tmp_path, synth_root):
+    (good_run / "checkpoints" / "note.txt").write_text("inside our run: replaced with it")
+    cfg = write_config(tmp_path, synth_root)
+    assert main(["fit", "--config", str(cfg), "-o", str(good_run), "--overwrite", "train.steps=3"]) == 0
+    assert not (good_run / "checkpoints" / "note.txt").exists()
+    assert "steps: 3" in (good_run / "config.yaml").read_text()
+    assert json.loads((good_run / MANIFEST).read_text())["whole"] is True
+    assert not [p for p in good_run.parent.iterdir() if p.name.startswith(".good.")]
+    # the swapped-in run resumes from its own folder (paths rebased, no staging name needed)
+    assert main(["fit", "--resume", str(good_run), "train.steps=4"]) == 0
+
+
+def test_interrupted_overwrite_leaves_the_earlier_run(good_run, tmp_path, synth_root, monkeypatch, capsys):
+    from semiland.engine import runner
+
+    before = snapshot(good_run)
+
+    def interrupted(plan, run_dir):
+        (run_dir / "half.txt").write_text("the new run got this far")
+        raise runner.RunInterrupted("stopped")
+
+    monkeypatch.setattr(runner, "run_fit", interrupted)
+    cfg = write_config(tmp_path, synth_root)
+    assert main(["fit", "--config", str(cfg), "-o", str(good_run), "--overwrite"]) == 130
+    err = capsys.readouterr().err
+    assert "still holds the earlier run" in err and err.count("\n") == 1
+    assert snapshot(good_run) == before
+    assert not [p for p in good_run.parent.iterdir() if p.name.startswith(".good.")]
+
+
+def test_overwrite_never_touches_folders_semiland_did_not_write(tmp_path, synth_root, capsys, monkeypatch):
+    cfg = write_config(tmp_path, synth_root)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "thesis.tex").write_text("years of work")
+    before = snapshot(project)
+    monkeypatch.chdir(project)
+    for out in (".", str(project)):  # the working directory, relative or not
+        assert main(["fit", "--config", str(cfg), "-o", out, "--overwrite"]) == 2
+        assert "working directory" in one_error(capsys)
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--config", str(cfg), "-o", str(project), "--overwrite"]) == 2
+    assert "not written by semiland" in one_error(capsys)
+    # a link to it: refused, the target untouched
+    (tmp_path / "link").symlink_to(project)
+    assert main(["fit", "--config", str(cfg), "-o", str(tmp_path / "link"), "--overwrite"]) == 2
+    assert "symbolic link" in one_error(capsys)
+    # the dataset root (it holds every input)
+    data_before = snapshot(synth_root)
+    assert main(["fit", "--config", str(cfg), "-o", str(synth_root), "--overwrite"]) == 2
+    assert "holds the input" in one_error(capsys)
+    assert snapshot(project) == before and snapshot(synth_root) == data_before
+
+
+def test_a_run_folder_holding_the_data_is_not_replaced(tmp_path, synth_root, capsys):
+    """Even our own run folder is kept when the new run reads from it (data copied into an old run)."""
+    cfg = write_config(tmp_path, synth_root)
+    run = tmp_path / "run"
+    assert main(["fit", "--config", str(cfg), "-o", str(run), "train.steps=2"]) == 0
+    shutil.copytree(synth_root, run / "data")
+    before = snapshot(run)
+    assert main(["fit", "--config", str(cfg), "-o", str(run), "--overwrite", f"data.root={run / 'data'}"]) == 2
+    assert "holds the input" in one_error(capsys)
+    assert snapshot(run) == before
+
+
+def test_a_refused_run_leaves_nothing(tmp_path, synth_root, capsys):
+    cfg = write_config(tmp_path, synth_root)
+    run = tmp_path / "r"
+    assert main(["fit", "--config", str(cfg), "-o", str(run), "method.name=fixmatch", "data.unlabeled=[]"]) == 2
+    one_error(capsys)
+    assert not run.exists()
+    # the corrected command is not refused with "already exists"
+    assert main(["fit", "--config", str(cfg), "-o", str(run), "train.steps=2"]) == 0
+
+
+def test_subsample_never_replaces_its_dataset(tmp_path, synth_root, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(synth_root, data)
+    before = snapshot(data)
+    args = ["subsample", str(data), "--preset", "synthetic", "--fraction", "0.5", "--subtile", "32", "--no-progress"]
+    assert main([*args, "-o", str(data), "--overwrite"]) == 2
+    one_error(capsys)
+    assert main([*args, "-o", str(data / "tiny")]) == 2  # a new "region" inside the dataset
+    assert "inside the dataset" in one_error(capsys)
+    assert snapshot(data) == before
+
+
+def test_predict_never_writes_over_inputs_or_foreign_files(trained, synth_root, tmp_path, capsys):
+    src = synth_root / "region_3" / "images" / "scene_000.tif"
+    out = tmp_path / "maps"
+    out.mkdir()
+    shutil.copy(src, out / "a.tif")
+    shutil.copy(src, out / "b.tif")
+    shutil.copy(src, tmp_path / "b_confidence.tif")
+    before = snapshot(out)
+    for extra in ([], ["--overwrite"], ["--skip-existing"], ["--png", "--overwrite"]):
+        assert run_predict(trained, out / "a.tif", "-o", out, *extra) == 2  # the input is inside -o
+        assert "which is an input" in one_error(capsys)
+    # two inputs whose outputs share a name
+    assert (
+        run_predict(trained, out / "b.tif", tmp_path / "b_confidence.tif", "-o", tmp_path / "m2", "--confidence") == 2
+    )
+    assert "would both write" in one_error(capsys)
+    assert not (tmp_path / "m2").exists()
+    # a file of the output's name that semiland did not write: never skipped, never replaced
+    foreign = tmp_path / "m3"
+    foreign.mkdir()
+    (foreign / "a.tif").write_text("the user's own file")
+    for extra in ([], ["--overwrite"], ["--skip-existing"]):
+        assert run_predict(trained, out / "a.tif", "-o", foreign, *extra) == 2
+        assert "not written by semiland" in one_error(capsys)
+    assert (foreign / "a.tif").read_text() == "the user's own file"
+    assert snapshot(out) == before
+    # our own finished map is skipped by --skip-existing and replaced by --overwrite
+    assert run_predict(trained, out / "a.tif", "-o", tmp_path / "m4") == 0
+    capsys.readouterr()
+    assert run_predict(trained, out / "a.tif", "-o", tmp_path / "m4", "--skip-existing") == 0
+    assert "skipped 1" in capsys.readouterr().out
+    assert run_predict(trained, out / "a.tif", "-o", tmp_path / "m4", "--overwrite") == 0
+
+
+def test_stale_temporaries_of_killed_runs_are_removed_live_ones_kept(trained, synth_root, tmp_path):
+    out = tmp_path / "maps"
+    out.mkdir()
+    dead = 2**22 + 12345  # above any default pid_max of a running process here
+    while True:
+        try:
+            os.kill(dead, 0)
+            dead += 1
+        except ProcessLookupError:
+            break
+    stale = out / f".x.tif.{HOST}-{dead}.abc123.tmp"
+    scratch = out / f".x.tif.{HOST}-{dead}.abc123.tmp.gtiff"
+    live = out / f".y.tif.{HOST}-{os.getpid()}.def456.tmp"
+    other_host = out / f".z.tif.elsewhere-{dead}.ghi789.tmp"
+    user = out / ".my.notes.tmp"
+    for p in (stale, scratch, live, other_host, user):
+        p.write_text("x")
+    assert run_predict(trained, synth_root / "region_3" / "images" / "scene_000.tif", "-o", out) == 0
+    assert not stale.exists() and not scratch.exists()
+    assert live.exists() and other_host.exists() and user.exists()
+
+
+def test_test_refuses_to_replace_results_unasked(good_run, tmp_path, capsys):
+    ckpt = good_run / "checkpoints" / "best.ckpt"
+    before = snapshot(good_run / "test")
+    assert main(["test", "--ckpt", str(ckpt)]) == 2  # fit wrote <run>/test already
+    assert "--overwrite" in one_error(capsys)
+    assert snapshot(good_run / "test") == before
+    assert main(["test", "--ckpt", str(ckpt), "--overwrite"]) == 0
+    # a user's folder is never a place for our files, with or without --overwrite
+    mine = tmp_path / "results"
+    mine.mkdir()
+    (mine / "metrics.json").write_text("{}")
+    for extra in ([], ["--overwrite"]):
+        assert main(["test", "--ckpt", str(ckpt), "-o", str(mine), *extra]) == 2
+        one_error(capsys)
+    assert (mine / "metrics.json").read_text() == "{}"
+    # a checkpoint outside a run folder: no guessing where to write
+    loose = tmp_path / "models" / "best.ckpt"
+    loose.parent.mkdir()
+    shutil.copy(ckpt, loose)
+    assert main(["test", "--ckpt", str(loose)]) == 2
+    assert "-o" in one_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["good", "cfg.yaml", "results", "models"])
+
+
+def test_write_output_folder_swaps_only_on_success(tmp_path):
+    final = tmp_path / "out"
+    with write_output_folder(plan_output_folder(final, False)) as d:
+        (d / "a.txt").write_text("first")
+    plan = plan_output_folder(final, True)
+    assert plan == OutputFolder(final, "output folder", True)
+    with pytest.raises(RuntimeError), write_output_folder(plan) as d:
+        assert d != final
+        (d / "a.txt").write_text("second")
+        raise RuntimeError("the new output failed its checks")
+    assert (final / "a.txt").read_text() == "first"
+    with write_output_folder(plan) as d:
+        (d / "a.txt").write_text("second")
+    assert (final / "a.txt").read_text() == "second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
