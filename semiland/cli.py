@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from semiland.analysis import cli as analysis_cli
+from semiland.argtypes import Parser, at_least
 from semiland.errors import Interrupted, SemilandError, one_line
 
 REPO = Path(__file__).resolve().parents[1]
@@ -255,13 +256,15 @@ def cmd_bench_advisor(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="semiland", description="semi-supervised segmentation of remote-sensing imagery")
+    p = Parser(prog="semiland", description="semi-supervised segmentation of remote-sensing imagery")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="train and evaluate on the default data (Dubai, else synthetic); write a report")
     d.add_argument("--data", help="dataset folder (default: $SEMILAND_DATA, else ../shared/data/dubai_aerial)")
     d.add_argument("-o", "--out", help="output folder (default runs/demo-<time>)")
-    d.add_argument("--steps", type=int, default=None, help="training steps per run (default: the demo config's)")
+    d.add_argument(
+        "--steps", type=at_least(1), default=None, help="training steps per run (default: the demo config's)"
+    )
     d.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     d.set_defaults(func=cmd_demo)
 
@@ -300,9 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("-o", "--out", required=True, help="output folder")
     pr.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     pr.add_argument("--skip-existing", action="store_true", help="finish only the inputs whose outputs are missing")
-    pr.add_argument("--tile", type=int, default=None, help="sliding-window tile size (default: the run's)")
+    pr.add_argument("--tile", type=at_least(16), default=None, help="sliding-window tile size (default: the run's)")
     pr.add_argument("--overlap", type=float, default=None, help="tile overlap fraction (default: the run's)")
-    pr.add_argument("--batch", type=int, default=8, help="tiles per forward pass (default 8)")
+    pr.add_argument("--batch", type=at_least(1), default=8, help="tiles per forward pass (default 8)")
     pr.add_argument("--bands", default=None, help="1-based input bands, e.g. 4,3,2 (default: the run's)")
     pr.add_argument("--confidence", action="store_true", help="also write <stem>_confidence.tif (max probability)")
     pr.add_argument("--entropy", action="store_true", help="also write <stem>_entropy.tif (nats)")
@@ -313,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--precision", default="32", choices=["32", "bf16", "16"], help="autocast (default 32)")
     pr.add_argument("--compile", action="store_true", help="torch.compile the model (GPU; needs a compiler)")
     pr.add_argument("--device", default="auto", help="auto (a GPU when present), cpu, cuda or cuda:N")
-    pr.add_argument("--workers", type=int, default=1, help="processes sharing the inputs (default 1)")
+    pr.add_argument("--workers", type=at_least(1), default=1, help="processes sharing the inputs (default 1)")
     pr.add_argument(
         "--sar",
         nargs="+",
@@ -338,11 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
     ts = bsub.add_parser("train-speed", help="engine vs plain PyTorch training throughput, side by side")
     ts.add_argument("--arch", default="unet")
     ts.add_argument("--encoder", default="resnet18")
-    ts.add_argument("--batch", type=int, default=8)
-    ts.add_argument("--size", type=int, default=128)
-    ts.add_argument("--bands", type=int, default=3)
-    ts.add_argument("--steps", type=int, default=30, help="timed steps per repeat")
-    ts.add_argument("--repeats", type=int, default=3, help="alternating repeats of each loop")
+    ts.add_argument("--batch", type=at_least(1), default=8)
+    ts.add_argument("--size", type=at_least(32), default=128)
+    ts.add_argument("--bands", type=at_least(1), default=3)
+    ts.add_argument("--steps", type=at_least(1), default=30, help="timed steps per repeat")
+    ts.add_argument("--repeats", type=at_least(1), default=3, help="alternating repeats of each loop")
     ts.add_argument("--device", default="auto", help="cpu | cuda | auto")
     ts.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"],
                     help="both loops (train.precision; the plain loop autocasts by hand)")  # fmt: skip
@@ -352,9 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--config", default=str(CONFIGS / "dubai" / "sweep.yaml"), help="model, crops, batches, precision")
     sc.add_argument("--methods", default="supervised,s4net,mean_teacher,pseudo_label,fixmatch,unimatch,cps",
                     help="sweep syntax: name or label=method:key=value …; supervised first")  # fmt: skip
-    sc.add_argument("--steps", type=int, default=10, help="timed steps per method and repeat")
-    sc.add_argument("--repeats", type=int, default=3, help="alternating repeats (median)")
-    sc.add_argument("--bands", type=int, default=3, help="bands when the config has no data.mean")
+    sc.add_argument("--steps", type=at_least(1), default=10, help="timed steps per method and repeat")
+    sc.add_argument("--repeats", type=at_least(1), default=3, help="alternating repeats (median)")
+    sc.add_argument("--bands", type=at_least(1), default=3, help="bands when the config has no data.mean")
     sc.add_argument("--json", help="also write the figures to this JSON file")
     sc.add_argument("overrides", nargs="*", help="section.key=value for --config")
     sc.set_defaults(func=cmd_bench_step_cost)
@@ -362,8 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--ckpt", required=True, help="a trained checkpoint (e.g. a supervised run's best.ckpt)")
     bt.add_argument("--images", choices=["unlabeled", "val"], default="unlabeled",
                     help="the run's images to draw crops from (they need masks; val when unlabeled have none)")  # fmt: skip
-    bt.add_argument("--batches", type=int, default=20, help="batches of random training crops (default 20)")
-    bt.add_argument("--batch-size", type=int, default=8, help="crops per batch, as data.unlabeled_batch_size")
+    bt.add_argument("--batches", type=at_least(1), default=20, help="batches of random training crops (default 20)")
+    bt.add_argument("--batch-size", type=at_least(1), default=8, help="crops per batch, as data.unlabeled_batch_size")
     bt.add_argument("--seed", type=int, default=123)
     bt.add_argument("--strong", type=float, default=None, metavar="S",
                     help="also score the strong photometric view of strength S (as fixmatch's method.photometric)")  # fmt: skip
@@ -375,13 +378,15 @@ def build_parser() -> argparse.ArgumentParser:
     bp = bsub.add_parser("predict", help="streaming prediction vs a naive sliding window: speed, memory, FLOP/s")
     bp.add_argument("--ckpt", default=None, help="a trained checkpoint (default: random weights of --config's model)")
     bp.add_argument("--config", default=str(CONFIGS / "dubai" / "sweep.yaml"), help="model when no --ckpt")
-    bp.add_argument("--bands", type=int, default=3, help="raster bands when no --ckpt (default 3)")
-    bp.add_argument("--naive-size", type=int, default=2048, help="side of the side-by-side raster (default 2048)")
-    bp.add_argument("--size", type=int, default=0, help="side of a large raster for ours alone, e.g. 20000")
-    bp.add_argument("--tile", type=int, default=None, help="tile size (default: the run's eval_tile)")
+    bp.add_argument("--bands", type=at_least(1), default=3, help="raster bands when no --ckpt (default 3)")
+    bp.add_argument(
+        "--naive-size", type=at_least(32), default=2048, help="side of the side-by-side raster (default 2048)"
+    )
+    bp.add_argument("--size", type=at_least(0), default=0, help="side of a large raster for ours alone, e.g. 20000")
+    bp.add_argument("--tile", type=at_least(16), default=None, help="tile size (default: the run's eval_tile)")
     bp.add_argument("--overlap", type=float, default=None, help="tile overlap (default: the run's)")
-    bp.add_argument("--batch", type=int, default=8, help="tiles per forward pass in ours (default 8)")
-    bp.add_argument("--repeats", type=int, default=1, help="alternating timings of both (median)")
+    bp.add_argument("--batch", type=at_least(1), default=8, help="tiles per forward pass in ours (default 8)")
+    bp.add_argument("--repeats", type=at_least(1), default=1, help="alternating timings of both (median)")
     bp.add_argument("--precision", default="32", choices=["32", "bf16", "16"],
                     help="ours only (the naive loop stays float32): bf16 autocast pays on CPUs with AVX512-BF16 / AMX")  # fmt: skip
     bp.add_argument("--workdir", default=None, help="where the test rasters are made (default: the temp folder)")

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from semiland.errors import SemilandError
+from semiland.io import read_text_file
 
 MAX_SIDE = 16384  # crops and tiles beyond this are a typo, not a plan (one 16384² float tile is 1 GiB a band)
 MAX_BATCH = 1024
@@ -248,6 +249,22 @@ def build_dataclass(cls: type, values: dict[str, Any], where: str) -> Any:
     return cls(**values)
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML's safe loader without anchors and aliases: a config never needs them, and nested aliases expand
+    into billions of values (an "alias bomb") in whatever walks the result."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"aliases (*{event.anchor}) are not allowed in semiland files; write the values out")
+        return super().compose_node(parent, index)
+
+
+def safe_yaml(text: str) -> Any:
+    """Parse YAML that a user gave: plain data only (no tags that run code, no aliases)."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, dict[str, Any]]:
     """`["data.crop_size=128", "method.name=fixmatch"]` → {"data": {"crop_size": 128}, ...} (YAML-typed)."""
     out: dict[str, dict[str, Any]] = {}
@@ -259,7 +276,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, dict[str, Any]]:
             raise SemilandError(f"override '{pair}' must name a section: section.key=value (e.g. train.steps=200)")
         section, name = key.split(".", 1)
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = safe_yaml(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
         out.setdefault(section, {})[name] = value
@@ -303,9 +320,14 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not path.is_file():
             raise SemilandError(f"config file {path} not found; see configs/ for examples")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = safe_yaml(read_text_file(path, "config file")) or {}
         except yaml.YAMLError as err:
             raise SemilandError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        if not isinstance(raw, dict):
+            raise SemilandError(
+                f"config file {path} holds a YAML {type(raw).__name__}, not a mapping of sections (data:, model:, "
+                "method:, optim:, train:); see configs/ for examples"
+            )
     extra = parse_overrides(overrides or [])
     new_method = (extra.get("method") or {}).get("name") if isinstance(extra.get("method"), dict) else None
     old_method = raw.get("method") if isinstance(raw, dict) else None

@@ -86,6 +86,19 @@ def remove_stale_temporaries(folder: str | Path) -> int:
     return removed
 
 
+def read_text_file(path: Path, what: str) -> str:
+    """A text file the user gave, as UTF-8; one line naming the file when it is not UTF-8 (e.g. Latin-1)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise SemilandError(
+            f"{what} {path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at position {err.start}); "
+            "save it as UTF-8"
+        ) from None
+    except OSError as err:
+        raise SemilandError(f"cannot read {what} {path}: {err.strerror}") from None
+
+
 def disk_full(path: str | Path) -> SemilandError:
     """The one line for a write that ran out of space (the caller has removed its temporary file)."""
     return SemilandError(f"no space left on the device while writing {path}; free some space and re-run "

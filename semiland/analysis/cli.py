@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from semiland.analysis.advisor import describe
+from semiland.argtypes import at_least
 from semiland.errors import SemilandError
 from semiland.io import OutputFolder, plan_output_folder, write_output_folder
 
@@ -141,8 +142,10 @@ def _appearance(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", default="auto", help="auto (pretrained timm if available, else stats) | stats | "
                    "timm:<model>")  # fmt: skip
     p.add_argument("--weights", default="", help="local weights file for --features timm:<model>")
-    p.add_argument("--subtile", type=int, default=256, help="sub-tile size in pixels (the unit of the analysis)")
-    p.add_argument("--per-image", type=int, default=16, help="at most this many sub-tiles per image")
+    p.add_argument(
+        "--subtile", type=at_least(16), default=256, help="sub-tile size in pixels (the unit of the analysis)"
+    )
+    p.add_argument("--per-image", type=at_least(1), default=16, help="at most this many sub-tiles per image")
     p.add_argument("--unit", default="region", choices=["region", "image"], help="what the advisor ranks")
     p.add_argument("--regions", help="comma-separated regions to analyse (default: all)")
     p.add_argument("--ckpt", default="", help="a trained run's checkpoint: the advisor estimates the classes of "
@@ -162,7 +165,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("suggest-split", help="labeling advisor: which regions / images to label for a budget")
     _common(s)
     _appearance(s)
-    s.add_argument("--budget", type=int, required=True, help="how many units (regions or images) to label")
+    s.add_argument("--budget", type=at_least(1), required=True, help="how many units (regions or images) to label")
     s.add_argument("--test", help="comma-separated test regions (the target to cover; default: all data)")
     s.add_argument("--val", help="comma-separated validation regions (kept out of the picks)")
     s.set_defaults(func=cmd_suggest_split)
@@ -170,5 +173,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("subsample", help='MiniFrance "tiny" subset: a fraction of sub-tiles, shares kept')
     _common(t)
     t.add_argument("--fraction", type=float, required=True, help="share of sub-tiles to keep, in (0, 1]")
-    t.add_argument("--subtile", type=int, default=256)
+    t.add_argument("--subtile", type=at_least(16), default=256)
     t.set_defaults(func=cmd_subsample)

@@ -38,6 +38,39 @@ def _check_exists(path: Path) -> None:
         raise SemilandError(f"file {path} not found")
 
 
+def decoded_by_pillow(path: Path) -> bool:
+    """JPEG / PNG / … go through Pillow up to its decompression-bomb limit (~89 Mpx); larger ones (a real
+    orthophoto JPEG) through GDAL, which reads them by window instead of refusing them."""
+    if path.suffix.lower() not in PIL_SUFFIXES:
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return not Image.MAX_IMAGE_PIXELS or im.width * im.height <= Image.MAX_IMAGE_PIXELS
+    except Image.DecompressionBombError:
+        return False
+    except (OSError, SyntaxError, ValueError):
+        return True  # damaged: Pillow's reader names the damage
+
+
+def open_raster(path: Path) -> Any:
+    """rasterio.open for reading; every failure is one line naming the file."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # bytes of another encoding in the name (os.fsdecode's surrogates)
+        raise SemilandError(f"cannot read {path}: GDAL needs file names in UTF-8; rename the file") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
+    except RasterioIOError as err:
+        raise SemilandError(f"cannot read {path}: {err}") from None
+
+
 def _read_pil(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
@@ -61,19 +94,16 @@ def check_bands(path: Path, count: int, bands: list[int] | None, what: str = "da
 
 
 def _read_gdal(path: Path, bands: list[int] | None = None) -> tuple[np.ndarray, float | None, dict[str, Any]]:
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+    from rasterio.errors import RasterioIOError
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                check_bands(path, src.count, bands)
-                arr = src.read(bands)
-                profile = {"crs": src.crs, "transform": src.transform, "width": src.width, "height": src.height}
-                return arr, src.nodata, profile
-    except RasterioIOError as err:
-        raise SemilandError(f"cannot read {path}: {err}") from None
+    with open_raster(path) as src:
+        check_bands(path, src.count, bands)
+        try:
+            arr = src.read(bands)
+        except RasterioIOError as err:  # a truncated file opens, then fails to read
+            raise SemilandError(f"cannot read {path}: {err}") from None
+        profile = {"crs": src.crs, "transform": src.transform, "width": src.width, "height": src.height}
+        return arr, src.nodata, profile
 
 
 def read_image(path: str | Path, bands: list[int] | None = None) -> Raster:
@@ -82,7 +112,7 @@ def read_image(path: str | Path, bands: list[int] | None = None) -> Raster:
     _check_exists(path)
     nodata: float | None = None
     profile: dict[str, Any] = {}
-    if path.suffix.lower() in PIL_SUFFIXES:
+    if decoded_by_pillow(path):
         arr = _read_pil(path)
         arr = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
         check_bands(path, arr.shape[0], bands)
@@ -112,7 +142,7 @@ def read_mask(path: str | Path) -> np.ndarray:
     """Mask file → (H, W, 3) uint8 colours or (H, W) raw values (decoded by a ClassTable)."""
     path = Path(path)
     _check_exists(path)
-    if path.suffix.lower() in PIL_SUFFIXES:
+    if decoded_by_pillow(path):
         arr = _read_pil(path)
         if arr.ndim == 3 and arr.shape[-1] == 4:
             arr = arr[..., :3]
@@ -127,22 +157,14 @@ def image_size(path: str | Path) -> tuple[int, int]:
     """(H, W) without decoding the pixels."""
     path = Path(path)
     _check_exists(path)
-    if path.suffix.lower() in PIL_SUFFIXES:
+    if decoded_by_pillow(path):
         try:
             with Image.open(path) as im:
                 return im.height, im.width
         except OSError as err:
             raise SemilandError(f"cannot read {path}: {err}") from None
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                return src.height, src.width
-    except RasterioIOError as err:
-        raise SemilandError(f"cannot read {path}: {err}") from None
+    with open_raster(path) as src:
+        return src.height, src.width
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> None:

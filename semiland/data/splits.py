@@ -14,7 +14,7 @@ import numpy as np
 
 from semiland.data.sources import DatasetSpec
 from semiland.errors import SemilandError
-from semiland.io import atomic_write_json
+from semiland.io import atomic_write_json, read_text_file
 
 SETS = ("labeled", "unlabeled", "val", "test")
 
@@ -36,9 +36,9 @@ class Split:
         if not path.is_file():
             raise SemilandError(f"split file {path} not found")
         try:
-            raw = json.loads(path.read_text())
+            raw = json.loads(read_text_file(path, "split file"))
             return cls(**{k: list(raw[k]) for k in SETS}, info=raw.get("info", {}))
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
             raise SemilandError(
                 f"split file {path} is not a semiland split ({err}); make one with `semiland fit`"
             ) from None

@@ -47,11 +47,22 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise SemilandError(f"checkpoint {path} is corrupt or truncated ({reason}); use another checkpoint") from None
     if not isinstance(ckpt, dict) or "semiland" not in ckpt or "state_dict" not in ckpt:
         raise SemilandError(f"{path} is not a semiland checkpoint (no 'semiland' entry)")
-    if ckpt["semiland"].get("format") != FORMAT:
+    meta = ckpt["semiland"]
+    if isinstance(meta, dict) and meta.get("format") != FORMAT:
+        raise SemilandError(f"{path} has checkpoint format {meta.get('format')}, this semiland reads {FORMAT}")
+    bad = [k for k, kind in META_TYPES.items() if not isinstance(meta, dict) or not isinstance(meta.get(k), kind)]
+    if bad or not isinstance(ckpt["state_dict"], dict):
         raise SemilandError(
-            f"{path} has checkpoint format {ckpt['semiland'].get('format')}, this semiland reads {FORMAT}"
+            f"{path} is not a whole semiland checkpoint (missing or of the wrong type: "
+            f"{', '.join(bad or ['state_dict'])}); use a checkpoint that semiland fit wrote"
         )
     return ckpt
+
+
+# What `test`, `predict` and `--resume` read from a checkpoint's "semiland" entry, and its types
+META_TYPES: dict[str, type | tuple[type, ...]] = {
+    "format": int, "config": dict, "classes": dict, "method": str, "in_channels": int
+}  # fmt: skip
 
 
 # What `test`, `predict` and `load_task` read; the rest (optimizer moments, loop and callback states) only resumes

@@ -312,15 +312,22 @@ def load_task(ckpt_path: str | Path, overrides: list[str] | None = None) -> tupl
     ckpt = read_checkpoint(ckpt_path)
     meta = ckpt["semiland"]
     raw = merge(meta["config"], parse_overrides(overrides or []))
-    raw["model"] = {**raw["model"], "encoder_weights": None, "weights_path": ""}  # weights come from the file
+    if isinstance(raw.get("model"), dict):  # (a damaged one is named by config_from_dict)
+        raw["model"] = {**raw["model"], "encoder_weights": None, "weights_path": ""}  # weights come from the file
     cfg = config_from_dict(raw)
-    classes = ClassTable.from_dict(meta["classes"])
+    try:
+        classes = ClassTable.from_dict(meta["classes"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise SemilandError(
+            f"checkpoint {ckpt_path} has a damaged class table ({err!r}); use another checkpoint"
+        ) from None
     task = build_task(cfg, classes, cfg.data.mean, cfg.data.std)
     state = {k[len("method.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("method.")}
     try:
         task.method.load_state_dict(state)
     except RuntimeError as err:
-        raise SemilandError(f"checkpoint {ckpt_path} does not fit its own config: {str(err).splitlines()[0]}") from None
+        first = " ".join(line.strip() for line in str(err).splitlines()[:2])[:240]  # "Error(s) …:" + the first one
+        raise SemilandError(f"checkpoint {ckpt_path} does not fit its own config: {first}") from None
     task.eval()
     return task, cfg
 

@@ -14,7 +14,6 @@ is row_norm[y] · col_norm[x] and needs no (H, W) buffer. Tiles whose pixels are
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 from semiland.data.paired import SarOptions, grid_difference, simulated_sar, to_db
-from semiland.data.raster import PIL_SUFFIXES, as_float_valid, check_bands, read_image
+from semiland.data.raster import as_float_valid, check_bands, decoded_by_pillow, open_raster, read_image
 from semiland.engine.precision import warn_if_emulated
 from semiland.errors import SemilandError
 from semiland.inference.sliding import blend_window_1d, ceil_to, class_indices, tile_starts
@@ -68,22 +67,14 @@ class RasterReader:
         self.path, self.bands = path, bands  # `what`: where `bands` came from, for the error naming it
         self._whole = None
         self._src: Any = None
-        if path.suffix.lower() in PIL_SUFFIXES:
+        if decoded_by_pillow(path):
             self._whole = read_image(path, bands)
             self.count, (self.height, self.width) = self._whole.data.shape[0], self._whole.shape
             self.profile: dict[str, Any] = {}
             return
-        import rasterio
-        from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-
         if not path.is_file():
             raise SemilandError(f"file {path} not found")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                self._src = rasterio.open(path)
-        except RasterioIOError as err:
-            raise SemilandError(f"cannot read {path}: {err}") from None
+        self._src = open_raster(path)
         check_bands(path, self._src.count, bands, what)
         self.count = len(bands) if bands else self._src.count
         self.height, self.width = self._src.height, self._src.width

@@ -81,4 +81,10 @@ def model_parts(model: nn.Module) -> Parts:
 def split_model(model: nn.Module) -> tuple[Callable[[Tensor], list[Tensor]], Callable[[list[Tensor]], Tensor]]:
     """(encode, decode) of an encoder–decoder model, for methods that perturb features (UniMatch)."""
     encoder, decoder, head = model_parts(model)
+    if not getattr(encoder, "feature_maps", True):
+        raise SemilandError(
+            f"{type(model).__name__} passes pooling indices, not feature maps, from its encoder to its decoder: "
+            "a method that perturbs features (unimatch) needs model.arch=unet (or another smp architecture), "
+            "s4net_unet or tiny_unet"
+        )
     return encoder, lambda features: head(decoder(features))

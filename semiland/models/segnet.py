@@ -26,6 +26,8 @@ def _stage(cin: int, cout: int, n: int) -> nn.Sequential:
 class SegNetEncoder(nn.Module):
     """VGG-16-style stages, each followed by a 2 × 2 max-pool whose indices the decoder reuses."""
 
+    feature_maps = False  # its state holds pooling indices and sizes, not a list of feature maps
+
     def __init__(self, in_channels: int, widths: list[int]):
         super().__init__()
         ins = [in_channels, *widths[:-1]]

@@ -1,0 +1,33 @@
+"""Argument types and the parser of the command line: every bad option is one line, before any work."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from semiland.errors import one_line
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are semiland's one line (argparse prints its usage block first)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"semiland: error: {one_line(message)} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An int option that must be ≥ `low` (a batch of 0 tiles, a sub-tile of 0 px, … are refused up front)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = f"int ≥ {low}"
+    return parse
