@@ -8,6 +8,7 @@ Run folder layout:
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import logging
@@ -239,9 +240,45 @@ def plan_fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitPlan:
             f"method {task.method.name} learns from saved pseudo-labels: run `semiland self-train --config FILE` "
             "(or set data.pseudo_labels to a folder of them)"
         )
+    _check_devices_have_images(cfg, data)
+    _check_batch_of_one(cfg, task)
     if resume:  # before the run folder is touched: a refused resume leaves the run as it was
         check_resumable(task, read_checkpoint(last), last)
     return FitPlan(cfg, data, task, resume)
+
+
+def _check_devices_have_images(cfg: Config, data: PreparedData) -> None:
+    """DDP validates each process on its share of the validation images: every process needs one."""
+    devices = cfg.train.devices
+    n = len(devices) if isinstance(devices, list) else devices if isinstance(devices, int) else 1
+    n *= max(1, cfg.train.num_nodes)
+    if n > 1 and len(data.split.val) < n:
+        raise SemilandError(
+            f"train.devices={devices} starts {n} processes but the split has {len(data.split.val)} validation "
+            f"image(s): each process validates on its own share; use at most {max(1, len(data.split.val))} "
+            "devices or more validation images (data.val)"
+        )
+
+
+def _check_batch_of_one(cfg: Config, task: SegTask) -> None:
+    """A batch of one crop gives batch norm after a global pooling (DeepLabV3+'s image pooling, PSPNet's
+    pyramid) one value per channel, which training cannot normalise: one forward pass of a copy finds out."""
+    sizes = [cfg.data.batch_size, *([cfg.data.unlabeled_batch_size] if task.method.uses_unlabeled else [])]
+    model = task.method.model
+    if min(sizes) > 1 or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return
+    side = max(cfg.data.crop_size, task.min_size)
+    try:
+        with torch.no_grad():
+            copy.deepcopy(model).train()(torch.zeros(1, len(task.mean), side, side))
+    except ValueError as err:
+        if "Expected more than 1 value per channel" not in str(err):
+            raise
+        which = "data.batch_size" if cfg.data.batch_size == 1 else "data.unlabeled_batch_size"
+        raise SemilandError(
+            f"{which}=1: model.arch={cfg.model.arch} has batch norm after a global pooling, which cannot train "
+            f"on one crop at a time; set {which}=2 or more"
+        ) from None
 
 
 def run_fit(plan: FitPlan, run_dir: Path) -> FitResult:

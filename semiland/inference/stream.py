@@ -44,7 +44,8 @@ class Grid:
 
     @classmethod
     def plan(cls, height: int, width: int, tile: int, overlap: float, multiple: int) -> Grid:
-        tile = max(multiple, ceil_to(tile, multiple))
+        # a tile larger than the raster is clipped to it: padding a small image to a huge tile is pure cost
+        tile = max(multiple, ceil_to(min(tile, max(height, width)), multiple))
         if not 0 <= overlap < 1:
             raise SemilandError(f"--overlap must be in [0, 1), got {overlap}")
         stride = max(1, int(tile * (1 - overlap)))
