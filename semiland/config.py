@@ -50,6 +50,8 @@ class DataConfig:
     root: str = ""  # "" = the preset's default location ($SEMILAND_DATA, ../shared/data/...)
     bands: list[int] | None = limits(None, 1)  # 1-based band selection; None = every band of the files
     ignore_classes: list[str] | None = None  # class names treated as ignore; None = the preset's default
+    # index masks: raw values that mean "no label" besides 255 and the mask file's nodata (e.g. [-1] or [0])
+    ignore_values: list[int] = field(default_factory=list)
     # extra folders of unlabeled images (the optical + SAR presets: each holds optical/ and sar/)
     unlabeled_dirs: list[str] = field(default_factory=list)
     split_mode: str = "region"  # region | fraction | count | file

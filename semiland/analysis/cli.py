@@ -91,13 +91,8 @@ def cmd_suggest_split(args: argparse.Namespace) -> int:
 
 
 def _target(args: argparse.Namespace, spec, what: str = "output folder") -> OutputFolder:
-    """The -o folder, checked: new, or (--overwrite) an earlier output of semiland's; never inside the dataset."""
-    target = plan_output_folder(
-        Path(args.out), args.overwrite, what, [*spec.input_folders(), getattr(args, "ckpt", "")]
-    )
-    if spec.root.resolve() in [target.path.resolve(), *target.path.resolve().parents]:  # a new "region" of it
-        raise SemilandError(f"{what} {args.out} lies inside the dataset {spec.root}; choose a folder outside it")
-    return target
+    """The -o folder, checked: new, or (--overwrite) an earlier output of semiland's holding no input."""
+    return plan_output_folder(Path(args.out), args.overwrite, what, [*spec.input_folders(), getattr(args, "ckpt", "")])
 
 
 def cmd_subsample(args: argparse.Namespace) -> int:
@@ -106,6 +101,8 @@ def cmd_subsample(args: argparse.Namespace) -> int:
     spec, _ = _dataset(args)
     out = Path(args.out)
     target = _target(args, spec, "subsample folder")
+    if spec.root.resolve() in target.path.resolve().parents:  # its <region>/images would join the dataset
+        raise SemilandError(f"subsample folder {out} lies inside the dataset {spec.root}; choose a folder outside it")
     with write_output_folder(target) as write_dir:  # an earlier subset is replaced only when this one is whole
         s = subsample(spec, args.fraction, write_dir, args.subtile, args.seed, progress=not args.no_progress)
         _copy_class_table(spec, write_dir)

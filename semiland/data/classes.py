@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from semiland.errors import SemilandError
+from semiland.io import read_text_file
 
 IGNORE_INDEX = 255  # one ignore index everywhere (masks are stored as uint8-compatible int64)
 
@@ -176,6 +177,22 @@ class ClassTable:
         """A `name,r,g,b` CSV (extra columns allowed), e.g. the Dubai `class_colors.csv`."""
         if not path.is_file():
             raise SemilandError(f"class colour table {path} not found")
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = [(r["name"], (int(r["r"]), int(r["g"]), int(r["b"]))) for r in csv.DictReader(f)]
+        reader = csv.DictReader(read_text_file(path, "class table").splitlines())
+        header = [h.strip() for h in reader.fieldnames or []]
+        if not {"name", "r", "g", "b"} <= set(header):
+            raise SemilandError(
+                f"class table {path} must start with the header row name,r,g,b (found {','.join(header) or 'nothing'})"
+            )
+        reader.fieldnames = header
+        rows = []
+        for line, r in enumerate(reader, 2):
+            try:
+                rgb = tuple(int(str(r[c]).strip()) for c in "rgb")
+            except ValueError:
+                raise SemilandError(
+                    f"{path}, line {line}: r, g, b must be whole numbers, got {[r[c] for c in 'rgb']}"
+                ) from None
+            if not all(0 <= v <= 255 for v in rgb):
+                raise SemilandError(f"{path}, line {line}: colour {list(rgb)} is outside 0-255")
+            rows.append((str(r["name"]).strip(), (rgb[0], rgb[1], rgb[2])))
         return cls.from_rows(rows, ignore)

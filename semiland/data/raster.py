@@ -149,8 +149,14 @@ def read_mask(path: str | Path) -> np.ndarray:
         if arr.ndim == 3 and arr.shape[-1] == 2:  # grey + alpha
             arr = arr[..., 0]
         return arr
-    arr, _, _ = _read_gdal(path)
-    return np.moveaxis(arr, 0, -1) if arr.shape[0] == 3 else arr[0]
+    arr, nodata, _ = _read_gdal(path)
+    if arr.shape[0] == 3:
+        return np.moveaxis(arr, 0, -1)
+    values = arr[0]
+    if nodata is not None and not np.isnan(nodata):  # the file's own "no label" value: NaN, which masks ignore
+        values = values.astype(np.float64)
+        values[values == nodata] = np.nan
+    return values
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

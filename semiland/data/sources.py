@@ -47,6 +47,11 @@ class DatasetSpec:
     def regions(self) -> list[str]:
         return sorted({s.region for s in self.samples})
 
+    @property
+    def unlabeled_regions(self) -> list[str]:
+        """Regions whose images have no masks (a region folder without masks/, data.unlabeled_dirs)."""
+        return sorted({s.region for s in self.unlabeled} - set(self.regions))
+
     def by_id(self) -> dict[str, SampleRef]:
         return {s.id: s for s in [*self.samples, *self.unlabeled]}
 
@@ -79,19 +84,29 @@ def pair_folder(images_dir: Path, masks_dir: Path, region: str) -> list[SampleRe
     return [SampleRef(f"{region}/{stem}", images[stem], masks[stem], region) for stem in sorted(images)]
 
 
-def scan_folder(root: Path) -> list[SampleRef]:
+def scan_folder(root: Path) -> tuple[list[SampleRef], list[SampleRef]]:
+    """(images with masks, images of regions without a masks/ folder): the latter are unlabeled images of their
+    region, usable as data.unlabeled but never labeled, validated or tested."""
     if not root.is_dir():
         raise SemilandError(f"data folder {root} not found; pass --data PATH or set data.root")
     if (root / "images").is_dir():
-        return pair_folder(root / "images", root / "masks", "all")
+        return pair_folder(root / "images", root / "masks", "all"), []
     samples: list[SampleRef] = []
+    maskless: list[SampleRef] = []
     for region_dir in sorted(p for p in root.iterdir() if p.is_dir() and (p / "images").is_dir()):
-        samples += pair_folder(region_dir / "images", region_dir / "masks", region_dir.name)
+        if (region_dir / "masks").is_dir():
+            samples += pair_folder(region_dir / "images", region_dir / "masks", region_dir.name)
+        else:
+            region = region_dir.name
+            maskless += [
+                SampleRef(f"{region}/{k}", p, None, region) for k, p in images_in(region_dir / "images").items()
+            ]
     if not samples:
         raise SemilandError(
-            f"no images found in {root}: expected {root}/<region>/images + masks or {root}/images + masks"
+            f"no images with masks found in {root}: expected {root}/<region>/images + masks or {root}/images + masks"
+            + (f" ({len(maskless)} images in regions without masks/: they can only be unlabeled)" if maskless else "")
         )
-    return samples
+    return samples, maskless
 
 
 def scan_unlabeled(folders: list[str], pairs: bool = False) -> list[SampleRef]:

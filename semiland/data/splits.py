@@ -70,8 +70,16 @@ def _by_region(spec: DatasetSpec, want: dict[str, Any], seed: int = 0) -> dict[s
         else _names(want.get("unlabeled"), "unlabeled")
     )
     seen: dict[str, str] = {}
+    maskless = spec.unlabeled_regions  # always unlabeled (make_split adds their images)
     for key, names in chosen.items():
         for name in names:
+            if name in maskless and key == "unlabeled":
+                continue
+            if name in maskless:
+                raise SemilandError(
+                    f"region '{name}' (data.{key}) has no masks/ folder: its images can only be unlabeled; add its "
+                    "masks, or choose another region"
+                )
             if name not in regions:
                 raise SemilandError(f"region '{name}' (data.{key}) does not exist; regions are: {', '.join(regions)}")
             if name in seen:

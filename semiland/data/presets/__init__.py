@@ -44,6 +44,12 @@ def build_dataset(cfg: DataConfig) -> DatasetSpec:
     if cfg.preset not in PRESETS:
         raise SemilandError(f"unknown dataset preset '{cfg.preset}'; available: {', '.join(PRESETS)}")
     spec = PRESETS[cfg.preset].build(cfg)
+    if cfg.ignore_values:  # index-mask values that mean "no label" in this dataset (Sen1Floods11's -1, …)
+        if clash := sorted(set(cfg.ignore_values) & set(spec.classes.raw_values)):
+            raise SemilandError(f"data.ignore_values {clash} are class values of {cfg.preset}'s class table")
+        extra = tuple(v for v in cfg.ignore_values if v not in spec.classes.ignore_values)
+        spec = dataclasses.replace(spec, classes=dataclasses.replace(
+            spec.classes, ignore_values=spec.classes.ignore_values + extra))  # fmt: skip
     if cfg.simulate_sar:
         spec = with_simulated_sar(spec, cfg)
     if cfg.tile_grid > 1:

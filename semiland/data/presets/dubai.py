@@ -39,5 +39,5 @@ def build(cfg: DataConfig) -> DatasetSpec:
         raise SemilandError(f"Dubai data folder {root} not found; pass --data PATH or set $SEMILAND_DATA")
     ignore = DEFAULT_IGNORE if cfg.ignore_classes is None else list(cfg.ignore_classes)
     classes = ClassTable.from_csv(root / "class_colors.csv", ignore)
-    samples, unlabeled = scan_folder(root), scan_unlabeled(cfg.unlabeled_dirs)
-    return DatasetSpec("dubai", root, samples, classes, unlabeled, DEFAULT_SPLIT)
+    samples, maskless = scan_folder(root)
+    return DatasetSpec("dubai", root, samples, classes, maskless + scan_unlabeled(cfg.unlabeled_dirs), DEFAULT_SPLIT)

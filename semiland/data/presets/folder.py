@@ -20,9 +20,9 @@ def build(cfg: DataConfig) -> DatasetSpec:
     if not table.is_file():
         raise SemilandError(f"{table} not found: the folder preset reads class names and colours from it")
     classes = ClassTable.from_csv(table, list(cfg.ignore_classes or []))
-    samples = scan_folder(root)
+    samples, maskless = scan_folder(root)
     regions = sorted({s.region for s in samples})
     split = {"split_mode": "fraction", "labeled": 0.25, "val": 0.15, "test": 0.15}
     if len(regions) >= 4:
         split = {"split_mode": "region", "labeled": regions[:1], "val": regions[-2:-1], "test": regions[-1:]}
-    return DatasetSpec("folder", root, samples, classes, scan_unlabeled(cfg.unlabeled_dirs), split)
+    return DatasetSpec("folder", root, samples, classes, maskless + scan_unlabeled(cfg.unlabeled_dirs), split)

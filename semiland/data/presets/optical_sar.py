@@ -45,17 +45,21 @@ def build_sen1floods11(cfg: DataConfig) -> DatasetSpec:
     if not cfg.root:
         raise SemilandError("the sen1floods11 preset needs data.root: the folder holding S1Hand/, S2Hand/, LabelHand/")
     root = Path(cfg.root)
-    s2, s1, labels = _need(root, "S2Hand"), _need(root, "S1Hand"), _need(root, "LabelHand")
+    s1, labels = _need(root, "S1Hand"), _need(root, "LabelHand")
+    sar_only = cfg.modality == "sar"  # Sentinel-1 alone: S2Hand/ is optional (most users train on S1 alone)
+    s2 = root / "S2Hand" if sar_only else _need(root, "S2Hand")
+    optical = {stem.removesuffix("_S2Hand"): p for stem, p in images_in(s2).items()} if s2.is_dir() else {}
+    sar = {stem.removesuffix("_S1Hand"): p for stem, p in images_in(s1).items()}
     samples = []
-    for stem, optical in images_in(s2).items():
-        chip = stem.removesuffix("_S2Hand")
-        sar, mask = s1 / f"{chip}_S1Hand.tif", labels / f"{chip}_LabelHand.tif"
-        if not sar.is_file():
-            raise SemilandError(f"optical chip {optical} has no SAR chip {sar}")
+    for chip in sorted(sar if sar_only else optical):
+        if chip not in sar:
+            raise SemilandError(f"optical chip {optical[chip]} has no SAR chip {s1 / f'{chip}_S1Hand.tif'}")
+        # a SAR-only chip stands in for its own optical image: with data.modality=sar only its SAR is used
+        image, mask = optical.get(chip, sar[chip]), labels / f"{chip}_LabelHand.tif"
         region = chip.split("_")[0]
-        samples.append(SampleRef(f"{region}/{chip}", optical, mask if mask.is_file() else None, region, sar=sar))
+        samples.append(SampleRef(f"{region}/{chip}", image, mask if mask.is_file() else None, region, sar=sar[chip]))
     if not samples:
-        raise SemilandError(f"no <chip>_S2Hand.tif files in {s2}")
+        raise SemilandError(f"no <chip>_{'S1' if sar_only else 'S2'}Hand.tif files in {s1 if sar_only else s2}")
     rows = [("not water", (200, 200, 200), 0), ("water", (0, 90, 255), 1)]
     classes = ClassTable.from_values(rows, list(cfg.ignore_classes or []), (-1, 255))
     labeled = [s for s in samples if s.mask is not None]

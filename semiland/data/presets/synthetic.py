@@ -32,4 +32,5 @@ def build(cfg: DataConfig) -> DatasetSpec:
         "val": regions[n - 2 : n - 1] if n >= 3 else [],
         "test": regions[n - 1 :],
     }
-    return DatasetSpec("synthetic", root, scan_folder(root), classes, scan_unlabeled(cfg.unlabeled_dirs), split)
+    samples, maskless = scan_folder(root)
+    return DatasetSpec("synthetic", root, samples, classes, maskless + scan_unlabeled(cfg.unlabeled_dirs), split)
