@@ -231,3 +231,53 @@ def test_sen1floods11_trains_on_sentinel1_alone(world, tmp_path):
             "data.unlabeled=0"]  # fmt: skip
     assert main(["fit", "--config", str(cfg), "-o", "s1run", *args]) == 0
     assert main(["fit", "--config", str(cfg), "-o", "both", *args[1:]]) == 2  # optical needed for both
+
+
+# --- errors before the work, and what will run ---
+def test_a_bad_test_mask_is_named_before_training(world, capsys, synth_root, monkeypatch):
+    data = world["tmp"] / "d"
+    shutil.copytree(synth_root, data)
+    mask = data / "region_3" / "masks" / "scene_001.png"
+    rgb = np.asarray(Image.open(mask).convert("RGB")).copy()
+    rgb[:4, :4] = (1, 2, 3)  # a colour no class has, in a *test* mask
+    Image.fromarray(rgb).save(mask)
+    import semiland.engine.runner as runner
+
+    monkeypatch.setattr(runner, "make_trainer", lambda *a, **k: pytest.fail("training started"))
+    refused(capsys, ["fit", "--config", world["cfg"], "-o", "out/r", f"data.root={data}"], world["tmp"],
+            expect="#010203")  # fmt: skip
+
+
+def test_predict_names_a_bad_input_before_writing_any_map(world, capsys, synth_root_4band):
+    good = [world["img"], str(world["data"] / "region_2" / "images" / "scene_001.tif")]
+    bad = str(synth_root_4band / "region_0" / "images" / "scene_000.tif")  # 4 bands for a 3-band model, named
+    shutil.copy(bad, world["tmp"] / "zz_last.tif")  # last: the good ones would be written first without the check
+    bad = str(world["tmp"] / "zz_last.tif")
+    refused(capsys, ["predict", "--ckpt", world["ckpt"], *good, bad, "-o", "maps"], world["tmp"], expect="4 bands")
+    assert not (world["tmp"] / "maps").exists()
+
+
+def test_the_summary_warns_of_classes_the_labeled_images_never_show(world, capsys):
+    # the printed shares add up, and the warning appears exactly when a class is missing from them
+    assert main(["fit", "--config", world["cfg"], "-o", "run", "train.steps=1"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("labeled pixels by class: "))
+    shares = {p.rsplit(" ", 2)[0]: float(p.rsplit(" ", 2)[1]) for p in line.split(": ", 1)[1].split(", ")}
+    assert abs(sum(shares.values()) - 100) < 0.5
+    absent = [c for c, s in shares.items() if s == 0]
+    assert ("warning: the labeled images show no" in out) == bool(absent)
+    assert "run: method supervised, model tiny_unet, 1 steps" in out
+
+
+def test_class_warnings_name_absent_and_rare_classes():
+    from semiland.data.preflight import class_warnings
+
+    class Data:  # the two attributes class_warnings reads
+        class spec:
+            class classes:
+                names = ("building", "land", "road", "water")
+
+    counts = {"labeled": np.array([0, 9950, 50, 0]), "evaluated": np.array([350, 500, 150, 0])}
+    warnings = class_warnings(Data, counts)
+    assert "show no building, water" in warnings[0] and "building 35 %" in warnings[0] and "water 0" not in warnings[0]
+    assert "barely show road (0.50 % of labeled pixels)" in warnings[1]

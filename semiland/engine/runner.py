@@ -30,6 +30,7 @@ from torch import nn
 from semiland.config import Config, config_from_dict, merge, parse_overrides
 from semiland.data.classes import ClassTable
 from semiland.data.datamodule import PreparedData, SegDataModule, prepare_data
+from semiland.data.preflight import preflight, summary
 from semiland.data.sources import DatasetSpec
 from semiland.data.splits import SETS, Split
 from semiland.engine.checkpoint import AtomicCheckpointIO, read_checkpoint
@@ -40,6 +41,7 @@ from semiland.io import atomic_write_json, atomic_write_text
 from semiland.methods import build_method
 from semiland.methods.base import MethodContext
 from semiland.models import MODELS, build_model
+from semiland.models.factory import SMP_ARCHS
 
 LOGGERS = ("csv", "tensorboard", "mlflow", "wandb")
 
@@ -244,6 +246,17 @@ def plan_fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitPlan:
     _check_batch_of_one(cfg, task)
     if resume:  # before the run folder is touched: a refused resume leaves the run as it was
         check_resumable(task, read_checkpoint(last), last)
+    check = preflight(data, cfg.data.bands, progress=cfg.train.progress and is_rank_zero())
+    if is_rank_zero():
+        m = cfg.model
+        print("\n".join([
+            *summary(data, check),
+            f"run: method {task.method.name}, model {m.arch}"
+            + (f"/{m.encoder}" if m.arch in SMP_ARCHS else "")
+            + f", {cfg.train.steps} steps, crops {cfg.data.crop_size}, batch {cfg.data.batch_size}"
+            + (f" + {cfg.data.unlabeled_batch_size} unlabeled" if task.method.uses_unlabeled else "")
+            + f", precision {cfg.train.precision}, {cfg.train.accelerator}",
+        ]))  # fmt: skip
     return FitPlan(cfg, data, task, resume)
 
 

@@ -412,6 +412,10 @@ def _predict_into(
     todo = _rank_share([(f, p, sars.get(f)) for f, p in planned])
     started = time.time()
     pixels = sum(h * w for h, w in (image_size(f) for f, _, _ in todo))
+    predictor = Predictor.from_checkpoint(ckpt, opts) if todo else None
+    for f, _, sar in tqdm(todo, desc="checking the inputs", unit="file", disable=len(todo) < 20):
+        assert predictor is not None
+        predictor.open(f, sar).close()  # bands, pairs, sizes: a bad input is named before any map is written
     if opts.workers > 1 and len(todo) > 1:
         if opts.device.startswith("cuda") and opts.device != "cuda":
             raise SemilandError("--workers shares inputs across processes on one --device; use --device cuda")
@@ -421,8 +425,7 @@ def _predict_into(
             jobs = [pool.submit(_worker_predict, f, paths, sar) for f, paths, sar in todo]
             for job in tqdm(jobs, desc="predict", unit="file", disable=len(jobs) < 2):
                 job.result()
-    elif todo:
-        predictor = Predictor.from_checkpoint(ckpt, opts)
+    elif predictor is not None:
         with tqdm(total=pixels, desc="predict", unit="px", unit_scale=True, disable=pixels < 4_000_000) as bar:
             for f, paths, sar in todo:
                 predictor.predict(f, paths, bar, sar=sar)
