@@ -75,6 +75,11 @@ def resolve_precision(precision: str, accelerator: str) -> str:
         where = "this GPU" if gpu else "this CPU"
         _say(f"train.precision=auto: {chosen} ({where} {'has' if chosen == 'bf16-mixed' else 'has no'} native bf16)")
         return chosen
+    if precision in ("16-mixed", "16") and not gpu:
+        # float16 autocast does not run on CPUs: Lightning would train bf16 and the run would record "16-mixed"
+        _say(f"train.precision={precision}: float16 autocast does not run on a CPU; training in bf16-mixed instead "
+             "(recorded in the run's config.yaml)")  # fmt: skip
+        precision = "bf16-mixed"
     if precision == "bf16-mixed":
         warn_if_emulated("train.precision=bf16-mixed (use auto or 32-true)", gpu)
     return precision

@@ -32,9 +32,33 @@ MODELS: dict[str, ModelEntry] = {
 }
 
 
+def uses(arch: str) -> set[str]:
+    """The model.* keys an architecture reads (weights_path: any encoder, loaded by name and shape)."""
+    if arch in factory.SMP_ARCHS:
+        return {"encoder", "encoder_weights", "weights_path", *(["width"] if arch in factory.WIDTH_ARCHS else [])}
+    return {"s4net_unet": {"encoder", "encoder_weights", "weights_path"}}.get(arch, {"width", "weights_path"})
+
+
+def check_model_keys(cfg: ModelConfig) -> None:
+    """A key set away from its default that the architecture never reads is refused, not silently ignored."""
+    defaults = ModelConfig()
+    ignored = [
+        f"model.{k}={getattr(cfg, k)}"
+        for k in ("encoder", "encoder_weights", "width")
+        if k not in uses(cfg.arch) and getattr(cfg, k) != getattr(defaults, k)
+    ]
+    if ignored:
+        raise SemilandError(
+            f"{', '.join(ignored)} has no effect on model.arch={cfg.arch} (it reads model."
+            f"{', model.'.join(sorted(uses(cfg.arch) - {'weights_path'}))}); remove {'it' if len(ignored) == 1 else 'them'} "
+            "or choose an architecture that uses it"
+        )
+
+
 def build_model(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Module:
     if cfg.arch not in MODELS:
         raise SemilandError(f"unknown model.arch '{cfg.arch}'; available: {', '.join(MODELS)}")
+    check_model_keys(cfg)
     model = MODELS[cfg.arch].build(cfg, in_channels, num_classes)
     if cfg.weights_path:
         factory.load_encoder_weights(model, cfg.weights_path)
