@@ -43,16 +43,31 @@ SEMILAND = [sys.executable, "-m", "semiland"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def tiny_config(root: Path, steps: int, val_every: int) -> dict:
+def tiny_config(root: Path, steps: int, val_every: int, method: str = "supervised") -> dict:
     raw = {
         "data": {"preset": "synthetic", "root": str(root), "synthetic_regions": 4, "synthetic_images": 2,
                  "synthetic_size": 64, "labeled": ["region_0"], "val": ["region_2"], "test": ["region_3"],
                  "crop_size": 32, "batch_size": 2, "eval_tile": 64},
         "model": {"arch": "tiny_unet", "width": 8},
-        "method": {"name": "supervised"},
+        "method": {"name": method},
         "optim": {"lr": 0.01},
         "train": {"steps": steps, "val_every": val_every, "accelerator": "cpu", "progress": False, "log_every": 1},
     }  # fmt: skip
+    if method != "supervised":
+        raw["data"]["unlabeled"] = ["region_1"]
+    if method == "dllr":  # optical + SAR: the optical-only test bed's simulated SAR bands
+        raw["data"]["simulate_sar"] = True
+    if method == "self_training":  # a student learns from saved pseudo-labels (index masks of the unlabeled images)
+        pseudo = root.parent / "pseudo"
+        for image in sorted((root / "region_1" / "images").iterdir()):
+            (pseudo / "region_1").mkdir(parents=True, exist_ok=True)
+            rng = np.random.default_rng(0)
+            from PIL import Image
+
+            Image.fromarray(rng.integers(0, 5, (64, 64), dtype=np.uint8)).save(
+                pseudo / "region_1" / f"{image.stem}.png"
+            )
+        raw["data"]["pseudo_labels"] = str(pseudo)
     return config_from_dict(raw).to_dict()
 
 
@@ -108,15 +123,18 @@ def weights_gap(a: Path, b: Path) -> float:
     return max(float((sa[k].float() - sb[k].float()).abs().max()) for k in sa if sa[k].is_floating_point())
 
 
-def check_kill_resume(work: Path, data: Path, kills: int, rng: random.Random, every: int) -> dict:
+def check_kill_resume(
+    work: Path, data: Path, kills: int, rng: random.Random, every: int, method: str = "supervised", steps: int = 0
+) -> dict:
     """SIGKILL `fit` `kills` times at random moments, `--resume` after each; compare with a straight run."""
-    steps = 200 if every > 1 else 60
-    cfg = work / f"cfg{every}.yaml"
-    cfg.write_text(yaml.safe_dump(tiny_config(data, steps, every)))
-    straight = work / f"straight{every}"
+    steps = steps or (200 if every > 1 else 60)
+    name = f"{method}{every}"
+    cfg = work / f"cfg{name}.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(data, steps, every, method)))
+    straight = work / f"straight{name}"
     done = run(["fit", "--config", str(cfg), "-o", str(straight)])
     assert done.returncode == 0, done.stderr
-    killed, events, all_load, stale = work / f"killed{every}", [], True, 0
+    killed, events, all_load, stale = work / f"killed{name}", [], True, 0
     for i in range(kills):
         args = ["fit", "--resume", str(killed)] if killed.exists() else ["fit", "--config", str(cfg), "-o", str(killed)]
         status, delay = kill_while_training(args, killed / "checkpoints" / "last.ckpt", rng)
@@ -134,7 +152,7 @@ def check_kill_resume(work: Path, data: Path, kills: int, rng: random.Random, ev
     gap = weights_gap(straight / "checkpoints" / "last.ckpt", killed / "checkpoints" / "last.ckpt")
     passed = all_load and abs(a - b) < 1e-6 and gap < 1e-4
     return {
-        "fault": f"training SIGKILLed {kills}× at random moments (checkpoint every {every} step(s))",
+        "fault": f"{method} training SIGKILLed {kills}× at random moments (checkpoint every {every} step(s))",
         "outcome": (
             f"each kill left loadable checkpoints ({stale} cut-off writes found as temporary files, "
             f"removed on resume); final test mIoU {100 * b:.2f} vs {100 * a:.2f} uninterrupted, "
@@ -296,7 +314,8 @@ def main() -> int:
     parser.add_argument("-o", "--out", type=Path, default=Path("runs/faults"))
     parser.add_argument("--kills", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", choices=["train", "predict", "disk"], help="run one group of checks")
+    parser.add_argument("--only", choices=["train", "methods", "predict", "disk"], help="run one group of checks")
+    parser.add_argument("--methods", default="", help="comma-separated methods for the methods group (default: all)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     torch.set_num_threads(1)
@@ -304,7 +323,7 @@ def main() -> int:
     try:
         data = generate(work / "data", regions=4, images=2, size=64, bands=3)
         results = []
-        want = {args.only} if args.only else {"train", "predict", "disk"}
+        want = {args.only} if args.only else {"train", "methods", "predict", "disk"}
         cfg = work / "cfg_ckpt.yaml"  # a trained checkpoint for predict and the full disk
         cfg.write_text(yaml.safe_dump(tiny_config(data, 20, 10)))
         done = run(["fit", "--config", str(cfg), "-o", str(work / "trained")])
@@ -316,6 +335,12 @@ def main() -> int:
             print("2. training killed with a checkpoint every step")
             results.append(check_kill_resume(work, data, args.kills, rng, every=1))
             results.append(check_kill_mid_write(work))
+        if "methods" in want:  # every registered method: a resume in a new process must be bit-exact too
+            from semiland.methods import METHODS
+
+            for method in args.methods.split(",") if args.methods else [m for m in METHODS if m != "supervised"]:
+                print(f"5. {method} training killed at random moments")
+                results.append(check_kill_resume(work, data, 2, rng, every=5, method=method, steps=40))
         if "predict" in want:
             print("3. predict killed mid-raster")
             results.append(check_predict_kill(work, ckpt, rng))

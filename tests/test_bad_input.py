@@ -168,13 +168,22 @@ def test_a_tile_larger_than_the_raster_is_clipped(world):
 # --- training settings a model or machine cannot run ---
 def test_settings_that_cannot_train_are_refused_before_training(world, capsys):
     tmp = world["tmp"]
-    deeplab = ["model.arch=deeplabv3plus", "model.encoder=resnet18", "model.encoder_weights=null"]
+    deeplab = ["model.arch=deeplabv3plus", "model.encoder=resnet18", "model.encoder_weights=null", "model.width=16"]
     refused(capsys, ["fit", "--config", world["cfg"], "-o", "out/r", "data.batch_size=1", *deeplab], tmp,
             expect="data.batch_size=1")  # fmt: skip
     refused(capsys, ["fit", "--config", world["cfg"], "-o", "out/r", "train.devices=4"], tmp,
             expect="validation image")  # fmt: skip
     refused(capsys, ["fit", "--config", world["cfg"], "-o", "out/r", "model.arch=segnet", "method.name=unimatch",
                      "data.unlabeled=[region_1]"], tmp, expect="pooling indices")  # fmt: skip
+    # a key the architecture never reads is refused, not ignored
+    refused(
+        capsys,
+        ["fit", "--config", world["cfg"], "-o", "out/r", *deeplab[:3]],
+        tmp,
+        expect="model.width=8 has no effect",
+    )
+    refused(capsys, ["fit", "--config", world["cfg"], "-o", "out/r", "model.encoder=resnet50"], tmp,
+            expect="model.encoder=resnet50 has no effect on model.arch=tiny_unet")  # fmt: skip
     assert not (tmp / "out" / "r").exists()
 
 

@@ -74,6 +74,14 @@ def lr_schedule(schedule: str, steps: int, warmup: int, power: float) -> Callabl
     return factor
 
 
+def seed_step(seed: int, rank: int, step: int) -> None:
+    """Seed torch's, numpy's and Python's global generators for one training step of one process."""
+    state = np.random.SeedSequence([seed, rank, step]).generate_state(2)
+    torch.manual_seed(int(state[0]))
+    np.random.seed(int(state[1]))
+    random.seed(int(state[1]))
+
+
 def _channels_last(batch: dict[str, Any] | None) -> dict[str, Any] | None:
     if batch is None:
         return None
@@ -127,6 +135,10 @@ class SegTask(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         step = self.train_step
+        # Each step draws its random numbers (perturbations, CutMix boxes, affine views, noise, dropout) from the
+        # global generators seeded by (seed, rank, step): a resumed run, in any process, draws what the
+        # uninterrupted run drew, whatever Lightning's restore and data-loader start-up consumed before it.
+        seed_step(self.cfg.train.seed, self.global_rank, step)
         labeled, unlabeled = _channels_last(batch["labeled"]), _channels_last(batch.get("unlabeled"))
         out = self.method.training_step(labeled, unlabeled, step)
         # one device sync for every term (a GPU waits at each Python `if` on a tensor); logged floats such as λ(t)
