@@ -1,5 +1,6 @@
 """The Method contract, parametrized over every registered method (a new method inherits these tests)."""
 
+import json
 import math
 
 import pytest
@@ -393,3 +394,21 @@ def test_run_report_plots_the_class_shares_of_the_pseudo_labels(synth_root, tmp_
         tmp_path / "b", "t", [evaluate_run(supervised, "s", 1.0)], supervised.data, [], "c"
     ).read_text()
     assert "target_shares" not in html and not (tmp_path / "b" / "figures" / "target_shares.png").exists()
+
+
+def test_a_threshold_that_keeps_nothing_is_warned_about_in_the_log_and_report(synth_root, tmp_path, capsys):
+    from semiland.cli import main
+
+    from .conftest import write_config
+
+    cfg = write_config(tmp_path, synth_root)
+    args = ["method.name=fixmatch", "method.threshold=1.0", "data.unlabeled=[region_1]", "train.steps=3"]
+    assert main(["fit", "--config", str(cfg), "-o", str(tmp_path / "run"), *args]) == 0
+    assert "no pseudo-label was kept in the whole run" in capsys.readouterr().err
+    warned = json.loads((tmp_path / "run" / "warnings.json").read_text())
+    assert [w["key"] for w in warned] == ["mask_ratio"]
+    assert "no pseudo-label was kept" in (tmp_path / "run" / "report.html").read_text()
+    # a threshold that keeps some: no warning
+    assert main(["fit", "--config", str(cfg), "-o", str(tmp_path / "ok"), *args[:-2], "method.threshold=0.0",
+                 "data.unlabeled=[region_1]", "train.steps=3"]) == 0  # fmt: skip
+    assert not (tmp_path / "ok" / "warnings.json").exists()

@@ -874,3 +874,18 @@ def test_the_heads_table_compares_each_head_with_its_method_and_supervised_seed_
     )  # (4+1)/2, (2+7)/2
     assert test["water"] == "19.75"
     assert heads_table([cell("supervised", 0, 0.4)], ["supervised"]) is None
+
+
+def test_a_cell_that_kept_no_pseudo_label_is_named_in_the_stability_table(tmp_path):
+    """Issue #39: a run whose threshold kept nothing is the supervised run; the summary must say so."""
+    from semiland.bench.sweep_stability import stability, stability_table
+    from semiland.engine.task import NOTHING_KEPT
+
+    folder = tmp_path / "fixmatch" / "b" / "seed0"
+    (folder / "logs").mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump({"method": {"name": "fixmatch"}}))
+    (folder / "warnings.json").write_text(json.dumps([{"step": 699, "key": "mask_ratio", "message": NOTHING_KEPT}]))
+    (folder / "logs" / "metrics.csv").write_text("step,train/loss\n9,1.0\n")
+    found = stability([{"method": "fixmatch", "budget": "b", "seed": 0}], tmp_path)
+    _, _, table = stability_table(found)
+    assert table[0][1] == "fixmatch" and "no pseudo-label was kept in the whole run" in table[0][3]

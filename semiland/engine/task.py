@@ -74,6 +74,12 @@ def lr_schedule(schedule: str, steps: int, warmup: int, power: float) -> Callabl
     return factor
 
 
+NOTHING_KEPT = (
+    "no pseudo-label was kept in the whole run (every unlabeled pixel stayed under method.threshold), so the "
+    "unlabeled images taught nothing and this run is the supervised run: lower method.threshold or set method.top_q"
+)
+
+
 def seed_step(seed: int, rank: int, step: int) -> None:
     """Seed torch's, numpy's and Python's global generators for one training step of one process."""
     state = np.random.SeedSequence([seed, rank, step]).generate_state(2)
@@ -113,6 +119,7 @@ class SegTask(L.LightningModule):
         self.test_metrics: dict[str, Any] | None = None
         self._recent: dict[Alarm, deque[float]] = {a: deque(maxlen=a.window) for a in method.alarms}
         self.warnings: list[dict[str, Any]] = []  # alarms that fired: also in <run>/warnings.json
+        self.kept_max: float | None = None  # the largest share of pseudo-labels kept in a step (mask_ratio)
         # Channels-last (NHWC) weights and batches: oneDNN and cuDNN convolutions run faster in it (training
         # a U-Net / ResNet-18 step about 1.15× on this project's CPU); values are unchanged.
         self.to(memory_format=torch.channels_last)
@@ -190,12 +197,20 @@ class SegTask(L.LightningModule):
                 continue
             recent.append(float(out[alarm.key].detach()))  # a loss term may still carry its graph
             if len(recent) == alarm.window and alarm.message not in fired and alarm.test(list(recent)):
-                self.warnings.append({"step": step, "key": alarm.key, "message": alarm.message})
-                trainer = self._trainer  # None outside a Trainer (tests)
-                if trainer is None or trainer.is_global_zero:
-                    print(f"\nsemiland: warning at step {step}: {alarm.message}", file=sys.stderr)
-                if trainer is not None and trainer.is_global_zero:
-                    atomic_write_json(Path(trainer.default_root_dir) / "warnings.json", self.warnings)
+                self._warn(step, alarm.key, alarm.message)
+        if "mask_ratio" in out:  # pseudo-labeling methods: the share of unlabeled pixels whose target was kept
+            self.kept_max = max(self.kept_max or 0.0, float(out["mask_ratio"].detach()))
+            if step == self.cfg.train.steps - 1 and self.kept_max == 0:
+                self._warn(step, "mask_ratio", NOTHING_KEPT)
+
+    def _warn(self, step: int, key: str, message: str) -> None:
+        """Warn once on stderr and record it in <run>/warnings.json (the run report and sweep summary show it)."""
+        self.warnings.append({"step": step, "key": key, "message": message})
+        trainer = self._trainer  # None outside a Trainer (tests)
+        if trainer is None or trainer.is_global_zero:
+            print(f"\nsemiland: warning at step {step}: {message}", file=sys.stderr)
+        if trainer is not None and trainer.is_global_zero:
+            atomic_write_json(Path(trainer.default_root_dir) / "warnings.json", self.warnings)
 
     # -- evaluation ---------------------------------------------------------------------------------
     def _sliding(self, predict: Callable[[torch.Tensor], Logits], image: torch.Tensor) -> torch.Tensor:
@@ -277,6 +292,8 @@ class SegTask(L.LightningModule):
             "method": self.method.name,
             "in_channels": len(self.mean),
             "train_step": self.train_step,
+            "warnings": self.warnings,  # a resumed run keeps what fired before, and what its targets kept
+            "kept_max": self.kept_max,
             "rng": {  # plain types and tensors only: the file must load with weights_only=True
                 "torch": torch.get_rng_state(),
                 "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
@@ -285,6 +302,8 @@ class SegTask(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        meta = checkpoint.get("semiland", {})
+        self.warnings, self.kept_max = list(meta.get("warnings", [])), meta.get("kept_max")
         rng = checkpoint.get("semiland", {}).get("rng")
         if rng:
             torch.set_rng_state(rng["torch"])
