@@ -242,3 +242,32 @@ def test_write_output_folder_swaps_only_on_success(tmp_path):
         (d / "a.txt").write_text("second")
     assert (final / "a.txt").read_text() == "second"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("sig, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_and_sigterm_stop_fit_with_one_line_naming_the_last_checkpoint(tmp_path, synth_root, sig, status):
+    """What a user (Ctrl-C) or a scheduler (SIGTERM) sends: one line, the conventional status, a resumable run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = write_config(tmp_path, synth_root)
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "semiland", "fit", "--config", str(cfg), "-o", str(run), "train.steps=100000",
+         "train.val_every=2"],  # fmt: skip
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while not last.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert last.is_file(), proc.stderr.read() if proc.poll() is not None else "no checkpoint within 120 s"
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == status, err
+    lines = [x for x in err.strip().splitlines() if x.startswith("semiland: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert str(last) in lines[0] and f"semiland fit --resume {run}" in lines[0]
+    assert ("SIGTERM" in lines[0]) == (sig == "SIGTERM")

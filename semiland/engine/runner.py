@@ -40,7 +40,7 @@ from semiland.errors import Interrupted, SemilandError
 from semiland.io import atomic_write_json, atomic_write_text
 from semiland.methods import build_method
 from semiland.methods.base import MethodContext
-from semiland.models import MODELS, build_model
+from semiland.models import MODELS, build_model, check_model_keys
 from semiland.models.factory import SMP_ARCHS
 
 LOGGERS = ("csv", "tensorboard", "mlflow", "wandb")
@@ -231,6 +231,7 @@ def plan_fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitPlan:
     if resume and not last.is_file():  # stopped before its first checkpoint: nothing was lost but time
         print(f"no checkpoint in {run_dir / 'checkpoints'} yet: training this run from step 0", file=sys.stderr)
         resume = False
+    check_model_keys(cfg.model)  # a run's key that its architecture never reads is refused, not ignored
     task = build_task(cfg, data.spec.classes, data.mean, data.std)
     if task.method.uses_unlabeled and not data.split.unlabeled:
         raise SemilandError(

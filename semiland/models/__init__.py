@@ -58,7 +58,6 @@ def check_model_keys(cfg: ModelConfig) -> None:
 def build_model(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Module:
     if cfg.arch not in MODELS:
         raise SemilandError(f"unknown model.arch '{cfg.arch}'; available: {', '.join(MODELS)}")
-    check_model_keys(cfg)
     model = MODELS[cfg.arch].build(cfg, in_channels, num_classes)
     if cfg.weights_path:
         factory.load_encoder_weights(model, cfg.weights_path)
