@@ -196,6 +196,7 @@ def test_a_region_without_masks_is_unlabeled(world, capsys, synth_root):
     cfg.write_text(Path(world["cfg"]).read_text().replace("preset: synthetic", "preset: folder").replace(
         str(synth_root), str(data)))  # fmt: skip
     assert main(["fit", "--config", str(cfg), "-o", "run", "method.name=fixmatch", "data.unlabeled=[region_1]"]) == 0
+    capsys.readouterr()
     import json
 
     split = json.loads((world["tmp"] / "run" / "split.json").read_text())
@@ -290,3 +291,17 @@ def test_class_warnings_name_absent_and_rare_classes():
     warnings = class_warnings(Data, counts)
     assert "show no building, water" in warnings[0] and "building 35 %" in warnings[0] and "water 0" not in warnings[0]
     assert "barely show road (0.50 % of labeled pixels)" in warnings[1]
+
+
+def test_half_precision_asked_on_a_cpu_records_what_ran(world, capsys):
+    """train.precision=16-mixed on a CPU: Lightning would run bf16 and the run record "16-mixed"."""
+    import yaml
+
+    from semiland.engine import precision
+
+    precision._say.cache_clear()  # said once per process: this test must see it
+    assert precision.resolve_precision("16-mixed", "cpu") == "bf16-mixed"
+    assert main(["fit", "--config", world["cfg"], "-o", "run", "train.precision=16-mixed", "train.steps=1"]) == 0
+    assert "float16 autocast does not run on a CPU" in capsys.readouterr().err
+    saved = yaml.safe_load((world["tmp"] / "run" / "config.yaml").read_text())
+    assert saved["train"]["precision"] == "bf16-mixed"
