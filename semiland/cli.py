@@ -55,7 +55,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         with write_output_folder(out) as write_dir:
             os.environ[WRITE_DIR_ENV] = str(write_dir)
             result = run_fit(plan, write_dir)
-            outcome, report = _evaluate_run(result, started, command)
+            _, report = _evaluate_run(result, started, command)
     except RunInterrupted:
         if out.replace:  # the replacement was written aside and is gone; the earlier run is as it was
             raise RunInterrupted(f"{run_dir} still holds the earlier run (the replacement was discarded)") from None
@@ -71,7 +71,7 @@ def run_inputs(cfg, config: str | Path | None) -> list[str | Path]:
     """What a run reads: an --overwrite must never replace a folder holding any of it."""
     d = cfg.data
     items: list[str | Path] = [config or "", d.root, d.split_file, d.pseudo_labels, cfg.model.weights_path]
-    return [*items, *(getattr(d, "unlabeled_dirs", None) or [])]
+    return [*items, *d.unlabeled_dirs]
 
 
 def _finish_run(result, started: float, command: str) -> int:

@@ -7,6 +7,7 @@ so an interrupted run never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import math
 import os
@@ -278,12 +279,15 @@ def write_output_folder(plan: OutputFolder, carry: tuple[str, ...] = ()) -> Iter
         try:
             yield final
         except BaseException:
-            if not _holds_checkpoint(final):
-                shutil.rmtree(final) if created else [_remove(p) for p in final.iterdir()]
+            if created and not _holds_checkpoint(final):
+                shutil.rmtree(final)
+            elif not _holds_checkpoint(final):  # it was there, empty: empty it again
+                for p in final.iterdir():
+                    _remove(p)
             raise
         return
     parent = final.parent
-    for stale in parent.glob(f".{glob_escape(final.name)}.new-*"):  # a replacement killed before its swap
+    for stale in parent.glob(f".{glob.escape(final.name)}.new-*"):  # a replacement killed before its swap
         if stale.is_dir() and _writer_is_dead(stale.name.rpartition(".new-")[2]):
             shutil.rmtree(stale, ignore_errors=True)
     stage = parent / f".{final.name}.new-{_owner_tag()}"
@@ -310,12 +314,11 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def glob_escape(name: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", name)
-
-
 def _remove(p: Path) -> None:
-    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    else:
+        p.unlink(missing_ok=True)
 
 
 @contextmanager
