@@ -246,6 +246,12 @@ def test_self_training_rounds_save_and_score_pseudo_labels(synth_root, tmp_path,
     # the student method alone, without pseudo-labels, is refused with the way to get them
     assert main(["fit", "--config", str(path), "-o", str(tmp_path / "x")]) == 2
     assert "semiland self-train" in capsys.readouterr().err
+    # an earlier output is refused, and replaced whole with --overwrite (written aside, then swapped in)
+    assert main(["self-train", "--config", str(path), "-o", str(tmp_path / "st")]) == 2
+    (tmp_path / "st" / "round1" / "note.txt").write_text("of the earlier output")
+    assert main(["self-train", "--config", str(path), "-o", str(tmp_path / "st"), "--overwrite"]) == 0
+    assert not (tmp_path / "st" / "round1" / "note.txt").exists() and (tmp_path / "st" / "self_training.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".st.")]
 
 
 def test_top_q_keeps_rare_classes():
