@@ -471,6 +471,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    for arg in argv:  # bytes of another encoding (os.fsdecode's surrogates): GDAL, YAML and JSON need UTF-8 paths
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            parser.error(
+                f"{arg!r} is not valid UTF-8; rename the file or folder (semiland reads and writes UTF-8 paths)"
+            )
     args, extra = parser.parse_known_args(argv)
     # `section.key=value` overrides may also follow the options (`fit --config F -o RUN train.steps=10`)
     if extra and hasattr(args, "overrides") and all("=" in a and not a.startswith("-") for a in extra):

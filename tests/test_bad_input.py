@@ -140,11 +140,26 @@ def test_checkpoints_with_damaged_metadata(world, capsys, damage, expect):
 
 
 # --- paths and images ---
-def test_a_file_name_that_is_not_utf8(world, capsys):
-    name = world["tmp"] / b"\xff\xfe.tif".decode("utf-8", "surrogateescape")  # as os.listdir gives it
-    shutil.copy(world["img"], name)
-    err = refused(capsys, ["predict", "--ckpt", world["ckpt"], str(name), "-o", "out/p"], expect="UTF-8")
-    assert "\\udcff" in err  # shown as an escape, not a crash of the printing itself
+def test_file_names_that_are_not_utf8(world, capsys):
+    odd = b"\xff\xfe".decode("utf-8", "surrogateescape")  # as os.listdir and sys.argv give such bytes
+    folder = world["tmp"] / "scenes"
+    folder.mkdir()
+    shutil.copy(world["img"], folder / f"{odd}.tif")
+    # found inside a folder: GDAL cannot open it, said in one line (the name escaped, not a crash in print)
+    err = refused(
+        capsys, ["predict", "--ckpt", world["ckpt"], str(folder), "-o", "out/p"], world["tmp"], expect="UTF-8"
+    )
+    assert "\\udcff" in err
+    # given on the command line (an input, -o, a config): refused before anything runs
+    for argv in (["predict", "--ckpt", world["ckpt"], str(folder / f"{odd}.tif"), "-o", "out/p"],
+                 ["predict", "--ckpt", world["ckpt"], world["img"], "-o", f"out/{odd}"],
+                 ["fit", "--config", f"{odd}.yaml", "-o", "out/r"]):  # fmt: skip
+        with pytest.raises(SystemExit) as ex:
+            main(argv)
+        assert ex.value.code == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and "not valid UTF-8" in lines[0]
+    assert sorted(p.name for p in (world["tmp"] / "out").iterdir()) == ["keep.txt"]
 
 
 def test_an_image_above_pillows_decompression_bomb_limit_is_read_by_window(world, monkeypatch):
