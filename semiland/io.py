@@ -72,14 +72,14 @@ def _writer_is_dead(tag: str) -> bool:
 STALE_TMP = re.compile(r"^\..+\.(?P<tag>[^.]+-\d+)\.[^.]+\.tmp(\.\w+)?$")  # + predict's .gtiff scratch
 
 
-def remove_stale_temporaries(folder: str | Path) -> int:
-    """Remove the temporary files that killed semiland processes left in `folder` (not those of live ones, nor
-    anything semiland did not name); returns how many."""
+def remove_stale_temporaries(folder: str | Path, recursive: bool = False) -> int:
+    """Remove the temporary files that killed semiland processes left in `folder` (and below it when
+    `recursive`; not those of live processes, nor anything semiland did not name); returns how many."""
     removed = 0
     folder = Path(folder)
     if not folder.is_dir():
         return 0
-    for p in folder.iterdir():
+    for p in folder.rglob(".*.tmp*") if recursive else folder.iterdir():
         m = STALE_TMP.match(p.name)
         if m and p.is_file() and not p.is_symlink() and _writer_is_dead(m["tag"]):
             p.unlink(missing_ok=True)

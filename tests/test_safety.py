@@ -29,6 +29,17 @@ def snapshot(folder: Path) -> dict[str, str]:
     }
 
 
+def dead_pid() -> int:
+    """A process id that no process has now (above the default pid_max)."""
+    pid = 2**22 + 12345
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        pid += 1
+
+
 def one_error(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("semiland: error: "), err
@@ -184,13 +195,7 @@ def test_predict_never_writes_over_inputs_or_foreign_files(trained, synth_root, 
 def test_stale_temporaries_of_killed_runs_are_removed_live_ones_kept(trained, synth_root, tmp_path):
     out = tmp_path / "maps"
     out.mkdir()
-    dead = 2**22 + 12345  # above any default pid_max of a running process here
-    while True:
-        try:
-            os.kill(dead, 0)
-            dead += 1
-        except ProcessLookupError:
-            break
+    dead = dead_pid()
     stale = out / f".x.tif.{HOST}-{dead}.abc123.tmp"
     scratch = out / f".x.tif.{HOST}-{dead}.abc123.tmp.gtiff"
     live = out / f".y.tif.{HOST}-{os.getpid()}.def456.tmp"
@@ -271,3 +276,12 @@ def test_ctrl_c_and_sigterm_stop_fit_with_one_line_naming_the_last_checkpoint(tm
     assert len(lines) == 1 and "Traceback" not in err, err
     assert str(last) in lines[0] and f"semiland fit --resume {run}" in lines[0]
     assert ("SIGTERM" in lines[0]) == (sig == "SIGTERM")
+
+
+def test_a_resumed_run_removes_what_its_killed_process_left_half_written(good_run):
+    dead = dead_pid()
+    left = [good_run / f".config.yaml.{HOST}-{dead}.a1.tmp", good_run / "logs" / f".metrics.csv.{HOST}-{dead}.b2.tmp"]
+    for p in left:
+        p.write_text("cut off")
+    assert main(["fit", "--resume", str(good_run), "train.steps=3"]) == 0
+    assert not any(p.exists() for p in left)

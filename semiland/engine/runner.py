@@ -37,7 +37,7 @@ from semiland.engine.checkpoint import AtomicCheckpointIO, read_checkpoint
 from semiland.engine.precision import resolve_precision
 from semiland.engine.task import SegTask
 from semiland.errors import Interrupted, SemilandError
-from semiland.io import atomic_write_json, atomic_write_text
+from semiland.io import atomic_write_json, atomic_write_text, remove_stale_temporaries
 from semiland.methods import build_method
 from semiland.methods.base import MethodContext
 from semiland.models import MODELS, build_model, check_model_keys
@@ -302,6 +302,7 @@ def run_fit(plan: FitPlan, run_dir: Path) -> FitResult:
     if is_rank_zero() and (run_dir / "checkpoints").is_dir():  # the run's own folder: only this process writes it
         for stale in (run_dir / "checkpoints").glob(".*.tmp"):  # a checkpoint write cut off by a kill
             stale.unlink(missing_ok=True)
+        remove_stale_temporaries(run_dir, recursive=True)  # config, logs, figures of a killed process
     if plan.resume:
         # expected on a resume: the checkpoint folder holds the run's checkpoints, and the first save after the
         # restored step comes before any validation (best.ckpt keeps its restored score)
