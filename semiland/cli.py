@@ -399,6 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("overrides", nargs="*", help="section.key=value applied to every run")
     sw.add_argument("--methods", default="supervised,fixmatch", help="comma-separated method names")
     sw.add_argument("--budget", action="append", metavar='NAME="k=v ..."', help="a named label budget (repeatable)")
+    sw.add_argument(
+        "--folds",
+        metavar="KIND:N[,KIND:N]",
+        help="leave-one-tile-out: every region is the test region once (the next one validates), with N labeled "
+        "images of one training region (region:N) or drawn across them (random:N), e.g. region:2,random:7; "
+        "the summary pools every fold and seed",
+    )
     sw.add_argument("--seeds", default="0,1,2")
     sw.add_argument("--no-oracle", action="store_true", help="skip the oracle (all training images labeled)")
     sw.add_argument(

@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import shutil
 import time
@@ -8,6 +9,7 @@ import torch
 import yaml
 
 from semiland.cli import main
+from semiland.errors import SemilandError
 
 from .conftest import tiny_config
 
@@ -902,3 +904,51 @@ def test_a_cell_that_kept_no_pseudo_label_is_named_in_the_stability_table(tmp_pa
     found = stability([{"method": "fixmatch", "budget": "b", "seed": 0}], tmp_path)
     _, _, table = stability_table(found)
     assert table[0][1] == "fixmatch" and "no pseudo-label was kept in the whole run" in table[0][3]
+
+
+def test_folds_make_every_region_the_test_region_once(tmp_path, capsys):
+    """Issue #40's protocol: leave-one-tile-out budgets from one line, each method paired with supervised of its
+    fold and seed, pooled over folds in the summary."""
+    from semiland.bench.folds import fold_budgets, parse_folds
+
+    budgets = fold_budgets(["a", "b", "c", "d"], parse_folds("region:2,random:3"))
+    assert list(budgets)[:4] == ["region2-on-a", "region2-on-b", "region2-on-c", "region2-on-d"]
+    assert budgets["region2-on-d"][1:5] == ["data.test=[d]", "data.val=[a]", "data.labeled=[b]", "data.unlabeled=rest"]
+    assert "data.labeled=[c,d]" in budgets["random3-on-a"] and "data.labeled_count=3" in budgets["random3-on-a"]
+    for bad in ("region", "region:0", "grid:2", ""):
+        with pytest.raises(SemilandError):
+            parse_folds(bad)
+    with pytest.raises(SemilandError, match="at least 3 regions"):
+        fold_budgets(["a", "b"], [("region", 1)])
+
+    path = sweep_config(tmp_path)
+    out = tmp_path / "sweep"
+    args = ["bench", "sweep", "--config", str(path), "--methods", "supervised,pseudo_label", "--seeds", "0",
+            "--folds", "region:1", "-o", str(out)]  # fmt: skip
+    assert main(args) == 0
+    rows = json.loads((out / "results.json").read_text())["runs"]
+    tests = {r["budget"]: r for r in rows if r["method"] == "supervised"}
+    assert sorted(tests) == [f"region1-on-region_{i}" for i in range(5)]  # 5 folds: every region tested once
+    assert all(r["labeled_images"] == 1 for r in tests.values())
+    summary = (out / "summary.md").read_text()
+    assert (
+        "Leave-one-tile-out: test mIoU minus supervised" in summary
+        and "| region1 | pseudo_label | 5 folds |" in summary
+    )
+    assert "| region1 | oracle | 5 folds |" in summary
+
+
+def test_the_fold_table_pools_pairs_and_the_gap_recovered():
+    from semiland.bench.folds import fold_table, pooled
+
+    rows = []
+    for fold, (sup, own, ora) in enumerate([(0.40, 0.45, 0.60), (0.30, 0.31, 0.50), (0.50, 0.53, 0.60)]):
+        for method, v in (("supervised", sup), ("fixmatch", own), ("oracle", ora)):
+            rows.append({"method": method, "budget": f"random7-on-tile_{fold}", "seed": 0, "mIoU": v})
+    rows.append({"method": "supervised", "budget": "plain", "seed": 0, "mIoU": 0.1})  # not a fold: not pooled
+    _, head, table = fold_table(rows, ["supervised", "fixmatch"])
+    fix = dict(zip(head, table[0], strict=True))
+    # Δ = +5, +1, +3 → mean 3.00, sd 2, 95 % CI ± 4.303 · 2 / √3 = 4.97; gap mean (20 + 20 + 10) / 3 = 16.67
+    assert fix["Δ mean"] == "+3.00" and fix["95 % CI"] == "± 4.97" and fix["won"] == "3/3"
+    assert fix["gap"] == "16.67" and fix["recovered"] == "18 %"
+    assert pooled([1.0])["n"] == 1 and math.isnan(pooled([1.0])["p"])

@@ -30,9 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from semiland.bench.folds import fold_budgets, parse_folds
 from semiland.bench.sweep_mirror import finished_in_mirror, mirror_cell, mirror_summary, restore_cell, sync_mirror
 from semiland.bench.sweep_summary import ORACLE, cell_folder, cell_run, cost_seconds, last_val_classes, write_summary
 from semiland.config import Config, dump_yaml, load_config
+from semiland.data.presets import build_dataset
 from semiland.engine.checkpoint import read_checkpoint, slim_checkpoint
 from semiland.engine.precision import device_name, strict_float32
 from semiland.engine.runner import evaluation_folder, fit, test
@@ -87,14 +89,15 @@ def training_pool(config: Path, overrides: list[str], sets: list[str] = ()) -> f
     return frozenset([*split.labeled, *split.unlabeled])
 
 
-def parse_budgets(items: list[str]) -> dict[str, list[str]]:
+def parse_budgets(items: list[str], default: bool = True) -> dict[str, list[str]]:
+    """Named override sets; none given: one budget, "default" (unless `default` is False: --folds makes them)."""
     budgets: dict[str, list[str]] = {}
     for item in items:
         name, sep, overrides = item.partition("=")
         if not sep or not re.fullmatch(r"[\w-]+", name):
             raise SemilandError(f"--budget '{item}' must look like NAME=\"section.key=value …\"")
         budgets[name] = shlex.split(overrides)
-    return budgets or {"default": []}
+    return budgets or ({"default": []} if default else {})
 
 
 def plan(
@@ -503,8 +506,11 @@ def run_sweep(args: argparse.Namespace) -> int:
         print(f"mirror {args.mirror}: {len(restored)} finished cells restored into {out}, {len(added)} added to it")
     methods = parse_methods(args.methods)  # supervised first: every comparison is against the baseline
     seeds = [int(s) for s in args.seeds.split(",")]
-    budgets = parse_budgets(args.budget or [])
     config = snapshot_config(Path(args.config), out)
+    budgets = parse_budgets(args.budget or [], default=not args.folds)
+    if args.folds:  # leave-one-tile-out: every region the test region once (bench/folds.py)
+        regions = build_dataset(load_config(config, args.overrides).data).regions
+        budgets.update(fold_budgets(regions, parse_folds(args.folds)))
     for own in methods.values():  # a bad config, method or override fails before any run starts
         load_config(config, [*args.overrides, *own])
     pools = {b: training_pool(config, [*args.overrides, *extra], args.also_on) for b, extra in budgets.items()}

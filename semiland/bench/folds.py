@@ -1,0 +1,126 @@
+"""Leave-one-tile-out folds for `bench sweep --folds` (issue #40, "a protocol with power").
+
+Nine test images and three seeds of one split cannot separate methods that differ by two points. With the
+dataset's regions R0 … Rn-1 in order, fold i tests on region Ri and validates on Ri+1 (wrapping around); the
+other regions are for training. Two kinds of label budget per fold:
+- `region:N` — N images of one training region, Ri+2 (the few images of one tile a user labels); every other
+  training image is unlabeled;
+- `random:N` — N images drawn (seeded by the run's seed) across all training regions, as the SSL papers'
+  1/8, 1/16 splits; the rest unlabeled.
+Each (kind, fold) is one sweep budget, named `<kind><N>-on-<test region>`; the oracle of a fold (every training
+image labeled) is shared by its budgets. `fold_table` pairs each method with supervised of the same fold and
+seed and pools the pairs of every fold: mean difference with a 95 % interval, pairs won, a paired t-test, and
+the share of the supervised → oracle gap recovered.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from typing import Any
+
+from scipy.stats import t as student_t
+from scipy.stats import ttest_1samp
+
+from semiland.bench.sweep_summary import ORACLE, Table
+from semiland.errors import SemilandError
+
+KINDS = ("region", "random")
+FOLD_BUDGET = re.compile(r"^(?P<kind>region|random)(?P<n>\d+)-on-(?P<test>.+)$")
+
+
+def parse_folds(text: str) -> list[tuple[str, int]]:
+    """ "region:2,random:7" → [("region", 2), ("random", 7)], one line on anything else."""
+    out = []
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        kind, _, n = item.partition(":")
+        if kind not in KINDS or not n.isdigit() or int(n) < 1:
+            raise SemilandError(f"--folds '{item}': give KIND:N with KIND region or random and N ≥ 1 labeled images, "
+                                "e.g. --folds region:2,random:7")  # fmt: skip
+        out.append((kind, int(n)))
+    if not out:
+        raise SemilandError("--folds needs at least one KIND:N, e.g. --folds region:2,random:7")
+    return out
+
+
+def fold_budgets(regions: list[str], kinds: list[tuple[str, int]]) -> dict[str, list[str]]:
+    """Sweep budgets (name → overrides) of every fold and kind; the regions in the dataset's order."""
+    if len(regions) < 3:
+        raise SemilandError(
+            f"--folds needs at least 3 regions (test, validation, training); the data has {len(regions)}"
+        )
+    n = len(regions)
+    budgets = {}
+    for kind, count in kinds:
+        for i, test in enumerate(regions):
+            val = regions[(i + 1) % n]
+            train = [regions[(i + k) % n] for k in range(2, n)]
+            labeled = train[:1] if kind == "region" else train
+            budgets[f"{kind}{count}-on-{test}"] = [
+                "data.split_mode=region", f"data.test=[{test}]", f"data.val=[{val}]",
+                f"data.labeled=[{','.join(labeled)}]", "data.unlabeled=rest", f"data.labeled_count={count}",
+            ]  # fmt: skip
+    return budgets
+
+
+def _pairs(rows: list[dict[str, Any]], method: str, budgets: list[str], key: str) -> list[tuple[float, float]]:
+    """(method − supervised, oracle − supervised) × 100 for each (budget, seed) where all three finished; the
+    oracle's gap is NaN where it did not."""
+
+    def value(m: str, b: str, s: int) -> float | None:
+        found = [r.get(key) for r in rows if r["method"] == m and r["budget"] == b and r["seed"] == s]
+        return found[0] if found and found[0] is not None else None
+
+    out = []
+    for b in budgets:
+        for s in sorted({r["seed"] for r in rows if r["budget"] == b}):
+            sup, own, ora = value("supervised", b, s), value(method, b, s), value(ORACLE, b, s)
+            if sup is not None and own is not None:
+                out.append((100 * (own - sup), math.nan if ora is None else 100 * (ora - sup)))
+    return out
+
+
+def pooled(diffs: list[float]) -> dict[str, float]:
+    """Mean, 95 % interval half-width (t), wins, n and the paired t-test's p of differences (NaN where undefined)."""
+    n = len(diffs)
+    mean = statistics.mean(diffs) if diffs else math.nan
+    sd = statistics.stdev(diffs) if n > 1 else math.nan
+    half = float(student_t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if n > 1 else math.nan
+    p = float(ttest_1samp(diffs, 0.0).pvalue) if n >= 3 and sd > 0 else math.nan
+    return {"mean": mean, "ci": half, "wins": sum(d > 0 for d in diffs), "n": n, "p": p}
+
+
+def fold_table(rows: list[dict[str, Any]], methods: list[str], key: str = "mIoU") -> Table | None:
+    """Per budget kind and method: the pooled pairs of every fold and seed (None when no budget is a fold)."""
+    kinds: dict[str, list[str]] = {}
+    for b in dict.fromkeys(r["budget"] for r in rows):
+        if m := FOLD_BUDGET.match(b):
+            kinds.setdefault(f"{m['kind']}{m['n']}", []).append(b)
+    if not kinds:
+        return None
+
+    def fmt(x: float, signed: bool = True) -> str:
+        return "–" if math.isnan(x) else (f"{x:+.2f}" if signed else f"{x:.2f}")
+
+    table = []
+    for kind, budgets in kinds.items():
+        for method in [*[m for m in methods if m != "supervised"], ORACLE]:
+            pairs = _pairs(rows, method, budgets, key)
+            if not pairs:
+                continue
+            s = pooled([d for d, _ in pairs])
+            gaps = [g for _, g in pairs if not math.isnan(g)]
+            gap = statistics.mean(gaps) if gaps else math.nan
+            recovered = 100 * s["mean"] / gap if gaps and gap > 0 and method != ORACLE else math.nan
+            table.append([
+                kind, method, f"{len(budgets)} folds", fmt(s["mean"]), f"± {fmt(s['ci'], False)}",
+                f"{s['wins']}/{s['n']}", "–" if math.isnan(s["p"]) else f"{s['p']:.3g}", fmt(gap, False),
+                "–" if math.isnan(recovered) else f"{recovered:.0f} %",
+            ])  # fmt: skip
+    caption = (
+        f"Leave-one-tile-out: test {key} minus supervised of the same fold and seed, pooled over folds × seeds "
+        "(mean, 95 % interval, pairs won, paired t-test p; gap = oracle − supervised; recovered = mean / gap)"
+    )
+    header = ["budget", "method", "folds", "Δ mean", "95 % CI", "won", "p", "gap", "recovered"]
+    return caption, header, table
