@@ -5,7 +5,9 @@
 # fold and seed; the summary's "Leave-one-tile-out" table pools every fold and seed (mean Δ, 95 % CI, pairs won,
 # paired t-test, gap recovered). Resumable: re-run the same command to go on (cells are claimed, so several
 # processes may share OUT).
-# Usage: [WORKERS=2] [SEEDS=0,1] [METHODS=…] [ENCODER=tu-tf_efficientnet_lite0] scripts/dubai_folds.sh OUT [cpu|gpu]
+# Usage: [WORKERS=2] [SEEDS=0,1] [METHODS=…] [ENCODER=tu-tf_efficientnet_lite0] [CONFIG=configs/dubai/sweep.yaml]
+#        scripts/dubai_folds.sh OUT [cpu|gpu]
+#   CONFIG: the protocol (configs/dubai/demo.yaml: 700 steps, ~2.5 min a supervised cell on a 2-core CPU)
 #   cpu (default): the sweep protocol (configs/dubai/sweep.yaml: half resolution, 64² crops, 1800 float32 steps)
 #     with the ImageNet EfficientNet-Lite0 encoder that pip packages ship (offline); 2 kinds × 8 folds ×
 #     (methods + oracle) × seeds cells: plan on several sessions of a 2-core machine.
@@ -17,6 +19,7 @@ S="${SEMILAND:-.venv/bin/semiland}"
 SEEDS=${SEEDS:-0,1}
 METHODS=${METHODS:-supervised,fixmatch,pseudo_label,unimatch}
 ENCODER=${ENCODER:-tu-tf_efficientnet_lite0}
+CONFIG=${CONFIG:-configs/dubai/sweep.yaml}
 COMMON=(model.arch=unet "model.encoder=$ENCODER" model.encoder_weights=imagenet)
 case "$MODE" in
   cpu) EXTRA=() ;;
@@ -24,9 +27,9 @@ case "$MODE" in
   *) echo "scripts/dubai_folds.sh: error: MODE must be cpu or gpu, got '$MODE'" >&2; exit 2 ;;
 esac
 for _ in $(seq "${WORKERS:-2}"); do
-  OMP_NUM_THREADS=1 "$S" bench sweep --config configs/dubai/sweep.yaml --methods "$METHODS" --seeds "$SEEDS" \
+  OMP_NUM_THREADS=1 "$S" bench sweep --config "$CONFIG" --methods "$METHODS" --seeds "$SEEDS" \
     --folds region:2,random:7 --no-summary -o "$OUT" "${COMMON[@]}" "${EXTRA[@]}" &
 done
 wait
-"$S" bench sweep --config configs/dubai/sweep.yaml --methods "$METHODS" --seeds "$SEEDS" --folds region:2,random:7 \
+"$S" bench sweep --config "$CONFIG" --methods "$METHODS" --seeds "$SEEDS" --folds region:2,random:7 \
   --summary-only -o "$OUT" "${COMMON[@]}" "${EXTRA[@]}"
