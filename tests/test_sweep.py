@@ -936,10 +936,11 @@ def test_folds_make_every_region_the_test_region_once(tmp_path, capsys):
         and "| region1 | pseudo_label | 5 folds |" in summary
     )
     assert "| region1 | oracle | 5 folds |" in summary
+    assert "Leave-one-tile-out per class" in summary and "| region1 | pseudo_label | water |" in summary
 
 
 def test_the_fold_table_pools_pairs_and_the_gap_recovered():
-    from semiland.bench.folds import fold_table, pooled
+    from semiland.bench.folds import fold_class_table, fold_table, pooled
 
     rows = []
     for fold, (sup, own, ora) in enumerate([(0.40, 0.45, 0.60), (0.30, 0.31, 0.50), (0.50, 0.53, 0.60)]):
@@ -952,3 +953,7 @@ def test_the_fold_table_pools_pairs_and_the_gap_recovered():
     assert fix["Δ mean"] == "+3.00" and fix["95 % CI"] == "± 4.97" and fix["won"] == "3/3"
     assert fix["gap"] == "16.67" and fix["recovered"] == "18 %"
     assert pooled([1.0])["n"] == 1 and math.isnan(pooled([1.0])["p"])
+    for r in rows:
+        r["IoU/water"] = r["mIoU"] / 2  # half the differences and gaps: the same share recovered
+    _, _, per_class = fold_class_table(rows, ["supervised", "fixmatch"])
+    assert per_class == [["random7", "fixmatch", "water", "+1.50", "± 2.48", "3/3", fix["p"], "8.33", "18 %"]]

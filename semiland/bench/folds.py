@@ -91,36 +91,62 @@ def pooled(diffs: list[float]) -> dict[str, float]:
     return {"mean": mean, "ci": half, "wins": sum(d > 0 for d in diffs), "n": n, "p": p}
 
 
-def fold_table(rows: list[dict[str, Any]], methods: list[str], key: str = "mIoU") -> Table | None:
-    """Per budget kind and method: the pooled pairs of every fold and seed (None when no budget is a fold)."""
+def _fold_kinds(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Budget kind ("region2") → its fold budgets, in the rows' order."""
     kinds: dict[str, list[str]] = {}
     for b in dict.fromkeys(r["budget"] for r in rows):
         if m := FOLD_BUDGET.match(b):
             kinds.setdefault(f"{m['kind']}{m['n']}", []).append(b)
-    if not kinds:
+    return kinds
+
+
+def _fmt(x: float, signed: bool = True) -> str:
+    return "–" if math.isnan(x) else (f"{x:+.2f}" if signed else f"{x:.2f}")
+
+
+def _pooled_row(rows: list[dict[str, Any]], method: str, budgets: list[str], key: str) -> list[str] | None:
+    """Δ mean, 95 % CI, won, p, gap, recovered of `method` on `key`, pooled over `budgets` × seeds."""
+    pairs = _pairs(rows, method, budgets, key)
+    if not pairs:
         return None
+    s = pooled([d for d, _ in pairs])
+    gaps = [g for _, g in pairs if not math.isnan(g)]
+    gap = statistics.mean(gaps) if gaps else math.nan
+    recovered = 100 * s["mean"] / gap if gaps and gap > 0 and method != ORACLE else math.nan
+    return [
+        _fmt(s["mean"]), f"± {_fmt(s['ci'], False)}", f"{s['wins']}/{s['n']}",
+        "–" if math.isnan(s["p"]) else f"{s['p']:.3g}", _fmt(gap, False),
+        "–" if math.isnan(recovered) else f"{recovered:.0f} %",
+    ]  # fmt: skip
 
-    def fmt(x: float, signed: bool = True) -> str:
-        return "–" if math.isnan(x) else (f"{x:+.2f}" if signed else f"{x:.2f}")
 
+def fold_table(rows: list[dict[str, Any]], methods: list[str], key: str = "mIoU") -> Table | None:
+    """Per budget kind and method: the pooled pairs of every fold and seed (None when no budget is a fold)."""
     table = []
-    for kind, budgets in kinds.items():
+    for kind, budgets in _fold_kinds(rows).items():
         for method in [*[m for m in methods if m != "supervised"], ORACLE]:
-            pairs = _pairs(rows, method, budgets, key)
-            if not pairs:
-                continue
-            s = pooled([d for d, _ in pairs])
-            gaps = [g for _, g in pairs if not math.isnan(g)]
-            gap = statistics.mean(gaps) if gaps else math.nan
-            recovered = 100 * s["mean"] / gap if gaps and gap > 0 and method != ORACLE else math.nan
-            table.append([
-                kind, method, f"{len(budgets)} folds", fmt(s["mean"]), f"± {fmt(s['ci'], False)}",
-                f"{s['wins']}/{s['n']}", "–" if math.isnan(s["p"]) else f"{s['p']:.3g}", fmt(gap, False),
-                "–" if math.isnan(recovered) else f"{recovered:.0f} %",
-            ])  # fmt: skip
+            if (cells := _pooled_row(rows, method, budgets, key)) is not None:
+                table.append([kind, method, f"{len(budgets)} folds", *cells])
+    if not table:
+        return None
     caption = (
         f"Leave-one-tile-out: test {key} minus supervised of the same fold and seed, pooled over folds × seeds "
         "(mean, 95 % interval, pairs won, paired t-test p; gap = oracle − supervised; recovered = mean / gap)"
     )
     header = ["budget", "method", "folds", "Δ mean", "95 % CI", "won", "p", "gap", "recovered"]
     return caption, header, table
+
+
+def fold_class_table(rows: list[dict[str, Any]], methods: list[str]) -> Table | None:
+    """The same pooling per class (test IoU): which classes a method gains or loses across the folds."""
+    classes = list(dict.fromkeys(k for r in rows for k in r if k.startswith("IoU/")))
+    table = []
+    for kind, budgets in _fold_kinds(rows).items():
+        for method in [m for m in methods if m != "supervised"]:
+            for key in classes:
+                if (cells := _pooled_row(rows, method, budgets, key)) is not None:
+                    table.append([kind, method, key.removeprefix("IoU/"), *cells])
+    if not table:
+        return None
+    caption = "Leave-one-tile-out per class: test IoU minus supervised, pooled over folds × seeds (as above)"
+    return caption, ["budget", "method", "class", "Δ mean", "95 % CI", "won", "p", "gap", "recovered"], table

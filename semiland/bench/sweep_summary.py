@@ -476,15 +476,15 @@ def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, com
     """Summarise the cells' `rows` for `methods` (supervised first) into OUT's summary files; print the tables
     unless `quiet`."""
     # imported here: that module reads this one's names
-    from semiland.bench.folds import fold_table
+    from semiland.bench.folds import fold_class_table, fold_table
     from semiland.bench.sweep_confusions import class_shares, confusion_shifts, shares_table, shifts_table
     from semiland.bench.sweep_heads import heads_table
     from semiland.bench.sweep_stability import stability, stability_table
 
     table = summarise(rows, methods)
     tables = summary_tables(table)
-    if folds := fold_table(rows, methods):  # leave-one-tile-out budgets: the pooled reading, after the main table
-        tables.insert(1, folds)
+    # leave-one-tile-out budgets: the pooled reading, after the main table
+    tables[1:1] = [t for t in (fold_table(rows, methods), fold_class_table(rows, methods)) if t is not None]
     if heads := heads_table(rows, methods):
         tables.append(heads)
     sets = ["test", *extra_sets(rows)]
