@@ -64,9 +64,9 @@ def fold_budgets(regions: list[str], kinds: list[tuple[str, int]]) -> dict[str, 
     return budgets
 
 
-def _pairs(rows: list[dict[str, Any]], method: str, budgets: list[str], key: str) -> list[tuple[float, float]]:
-    """(method − supervised, oracle − supervised) × 100 for each (budget, seed) where all three finished; the
-    oracle's gap is NaN where it did not."""
+def _pairs(rows: list[dict[str, Any]], method: str, budgets: list[str], key: str) -> list[tuple[str, float, float]]:
+    """(budget, method − supervised, oracle − supervised) × 100 for each (budget, seed) where the method and
+    supervised finished; the oracle's gap is NaN where it did not."""
 
     def value(m: str, b: str, s: int) -> float | None:
         found = [r.get(key) for r in rows if r["method"] == m and r["budget"] == b and r["seed"] == s]
@@ -77,7 +77,7 @@ def _pairs(rows: list[dict[str, Any]], method: str, budgets: list[str], key: str
         for s in sorted({r["seed"] for r in rows if r["budget"] == b}):
             sup, own, ora = value("supervised", b, s), value(method, b, s), value(ORACLE, b, s)
             if sup is not None and own is not None:
-                out.append((100 * (own - sup), math.nan if ora is None else 100 * (ora - sup)))
+                out.append((b, 100 * (own - sup), math.nan if ora is None else 100 * (ora - sup)))
     return out
 
 
@@ -109,12 +109,12 @@ def _pooled_row(rows: list[dict[str, Any]], method: str, budgets: list[str], key
     pairs = _pairs(rows, method, budgets, key)
     if not pairs:
         return None
-    s = pooled([d for d, _ in pairs])
-    gaps = [g for _, g in pairs if not math.isnan(g)]
+    s = pooled([d for _, d, _ in pairs])
+    gaps = [g for _, _, g in pairs if not math.isnan(g)]
     gap = statistics.mean(gaps) if gaps else math.nan
     recovered = 100 * s["mean"] / gap if gaps and gap > 0 and method != ORACLE else math.nan
     return [
-        _fmt(s["mean"]), f"± {_fmt(s['ci'], False)}", f"{s['wins']}/{s['n']}",
+        str(len({b for b, _, _ in pairs})), _fmt(s["mean"]), f"± {_fmt(s['ci'], False)}", f"{s['wins']}/{s['n']}",
         "–" if math.isnan(s["p"]) else f"{s['p']:.3g}", _fmt(gap, False),
         "–" if math.isnan(recovered) else f"{recovered:.0f} %",
     ]  # fmt: skip
@@ -126,14 +126,14 @@ def fold_table(rows: list[dict[str, Any]], methods: list[str], key: str = "mIoU"
     for kind, budgets in _fold_kinds(rows).items():
         for method in [*[m for m in methods if m != "supervised"], ORACLE]:
             if (cells := _pooled_row(rows, method, budgets, key)) is not None:
-                table.append([kind, method, f"{len(budgets)} folds", *cells])
+                table.append([kind, method, *cells])
     if not table:
         return None
     caption = (
         f"Leave-one-tile-out: test {key} minus supervised of the same fold and seed, pooled over folds × seeds "
         "(mean, 95 % interval, pairs won, paired t-test p; gap = oracle − supervised; recovered = mean / gap)"
     )
-    header = ["budget", "method", "folds", "Δ mean", "95 % CI", "won", "p", "gap", "recovered"]
+    header = ["budget", "method", "folds paired", "Δ mean", "95 % CI", "won", "p", "gap", "recovered"]
     return caption, header, table
 
 
@@ -149,4 +149,8 @@ def fold_class_table(rows: list[dict[str, Any]], methods: list[str]) -> Table | 
     if not table:
         return None
     caption = "Leave-one-tile-out per class: test IoU minus supervised, pooled over folds × seeds (as above)"
-    return caption, ["budget", "method", "class", "Δ mean", "95 % CI", "won", "p", "gap", "recovered"], table
+    return (
+        caption,
+        ["budget", "method", "class", "folds paired", "Δ mean", "95 % CI", "won", "p", "gap", "recovered"],
+        table,
+    )
