@@ -117,7 +117,12 @@ def test_unsupervised_gradient_reaches_the_student(name):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.model.parameters())
 
 
-TEACHERS = [("mean_teacher", {}), ("s4net", {"teacher": "ema"})]
+TEACHERS = [
+    ("mean_teacher", {}),
+    ("s4net", {"teacher": "ema"}),
+    ("fixmatch", {"teacher": "ema", "threshold": 0.0}),
+    ("unimatch", {"teacher": "ema", "threshold": 0.0}),
+]
 
 
 @pytest.mark.parametrize(("name", "cfg"), TEACHERS)

@@ -10,7 +10,9 @@ blur_p = probability of a blur; `flex` replaces
 the fixed τ by FlexMatch's class-wise thresholds (Zhang et al. 2021; `ClassThresholds` in base.py, momentum
 flex_momentum), against the confirmation bias of a fixed τ toward majority classes; top_q = q > 0 keeps each
 predicted class's q most confident pixels instead (base.top_q_keep; area-free, unlike FlexMatch's σ).
-target_bn = batch norm while predicting the weak view's targets (base.TargetConfig).
+target_bn = batch norm while predicting the weak view's targets (base.TargetConfig); teacher, align and burnin:
+where the targets come from, their class distribution and when the unlabeled loss starts (targets.py: an EMA
+teacher, ReMixMatch's distribution alignment, a supervised burn-in).
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ from semiland.config import limits
 from semiland.errors import SemilandError
 from semiland.methods.base import (
     ClassThresholds,
-    Method,
-    TargetConfig,
     bn_stats_frozen,
     confident_pseudo,
     masked_ce,
@@ -35,10 +35,11 @@ from semiland.methods.base import (
     teacher_probs,
 )
 from semiland.methods.perturb import cutmix_box, mix, random_flip, strong_photometric
+from semiland.methods.targets import DistributionAlignment, TargetRecipeConfig, TargetRecipeMethod
 
 
 @dataclass
-class FixMatchConfig(TargetConfig):
+class FixMatchConfig(TargetRecipeConfig):
     threshold: float = limits(0.95, 0, 1)
     top_q: float = limits(0.0, 0, 1)  # > 0: per-class top fraction instead of τ (base.top_q_keep)
     lambda_u: float = 1.0
@@ -56,11 +57,15 @@ def weak_targets(
     threshold: float | ClassThresholds,
     target_bn: str,
     top_q: float = 0.0,
+    align: DistributionAlignment | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Weak view (random flip) of x_u, its hard pseudo-labels (batch norm as `target_bn`: base.target_mode)
-    and where they are kept (confident, or each class's top_q most confident, and valid)."""
+    """Weak view (random flip) of x_u, its hard pseudo-labels (batch norm as `target_bn`: base.target_mode;
+    probabilities aligned first where `align` is given) and where they are kept (confident, or each class's
+    top_q most confident, and valid)."""
     x_w, valid_w = random_flip(unlabeled["image"], unlabeled["valid"])
-    probs = teacher_probs(model, x_w, target_bn)
+    probs = teacher_probs(model, x_w, target_bn)  # (B, K, H, W)
+    if align is not None:
+        probs = align(probs, valid_w)
     if callable(threshold):
         pseudo_w, keep_w = threshold(probs)  # (B, H, W)
     else:
@@ -85,7 +90,7 @@ def strong_view(
     return x_s, mix(pseudo_w, pseudo_w[perm], box), mix(keep_w, keep_w[perm], box)
 
 
-class FixMatch(Method):
+class FixMatch(TargetRecipeMethod):
     name = "fixmatch"
     Config = FixMatchConfig
     uses_unlabeled = True
@@ -99,9 +104,13 @@ class FixMatch(Method):
     def training_step(self, labeled, unlabeled, step):
         c = self.cfg
         loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
+        if self.burning_in(step):
+            return self.burnin_losses(loss_sup)
+        self.observe_labeled(labeled)
+        threshold = c.threshold if self.thresholds is None else self.thresholds
         with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see base.py)
             x_w, pseudo_w, keep_w = weak_targets(
-                self.model, unlabeled, c.threshold if self.thresholds is None else self.thresholds, c.target_bn, c.top_q
+                self.target_net, unlabeled, threshold, c.target_bn, c.top_q, self.align
             )
             x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p, c.photometric, c.blur_p)
             loss_unsup = masked_ce(self.model(x_s), pseudo_s, keep_s, torch.ones_like(keep_s))

@@ -6,7 +6,8 @@ level perturbation) and the weak view's encoder features passed through channel 
 L = L_s + λ · (¼ L_s1 + ¼ L_s2 + ½ L_fp), the weights of the paper.
 
 Config → symbols: threshold = τ (0.95), lambda_u = λ, cutmix_p, fp_dropout = feature dropout rate (0.5);
-target_bn = batch norm while predicting targets (base.TargetConfig); top_q as FixMatch's (per-class selection, not τ).
+target_bn = batch norm while predicting targets (base.TargetConfig); top_q as FixMatch's (per-class selection, not τ);
+teacher, align, burnin as FixMatch's (targets.py).
 Needs an encoder–decoder model (smp architectures, s4net_unet, tiny_unet).
 """
 
@@ -19,8 +20,6 @@ import torch.nn.functional as F
 
 from semiland.config import limits
 from semiland.methods.base import (
-    Method,
-    TargetConfig,
     bn_stats_frozen,
     masked_ce,
     semi_losses,
@@ -28,11 +27,12 @@ from semiland.methods.base import (
     target_shares,
 )
 from semiland.methods.fixmatch import strong_view, weak_targets
+from semiland.methods.targets import TargetRecipeConfig, TargetRecipeMethod
 from semiland.models import split_model
 
 
 @dataclass
-class UniMatchConfig(TargetConfig):
+class UniMatchConfig(TargetRecipeConfig):
     threshold: float = limits(0.95, 0, 1)
     top_q: float = limits(0.0, 0, 1)  # > 0: per-class top fraction instead of τ (base.top_q_keep)
     lambda_u: float = 1.0
@@ -42,7 +42,7 @@ class UniMatchConfig(TargetConfig):
     fp_dropout: float = limits(0.5, 0, 1, below=True)
 
 
-class UniMatch(Method):
+class UniMatch(TargetRecipeMethod):
     name = "unimatch"
     Config = UniMatchConfig
     uses_unlabeled = True
@@ -54,8 +54,13 @@ class UniMatch(Method):
     def training_step(self, labeled, unlabeled, step):
         c = self.cfg
         loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
+        if self.burning_in(step):
+            return {**self.burnin_losses(loss_sup), "loss_fp": loss_sup.new_zeros(())}
+        self.observe_labeled(labeled)
         with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see base.py)
-            x_w, pseudo_w, keep_w = weak_targets(self.model, unlabeled, c.threshold, c.target_bn, c.top_q)
+            x_w, pseudo_w, keep_w = weak_targets(
+                self.target_net, unlabeled, c.threshold, c.target_bn, c.top_q, self.align
+            )
             every = torch.ones_like(keep_w)
             losses = []
             for _ in range(2):  # two independent strong views

@@ -1,0 +1,76 @@
+"""The target recipe of FixMatch and UniMatch (methods/targets.py): EMA teacher, distribution alignment,
+burn-in — each does what its docstring says, resumes with the run and refuses what it cannot do."""
+
+import pytest
+import torch
+
+from semiland.errors import SemilandError
+from semiland.methods.targets import DistributionAlignment
+from tests.test_methods import batches, make
+
+RECIPE = ["fixmatch", "unimatch"]
+
+
+def test_alignment_raises_a_class_the_model_predicts_less_often_than_the_labels_hold_it():
+    align = DistributionAlignment(2, momentum=0.0)  # momentum 0: the shares are the last batch's
+    mask = torch.tensor([[[0, 1], [0, 1]]])  # labels: half class 1
+    align.observe(mask, torch.ones_like(mask, dtype=torch.bool))
+    assert torch.allclose(align.labeled, torch.tensor([0.5, 0.5]))
+    # the model gives class 1 a mean of 0.2 where the labels hold 0.5: a pixel at p1 = 0.4 becomes class 1
+    probs = torch.tensor([0.8, 0.6, 0.6, 0.8]).view(1, 1, 2, 2)
+    probs = torch.cat([probs, 1 - probs], 1)  # (1, 2, 2, 2), mean p1 = 0.3
+    aligned = align(probs, torch.ones(1, 2, 2, dtype=torch.bool))
+    assert torch.allclose(aligned.sum(1), torch.ones(1, 2, 2))
+    assert torch.allclose(align.predicted, torch.tensor([0.7, 0.3]))
+    assert (probs.argmax(1) == 0).all() and (aligned.argmax(1) == torch.tensor([[[0, 1], [1, 0]]])).all()
+
+
+def test_alignment_ignores_pixels_that_are_not_valid_or_not_labeled():
+    align = DistributionAlignment(3, momentum=0.0)
+    mask = torch.tensor([[[0, 255], [2, 2]]])
+    valid = torch.tensor([[[True, True], [True, False]]])
+    align.observe(mask, valid)
+    assert torch.allclose(align.labeled, torch.tensor([0.5, 0.0, 0.5]))
+
+
+@pytest.mark.parametrize("name", RECIPE)
+def test_burnin_trains_on_the_labeled_crops_alone_then_starts_the_unlabeled_loss(name):
+    method = make(name, 3, burnin=0.5, threshold=0.0)  # max_steps 10: steps 0–4 are burn-in
+    labeled, unlabeled = batches(3)
+    early = method.training_step(labeled, unlabeled, step=4)
+    assert early["loss_unsup"] == 0 and early["mask_ratio"] == 0 and torch.equal(early["loss"], early["loss_sup"])
+    late = method.training_step(labeled, unlabeled, step=5)
+    assert late["loss_unsup"] > 0 and late["mask_ratio"] > 0
+
+
+@pytest.mark.parametrize("name", RECIPE)
+def test_aligned_targets_move_with_the_labeled_shares_and_are_checkpointed(name):
+    method = make(name, 3, align=True, threshold=0.0)
+    labeled, unlabeled = batches(3)
+    method.training_step(labeled, unlabeled, step=0)["loss"].backward()
+    state = method.state_dict()
+    assert not torch.allclose(state["align.labeled"], torch.full((4,), 0.25))  # observed the labeled batch
+    assert not torch.allclose(state["align.predicted"], torch.full((4,), 0.25))
+    twin = make(name, 3, align=True, threshold=0.0)
+    twin.load_state_dict(state)
+    assert torch.equal(twin.align.predicted, method.align.predicted)
+
+
+@pytest.mark.parametrize("name", RECIPE)
+def test_the_ema_teacher_predicts_the_targets(name, monkeypatch):
+    method = make(name, 3, teacher="ema", threshold=0.0)
+    seen = []
+    monkeypatch.setattr(method.teacher, "forward", lambda x: seen.append(x.shape) or method.model(x) * 0)
+    method.training_step(*batches(3), step=0)
+    assert seen, "the teacher was not asked for the targets"
+
+
+@pytest.mark.parametrize(
+    ("cfg", "says"),
+    [({"teacher": "student"}, "method.teacher must be one of self, ema"),
+     ({"teacher": "ema", "unlabeled_bn": "labeled"}, "cannot take method.unlabeled_bn=labeled")],
+)  # fmt: skip
+def test_recipe_refuses_what_it_cannot_do_in_one_line(cfg, says):
+    with pytest.raises(SemilandError, match=says) as err:
+        make("fixmatch", 3, **cfg)
+    assert "\n" not in str(err.value)
