@@ -38,7 +38,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume).resolve()
         if not (run_dir / "config.yaml").is_file():
             raise SemilandError(f"{run_dir} is not a run folder (no config.yaml); give the -o folder of a fit")
-        cfg = load_config(run_dir / "config.yaml", args.overrides)
+        cfg = load_config(run_dir / "config.yaml", args.overrides, saved=True)
         return _finish_run(run_fit(plan_fit(cfg, run_dir, resume=True), run_dir), started, command)
     if not args.config:
         raise SemilandError("fit needs --config FILE (see configs/) or --resume RUN_DIR")

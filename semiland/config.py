@@ -295,8 +295,10 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def config_from_dict(raw: dict[str, Any]) -> Config:
-    """Check a raw mapping (from YAML + overrides) and build a `Config`; the method section is checked too."""
+def config_from_dict(raw: dict[str, Any], saved: bool = False) -> Config:
+    """Check a raw mapping (from YAML + overrides) and build a `Config`; the method section is checked too.
+    `saved`: the mapping is a run's own record (its config.yaml, a checkpoint): a method setting added after the
+    run was trained takes the value the code had then, not today's default (`methods.method_config`)."""
     if not isinstance(raw, dict):
         raise SemilandError("a config file must be a YAML mapping with sections data, model, method, optim, train")
     valid_sections = [*SECTIONS, "method"]
@@ -311,11 +313,12 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         raise SemilandError(f"config section 'method' must be a mapping of key: value, got {method!r}")
     from semiland.methods import method_config  # late import: methods import models, models import config
 
-    kwargs["method"] = dataclasses.asdict(method_config(method))
+    kwargs["method"] = dataclasses.asdict(method_config(method, saved))
     return Config(**kwargs)
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+def load_config(path: str | Path | None, overrides: list[str] | None = None, saved: bool = False) -> Config:
+    """A config file plus `key=value` overrides; `saved`: the file is a run's config.yaml (`config_from_dict`)."""
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -337,4 +340,4 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         # `method.name=X` switches method: the file's settings of its own method do not carry over (they
         # would be unknown keys of X); X starts from its defaults plus the method.* overrides given
         raw = {**raw, "method": {}}
-    return config_from_dict(merge(raw, extra))
+    return config_from_dict(merge(raw, extra), saved)

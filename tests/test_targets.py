@@ -74,3 +74,18 @@ def test_recipe_refuses_what_it_cannot_do_in_one_line(cfg, says):
     with pytest.raises(SemilandError, match=says) as err:
         make("fixmatch", 3, **cfg)
     assert "\n" not in str(err.value)
+
+
+def test_a_run_saved_before_the_recipe_existed_loads_with_the_settings_it_was_trained_with():
+    """A config.yaml or checkpoint written before `teacher`, `align` and `burnin` existed: those settings take
+    the values the code had then (the papers'), whatever today's defaults, so the saved network fits."""
+    from semiland.methods import method_config
+
+    saved = {"name": "fixmatch", "threshold": 0.95, "top_q": 0.0}  # a session-29 run's method section
+    then = method_config(saved, saved=True)
+    assert (then.teacher, then.align, then.burnin) == ("self", False, 0.0)
+    old = make("fixmatch", 3, teacher="self")
+    again = make("fixmatch", 3, **{k: getattr(then, k) for k in ("teacher", "align", "burnin", "top_q")})
+    again.load_state_dict(old.state_dict())  # strict: no teacher or alignment buffers missing
+    # a config a user writes today gets today's defaults, and what a saved config names is kept
+    assert method_config({"name": "fixmatch", "teacher": "ema"}, saved=True).teacher == "ema"

@@ -248,7 +248,7 @@ def _last_checkpoint(folder: Path) -> tuple[Config, int] | None:
     last = folder / "checkpoints" / "last.ckpt"
     if not (last.is_file() and (folder / "config.yaml").is_file()):
         return None
-    return load_config(folder / "config.yaml"), read_checkpoint(last)["semiland"]["train_step"]
+    return load_config(folder / "config.yaml", saved=True), read_checkpoint(last)["semiland"]["train_step"]
 
 
 def _resumable(folder: Path) -> tuple[Config | None, int]:
@@ -325,7 +325,7 @@ def _self_training(config: Path, spec: RunSpec, common: list[str], out: Path, fo
     own = [o for o in spec.overrides if not o.startswith("method.name=")]
     # The teacher run's resolved config carries its band statistics: its data is prepared without re-reading
     # every image for them.
-    teacher_cfg = load_config(teacher_dir / "config.yaml")
+    teacher_cfg = load_config(teacher_dir / "config.yaml", saved=True)
     rows, metrics = self_train(config, [*common, *own], folder, teacher=(ckpt, prepare_data(teacher_cfg)))
     atomic_write_json(folder / "self_training.json", rows)
     last = folder / f"round{len(rows) - 1}" / "student" / "checkpoints" / "best.ckpt"

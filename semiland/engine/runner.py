@@ -366,7 +366,7 @@ def load_task(ckpt_path: str | Path, overrides: list[str] | None = None) -> tupl
     raw = merge(meta["config"], parse_overrides(overrides or []))
     if isinstance(raw.get("model"), dict):  # (a damaged one is named by config_from_dict)
         raw["model"] = {**raw["model"], "encoder_weights": None, "weights_path": ""}  # weights come from the file
-    cfg = config_from_dict(raw)
+    cfg = config_from_dict(raw, saved=True)
     try:
         classes = ClassTable.from_dict(meta["classes"])
     except (KeyError, TypeError, ValueError) as err:

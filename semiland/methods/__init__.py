@@ -48,12 +48,17 @@ def method_class(name: str) -> type[Method]:
     return METHODS[name]
 
 
-def method_config(raw: dict[str, Any]) -> MethodConfig:
-    """Check a `method:` section against the method's Config dataclass."""
+def method_config(raw: dict[str, Any], saved: bool = False) -> MethodConfig:
+    """Check a `method:` section against the method's Config dataclass. `saved`: the section is a trained run's
+    record, so a setting it does not name is one the run predates: it takes the Config's `BEFORE` value (what
+    the code did then) rather than today's default, and the run's saved network still fits."""
     raw = dict(raw)
     name = raw.get("name", "supervised")
     raw["name"] = name
-    return build_dataclass(method_class(name).Config, raw, "method")
+    config = method_class(name).Config
+    if saved:
+        raw = {**getattr(config, "BEFORE", {}), **raw}
+    return build_dataclass(config, raw, "method")
 
 
 def build_method(raw: dict[str, Any], model, ctx: MethodContext) -> Method:

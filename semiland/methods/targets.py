@@ -20,6 +20,7 @@ the first step, and its own targets say so; docs/benchmarks.md). Three departure
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -34,6 +35,10 @@ TEACHERS = ("self", "ema")
 @dataclass
 class TargetRecipeConfig(TargetConfig):
     """teacher ("self" | "ema"), ema_decay, align, align_momentum, burnin: see this module's docstring."""
+
+    # what a run trained before these settings existed did (the papers' setting): a saved config without them
+    # gets these, not today's defaults (`methods.method_config(saved=True)`), so its checkpoint still fits
+    BEFORE: ClassVar[dict[str, object]] = {"teacher": "self", "align": False, "burnin": 0.0, "top_q": 0.0}
 
     teacher: str = "self"
     ema_decay: float = limits(0.99, 0, 1, below=True)
