@@ -34,7 +34,7 @@ def test_demo_on_dubai(tmp_path, capsys):
     assert "tile_3/image_part_001" in html and "land (unpaved area)" in html
 
 
-def test_the_dubai_demo_is_the_method_sweeps_protocol_cut_short():
+def test_the_dubai_demo_is_the_method_sweeps_protocol_cut_short_with_a_pretrained_encoder():
     import yaml
 
     from semiland.cli import CONFIGS
@@ -45,4 +45,10 @@ def test_the_dubai_demo_is_the_method_sweeps_protocol_cut_short():
     assert demo["train"].pop("precision") == "auto" and sweep["train"].pop("precision") == "32-true"
     assert demo["train"].pop("steps") < sweep["train"].pop("steps")
     demo["train"].pop("val_every"), sweep["train"].pop("val_every")
+    # the demo's encoder is pretrained (the fold protocol's, issue #40); the sweep's stays from scratch
+    assert (demo["model"].pop("encoder"), demo["model"].pop("encoder_weights")) == (
+        "tu-tf_efficientnet_lite0",
+        "imagenet",
+    )
+    sweep["model"].pop("encoder"), sweep["model"].pop("encoder_weights")
     assert demo == sweep

@@ -35,7 +35,7 @@ def test_alignment_ignores_pixels_that_are_not_valid_or_not_labeled():
 
 @pytest.mark.parametrize("name", RECIPE)
 def test_burnin_trains_on_the_labeled_crops_alone_then_starts_the_unlabeled_loss(name):
-    method = make(name, 3, burnin=0.5, threshold=0.0)  # max_steps 10: steps 0–4 are burn-in
+    method = make(name, 3, burnin=0.5, top_q=0.5)  # max_steps 10: steps 0–4 are burn-in
     labeled, unlabeled = batches(3)
     early = method.training_step(labeled, unlabeled, step=4)
     assert early["loss_unsup"] == 0 and early["mask_ratio"] == 0 and torch.equal(early["loss"], early["loss_sup"])
@@ -45,20 +45,20 @@ def test_burnin_trains_on_the_labeled_crops_alone_then_starts_the_unlabeled_loss
 
 @pytest.mark.parametrize("name", RECIPE)
 def test_aligned_targets_move_with_the_labeled_shares_and_are_checkpointed(name):
-    method = make(name, 3, align=True, threshold=0.0)
+    method = make(name, 3, align=True, top_q=0.5, burnin=0.0)
     labeled, unlabeled = batches(3)
     method.training_step(labeled, unlabeled, step=0)["loss"].backward()
     state = method.state_dict()
     assert not torch.allclose(state["align.labeled"], torch.full((4,), 0.25))  # observed the labeled batch
     assert not torch.allclose(state["align.predicted"], torch.full((4,), 0.25))
-    twin = make(name, 3, align=True, threshold=0.0)
+    twin = make(name, 3, align=True, top_q=0.5, burnin=0.0)
     twin.load_state_dict(state)
     assert torch.equal(twin.align.predicted, method.align.predicted)
 
 
 @pytest.mark.parametrize("name", RECIPE)
 def test_the_ema_teacher_predicts_the_targets(name, monkeypatch):
-    method = make(name, 3, teacher="ema", threshold=0.0)
+    method = make(name, 3, teacher="ema", top_q=0.5, burnin=0.0)
     seen = []
     monkeypatch.setattr(method.teacher, "forward", lambda x: seen.append(x.shape) or method.model(x) * 0)
     method.training_step(*batches(3), step=0)
@@ -84,8 +84,25 @@ def test_a_run_saved_before_the_recipe_existed_loads_with_the_settings_it_was_tr
     saved = {"name": "fixmatch", "threshold": 0.95, "top_q": 0.0}  # a session-29 run's method section
     then = method_config(saved, saved=True)
     assert (then.teacher, then.align, then.burnin) == ("self", False, 0.0)
-    old = make("fixmatch", 3, teacher="self")
+    old = make("fixmatch_paper", 3)
     again = make("fixmatch", 3, **{k: getattr(then, k) for k in ("teacher", "align", "burnin", "top_q")})
     again.load_state_dict(old.state_dict())  # strict: no teacher or alignment buffers missing
     # a config a user writes today gets today's defaults, and what a saved config names is kept
     assert method_config({"name": "fixmatch", "teacher": "ema"}, saved=True).teacher == "ema"
+
+
+def test_fixmatch_defaults_are_the_recipe_and_fixmatch_paper_is_the_paper():
+    from semiland.methods import method_config
+
+    ours, paper = method_config({"name": "fixmatch"}), method_config({"name": "fixmatch_paper"})
+    assert (ours.top_q, ours.teacher, ours.burnin) == (0.5, "ema", 0.2)
+    assert (paper.top_q, paper.teacher, paper.burnin, paper.threshold) == (0.0, "self", 0.0, 0.95)
+
+
+def test_a_threshold_beside_top_q_is_refused_not_ignored():
+    with pytest.raises(SemilandError, match="method.threshold is not used while method.top_q=0.5") as err:
+        make("fixmatch", 3, threshold=0.8)
+    assert "\n" not in str(err.value)
+    make("fixmatch", 3, threshold=0.8, top_q=0.0)  # τ alone: accepted
+    with pytest.raises(SemilandError, match="give method.top_q=0 with method.flex=true"):
+        make("fixmatch", 3, flex=True)

@@ -11,7 +11,7 @@ from semiland.methods.adversarial import Adversarial
 from semiland.methods.base import Method, MethodConfig, MethodContext, use_labeled_statistics
 from semiland.methods.cps import CPS
 from semiland.methods.dllr import DLLR
-from semiland.methods.fixmatch import FixMatch
+from semiland.methods.fixmatch import FixMatch, FixMatchPaper
 from semiland.methods.gan import GAN
 from semiland.methods.mean_teacher import MeanTeacher
 from semiland.methods.multitask import MultiTask
@@ -31,6 +31,7 @@ METHODS: dict[str, type[Method]] = {
         PseudoLabel,
         SelfTraining,
         FixMatch,
+        FixMatchPaper,
         UniMatch,
         CPS,
         MultiTask,

@@ -121,6 +121,13 @@ class Method(nn.Module):
             value = getattr(cfg, key, allowed[0])  # the methods whose Config has the switch
             if value not in allowed:
                 raise SemilandError(f"method.{key} must be one of {', '.join(allowed)}, got {value!r}")
+        fields = getattr(cfg, "__dataclass_fields__", {})
+        if getattr(cfg, "top_q", 0) > 0 and "threshold" in fields and cfg.threshold != fields["threshold"].default:
+            # top_q replaces τ (confident_pseudo): a threshold given beside it would be accepted and ignored
+            raise SemilandError(
+                f"method.threshold is not used while method.top_q={cfg.top_q} chooses the targets (each class's most "
+                "confident fraction); give method.top_q=0 to keep the pixels above the threshold instead"
+            )
 
     def training_step(
         self, labeled: dict[str, torch.Tensor], unlabeled: dict[str, torch.Tensor] | None, step: int
