@@ -106,3 +106,32 @@ def test_a_threshold_beside_top_q_is_refused_not_ignored():
     make("fixmatch", 3, threshold=0.8, top_q=0.0)  # τ alone: accepted
     with pytest.raises(SemilandError, match="give method.top_q=0 with method.flex=true"):
         make("fixmatch", 3, flex=True)
+
+
+def test_a_fixmatch_run_trained_before_the_new_defaults_is_tested_and_resumed_as_it_was(synth_root, tmp_path):
+    """End to end: a FixMatch run whose config.yaml and checkpoints predate `teacher`, `align` and `burnin`
+    (the keys removed, as a session-29 run wrote them) is tested and resumed with the paper's setting it was
+    trained with — not refused for a missing EMA teacher."""
+    import torch
+    import yaml
+
+    from semiland.cli import main
+    from semiland.engine.runner import fit, load_task
+
+    from .conftest import tiny_config
+
+    method = {"name": "fixmatch", "teacher": "self", "burnin": 0.0, "top_q": 0.0}
+    cfg = tiny_config(synth_root, method=method, data={"unlabeled": ["region_1"]})
+    run = fit(cfg, tmp_path / "run").run_dir
+    for ckpt in (run / "checkpoints").glob("*.ckpt"):
+        saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+        for key in ("teacher", "ema_decay", "align", "align_momentum", "burnin"):
+            del saved["semiland"]["config"]["method"][key]
+        torch.save(saved, ckpt)
+    raw = yaml.safe_load((run / "config.yaml").read_text())
+    raw["method"] = {k: v for k, v in raw["method"].items() if k not in ("teacher", "align", "burnin")}
+    (run / "config.yaml").write_text(yaml.safe_dump(raw))
+    task, loaded = load_task(run / "checkpoints" / "best.ckpt")
+    assert loaded.method["teacher"] == "self" and task.method.teacher is None
+    assert main(["test", "--ckpt", str(run / "checkpoints" / "best.ckpt")]) == 0
+    assert main(["fit", "--resume", str(run), "train.steps=6"]) == 0
