@@ -932,6 +932,7 @@ def test_folds_make_every_region_the_test_region_once(tmp_path, capsys):
     assert all(r["labeled_images"] == 1 for r in tests.values())
     summary = (out / "summary.md").read_text()
     assert "Leave-one-tile-out: test mIoU minus supervised" in summary and "| region1 | pseudo_label | 5 |" in summary
+    assert "Leave-one-tile-out: validation tiles' mIoU (where methods and settings are chosen)" in summary
     assert "| region1 | oracle | 5 |" in summary
     assert "Leave-one-tile-out per class" in summary and "| region1 | pseudo_label | water |" in summary
 
@@ -955,3 +956,7 @@ def test_the_fold_table_pools_pairs_and_the_gap_recovered():
     _, _, per_class = fold_class_table(rows, ["supervised", "fixmatch"])
     assert per_class == [["random7", "fixmatch", "water", "3", "+1.50", "± 2.48", "3/3", fix["p"], "8.33", "18 %"]]
     assert fix["folds paired"] == "3"
+    for r in rows:
+        r["val_mIoU"] = 1 - r["mIoU"]  # the validation pairs are pooled on their own key: Δ = −5, −1, −3
+    caption, _, val = fold_table(rows, ["supervised", "fixmatch"], "val_mIoU")
+    assert "validation tiles" in caption and dict(zip(head, val[0], strict=True))["Δ mean"] == "-3.00"

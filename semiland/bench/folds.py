@@ -129,8 +129,9 @@ def fold_table(rows: list[dict[str, Any]], methods: list[str], key: str = "mIoU"
                 table.append([kind, method, *cells])
     if not table:
         return None
+    where = "validation tiles' mIoU (where methods and settings are chosen)" if key == "val_mIoU" else f"test {key}"
     caption = (
-        f"Leave-one-tile-out: test {key} minus supervised of the same fold and seed, pooled over folds × seeds "
+        f"Leave-one-tile-out: {where} minus supervised of the same fold and seed, pooled over folds × seeds "
         "(mean, 95 % interval, pairs won, paired t-test p; gap = oracle − supervised; recovered = mean / gap)"
     )
     header = ["budget", "method", "folds paired", "Δ mean", "95 % CI", "won", "p", "gap", "recovered"]

@@ -484,7 +484,8 @@ def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, com
     table = summarise(rows, methods)
     tables = summary_tables(table)
     # leave-one-tile-out budgets: the pooled reading, after the main table
-    tables[1:1] = [t for t in (fold_table(rows, methods), fold_class_table(rows, methods)) if t is not None]
+    folds = (fold_table(rows, methods), fold_table(rows, methods, "val_mIoU"), fold_class_table(rows, methods))
+    tables[1:1] = [t for t in folds if t is not None]
     if heads := heads_table(rows, methods):
         tables.append(heads)
     sets = ["test", *extra_sets(rows)]
