@@ -5,21 +5,23 @@
 # fold and seed; the summary's "Leave-one-tile-out" table pools every fold and seed (mean Δ, 95 % CI, pairs won,
 # paired t-test, gap recovered). Resumable: re-run the same command to go on (cells are claimed, so several
 # processes may share OUT).
-# Usage: [WORKERS=2] [SEEDS=0,1] [METHODS=…] [ENCODER=tu-tf_efficientnet_lite0] [CONFIG=configs/dubai/sweep.yaml]
+# Usage: [WORKERS=2] [SEEDS=0,1] [METHODS=…] [ENCODER=tu-tf_efficientnet_lite0] [CONFIG=configs/dubai/demo.yaml]
 #        scripts/dubai_folds.sh OUT [cpu|gpu]
-#   CONFIG: the protocol (configs/dubai/demo.yaml: 700 steps, ~2.5 min a supervised cell on a 2-core CPU)
-#   cpu (default): the sweep protocol (configs/dubai/sweep.yaml: half resolution, 64² crops, 1800 float32 steps)
-#     with the ImageNet EfficientNet-Lite0 encoder that pip packages ship (offline); 2 kinds × 8 folds ×
-#     (methods + oracle) × seeds cells: plan on several sessions of a 2-core machine.
+#   CONFIG: the protocol — configs/dubai/demo.yaml (the default: 700 steps, bf16 where native, ~2 min a
+#     supervised cell and ~4.5 min a FixMatch cell on one core of a 2-core CPU); configs/dubai/sweep.yaml (1800
+#     float32 steps); benchmarks/dubai-folds/sweep_config.yaml to add cells to the committed folds (a sweep
+#     folder refuses another config than the one it was started with)
+#   cpu (default): CONFIG with the ImageNet EfficientNet-Lite0 encoder that pip packages ship (offline); 2 kinds
+#     × 8 folds × (methods + oracle) × seeds cells: plan on several sessions of a 2-core machine.
 #   gpu: full resolution (data.scale=1), 256² crops, 6000 steps, bf16 where native: for a lent device.
 set -euo pipefail
 OUT=${1:?usage: scripts/dubai_folds.sh OUT [cpu|gpu]}
 MODE=${2:-cpu}
 S="${SEMILAND:-.venv/bin/semiland}"
 SEEDS=${SEEDS:-0,1}
-METHODS=${METHODS:-supervised,fixmatch,pseudo_label,unimatch}
+METHODS=${METHODS:-supervised,fixmatch,fixmatch_paper,pseudo_label}
 ENCODER=${ENCODER:-tu-tf_efficientnet_lite0}
-CONFIG=${CONFIG:-configs/dubai/sweep.yaml}
+CONFIG=${CONFIG:-configs/dubai/demo.yaml}
 COMMON=(model.arch=unet "model.encoder=$ENCODER" model.encoder_weights=imagenet)
 case "$MODE" in
   cpu) EXTRA=() ;;
