@@ -14,8 +14,25 @@ def test_shipped_configs_are_complete_and_valid():
         import yaml
 
         raw = yaml.safe_load(path.read_text())
+        # no key twice in a mapping: YAML keeps the last silently (session 30 shipped a demo.yaml with two `data:`)
+        for node in _mappings(yaml.compose(path.read_text())):
+            keys = [k.value for k, _ in node.value]
+            assert len(keys) == len(set(keys)), f"{path}: a key written twice in {keys}"
         for section, values in cfg.to_dict().items():
             assert set(values) <= set(raw[section]), f"{path}: {section} lacks {set(values) - set(raw[section])}"
+
+
+def _mappings(node):
+    """Every mapping node under a composed YAML node."""
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        yield node
+        for _, value in node.value:
+            yield from _mappings(value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            yield from _mappings(item)
 
 
 def test_unknown_key_suggests_closest(tmp_path):
