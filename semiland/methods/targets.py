@@ -27,7 +27,7 @@ from torch import nn
 
 from semiland.config import limits
 from semiland.errors import SemilandError
-from semiland.methods.base import Method, TargetConfig, ema_copy, ema_update, kept_class_counts
+from semiland.methods.base import Method, TargetConfig, ema_copy, ema_update, kept_class_counts, semi_losses
 
 TEACHERS = ("self", "ema")
 
@@ -113,7 +113,7 @@ class TargetRecipeMethod(Method):
         the method has (nothing kept, no target shares)."""
         zero = torch.zeros((), device=loss_sup.device)
         shares = {f"target/{name}": zero for name in self.ctx.names()}
-        return {"loss": loss_sup, "loss_sup": loss_sup.detach(), "loss_unsup": zero, "mask_ratio": zero, **shares}
+        return semi_losses(loss_sup, zero, 0.0, mask_ratio=zero, **shares)
 
     def after_step(self, step: int) -> None:
         if self.teacher is not None:
