@@ -65,6 +65,9 @@ class DataConfig:
     # train.seed. Fix it to compare training seeds on the same labeled images.
     split_file: str = ""  # split_mode=file: a split.json saved by an earlier run
     oracle: bool = False  # label every training image (the upper bound of a method)
+    # also train on the validation and test images, without their masks, as unlabeled images: the setting of a
+    # user who maps the very imagery they train on (transductive); their masks still only score the model
+    transductive: bool = False
     pseudo_labels: str = ""  # folder of pseudo-label masks <region>/<stem>.png for unlabeled images (self-training)
     crop_size: int = limits(256, 8, MAX_SIDE)
     batch_size: int = limits(4, 1, MAX_BATCH)  # labeled crops per step

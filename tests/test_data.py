@@ -129,6 +129,19 @@ def test_splits_by_region_fraction_count_and_file(synth_root, tmp_path):
     assert again.labeled == c.labeled and Split.load(tmp_path / "split.json").test == c.test
 
 
+def test_transductive_split_trains_on_the_evaluation_images_without_ever_labeling_them(synth_root):
+    spec = build_dataset(DataConfig(preset="synthetic", root=str(synth_root)))
+    want = {"split_mode": "region", "labeled": ["region_0"], "val": ["region_2"], "test": ["region_3"]}
+    plain = make_split(spec, want, 0)
+    both = make_split(spec, want, 0, transductive=True)
+    assert both.unlabeled == plain.unlabeled + plain.val + plain.test and both.info["transductive"]
+    assert (both.labeled, both.val, both.test) == (plain.labeled, plain.val, plain.test)
+    oracle = make_split(spec, want, 0, oracle=True, transductive=True)  # the oracle labels training images only
+    assert set(oracle.labeled).isdisjoint(plain.val + plain.test) and oracle.unlabeled == plain.val + plain.test
+    same = make_split(spec, {"split_mode": "count", "labeled": 2, "val": 1, "test": "val"}, 0, transductive=True)
+    assert same.unlabeled.count(same.val[0]) == 1  # test = val: listed once
+
+
 def test_split_errors(synth_root, tmp_path):
     spec = build_dataset(DataConfig(preset="synthetic", root=str(synth_root)))
     with pytest.raises(SemilandError, match="region 'tile_9'.*does not exist; regions are: region_0"):

@@ -200,7 +200,8 @@ def resolve_split(cfg: Config) -> tuple[DatasetSpec, Split]:
         want.update(spec.default_split)
     else:
         want.update(given, unlabeled=d.unlabeled)
-    return spec, make_split(spec, want, cfg.train.seed if d.split_seed is None else d.split_seed, d.oracle)
+    seed = cfg.train.seed if d.split_seed is None else d.split_seed
+    return spec, make_split(spec, want, seed, d.oracle, d.transductive)
 
 
 def prepare_data(cfg: Config) -> PreparedData:

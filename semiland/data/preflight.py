@@ -84,7 +84,12 @@ def summary(data: PreparedData, check: Preflight) -> list[str]:
     shares = check.shares()
     lines = [
         f"data: {data.spec.name} at {data.spec.root}; {split.summary()} images; {data.in_channels} bands; "
-        f"{len(names)} classes",
+        f"{len(names)} classes"
+        + (
+            "; the val and test images are unlabeled training images too (transductive)"
+            if split.info.get("transductive")
+            else ""
+        ),
         "labeled pixels by class: " + ", ".join(f"{n} {100 * s:.1f} %" for n, s in zip(names, shares, strict=True)),
     ]
     return lines + [f"warning: {w}" for w in check.warnings]

@@ -141,8 +141,11 @@ def _by_ids(spec: DatasetSpec, want: dict[str, Any]) -> dict[str, list[str]]:
     return chosen
 
 
-def make_split(spec: DatasetSpec, want: dict[str, Any], seed: int, oracle: bool = False) -> Split:
-    """`want` holds split_mode, labeled, unlabeled, val, test, split_file (DataConfig fields)."""
+def make_split(
+    spec: DatasetSpec, want: dict[str, Any], seed: int, oracle: bool = False, transductive: bool = False
+) -> Split:
+    """`want` holds split_mode, labeled, unlabeled, val, test, split_file (DataConfig fields). `transductive`:
+    the val and test images also join the unlabeled set (never the labeled one, oracle or not)."""
     mode = want.get("split_mode", "region")
     if mode == "file":
         split = Split.load(want.get("split_file") or "")
@@ -164,7 +167,10 @@ def make_split(spec: DatasetSpec, want: dict[str, Any], seed: int, oracle: bool 
         with_mask = {s.id for s in spec.samples}
         split.labeled += [i for i in split.unlabeled if i in with_mask]
         split.unlabeled = [i for i in split.unlabeled if i not in with_mask]
+    if transductive:  # after the oracle: evaluation images are only ever unlabeled training images
+        have = set(split.unlabeled)
+        split.unlabeled += [i for i in dict.fromkeys(split.val + split.test) if i not in have]
     if not split.labeled:
         raise SemilandError(f"the split has no labeled image ({split.summary()}); check data.labeled")
-    split.info = {"mode": mode, "seed": seed, "oracle": oracle, "dataset": spec.name}
+    split.info = {"mode": mode, "seed": seed, "oracle": oracle, "transductive": transductive, "dataset": spec.name}
     return split
