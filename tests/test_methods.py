@@ -334,6 +334,29 @@ def test_top_q_gives_targets_to_a_class_the_model_is_never_sure_of(name):
     assert torch.isfinite(out["loss"]) and float(out["mask_ratio"]) > 0.4
 
 
+def test_soft_targets_keep_the_share_a_hard_target_drops():
+    """With soft_targets = T the strong view learns p^(1/T) renormalised: a class ranked second everywhere
+    keeps its (sharpened) share of the target, where the arg-max gives it none."""
+    from semiland.methods.fixmatch import weak_targets
+
+    method = make("fixmatch", 3, soft_targets=0.5, burnin=0.0)
+    _, unlabeled = batches(3)
+    torch.manual_seed(1)  # the same random flip for both
+    x_w, hard, keep_h = weak_targets(method.target_net, unlabeled, 0.0, "running", top_q=0.5)
+    torch.manual_seed(1)
+    _, soft, keep_s = weak_targets(method.target_net, unlabeled, 0.0, "running", top_q=0.5, soft=0.5)
+    assert hard.shape == (2, 32, 32) and soft.shape == (2, K, 32, 32) and torch.equal(keep_h, keep_s)
+    assert torch.allclose(soft.sum(1), torch.ones(2, 32, 32)) and torch.equal(soft.argmax(1), hard)
+    with torch.no_grad():
+        probs = method.target_net.eval()(x_w).softmax(1)
+    sharp = probs**2 / (probs**2).sum(1, keepdim=True)  # T = 0.5: the first class's lead widens, none is dropped
+    assert torch.allclose(soft, sharp, atol=1e-5) and (soft.sort(1).values[:, -2] > 0).all()
+    method.target_net.train()
+    out = method.training_step(*batches(3), step=5)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and float(out["loss_unsup"]) > 0
+
+
 def test_fixmatch_refuses_two_ways_of_choosing_its_targets():
     with pytest.raises(SemilandError, match="flex and method.top_q"):
         make("fixmatch", 3, flex=True, top_q=0.5)

@@ -376,7 +376,8 @@ class ClassThresholds(nn.Module):
 
 def masked_ce(logits: torch.Tensor, target: torch.Tensor, keep: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """CE summed over `keep` pixels, divided by the number of `valid` ones (UniMatch's normalisation, so a
-    low-confidence batch contributes little rather than being re-weighted up)."""
+    low-confidence batch contributes little rather than being re-weighted up). `target`: class indices
+    (B, H, W) or class distributions (B, K, H, W)."""
     ce = nn.functional.cross_entropy(logits, target, reduction="none")  # (B, H, W)
     return (ce * (keep & valid)).sum() / valid.sum().clamp_min(1)
 
