@@ -264,6 +264,20 @@ class _NoAliasLoader(yaml.SafeLoader):
             raise yaml.YAMLError(f"aliases (*{event.anchor}) are not allowed in semiland files; write the values out")
         return super().compose_node(parent, index)
 
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        # YAML keeps the last of two equal keys silently: a config with `data:` twice loses the first's settings
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.YAMLError(
+                    f"the key '{key}' is written twice (lines {seen[key]} and {line}); keep one of them"
+                )
+            if isinstance(key, str | int | float | bool):
+                seen[key] = line
+        return super().construct_mapping(node, deep)
+
 
 def safe_yaml(text: str) -> Any:
     """Parse YAML that a user gave: plain data only (no tags that run code, no aliases)."""

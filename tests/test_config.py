@@ -118,3 +118,14 @@ def test_switching_method_drops_the_files_own_method_settings():
     kept = load_config(path, ["method.name=dllr", "method.masking=false"]).method
     assert kept["masking"] is False and kept["keep_threshold"] == load_config(path).method["keep_threshold"]
     assert load_config(path, ["method.name=fixmatch", "method.threshold=0.8"]).method["threshold"] == 0.8
+
+
+def test_a_key_written_twice_is_refused_in_one_line(tmp_path):
+    """YAML keeps the last of two equal keys silently; semiland says where they are instead."""
+    path = tmp_path / "twice.yaml"
+    path.write_text("data:\n  crop_size: 64\nmodel:\n  width: 8\ndata:\n  batch_size: 2\n")
+    with pytest.raises(SemilandError, match=r"is not valid YAML: the key 'data' is written twice \(lines 1 and 5\)"):
+        load_config(path)
+    path.write_text("data:\n  crop_size: 64\n  crop_size: 32\n")
+    with pytest.raises(SemilandError, match="'crop_size' is written twice"):
+        load_config(path)
