@@ -406,6 +406,12 @@ def build_parser() -> argparse.ArgumentParser:
         "images of one training region (region:N) or drawn across them (random:N), e.g. region:2,random:7; "
         "the summary pools every fold and seed",
     )
+    sw.add_argument(
+        "--fold-tests",
+        metavar="REGION[,REGION]",
+        help="with --folds: only the folds that test on these regions, e.g. tile_1,tile_2,tile_3 (a development "
+        "subset whose validation tiles choose the settings before every fold runs)",
+    )
     sw.add_argument("--seeds", default="0,1,2")
     sw.add_argument("--no-oracle", action="store_true", help="skip the oracle (all training images labeled)")
     sw.add_argument(

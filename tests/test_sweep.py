@@ -920,6 +920,11 @@ def test_folds_make_every_region_the_test_region_once(tmp_path, capsys):
             parse_folds(bad)
     with pytest.raises(SemilandError, match="at least 3 regions"):
         fold_budgets(["a", "b"], [("region", 1)])
+    dev = fold_budgets(["a", "b", "c", "d"], parse_folds("region:2,random:3"), tests=["a", "c"])  # --fold-tests
+    assert list(dev) == ["region2-on-a", "region2-on-c", "random3-on-a", "random3-on-c"]
+    assert dev["region2-on-c"] == budgets["region2-on-c"]  # the same cells as in the full protocol
+    with pytest.raises(SemilandError, match="--fold-tests: no region 'e'; the regions are a, b, c, d"):
+        fold_budgets(["a", "b", "c", "d"], [("region", 1)], tests=["e"])
 
     path = sweep_config(tmp_path)
     out = tmp_path / "sweep"
@@ -935,6 +940,10 @@ def test_folds_make_every_region_the_test_region_once(tmp_path, capsys):
     assert "Leave-one-tile-out: validation tiles' mIoU (where methods and settings are chosen)" in summary
     assert "| region1 | oracle | 5 |" in summary
     assert "Leave-one-tile-out per class" in summary and "| region1 | pseudo_label | water |" in summary
+    assert main([*args[:-2], "--fold-tests", "region_1", "--summary-only", "-o", str(out)]) == 0  # a dev subset
+    assert {r["budget"] for r in json.loads((out / "results.json").read_text())["runs"]} == {"region1-on-region_1"}
+    assert main([*args[:-4], "--fold-tests", "region_1", "-o", str(out)]) == 2  # without --folds: one line
+    assert "--fold-tests chooses among the folds of --folds" in capsys.readouterr().err
 
 
 def test_the_fold_table_pools_pairs_and_the_gap_recovered():

@@ -44,16 +44,25 @@ def parse_folds(text: str) -> list[tuple[str, int]]:
     return out
 
 
-def fold_budgets(regions: list[str], kinds: list[tuple[str, int]]) -> dict[str, list[str]]:
-    """Sweep budgets (name → overrides) of every fold and kind; the regions in the dataset's order."""
+def fold_budgets(
+    regions: list[str], kinds: list[tuple[str, int]], tests: list[str] | None = None
+) -> dict[str, list[str]]:
+    """Sweep budgets (name → overrides) of every fold and kind; the regions in the dataset's order. `tests`:
+    only the folds that test on these regions (a development subset: settings are chosen on their
+    validation tiles before every fold runs)."""
     if len(regions) < 3:
         raise SemilandError(
             f"--folds needs at least 3 regions (test, validation, training); the data has {len(regions)}"
         )
+    unknown = [t for t in tests or [] if t not in regions]
+    if unknown:
+        raise SemilandError(f"--fold-tests: no region '{unknown[0]}'; the regions are {', '.join(regions)}")
     n = len(regions)
     budgets = {}
     for kind, count in kinds:
         for i, test in enumerate(regions):
+            if tests and test not in tests:
+                continue
             val = regions[(i + 1) % n]
             train = [regions[(i + k) % n] for k in range(2, n)]
             labeled = train[:1] if kind == "region" else train

@@ -510,7 +510,10 @@ def run_sweep(args: argparse.Namespace) -> int:
     budgets = parse_budgets(args.budget or [], default=not args.folds)
     if args.folds:  # leave-one-tile-out: every region the test region once (bench/folds.py)
         regions = build_dataset(load_config(config, args.overrides).data).regions
-        budgets.update(fold_budgets(regions, parse_folds(args.folds)))
+        tests = [t.strip() for t in (args.fold_tests or "").split(",") if t.strip()] or None
+        budgets.update(fold_budgets(regions, parse_folds(args.folds), tests))
+    elif args.fold_tests:
+        raise SemilandError("--fold-tests chooses among the folds of --folds: give --folds too")
     for own in methods.values():  # a bad config, method or override fails before any run starts
         load_config(config, [*args.overrides, *own])
     pools = {b: training_pool(config, [*args.overrides, *extra], args.also_on) for b, extra in budgets.items()}
