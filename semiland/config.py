@@ -269,13 +269,14 @@ class _NoAliasLoader(yaml.SafeLoader):
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool):
+                continue  # a mapping or list as a key: nothing a config writes, and not comparable
             line = key_node.start_mark.line + 1
-            if isinstance(key, str | int | float | bool) and key in seen:
+            if key in seen:
                 raise yaml.YAMLError(
                     f"the key '{key}' is written twice (lines {seen[key]} and {line}); keep one of them"
                 )
-            if isinstance(key, str | int | float | bool):
-                seen[key] = line
+            seen[key] = line
         return super().construct_mapping(node, deep)
 
 

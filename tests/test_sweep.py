@@ -944,6 +944,8 @@ def test_folds_make_every_region_the_test_region_once(tmp_path, capsys):
     assert {r["budget"] for r in json.loads((out / "results.json").read_text())["runs"]} == {"region1-on-region_1"}
     assert main([*args[:-4], "--fold-tests", "region_1", "-o", str(out)]) == 2  # without --folds: one line
     assert "--fold-tests chooses among the folds of --folds" in capsys.readouterr().err
+    assert main([*args[:-2], "--fold-tests", ",", "--summary-only", "-o", str(out)]) == 2  # not "every fold"
+    assert "--fold-tests names no region" in capsys.readouterr().err
 
 
 def test_the_fold_table_pools_pairs_and_the_gap_recovered():

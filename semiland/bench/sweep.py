@@ -511,8 +511,10 @@ def run_sweep(args: argparse.Namespace) -> int:
     if args.folds:  # leave-one-tile-out: every region the test region once (bench/folds.py)
         regions = build_dataset(load_config(config, args.overrides).data).regions
         tests = [t.strip() for t in (args.fold_tests or "").split(",") if t.strip()] or None
+        if args.fold_tests is not None and tests is None:
+            raise SemilandError("--fold-tests names no region: give test regions, e.g. --fold-tests tile_1,tile_2")
         budgets.update(fold_budgets(regions, parse_folds(args.folds), tests))
-    elif args.fold_tests:
+    elif args.fold_tests is not None:
         raise SemilandError("--fold-tests chooses among the folds of --folds: give --folds too")
     for own in methods.values():  # a bad config, method or override fails before any run starts
         load_config(config, [*args.overrides, *own])
