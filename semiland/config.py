@@ -100,13 +100,13 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    arch: str = "unet"  # see `semiland models`: smp architectures, s4net_unet, segnet, tiny_unet
+    arch: str = "unet"  # see `semiland models`: smp architectures, s4net_unet, segnet, unet_original, tiny_unet
     encoder: str = "resnet18"  # smp encoder name, or "tu-<timm name>"
     encoder_weights: str | None = None  # e.g. "imagenet" (downloaded when online); None = random init
     weights_path: str = ""  # local file of encoder weights (state dict), used instead of a download
     width: int = limits(
         16, 1, 1024
-    )  # base width: tiny_unet, segnet; smp unet / unetplusplus decoder (16w … w; 16 = smp's)
+    )  # base width: tiny_unet, segnet, unet_original; smp unet / unetplusplus decoder (16w … w; 16 = smp's)
 
 
 @dataclass

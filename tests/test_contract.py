@@ -24,6 +24,7 @@ FAMILIES = {
     "smp_unet": {"arch": "unet", "encoder": "resnet18", "encoder_weights": None},
     "smp_deeplabv3plus": {"arch": "deeplabv3plus", "encoder": "resnet18", "encoder_weights": None, "width": 16},
     "segnet": {"arch": "segnet", "width": 8},
+    "unet_original": {"arch": "unet_original", "width": 4},
     "s4net_unet": {"arch": "s4net_unet", "width": 16},
     "tiny_unet": {"arch": "tiny_unet", "width": 8},
 }

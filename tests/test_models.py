@@ -30,7 +30,7 @@ def test_forward_backward_any_band_count(arch, bands):
     assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
 
 
-@pytest.mark.parametrize("arch", ["unet", "segnet", "tiny_unet"])
+@pytest.mark.parametrize("arch", ["unet", "segnet", "unet_original", "tiny_unet"])
 def test_state_dict_round_trip(arch):
     a, b = build_model(small_config(arch), 3, 4), build_model(small_config(arch), 3, 4)
     b.load_state_dict(a.state_dict())
@@ -55,6 +55,21 @@ def test_s4net_unet_matches_table_1():
     ]
     assert head.kernel_size == (1, 1) and head.out_channels == 7
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 7, 64, 64)
+
+
+def test_unet_original_matches_the_paper():
+    """Ronneberger et al.: 64 → 1024 channels over four poolings, 2 × 2 up-convolutions halving the width, skips
+    concatenated, 1 × 1 head; ~31 M parameters (the paper's network plus batch norm)."""
+    model = build_model(ModelConfig(arch="unet_original", width=64), 3, 2)
+    convs = [level[3].out_channels for level in model.encoder.levels]
+    assert convs == [64, 128, 256, 512, 1024]
+    ups = model.decoder.ups
+    assert [(u.in_channels, u.out_channels) for u in ups] == [(128, 64), (256, 128), (512, 256), (1024, 512)]
+    assert all(u.kernel_size == (2, 2) and u.stride == (2, 2) for u in ups)
+    assert [c[0].in_channels for c in model.decoder.convs] == [128, 256, 512, 1024]  # up-conv + skip
+    assert model.head.kernel_size == (1, 1)
+    assert 31.0e6 < sum(p.numel() for p in model.parameters()) < 31.1e6
+    assert not any(isinstance(m, torch.nn.Dropout) for m in model.modules())
 
 
 def test_unknown_model_and_encoder():
@@ -87,7 +102,7 @@ def test_local_encoder_weights_adapt_to_band_count(tmp_path):
         build_model(ModelConfig(arch="unet", encoder="resnet18", weights_path=str(tmp_path / "bad.pth")), 3, 2)
 
 
-@pytest.mark.parametrize("arch", ["unet", "segnet", "deeplabv3plus", "tiny_unet"])
+@pytest.mark.parametrize("arch", ["unet", "segnet", "deeplabv3plus", "unet_original", "tiny_unet"])
 def test_batchnorm_folding_keeps_the_function(arch):
     """Folded (inference) model = the eval-mode model, with random BN statistics so the folding is not trivial."""
     torch.manual_seed(0)

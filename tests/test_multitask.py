@@ -61,7 +61,9 @@ def test_paper_defaults_for_lambda():
     assert make("multitask", 3, aux_loss="kmeans", lambda_u=1.5).weight == 1.5
 
 
-@pytest.mark.parametrize(("arch", "encoder"), [("segnet", ""), ("unet", "tu-test_resnet"), ("fpn", "tu-test_resnet")])
+@pytest.mark.parametrize(
+    ("arch", "encoder"), [("segnet", ""), ("unet_original", ""), ("unet", "tu-test_resnet"), ("fpn", "tu-test_resnet")]
+)
 @pytest.mark.parametrize("network", NETWORKS)
 def test_backbones_of_the_paper_and_smp(arch, encoder, network):
     from semiland.config import ModelConfig

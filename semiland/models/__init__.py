@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from semiland.config import ModelConfig
 from semiland.errors import SemilandError
-from semiland.models import factory, s4net_unet, segnet, tiny
+from semiland.models import factory, s4net_unet, segnet, tiny, unet_original
 
 
 class ModelEntry(NamedTuple):
@@ -28,6 +28,10 @@ MODELS: dict[str, ModelEntry] = {
     },
     "s4net_unet": ModelEntry(s4net_unet.build, "S4Net U-Net: ResNet-50 encoder + the decoder of its Table 1"),
     "segnet": ModelEntry(segnet.build, "SegNet (Badrinarayanan et al.), VGG-16-style; model.width=64 is the original"),
+    "unet_original": ModelEntry(
+        unet_original.build,
+        "the original U-Net (Ronneberger et al.), no pretrained encoder; model.width=64 is the paper's",
+    ),
     "tiny_unet": ModelEntry(tiny.build, "a two-level U-Net of a few thousand parameters (tests, smoke runs)"),
 }
 
@@ -108,6 +112,6 @@ def split_model(model: nn.Module) -> tuple[Callable[[Tensor], list[Tensor]], Cal
         raise SemilandError(
             f"{type(model).__name__} passes pooling indices, not feature maps, from its encoder to its decoder: "
             "a method that perturbs features (unimatch) needs model.arch=unet (or another smp architecture), "
-            "s4net_unet or tiny_unet"
+            "s4net_unet, unet_original or tiny_unet"
         )
     return encoder, lambda features: head(decoder(features))

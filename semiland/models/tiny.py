@@ -12,7 +12,8 @@ from torch import nn
 from semiland.config import ModelConfig
 
 
-def _block(cin: int, cout: int) -> nn.Sequential:
+def double_conv(cin: int, cout: int) -> nn.Sequential:
+    """One U-Net level: two 3 × 3 convolutions (padded), each with batch norm and ReLU."""
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, padding=1),
         nn.BatchNorm2d(cout),
@@ -27,9 +28,9 @@ class TinyEncoder(nn.Module):
     def __init__(self, in_channels: int, width: int):
         super().__init__()
         self.enc1, self.enc2, self.mid = (
-            _block(in_channels, width),
-            _block(width, 2 * width),
-            _block(2 * width, 2 * width),
+            double_conv(in_channels, width),
+            double_conv(width, 2 * width),
+            double_conv(2 * width, 2 * width),
         )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -41,7 +42,7 @@ class TinyEncoder(nn.Module):
 class TinyDecoder(nn.Module):
     def __init__(self, width: int):
         super().__init__()
-        self.dec2, self.dec1 = _block(4 * width, width), _block(2 * width, width)
+        self.dec2, self.dec1 = double_conv(4 * width, width), double_conv(2 * width, width)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         e1, e2, m = features
