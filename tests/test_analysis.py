@@ -160,6 +160,31 @@ def test_tiny_subsample_keeps_every_tile_and_the_shares():
         choose(windows, 1.5)
 
 
+def test_tiny_subset_keeps_the_unlabeled_images_too(synth_root, tmp_path):
+    """MiniFrance's tiny split keeps unlabeled cities: images without masks are subsampled at the same fraction
+    (one window at least from each), written where the folder preset reads them as unlabeled, and counted."""
+    import shutil
+
+    from semiland.analysis.cli import _copy_class_table
+    from semiland.analysis.subsample import _unlabeled_folder, subsample
+
+    extra = tmp_path / "extra"  # data.unlabeled_dirs: 2 mask-less images of 64 px
+    shutil.copytree(synth_root / "region_3" / "images", extra)
+    spec = build_dataset(DataConfig(preset="synthetic", root=str(synth_root), unlabeled_dirs=[str(extra)]))
+    tiny = tmp_path / "tiny"
+    summary = subsample(spec, 0.25, tiny, subtile=32, progress=False)
+    _copy_class_table(spec, tiny)
+    u = summary["unlabeled"]
+    assert (u["windows_before"], u["images"], u["images_kept"]) == (8, 2, 2)
+    assert u["windows_after"] == 2 == u["regions"]["unlabeled:extra"]["windows_after"]  # max(2 images, 0.25 × 8)
+    assert u["regions"]["unlabeled:extra"]["folder"] == "unlabeled-extra"
+    subset = build_dataset(DataConfig(preset="folder", root=str(tiny)))
+    assert subset.unlabeled_regions == ["unlabeled-extra"] and len(subset.unlabeled) == 2
+    assert subset.regions == [f"region_{r}" for r in range(4)] and len(subset.samples) == summary["windows_after"]
+    assert _unlabeled_folder("Nice", {"Nice"}) == "Nice-unlabeled"  # a labeled region's folder needs every mask
+    assert json.loads((tiny / "subsample.json").read_text())["unlabeled"] == u
+
+
 def test_analyze_command_writes_the_report(synth_root, tmp_path, capsys):
     out = tmp_path / "an"
     args = [str(synth_root), "--preset", "synthetic", "--features", "stats", "--subtile", "32", "--no-progress"]

@@ -108,6 +108,9 @@ def cmd_subsample(args: argparse.Namespace) -> int:
         _copy_class_table(spec, write_dir)
     print(f"kept {s['windows_after']} of {s['windows_before']} sub-tiles from {s['images_kept']} of {s['images']} "
           f"images; class distribution total variation {s['class_total_variation']:.4f}")  # fmt: skip
+    if (u := s["unlabeled"])["windows_before"]:
+        print(f"unlabeled: kept {u['windows_after']} of {u['windows_before']} sub-tiles from {u['images_kept']} of "
+              f"{u['images']} images without masks, in {', '.join(r['folder'] for r in u['regions'].values())}")  # fmt: skip
     preset = "paired" if paired_output(spec) else "folder"
     print(f"dataset: {out} (preset {preset}), summary: {out / 'subsample.json'}")
     return 0
