@@ -61,8 +61,9 @@ class DataConfig:
     test: Any = None
     labeled_count: int = limits(0)  # region split: label only this many images of the labeled regions (seeded by
     # train.seed; 0 = all of them); the others join the unlabeled set
-    split_seed: int | None = None  # seed of the seeded choices (fraction / count splits, labeled_count); None =
-    # train.seed. Fix it to compare training seeds on the same labeled images.
+    split_seed: int | None = None  # seed of the labeled images' draw (fraction / count splits, labeled_count);
+    # None = train.seed. Fix it to compare training seeds on the same labeled images. (Validation and test
+    # images of a fraction / count split are one fixed draw, the same for every seed: splits.EVAL_DRAW_SEED.)
     split_file: str = ""  # split_mode=file: a split.json saved by an earlier run
     oracle: bool = False  # label every training image (the upper bound of a method)
     # also train on the validation and test images, without their masks, as unlabeled images: the setting of a

@@ -124,6 +124,13 @@ def test_splits_by_region_fraction_count_and_file(synth_root, tmp_path):
     assert set(f1.labeled).isdisjoint(f1.val + f1.test + f1.unlabeled)
     c = make_split(spec, {"split_mode": "count", "labeled": 3, "val": 1, "test": 2}, seed=0)
     assert [len(c.labeled), len(c.val), len(c.test), len(c.unlabeled)] == [3, 1, 2, 2]
+    # every seed and every budget is evaluated on the same images; the seed draws the labeled ones (nested)
+    seeds = [make_split(spec, {"split_mode": "count", "labeled": n, "val": 1, "test": 2}, seed=s) for s in range(4)
+             for n in (1, 3)]  # fmt: skip
+    assert {(tuple(x.val), tuple(x.test)) for x in seeds} == {(tuple(c.val), tuple(c.test))}
+    assert len({tuple(x.labeled) for x in seeds}) > 2 and all(
+        set(seeds[i].labeled) <= set(seeds[i + 1].labeled) for i in range(0, 8, 2)
+    )
     c.save(tmp_path / "split.json")
     again = make_split(spec, {"split_mode": "file", "split_file": str(tmp_path / "split.json")}, seed=99)
     assert again.labeled == c.labeled and Split.load(tmp_path / "split.json").test == c.test

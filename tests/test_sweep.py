@@ -95,6 +95,14 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
         any(k.startswith("val_last:IoU/") for k in r) for r in rows
     )  # from the cells
     assert "figures/sweep_validation.png" in html and (out / "figures/sweep_validation.png").is_file()  # curves
+    # two labeled counts (2 and 4 images): the sensitivity curve against the budget, and its CSV (no oracle)
+    assert "figures/curve_labeled.png" in html and (out / "figures/curve_labeled.png").stat().st_size > 1000
+    import csv
+
+    with open(out / "figures/curve_labeled.csv") as f:
+        curve = [(r["method"], float(r["labeled_images"]), int(r["n"])) for r in csv.DictReader(f)]
+    assert sorted(curve) == [(m, x, 2) for m in ("fixmatch", "km", "supervised") for x in (2.0, 4.0)]
+    assert "curve_lambda" not in html  # one λ per method: no λ curve
     # resumable: a second call redoes nothing
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("result.json")}
     capsys.readouterr()
@@ -971,3 +979,27 @@ def test_the_fold_table_pools_pairs_and_the_gap_recovered():
         r["val_mIoU"] = 1 - r["mIoU"]  # the validation pairs are pooled on their own key: Δ = −5, −1, −3
     caption, _, val = fold_table(rows, ["supervised", "fixmatch"], "val_mIoU")
     assert "validation tiles" in caption and dict(zip(head, val[0], strict=True))["Δ mean"] == "-3.00"
+
+
+def test_the_lambda_curve_pools_seeds_per_registered_method_and_budget(tmp_path):
+    """Variants of a method that differ in method.lambda_u (named any way) make one line against λ; a method
+    with a single λ, supervised and the oracle make none."""
+    from semiland.bench.sweep_curves import lambda_curve, write_curves
+
+    rows = []
+    for label, name, lam in [("fm_l05", "fixmatch", 0.5), ("fm", "fixmatch", 1.0), ("fm2", "fixmatch", 2.0),
+                             ("cps", "cps", 1.0), ("supervised", "supervised", None)]:  # fmt: skip
+        for seed in (0, 1):
+            cell = tmp_path / label / "b" / f"seed{seed}"
+            cell.mkdir(parents=True)
+            method = {"name": name, **({"lambda_u": lam} if lam is not None else {})}
+            (cell / "config.yaml").write_text(yaml.safe_dump({"method": method}))
+            rows.append({"method": label, "budget": "b", "seed": seed, "mIoU": 0.4 + 0.01 * seed + 0.1 * (lam or 0),
+                         "labeled_images": 2})  # fmt: skip
+    methods = ["supervised", "fm_l05", "fm", "fm2", "cps"]
+    points = lambda_curve(rows, methods, tmp_path)
+    assert [(p["line"], p["x"], p["n"]) for p in points] == [("fixmatch", x, 2) for x in (0.5, 1.0, 2.0)]
+    assert points[0]["mean"] == pytest.approx(45.5) and points[0]["std"] == pytest.approx(math.sqrt(0.5))
+    figures = write_curves(rows, methods, tmp_path)
+    assert [f for _, f in figures] == ["figures/curve_lambda.png"]  # one labeled count: no count curve
+    assert (tmp_path / "figures/curve_lambda.csv").read_text().count("\n") == 4

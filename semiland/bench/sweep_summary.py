@@ -477,6 +477,7 @@ def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, com
     unless `quiet`."""
     # imported here: that module reads this one's names
     from semiland.bench.folds import fold_class_table, fold_table
+    from semiland.bench.sweep_curves import write_curves
     from semiland.bench.sweep_confusions import class_shares, confusion_shifts, shares_table, shifts_table
     from semiland.bench.sweep_heads import heads_table
     from semiland.bench.sweep_stability import stability, stability_table
@@ -514,6 +515,7 @@ def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, com
         plot_sweep_curves(curves, out / "figures/sweep_validation.png")
         figures.append(("Validation mIoU during training: one line per seed (collapses show here)",
                         "figures/sweep_validation.png"))  # fmt: skip
+    figures += write_curves(rows, methods, out)
     if rows and (caption := plot_maps(rows, methods, out, out / "figures/sweep_maps.png")):
         figures.append((caption, "figures/sweep_maps.png"))
     report = Report(

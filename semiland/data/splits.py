@@ -113,13 +113,22 @@ def _take(value: Any, n_total: int, key: str, mode: str) -> int:
     return value
 
 
+# The validation and test images of a fraction / count split are one fixed draw: every seed and every labeled
+# budget is evaluated on the same images, so the seeds' spread and the curves against the budget measure the
+# labeled images, not test-set variance (S4Net's and MiniFrance's sensitivity studies keep their test sets).
+EVAL_DRAW_SEED = 0
+
+
 def _by_amount(spec: DatasetSpec, want: dict[str, Any], mode: str, seed: int) -> dict[str, list[str]]:
     ids = [s.id for s in spec.samples]
-    order = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
+    fixed = [ids[i] for i in np.random.default_rng(EVAL_DRAW_SEED).permutation(len(ids))]
     n_val = _take(want.get("val"), len(ids), "val", mode)
     test_same_as_val = want.get("test") == "val"
     n_test = 0 if test_same_as_val else _take(want.get("test"), len(ids), "test", mode)
-    val, test, train = order[:n_val], order[n_val : n_val + n_test], order[n_val + n_test :]
+    val, test = fixed[:n_val], fixed[n_val : n_val + n_test]
+    held = set(val + test)
+    rest = [i for i in ids if i not in held]
+    train = [rest[i] for i in np.random.default_rng(seed).permutation(len(rest))]  # the seed draws the labeled
     n_lab = _take(want.get("labeled"), len(train), "labeled", mode)
     if n_lab > len(train):
         raise SemilandError(f"data.labeled asks for {n_lab} images but only {len(train)} are left after val / test")

@@ -123,6 +123,41 @@ def plot_sweep_curves(curves: dict[tuple[str, str], list[list[tuple[float, float
     _save(fig, path)
 
 
+def plot_sensitivity(
+    points: list[dict[str, Any]],
+    xlabel: str,
+    path: str | Path,
+    log_x: bool = False,
+    baselines: dict[str, float] | None = None,
+) -> None:
+    """A sensitivity curve: mean ± std (error bars) of each line's points against x, one panel per point
+    "panel" ("" = one panel), an optional dashed baseline per panel (supervised)."""
+    panels = list(dict.fromkeys(p["panel"] for p in points))
+    ncol = 1 + len({p["line"] for p in points}) // 16  # legend columns, beside each panel
+    fig, axes = plt.subplots(1, len(panels), figsize=((5 + 1.9 * ncol) * len(panels), 4.5), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        lines = list(dict.fromkeys(p["line"] for p in points if p["panel"] == panel))
+        for i, line in enumerate(lines):
+            pts = sorted((p["x"], p["mean"], p["std"]) for p in points if p["panel"] == panel and p["line"] == line)
+            xs, means, stds = zip(*pts)
+            style = {"color": "black", "ls": "--", "lw": 2} if line == "supervised" else {"color": f"C{i % 10}"}
+            ax.errorbar(xs, means, yerr=stds, marker="os^vD"[i // 10 % 5], ms=4, capsize=3, label=line, **style)
+        if baselines and panel in baselines:
+            ax.axhline(baselines[panel], ls="--", color="0.3", lw=1, label="supervised")
+        if log_x:
+            ax.set_xscale("log")
+            ax.minorticks_off()
+        xs_all = sorted({p["x"] for p in points if p["panel"] == panel})
+        ax.set_xticks(xs_all, [f"{x:g}" for x in xs_all])
+        ax.set_title(panel or "", fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test mIoU (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=ncol)
+    fig.tight_layout()
+    _save(fig, path)
+
+
 def read_log(csv_path: str | Path) -> dict[str, list[tuple[float, float]]]:
     """Lightning's metrics.csv → {column: [(step, value), …]} for every non-empty numeric cell."""
     series: dict[str, list[tuple[float, float]]] = {}
