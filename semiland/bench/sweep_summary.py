@@ -477,8 +477,8 @@ def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, com
     unless `quiet`."""
     # imported here: that module reads this one's names
     from semiland.bench.folds import fold_class_table, fold_table
-    from semiland.bench.sweep_curves import write_curves
     from semiland.bench.sweep_confusions import class_shares, confusion_shifts, shares_table, shifts_table
+    from semiland.bench.sweep_curves import write_curves
     from semiland.bench.sweep_heads import heads_table
     from semiland.bench.sweep_stability import stability, stability_table
 
