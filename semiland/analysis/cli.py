@@ -139,7 +139,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _appearance(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--features", default="auto", help="auto (pretrained timm if available, else stats) | stats | "
+    p.add_argument("--features", default="auto", help="auto (ImageNet EfficientNet-Lite0, shipped offline; else stats) | stats | "
                    "timm:<model>")  # fmt: skip
     p.add_argument("--weights", default="", help="local weights file for --features timm:<model>")
     p.add_argument(

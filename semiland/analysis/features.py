@@ -8,7 +8,10 @@ Two extractors, chosen by name:
 - `stats`: the documented fallback, band-agnostic colour and texture statistics per band: mean, std,
   5 / 50 / 95 % quantiles, gradient-magnitude mean and std, and an 8-bin gradient-orientation histogram
   of the band mean (weighted by magnitude). Works for any band count, offline, fast.
-`auto` tries `timm:resnet18` from local files only (the weights file, or timm's cache) and falls back to `stats` with the reason recorded (never silently).
+`auto` (the default) uses `timm:tf_efficientnet_lite0` with the ImageNet weights a pip package ships
+(models/pretrained.py: offline, the dependency semiland installs), else from local files only (the weights
+file, or timm's cache), and falls back to `stats` with the reason recorded (never silently). The report says
+which features were used.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from semiland.errors import SemilandError
+from semiland.models.pretrained import OFFLINE_IMAGENET, load_offline_imagenet, offline_weights
 
-AUTO_TIMM = "resnet18"
+AUTO_TIMM = "tf_efficientnet_lite0"  # ImageNet weights offline (models/pretrained.py)
 
 
 @dataclass
@@ -81,6 +85,10 @@ def _timm_extractor(model_name: str, in_channels: int, weights: str) -> Extracto
             if len(missing) > len(state):
                 raise SemilandError(f"{path} does not fit timm model '{model_name}' ({len(missing)} tensors missing)")
             note = f"timm {model_name}, weights from {path}"
+        elif packaged := offline_weights(model_name):  # shipped by a pip package: no download, no cache
+            model = timm.create_model(model_name, pretrained=False, num_classes=0, in_chans=in_channels)
+            load_offline_imagenet(model, model_name)  # every backbone tensor, checked by name and shape
+            note = f"timm {model_name}, ImageNet weights from the {OFFLINE_IMAGENET[model_name][0]} package ({packaged.name})"
         else:
             model = timm.create_model(model_name, pretrained=True, num_classes=0, in_chans=in_channels)
             note = f"timm {model_name}, pretrained weights"
