@@ -90,3 +90,24 @@ def test_sen1floods11_smoke_config_trains_dllr_and_predicts_the_real_chip(tmp_pa
     )
     with rasterio.open(out / "Spain_7370579_S2Hand.tif") as m, rasterio.open(s2) as src:
         assert m.crs == src.crs and m.transform == src.transform and (m.width, m.height) == (512, 512)
+
+
+@needs(DUBAI)
+def test_the_published_dubai_splits_are_the_ones_the_code_makes():
+    """configs/dubai/splits/folds/*.json and split-2img.json (scripts/export_dubai_splits.py) name the images the
+    fold protocol and the sweep ran on: a change to the split logic that would move them fails here."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from semiland.data.splits import SETS
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "export_dubai_splits.py"
+    spec = importlib.util.spec_from_file_location("export_dubai_splits", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    files = module.published()
+    assert len(files) == 17 and all(f.is_file() for f in files)
+    for file, overrides in files.items():
+        made, shipped = module.make(overrides, str(DUBAI)), json.loads(file.read_text())
+        assert all(getattr(made, k) == shipped[k] for k in SETS), file.name

@@ -1,0 +1,44 @@
+"""Write the published split files of the Dubai protocols, so that two users run the same images:
+
+- configs/dubai/splits/folds/<budget>.json: every leave-one-tile-out fold of issue #40 (`bench sweep --folds
+  region:2,random:7`), as the committed folds ran them (data.split_seed=0: the same images for every seed);
+- configs/dubai/split-2img.json: the method sweep's and the demo's 2-image budget (configs/dubai/sweep.yaml;
+  its 4-image budget is configs/dubai/split-4img.json).
+
+A file is used with `data.split_mode=file data.split_file=<file>`. tests/test_realdata.py checks that the code
+still makes these splits. Run (needs the Dubai data at ../shared/data/dubai_aerial or data.root):
+    .venv/bin/python scripts/export_dubai_splits.py
+"""
+
+from pathlib import Path
+
+from semiland.bench.folds import fold_budgets, parse_folds
+from semiland.config import load_config
+from semiland.data.datamodule import resolve_split
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "configs" / "dubai" / "demo.yaml"
+FOLDS = "region:2,random:7"
+
+
+def published() -> dict[Path, list[str]]:
+    """Each published file → the overrides of configs/dubai/demo.yaml that make its split."""
+    regions = [f"tile_{i}" for i in range(1, 9)]
+    files = {
+        REPO / "configs" / "dubai" / "splits" / "folds" / f"{name}.json": overrides
+        for name, overrides in fold_budgets(regions, parse_folds(FOLDS)).items()
+    }
+    files[REPO / "configs" / "dubai" / "split-2img.json"] = []  # the demo's split is the sweep's 2-image budget
+    return files
+
+
+def make(overrides: list[str], root: str = ""):
+    cfg = load_config(CONFIG, [*overrides, *([f"data.root={root}"] if root else [])])
+    return resolve_split(cfg)[1]
+
+
+if __name__ == "__main__":
+    for path, overrides in published().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        make(overrides).save(path)
+        print(path.relative_to(REPO))
