@@ -60,6 +60,9 @@ define_set() {  # METHODS and ABLATION of set $1
       # its own machine (sweep_summary pairs a variant with <base>_rerun where only that shares its device),
       # and dllr_rerun − dllr measures what a change of machine alone moves
       ABLATION+=",dllr_rerun=dllr:$SAR"
+      # the reassignment's levels (issue #41): three confidence strata (kept / transported with the residual
+      # marginal / ignored) against the one-level form (dllr_rerun, the same machine)
+      ABLATION+=",dllr_three_levels=dllr:$SAR method.levels=three"
       # likewise supervised again where the 4-image rows train (the kept 4-image supervised cells trained on
       # another CPU generation): the summary pairs those rows with it (`supervised_rerun − supervised`: the
       # machine's own offset)

@@ -255,12 +255,48 @@ def test_reassignment_spreads_unsure_pixels_over_the_class_marginal():
     probs = probs + 0.001 * torch.rand_like(probs)
     probs = probs / probs.sum(1, keepdim=True)
     method.cfg.keep_threshold = 0.99
-    labels = method.pseudo_labels(probs, torch.ones(1, 20, 20, dtype=torch.bool))
+    labels, used = method.pseudo_labels(probs, torch.ones(1, 20, 20, dtype=torch.bool))
+    assert used.all()  # the one-level form supervises every valid pixel
     shares = torch.bincount(labels.flatten(), minlength=4).float() / 400
     # argmax would give class 0 everywhere; the plan's marginal is exact, its row-wise argmax roughly so
     assert (shares > 0.1).all() and shares[0] < 0.4, shares
     method.cfg.reassign = False
-    assert (method.pseudo_labels(probs, torch.ones(1, 20, 20, dtype=torch.bool)) == 0).all()
+    assert (method.pseudo_labels(probs, torch.ones(1, 20, 20, dtype=torch.bool))[0] == 0).all()
+
+
+def test_three_level_reassignment_keeps_transports_with_the_residual_marginal_and_ignores():
+    """Levels "three": confident pixels keep their argmax; the middle stratum is transported toward the classes
+    the kept ones leave short of the marginal; the least confident pixels get no pseudo-label."""
+    import torch
+
+    from semiland.errors import SemilandError
+
+    from .test_methods import make
+
+    method = make("dllr", 4, levels="three", keep_threshold=0.9, drop_threshold=0.6)  # 4 classes, two present
+    method.class_marginal.copy_(torch.tensor([0.5, 0.5, 0.0, 0.0]))
+    conf = torch.cat([torch.full((50,), 0.95), torch.full((30,), 0.75), torch.full((20,), 0.55)])  # 3 strata
+    rare = torch.full_like(conf, 1e-3)
+    probs = torch.stack([conf, 1 - conf - 2e-3, rare, rare])[None, :, None, :]  # (1, 4, 1, 100), all lean to 0
+    labels, used = method.pseudo_labels(probs, torch.ones(1, 1, 100, dtype=torch.bool))
+    labels, used = labels.flatten(), used.flatten()
+    assert (labels[:50] == 0).all() and used[:80].all() and not used[80:].any()
+    # the 50 kept pixels already give class 0 its half of the 80 used ones (40): the middle goes to class 1
+    assert (labels[50:80] == 1).float().mean() > 0.9
+    one = make("dllr", 4, keep_threshold=0.9)  # the one-level form: the marginal spreads the rest over both
+    one.class_marginal.copy_(torch.tensor([0.5, 0.5, 0.0, 0.0]))
+    labels_one, used_one = one.pseudo_labels(probs, torch.ones(1, 1, 100, dtype=torch.bool))
+    assert used_one.all() and 0.3 < (labels_one.flatten()[50:] == 1).float().mean() < 0.7
+    for bad, match in [({"levels": "two"}, "levels must be one of"),
+                       ({"levels": "three", "drop_threshold": 0.95}, "must be below"),
+                       ({"drop_threshold": 0.5}, "read only with method.levels=three"),
+                       ({"levels": "three", "reassign": False}, "needs method.reassign=true")]:  # fmt: skip
+        with pytest.raises(SemilandError, match=match):
+            make("dllr", 4, **bad)
+    from .test_methods import batches
+
+    out = make("dllr", 4, levels="three").training_step(*batches(4), step=3)
+    assert torch_finite(out["loss"]) and out["loss_cps"] > 0
 
 
 @pytest.mark.parametrize("off", ["masking", "complementary", "reassign", "cps"])

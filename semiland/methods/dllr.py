@@ -12,12 +12,21 @@ Input: the stacked (B, C_opt + C_sar, H, W) pair (data/paired.py), split by `ctx
    confidence gap; where they agree, the two masked-view distributions are pulled together (MSE).
 4. `reassign` (label reassignment as optimal transport): pseudo-labels keep the argmax where max p ≥
    keep_threshold; the other pixels of the batch are reassigned by Sinkhorn (losses/transport.py) with the
-   class marginal r estimated from labeled masks (running average, momentum class_momentum). Two levels:
-   confident pixels, then the batch's uncertain pixels as one transport problem.
+   class marginal r estimated from labeled masks (running average, momentum class_momentum). The abstract's
+   "multi-level" reassignment, read as confidence strata (`levels`):
+   - "one" (the default until the ablation decides; our first reading): kept ≥ τ_keep, every other pixel of
+     the batch transported with r;
+   - "three": kept ≥ τ_keep; τ_drop ≤ max p < τ_keep transported with the *residual* marginal — r less the
+     shares the kept pixels already give each class, so transport fills the classes the confident labels
+     under-represent instead of spreading r again; max p < τ_drop ignored (no pseudo-label at all: too
+     uncertain even to be reassigned).
+   Feature-scale levels (reassigning on several decoder resolutions) are a reading we did not build: the
+   abstract does not say the scales, and the branches' decoders already fuse them.
 5. `cps` (multimodal cross pseudo supervision): the optical branch's pseudo-labels supervise the SAR branch
    on its masked view and vice versa.
 L = L_s + λ · (L_cps + L_comp). With every switch off but `cps` it is the multimodal CPS baseline.
-Config → symbols: lambda_u = λ, ot_epsilon = ε, keep_threshold = τ_keep, class_momentum = m;
+Config → symbols: lambda_u = λ, ot_epsilon = ε, keep_threshold = τ_keep, drop_threshold = τ_drop (levels
+"three" only), class_momentum = m;
 target_bn = batch norm while predicting targets (base.TargetConfig).
 """
 
@@ -43,6 +52,9 @@ from semiland.methods.base import (
 )
 
 
+LEVELS = ("one", "three")
+
+
 @dataclass
 class DLLRConfig(TargetConfig):
     masking: bool = True
@@ -54,6 +66,8 @@ class DLLRConfig(TargetConfig):
     mask_sar: float = limits(0.3, 0, 1, below=True)
     mask_patch: int = limits(16, 1, MAX_SIDE)
     keep_threshold: float = limits(0.9, 0, 1)
+    levels: str = "one"  # reassignment strata: "one" (kept / transported) | "three" (kept / transported / ignored)
+    drop_threshold: float = limits(0.3, 0, 1)  # τ_drop, levels "three": below it a pixel gets no pseudo-label
     ot_epsilon: float = limits(0.05, 0, 100, above=True)
     class_momentum: float = limits(0.99, 0, 1)
 
@@ -103,6 +117,21 @@ class DLLR(Method):
                 "preset (sen1floods11, whu_opt_sar, paired) with data.modality=both, or data.simulate_sar=true "
                 "to try it on optical images alone"
             )
+        if cfg.levels not in LEVELS:
+            raise SemilandError(f"method.levels must be one of {', '.join(LEVELS)}, got {cfg.levels!r}")
+        default_drop = DLLRConfig.__dataclass_fields__["drop_threshold"].default
+        if cfg.levels == "three" and not cfg.drop_threshold < cfg.keep_threshold:
+            raise SemilandError(
+                f"method.drop_threshold={cfg.drop_threshold} must be below method.keep_threshold={cfg.keep_threshold}: "
+                "pixels between the two are reassigned"
+            )
+        if (cfg.levels == "one" or not cfg.reassign) and cfg.drop_threshold != default_drop:
+            raise SemilandError(
+                f"method.drop_threshold is read only with method.levels=three and method.reassign=true; remove it or "
+                "give method.levels=three"
+            )
+        if cfg.levels == "three" and not cfg.reassign:
+            raise SemilandError("method.levels=three stratifies the label reassignment: it needs method.reassign=true")
         if ctx.model_factory is None:
             raise SemilandError("dllr builds one network per modality: the engine must pass a model factory")
         c_opt, c_sar = ctx.channels
@@ -126,18 +155,27 @@ class DLLR(Method):
             self.class_marginal.mul_(m).add_((1 - m) * freq / freq.sum())
 
     @torch.no_grad()
-    def pseudo_labels(self, probs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """(B, K, H, W) probabilities → (B, H, W) labels: argmax, or reassigned by OT where unsure."""
+    def pseudo_labels(self, probs: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, K, H, W) probabilities → (B, H, W) labels (argmax, or reassigned by OT where unsure) and where
+        they supervise (valid; with levels "three", not below τ_drop)."""
+        c = self.cfg
         conf, labels = probs.max(1)
-        if not self.cfg.reassign:
-            return labels
-        unsure = (conf < self.cfg.keep_threshold) & valid
+        if not c.reassign:
+            return labels, valid
+        kept = (conf >= c.keep_threshold) & valid
+        used = valid & (conf >= c.drop_threshold) if c.levels == "three" else valid
+        unsure = used & ~kept
         if unsure.any():
+            marginal = self.class_marginal
+            if c.levels == "three":  # what the kept pixels leave of each class's expected share of the batch
+                have = torch.bincount(labels[kept], minlength=self.ctx.num_classes).float()
+                residual = (marginal * used.sum() - have).clamp_min(0)
+                marginal = residual / residual.sum() if residual.sum() > 0 else marginal
             scores = probs.permute(0, 2, 3, 1)[unsure].clamp_min(1e-8).log()  # (N, K)
-            plan = sinkhorn(scores, self.class_marginal, self.cfg.ot_epsilon)
+            plan = sinkhorn(scores, marginal, c.ot_epsilon)
             labels = labels.clone()
             labels[unsure] = plan.argmax(1)
-        return labels
+        return labels, used
 
     def training_step(self, labeled, unlabeled, step):
         c, net = self.cfg, self.model
@@ -162,8 +200,9 @@ class DLLR(Method):
             p_o, p_s = (z.detach().softmax(1) for z in (student_o, student_s))
         loss_cps = loss_comp = torch.zeros((), device=x_u.device)
         if c.cps:
-            label_o, label_s = self.pseudo_labels(p_o, valid), self.pseudo_labels(p_s, valid)
-            loss_cps = masked_ce(student_s, label_o, valid, every) + masked_ce(student_o, label_s, valid, every)
+            (label_o, use_o), (label_s, use_s) = self.pseudo_labels(p_o, valid), self.pseudo_labels(p_s, valid)
+            # normalised by every pixel either way: an ignored stratum lowers the loss, it does not reweight the rest
+            loss_cps = masked_ce(student_s, label_o, use_o, every) + masked_ce(student_o, label_s, use_s, every)
         disagree = torch.zeros_like(valid)
         if c.complementary:
             (conf_o, arg_o), (conf_s, arg_s) = p_o.max(1), p_s.max(1)
