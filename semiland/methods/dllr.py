@@ -51,7 +51,6 @@ from semiland.methods.base import (
     target_mode,
 )
 
-
 LEVELS = ("one", "three")
 
 
@@ -127,7 +126,7 @@ class DLLR(Method):
             )
         if (cfg.levels == "one" or not cfg.reassign) and cfg.drop_threshold != default_drop:
             raise SemilandError(
-                f"method.drop_threshold is read only with method.levels=three and method.reassign=true; remove it or "
+                "method.drop_threshold is read only with method.levels=three and method.reassign=true; remove it or "
                 "give method.levels=three"
             )
         if cfg.levels == "three" and not cfg.reassign:
