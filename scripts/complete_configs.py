@@ -8,7 +8,8 @@ section and key); new keys get their defaults. Run:
 import re
 from pathlib import Path
 
-from semiland.config import dump_yaml, load_config
+from semiland.config import dump_yaml
+from semiland.engine.run_config import load_config
 
 SECTION, KEY = re.compile(r"^(\w+):\s*$"), re.compile(r"^  (\w+):.*?(\s+#.*)$")
 

@@ -35,9 +35,9 @@ import rasterio
 import torch
 import yaml
 
-from semiland.config import config_from_dict
 from semiland.data.synthetic import generate
 from semiland.engine.checkpoint import read_checkpoint
+from semiland.engine.run_config import config_from_dict
 
 SEMILAND = [sys.executable, "-m", "semiland"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -16,9 +16,7 @@ from pathlib import Path
 from semiland.analysis import cli as analysis_cli
 from semiland.argtypes import Parser, at_least
 from semiland.errors import Interrupted, SemilandError, one_line
-
-REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "configs"
+from semiland.paths import CONFIGS
 
 
 def _run_dir(args: argparse.Namespace, stem: str) -> Path:
@@ -28,7 +26,7 @@ def _run_dir(args: argparse.Namespace, stem: str) -> Path:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from semiland.config import load_config
+    from semiland.engine.run_config import load_config
     from semiland.engine.runner import RunInterrupted, env_is_child_process, plan_fit, run_fit
     from semiland.io import plan_output_folder, refuse_over_inputs, write_output_folder
 
@@ -105,12 +103,12 @@ def _evaluate_run(result, started: float, command: str):
 
 def cmd_test(args: argparse.Namespace) -> int:
     from semiland.engine.metrics import format_table
-    from semiland.engine.runner import test
     from semiland.io import plan_output_folder, write_output_folder
+    from semiland.report.run_report import test_run
 
     target = plan_output_folder(_test_folder(args), args.overwrite, "test folder", [args.ckpt])
     with write_output_folder(target) as out:  # earlier results are replaced only when these are whole
-        metrics = test(args.ckpt, out, args.overrides, args.on)
+        metrics = test_run(args.ckpt, out, args.overrides, args.on)[0]
     print(format_table(metrics))
     for head, m in metrics.get("heads", {}).items():  # a method's parts scored alone (DLLR: each modality)
         print(

@@ -14,13 +14,11 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from semiland.errors import SemilandError
-from semiland.io import read_text_file
 
 MAX_SIDE = 16384  # crops and tiles beyond this are a typo, not a plan (one 16384² float tile is 1 GiB a band)
 MAX_BATCH = 1024
@@ -143,6 +141,14 @@ class TrainConfig:
     deterministic: bool | str = False
 
 
+@dataclass
+class MethodConfig:
+    """Fields common to every method; a method's own `Config` (semiland.methods) subclasses this and adds its
+    symbols. Defined here, below the methods, so that a `Config` holds its method's settings typed."""
+
+    name: str = ""
+
+
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "train": TrainConfig}
 
 
@@ -150,7 +156,7 @@ SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "optim": 
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    method: dict[str, Any] = field(default_factory=lambda: {"name": "supervised"})
+    method: MethodConfig = field(default_factory=lambda: MethodConfig(name="supervised"))  # the method's own Config
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -158,7 +164,7 @@ class Config:
         return {
             "data": dataclasses.asdict(self.data),
             "model": dataclasses.asdict(self.model),
-            "method": dict(self.method),
+            "method": dataclasses.asdict(self.method),
             "optim": dataclasses.asdict(self.optim),
             "train": dataclasses.asdict(self.train),
         }
@@ -183,7 +189,7 @@ def dump_yaml(data: dict[str, Any]) -> str:
     return yaml.dump(data, Dumper=_ConfigDumper, sort_keys=False, allow_unicode=True)
 
 
-def _suggest(key: str, valid: list[str]) -> str:
+def suggest_key(key: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(sorted(valid))}"
 
@@ -243,7 +249,7 @@ def build_dataclass(cls: type, values: dict[str, Any], where: str) -> Any:
     valid = list(fields)
     for key, value in values.items():
         if key not in hints:
-            raise SemilandError(f"unknown config key '{where}.{key}'{_suggest(key, valid)}")
+            raise SemilandError(f"unknown config key '{where}.{key}'{suggest_key(key, valid)}")
         if hints[key] is float and isinstance(value, (int, str)) and not isinstance(value, bool):
             value = values[key] = _as_float(value, f"{where}.{key}")
         if not _type_ok(value, hints[key]):
@@ -312,51 +318,3 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[section] = values
     return merged
-
-
-def config_from_dict(raw: dict[str, Any], saved: bool = False) -> Config:
-    """Check a raw mapping (from YAML + overrides) and build a `Config`; the method section is checked too.
-    `saved`: the mapping is a run's own record (its config.yaml, a checkpoint): a method setting added after the
-    run was trained takes the value the code had then, not today's default (`methods.method_config`)."""
-    if not isinstance(raw, dict):
-        raise SemilandError("a config file must be a YAML mapping with sections data, model, method, optim, train")
-    valid_sections = [*SECTIONS, "method"]
-    for section in raw:
-        if section not in valid_sections:
-            raise SemilandError(f"unknown config section '{section}'{_suggest(section, valid_sections)}")
-    kwargs: dict[str, Any] = {
-        name: build_dataclass(cls, {} if raw.get(name) is None else raw[name], name) for name, cls in SECTIONS.items()
-    }  # an empty section (None in YAML) means every default; anything else must be a mapping
-    method = {"name": "supervised"} if raw.get("method") is None else raw["method"]
-    if not isinstance(method, dict):
-        raise SemilandError(f"config section 'method' must be a mapping of key: value, got {method!r}")
-    from semiland.methods import method_config  # late import: methods import models, models import config
-
-    kwargs["method"] = dataclasses.asdict(method_config(method, saved))
-    return Config(**kwargs)
-
-
-def load_config(path: str | Path | None, overrides: list[str] | None = None, saved: bool = False) -> Config:
-    """A config file plus `key=value` overrides; `saved`: the file is a run's config.yaml (`config_from_dict`)."""
-    raw: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise SemilandError(f"config file {path} not found; see configs/ for examples")
-        try:
-            raw = safe_yaml(read_text_file(path, "config file")) or {}
-        except yaml.YAMLError as err:
-            raise SemilandError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
-        if not isinstance(raw, dict):
-            raise SemilandError(
-                f"config file {path} holds a YAML {type(raw).__name__}, not a mapping of sections (data:, model:, "
-                "method:, optim:, train:); see configs/ for examples"
-            )
-    extra = parse_overrides(overrides or [])
-    new_method = (extra.get("method") or {}).get("name") if isinstance(extra.get("method"), dict) else None
-    old_method = raw.get("method") if isinstance(raw, dict) else None
-    if new_method and isinstance(old_method, dict) and old_method.get("name") != new_method:
-        # `method.name=X` switches method: the file's settings of its own method do not carry over (they
-        # would be unknown keys of X); X starts from its defaults plus the method.* overrides given
-        raw = {**raw, "method": {}}
-    return config_from_dict(merge(raw, extra), saved)

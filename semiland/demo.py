@@ -9,13 +9,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from semiland.cli import CONFIGS
-from semiland.config import load_config
 from semiland.data.presets.dubai import default_root
 from semiland.engine.metrics import format_table
+from semiland.engine.run_config import load_config
 from semiland.engine.runner import fit
 from semiland.errors import SemilandError
 from semiland.io import plan_output_folder, write_output_folder
+from semiland.paths import CONFIGS
 from semiland.report.run_report import build_run_report, evaluate_run
 
 # The semi-supervised method the demo shows beside the baseline (docs/benchmarks.md, "Semi-supervised learning:

@@ -19,14 +19,16 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from semiland.config import Config, load_config
+from semiland.config import Config, MethodConfig
 from semiland.data.classes import IGNORE_INDEX
 from semiland.data.datamodule import PreparedData, SampleStore
-from semiland.engine.runner import device_for_inference, fit, load_task, test
+from semiland.engine.run_config import load_config
+from semiland.engine.runner import device_for_inference, fit, load_task
+from semiland.engine.sliding import class_indices
 from semiland.errors import SemilandError
-from semiland.inference.sliding import class_indices
 from semiland.io import atomic_path, atomic_write_json, plan_output_folder, write_output_folder
 from semiland.methods.base import confident_pseudo
+from semiland.report.run_report import test_run
 
 
 def select_pixels(probs: torch.Tensor, threshold: float, top_q: float) -> np.ndarray:
@@ -133,21 +135,21 @@ def self_train(
     """
     cfg = load_config(config, [*overrides, "method.name=self_training"])
     st = cfg.method
-    if st["rounds"] < 1:
+    if st.rounds < 1:
         raise SemilandError("method.rounds must be at least 1")
     if teacher is None:
         print("== round 0: teacher on labeled images ==")
-        result = fit(dataclasses.replace(cfg, method={"name": "supervised"}), out_dir / "round0")
+        result = fit(dataclasses.replace(cfg, method=MethodConfig(name="supervised")), out_dir / "round0")
         ckpt, data = result.best_ckpt, result.data
-        rows = [{"round": 0, "test_mIoU": test(ckpt, out_dir / "round0" / "test")["mIoU"]}]
+        rows = [{"round": 0, "test_mIoU": test_run(ckpt, out_dir / "round0" / "test")[0]["mIoU"]}]
     else:
         (ckpt, data), rows = teacher, [{"round": 0, "test_mIoU": None, "teacher": str(teacher[0])}]
     if not data.split.unlabeled:
         raise SemilandError("self-training needs unlabeled images; the split has none (data.unlabeled)")
     metrics: dict[str, Any] = {}
-    for r in range(1, st["rounds"] + 1):
+    for r in range(1, st.rounds + 1):
         pseudo_dir = out_dir / f"round{r}" / "pseudo"
-        stats = pseudo_label(ckpt, data, cfg, pseudo_dir, st["threshold"], st["top_q"])
+        stats = pseudo_label(ckpt, data, cfg, pseudo_dir, st.threshold, st.top_q)
         acc = "–" if stats["accuracy"] is None else f"{100 * stats['accuracy']:.1f} %"
         print(
             f"== round {r}: pseudo-labels cover {100 * stats['coverage']:.1f} % of unlabeled pixels, accuracy {acc} =="
@@ -171,7 +173,7 @@ def self_train(
             ],
         )
         result = fit(student_cfg, out_dir / f"round{r}" / "student")
-        metrics = test(result.best_ckpt, out_dir / f"round{r}" / "student" / "test")
+        metrics = test_run(result.best_ckpt, out_dir / f"round{r}" / "student" / "test")[0]
         rows.append({"round": r, "test_mIoU": metrics["mIoU"], **{f"pseudo_{k}": v for k, v in stats.items()}})
         ckpt = result.best_ckpt
     return rows, metrics

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from semiland.config import Config, config_from_dict
+from semiland.config import Config
 from semiland.data.synthetic import generate
+from semiland.engine.run_config import config_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SEMILAND_SHARED_DATA", REPO.parent / "shared" / "data"))

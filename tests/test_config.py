@@ -1,6 +1,9 @@
+import dataclasses
+
 import pytest
 
-from semiland.config import config_from_dict, load_config, parse_overrides
+from semiland.config import parse_overrides
+from semiland.engine.run_config import config_from_dict, load_config
 from semiland.errors import SemilandError
 
 from .conftest import REPO
@@ -9,7 +12,7 @@ from .conftest import REPO
 def test_shipped_configs_are_complete_and_valid():
     for path in sorted((REPO / "configs").rglob("*.yaml")):
         cfg = load_config(path)
-        assert cfg.method["name"]
+        assert cfg.method.name
         # complete: every key of every section is written in the file
         import yaml
 
@@ -114,10 +117,10 @@ def test_switching_method_drops_the_files_own_method_settings():
     """`method.name=X` on a config written for method Y: Y's keys would be unknown to X; X starts from its
     defaults (plus method.* overrides). The same name keeps the file's settings."""
     path = REPO / "configs" / "sen1floods11" / "smoke.yaml"  # a dllr config with every dllr key
-    assert load_config(path, ["method.name=supervised"]).method == {"name": "supervised"}
+    assert dataclasses.asdict(load_config(path, ["method.name=supervised"]).method) == {"name": "supervised"}
     kept = load_config(path, ["method.name=dllr", "method.masking=false"]).method
-    assert kept["masking"] is False and kept["keep_threshold"] == load_config(path).method["keep_threshold"]
-    assert load_config(path, ["method.name=fixmatch", "method.threshold=0.8"]).method["threshold"] == 0.8
+    assert kept.masking is False and kept.keep_threshold == load_config(path).method.keep_threshold
+    assert load_config(path, ["method.name=fixmatch", "method.threshold=0.8"]).method.threshold == 0.8
 
 
 def test_a_key_written_twice_is_refused_in_one_line(tmp_path):

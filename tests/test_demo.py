@@ -37,7 +37,7 @@ def test_demo_on_dubai(tmp_path, capsys):
 def test_the_dubai_demo_is_the_method_sweeps_protocol_cut_short_with_a_pretrained_encoder():
     import yaml
 
-    from semiland.cli import CONFIGS
+    from semiland.paths import CONFIGS
 
     demo, sweep = (yaml.safe_load((CONFIGS / "dubai" / f"{n}.yaml").read_text()) for n in ("demo", "sweep"))
     assert demo["train"].pop("progress") and not sweep["train"].pop("progress")

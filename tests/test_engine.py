@@ -4,12 +4,12 @@ import math
 import pytest
 import torch
 
-from semiland.config import load_config
 from semiland.engine.checkpoint import read_checkpoint, slim_checkpoint
+from semiland.engine.run_config import load_config
 from semiland.engine.runner import fit, load_task
+from semiland.engine.sliding import at_scale, sliding_window_logits
 from semiland.engine.task import lr_schedule
 from semiland.errors import SemilandError
-from semiland.inference.sliding import at_scale, sliding_window_logits
 from semiland.methods import METHODS
 
 from .conftest import tiny_config
@@ -306,7 +306,8 @@ def test_bench_step_cost_times_every_method_against_supervised(tmp_path):
     """Rows of every sweep set: plain, explicit band groups, and the simulated-SAR test bed's (bands derived)."""
     import json
 
-    from semiland.cli import CONFIGS, main
+    from semiland.cli import main
+    from semiland.paths import CONFIGS
 
     out = tmp_path / "cost.json"
     methods = "supervised,fixmatch,dllr=dllr:data.channels=[2,1] method.cps=false"  # a list value inside --methods

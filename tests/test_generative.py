@@ -59,8 +59,8 @@ def test_vae_reconstructs_the_input_bands():
 
 
 def test_engine_warns_once_when_the_discriminator_wins(capsys):
-    from semiland.config import config_from_dict
     from semiland.data.classes import ClassTable
+    from semiland.engine.run_config import config_from_dict
     from semiland.engine.task import SegTask
 
     method = make("adversarial", 3)

@@ -38,7 +38,7 @@ def test_empty_matrix_gives_none_not_nan():
 def test_class_indices_is_argmax_with_ties_and_nan():
     import torch
 
-    from semiland.inference.sliding import class_indices
+    from semiland.engine.sliding import class_indices
 
     logits = torch.randn(2, 5, 31, 17)
     logits[:, 3] = logits[:, 1]  # exact ties: the first maximum wins, as argmax

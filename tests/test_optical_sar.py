@@ -18,6 +18,7 @@ from semiland.data.presets import build_dataset
 from semiland.data.sources import load_sample
 from semiland.errors import SemilandError
 from semiland.inference.predict import _sar_partners
+from semiland.methods import method_config
 
 from .conftest import SEN1FLOODS, tiny_config
 
@@ -142,7 +143,7 @@ def test_the_real_sen1floods11_chip_trains(tmp_path):
 
     cfg = tiny_config(SEN1FLOODS, data={"tile_grid": 4, "split_mode": "count", "labeled": 4, "val": 2, "test": 4})
     cfg.data.preset = "sen1floods11"
-    cfg.method = {"name": "fixmatch"}
+    cfg.method = method_config({"name": "fixmatch"})
     result = fit(cfg, tmp_path / "run")
     sample = load_sample(result.data.spec.samples[0], result.data.spec.classes, None, None, result.data.spec.sar)
     assert sample.image.shape == (15, 128, 128) and np.isfinite(sample.image).all()
@@ -327,7 +328,7 @@ def test_dllr_trains_on_paired_data_and_refuses_single_modality(tmp_path, capsys
 
     root = floods_fixture(tmp_path / "s", chips=("Spain_1",))
     cfg = tiny_config(root, data={"tile_grid": 4, "split_mode": "count", "labeled": 4, "val": 2, "test": 4})
-    cfg.data.preset, cfg.method = "sen1floods11", {"name": "dllr"}
+    cfg.data.preset, cfg.method = "sen1floods11", method_config({"name": "dllr"})
     result = fit(cfg, tmp_path / "run")
     task, saved = load_task(result.best_ckpt)
     log = (tmp_path / "run" / "logs" / "metrics.csv").read_text().splitlines()[0]
@@ -533,7 +534,7 @@ def test_simulated_sar_works_on_any_optical_preset_and_is_refused_beside_real_sa
     assert sample.image.shape[0] == 3 + 2  # the optical bands, then two SAR-like bands derived from them
     # a GeoTIFF run predicts GeoTIFFs: the simulated bands are made from the whole raster, as in training
     cfg = tiny_config(synth_root)
-    cfg.data.simulate_sar, cfg.method = True, {"name": "dllr"}
+    cfg.data.simulate_sar, cfg.method = True, method_config({"name": "dllr"})
     predictor = Predictor(*load_task(fit(cfg, tmp_path / "run").best_ckpt), PredictOptions())
     reader = predictor.open(Path(spec.samples[0].image))
     rows, valid = reader.read(0, reader.height)

@@ -9,7 +9,7 @@ import rasterio
 import torch
 from rasterio.transform import from_origin
 
-from semiland.inference.sliding import sliding_window_logits
+from semiland.engine.sliding import sliding_window_logits
 from semiland.inference.stream import RasterReader, TilePredictor, stream_blocks
 
 from .conftest import run_predict
@@ -215,7 +215,7 @@ def test_bench_predict_compares_both_pipelines(tmp_path, capsys):
 
 
 def test_at_scale_predicts_native_tiles_through_a_coarser_model():
-    from semiland.inference.sliding import at_scale
+    from semiland.engine.sliding import at_scale
 
     seen = []
 

@@ -75,7 +75,8 @@ def test_sen1floods11_smoke_config_trains_dllr_and_predicts_the_real_chip(tmp_pa
 
     import rasterio
 
-    from semiland.cli import CONFIGS, main
+    from semiland.cli import main
+    from semiland.paths import CONFIGS
 
     run = tmp_path / "run"
     args = ["fit", "--config", str(CONFIGS / "sen1floods11" / "smoke.yaml"), "-o", str(run), f"data.root={SEN1FLOODS}"]

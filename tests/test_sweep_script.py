@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from semiland.bench.sweep import parse_budgets, parse_methods
-from semiland.config import load_config
+from semiland.engine.run_config import load_config
 from tests.conftest import DUBAI
 
 REPO = Path(__file__).resolve().parents[1]

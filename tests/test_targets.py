@@ -132,6 +132,6 @@ def test_a_fixmatch_run_trained_before_the_new_defaults_is_tested_and_resumed_as
     raw["method"] = {k: v for k, v in raw["method"].items() if k not in ("teacher", "align", "burnin")}
     (run / "config.yaml").write_text(yaml.safe_dump(raw))
     task, loaded = load_task(run / "checkpoints" / "best.ckpt")
-    assert loaded.method["teacher"] == "self" and task.method.teacher is None
+    assert loaded.method.teacher == "self" and task.method.teacher is None
     assert main(["test", "--ckpt", str(run / "checkpoints" / "best.ckpt")]) == 0
     assert main(["fit", "--resume", str(run), "train.steps=6"]) == 0

@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from semiland.config import load_config
 from semiland.data.classes import ClassTable
 from semiland.data.raster import read_image, write_class_geotiff
 from semiland.data.stats import normalise
+from semiland.engine.run_config import load_config
 from semiland.engine.runner import build_task, load_task
+from semiland.engine.sliding import at_scale, ceil_to, class_indices, sliding_window_logits
 from semiland.inference.predict import GDAL_CACHE_BYTES, PredictOptions, Predictor
-from semiland.inference.sliding import at_scale, ceil_to, class_indices, sliding_window_logits
 from semiland.inference.stream import NODATA, Grid
 from semiland.io import atomic_write_json, atomic_write_text
 from semiland.report.run_report import machine

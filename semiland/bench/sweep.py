@@ -32,15 +32,18 @@ from typing import Any
 
 from semiland.bench.folds import fold_budgets, parse_folds
 from semiland.bench.sweep_mirror import finished_in_mirror, mirror_cell, mirror_summary, restore_cell, sync_mirror
-from semiland.bench.sweep_summary import ORACLE, cell_folder, cell_run, cost_seconds, last_val_classes, write_summary
-from semiland.config import Config, dump_yaml, load_config
+from semiland.bench.sweep_report import write_summary
+from semiland.bench.sweep_summary import ORACLE, cell_folder, cell_run, cost_seconds, last_val_classes
+from semiland.config import Config, dump_yaml
 from semiland.data.presets import build_dataset
 from semiland.engine.checkpoint import read_checkpoint, slim_checkpoint
 from semiland.engine.precision import device_name, strict_float32
-from semiland.engine.runner import evaluation_folder, fit, test
+from semiland.engine.run_config import load_config
+from semiland.engine.runner import evaluation_folder, fit
 from semiland.errors import SemilandError
 from semiland.io import atomic_write_json, atomic_write_text, claim, ensure_writable_dir
 from semiland.report.figures import read_log
+from semiland.report.run_report import test_run
 
 
 @dataclass
@@ -131,7 +134,7 @@ def also_on(spec: RunSpec, ckpt: Path, folder: Path, sets: list[str]) -> dict[st
     "SET:IoU/<class>". The oracle is skipped on split sets: its split labels them all (it trained on them)."""
     row: dict[str, float] = {}
     for on in filter(lambda on: _scored(spec, on), sets):
-        m = test(ckpt, folder / evaluation_folder(on), on=on)
+        m = test_run(ckpt, folder / evaluation_folder(on), on=on)[0]
         row.update(_scores(m, f"{on}:"))
         row.update(head_scores(m, f"{on}:"))
     return row
@@ -199,7 +202,7 @@ def run_one(
         metrics, steps, ckpt = _self_training(config, spec, common, out, folder)
     else:
         result = fit(cfg, folder, resume=from_step > 0)
-        metrics, steps, ckpt = test(result.best_ckpt, folder / "test"), cfg.train.steps, result.best_ckpt
+        metrics, steps, ckpt = test_run(result.best_ckpt, folder / "test")[0], cfg.train.steps, result.best_ckpt
     # training + the test set (extra sets are not counted); a resumed cell's time is scaled up from the steps
     # it ran here (an estimate: the earlier part ran in another process). Wall time counts whatever else the
     # machine ran and any pause; the process's CPU time does not (a sweep's processes run one thread each)

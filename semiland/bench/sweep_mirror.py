@@ -17,7 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from semiland.bench.sweep_summary import ORACLE, cell_folder, last_val_classes, write_summary
+from semiland.bench.sweep_report import write_summary
+from semiland.bench.sweep_summary import ORACLE, cell_folder, last_val_classes
 from semiland.io import atomic_path
 
 KEPT_SUFFIXES = (".json", ".csv", ".yaml", ".md")  # rows, metrics, logs, configs, splits, notes

@@ -6,8 +6,6 @@ can run beside the processes still training the sweep (`--summary-only`).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import statistics
@@ -19,11 +17,9 @@ import torch
 from scipy.stats import ttest_1samp
 
 from semiland.data.datamodule import prepare_data
-from semiland.engine.runner import evaluation_folder, load_task
-from semiland.io import atomic_write_json, atomic_write_text
-from semiland.report.figures import plot_panels, plot_sweep, plot_sweep_curves, read_log
-from semiland.report.html import Report, write_report
-from semiland.report.run_report import RunOutcome, machine, panel_rows
+from semiland.engine.runner import load_task
+from semiland.report.figures import plot_panels, read_log
+from semiland.report.run_report import RunOutcome, panel_rows
 
 ORACLE = "oracle"
 
@@ -410,7 +406,7 @@ def markdown(tables: list[Table]) -> str:
     return "\n\n".join(blocks)
 
 
-def _val_curves(rows: list[dict[str, Any]], out: Path) -> dict[tuple[str, str], list[list[tuple[float, float]]]]:
+def val_curves(rows: list[dict[str, Any]], out: Path) -> dict[tuple[str, str], list[list[tuple[float, float]]]]:
     """(budget, method) → each seed's validation mIoU curve [(step, value), …], from the cells' logs (a
     self-training cell: its last student's)."""
     curves: dict[tuple[str, str], list[list[tuple[float, float]]]] = {}
@@ -470,61 +466,3 @@ def trained_on(rows: list[dict[str, Any]]) -> str:
     machine is only the one that wrote it."""
     counts = Counter(r.get("device", "not recorded") for r in rows if not r.get("same_as"))
     return "Cells trained on: " + "; ".join(f"{d} ({n})" for d, n in counts.most_common())
-
-
-def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, command: str, quiet: bool = False) -> None:
-    """Summarise the cells' `rows` for `methods` (supervised first) into OUT's summary files; print the tables
-    unless `quiet`."""
-    # imported here: that module reads this one's names
-    from semiland.bench.folds import fold_class_table, fold_table
-    from semiland.bench.sweep_confusions import class_shares, confusion_shifts, shares_table, shifts_table
-    from semiland.bench.sweep_curves import write_curves
-    from semiland.bench.sweep_heads import heads_table
-    from semiland.bench.sweep_stability import stability, stability_table
-
-    table = summarise(rows, methods)
-    tables = summary_tables(table)
-    # leave-one-tile-out budgets: the pooled reading, after the main table
-    folds = (fold_table(rows, methods), fold_table(rows, methods, "val_mIoU"), fold_class_table(rows, methods))
-    tables[1:1] = [t for t in folds if t is not None]
-    if heads := heads_table(rows, methods):
-        tables.append(heads)
-    sets = ["test", *extra_sets(rows)]
-    if shifts := confusion_shifts([r for r in rows if r["method"] in methods], out, sets):
-        tables.append(shifts_table(shifts))
-    if shares := class_shares(rows, out, sets, methods):
-        tables.append(shares_table(shares))
-    if found := stability([r for r in rows if r["method"] in methods], out):  # methods with alarms only
-        tables.append(stability_table(found))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "results.csv", buf.getvalue())
-    atomic_write_json(out / "results.json", {"runs": rows, "summary": table, "machine": machine()})
-    where = trained_on(rows)
-    md = f"# Sweep\n\nCommand: `{command}`\n\nMachine: {machine()}\n\n{where}\n\n{markdown(tables)}\n"
-    atomic_write_text(out / "summary.md", md)
-    figures = []
-    for on in ["", *extra_sets(rows)]:  # the test set, then every --also-on set
-        name = f"figures/sweep_{evaluation_folder(on or 'test')}.png"
-        plot_sweep(rows, methods, f"{on}:mIoU" if on else "mIoU", out / name, f"mIoU on {on or 'the test set'}")
-        figures.append((f"mIoU on {on or 'the test set'}: every seed, and its difference to supervised", name))
-    curves = _val_curves(rows, out)
-    if any(curves.values()):
-        plot_sweep_curves(curves, out / "figures/sweep_validation.png")
-        figures.append(("Validation mIoU during training: one line per seed (collapses show here)",
-                        "figures/sweep_validation.png"))  # fmt: skip
-    figures += write_curves(rows, methods, out)
-    if rows and (caption := plot_maps(rows, methods, out, out / "figures/sweep_maps.png")):
-        figures.append((caption, "figures/sweep_maps.png"))
-    report = Report(
-        title="semiland sweep",
-        intro=[f"Command: {command}", f"Machine: {machine()}", where],
-        tables=tables,
-        figures=figures,
-    )
-    write_report(report, out / "summary.html")
-    if not quiet:
-        paths = f"{out / 'results.csv'}, {out / 'summary.md'}, {out / 'summary.html'}"
-        print("\n" + markdown(tables) + f"\n\nresults: {paths}")

@@ -19,10 +19,11 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from semiland.config import DataConfig, config_from_dict
+from semiland.config import DataConfig
 from semiland.data.classes import ClassTable
 from semiland.data.paired import SIMULATED_SAR_BANDS
 from semiland.engine.precision import strict_float32
+from semiland.engine.run_config import config_from_dict
 from semiland.engine.runner import build_task, make_trainer, quiet_lightning
 from semiland.engine.task import lr_schedule, make_optimizer
 from semiland.io import atomic_write_json
@@ -171,7 +172,7 @@ def run_step_cost(args: argparse.Namespace) -> int:
     `dllr=dllr:data.channels=[3,2]` (3 optical + 2 SAR bands).
     """
     from semiland.bench.sweep import parse_methods
-    from semiland.config import load_config
+    from semiland.engine.run_config import load_config
 
     quiet_lightning()
     strict_float32()  # the sweep's arithmetic: its float32 is float32 on a GPU too (no TF32)

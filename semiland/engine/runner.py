@@ -27,7 +27,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from torch import nn
 
-from semiland.config import Config, config_from_dict, merge, parse_overrides
+from semiland.config import Config, merge, parse_overrides
 from semiland.data.classes import ClassTable
 from semiland.data.datamodule import PreparedData, SegDataModule, prepare_data
 from semiland.data.preflight import preflight, summary
@@ -35,6 +35,7 @@ from semiland.data.sources import DatasetSpec
 from semiland.data.splits import SETS, Split
 from semiland.engine.checkpoint import AtomicCheckpointIO, read_checkpoint
 from semiland.engine.precision import resolve_precision
+from semiland.engine.run_config import config_from_dict
 from semiland.engine.task import SegTask
 from semiland.errors import Interrupted, SemilandError
 from semiland.io import atomic_write_json, atomic_write_text, remove_stale_temporaries
@@ -389,12 +390,6 @@ def load_task(ckpt_path: str | Path, overrides: list[str] | None = None) -> tupl
 SPLIT_KEYS = ("labeled", "unlabeled", "val", "test", "split_mode", "labeled_count", "split_seed", "oracle")
 
 
-def test(ckpt_path: str | Path, out_dir: Path, overrides: list[str] | None = None, on: str = "test") -> dict[str, Any]:
-    """Evaluate a checkpoint on its split's test images (or `on`: see `evaluation_images`); writes
-    metrics.json and confusion_matrix.png."""
-    return evaluate_checkpoint(ckpt_path, out_dir, overrides, on)[0]
-
-
 def evaluation_folder(on: str) -> str:
     """The run subfolder metrics on `on` go to: test/, or test-on-<on> (never over the test results)."""
     return "test" if on == "test" else "test-on-" + re.sub(r"[^\w.-]+", "+", on)
@@ -424,9 +419,8 @@ def evaluation_images(spec: DatasetSpec, split: Split, on: str) -> list[str]:
 def evaluate_checkpoint(
     ckpt_path: str | Path, out_dir: Path, overrides: list[str] | None = None, on: str = "test"
 ) -> tuple[dict[str, Any], SegTask]:
-    """`test`, also returning the loaded task, so a report can use it without reading the checkpoint again."""
-    from semiland.report.figures import plot_confusion
-
+    """Evaluate a checkpoint on its split's test images (or `on`: see `evaluation_images`); writes metrics.json
+    (the caller draws: `report.run_report.test_run`) and returns the metrics and the loaded task."""
     quiet_lightning()
     given = parse_overrides(overrides or []).get("data", {})
     if isinstance(given, dict) and (keys := [k for k in SPLIT_KEYS if k in given]):
@@ -458,7 +452,6 @@ def evaluate_checkpoint(
     metrics["evaluated_on"] = on
     if is_rank_zero():
         atomic_write_json(out_dir / "metrics.json", metrics)
-        plot_confusion(metrics, out_dir / "confusion_matrix.png")
     return metrics, task
 
 

@@ -26,8 +26,8 @@ from semiland.config import Config, OptimConfig
 from semiland.data.classes import ClassTable
 from semiland.engine.checkpoint import FORMAT
 from semiland.engine.metrics import confusion_metrics
+from semiland.engine.sliding import Logits, at_scale, class_indices, sliding_window_logits
 from semiland.errors import SemilandError
-from semiland.inference.sliding import Logits, at_scale, class_indices, sliding_window_logits
 from semiland.io import atomic_write_json
 from semiland.methods.base import Alarm, Method, ParamGroup
 

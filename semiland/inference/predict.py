@@ -28,8 +28,8 @@ from tqdm import tqdm
 
 from semiland.data.paired import SarOptions, pair_by_name
 from semiland.data.raster import IMAGE_SUFFIXES, image_size
+from semiland.engine.sliding import at_scale
 from semiland.errors import SemilandError
-from semiland.inference.sliding import at_scale
 from semiland.inference.stream import NODATA, Block, PairedReader, RasterReader, SarReader, TilePredictor, stream_blocks
 from semiland.io import atomic_path, disk_full, output_folder, owns_file, record_outputs
 from semiland.models.fold import fold_batchnorm

@@ -26,8 +26,8 @@ import torch
 from semiland.data.paired import SarOptions, grid_difference, simulated_sar, to_db
 from semiland.data.raster import as_float_valid, check_bands, decoded_by_pillow, open_raster, read_image
 from semiland.engine.precision import warn_if_emulated
+from semiland.engine.sliding import blend_window_1d, ceil_to, class_indices, tile_starts
 from semiland.errors import SemilandError
-from semiland.inference.sliding import blend_window_1d, ceil_to, class_indices, tile_starts
 
 NODATA = 255  # class maps and percent probabilities
 

@@ -62,8 +62,10 @@ def method_config(raw: dict[str, Any], saved: bool = False) -> MethodConfig:
     return build_dataclass(config, raw, "method")
 
 
-def build_method(raw: dict[str, Any], model, ctx: MethodContext) -> Method:
-    cfg = method_config(raw)
+def build_method(cfg: MethodConfig | dict[str, Any], model, ctx: MethodContext) -> Method:
+    """The method `cfg` names (a checked Config, as `Config.method` holds it, or a raw `method:` mapping)."""
+    if isinstance(cfg, dict):
+        cfg = method_config(cfg)
     method = method_class(cfg.name)(model, cfg, ctx)
     if getattr(cfg, "unlabeled_bn", "batch") == "labeled":  # after __init__: second networks exist by then
         use_labeled_statistics(method)

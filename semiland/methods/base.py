@@ -24,15 +24,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from semiland.config import MethodConfig
 from semiland.errors import SemilandError
-
-
-@dataclass
-class MethodConfig:
-    """Fields common to every method; a method's own `Config` subclasses this and adds its symbols."""
-
-    name: str = ""
-
 
 TARGET_BN = ("running", "batch")
 UNLABELED_BN = ("batch", "labeled")

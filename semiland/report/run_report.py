@@ -16,9 +16,9 @@ from matplotlib import colormaps
 import semiland
 from semiland.data.datamodule import PreparedData, SampleStore
 from semiland.engine.precision import cpu_name
-from semiland.engine.runner import FitResult, evaluate_checkpoint
+from semiland.engine.runner import FitResult, evaluate_checkpoint, is_rank_zero
+from semiland.engine.sliding import class_indices
 from semiland.engine.task import SegTask
-from semiland.inference.sliding import class_indices
 from semiland.report.figures import (
     display_rgb,
     plot_confusion,
@@ -44,9 +44,20 @@ class RunOutcome:
         return self.run_dir / "logs" / "metrics.csv"
 
 
+def test_run(
+    ckpt: str | Path, out_dir: Path, overrides: list[str] | None = None, on: str = "test"
+) -> tuple[dict[str, Any], SegTask]:
+    """`semiland test`: evaluate a checkpoint (`engine.runner.evaluate_checkpoint`: metrics.json) and draw its
+    confusion matrix beside (confusion_matrix.png); the metrics and the loaded task."""
+    metrics, task = evaluate_checkpoint(ckpt, out_dir, overrides, on)
+    if is_rank_zero():
+        plot_confusion(metrics, out_dir / "confusion_matrix.png")
+    return metrics, task
+
+
 def evaluate_run(result: FitResult, label: str, seconds: float) -> RunOutcome:
     """Test a finished run's best checkpoint (writes <run>/test/) and keep what its report needs."""
-    metrics, task = evaluate_checkpoint(result.best_ckpt, result.run_dir / "test")
+    metrics, task = test_run(result.best_ckpt, result.run_dir / "test")
     return RunOutcome(label, metrics, result.run_dir, task, seconds)
 
 
