@@ -374,8 +374,8 @@ def remaining(specs: list[RunSpec], out: Path, start: int = 0) -> str:
 
 def _wall_seconds(row: dict[str, Any]) -> float | None:
     """A finished CPU cell's wall time (`cost_seconds`' cells): what a cell takes on this kind of machine under
-    its usual load (more than its CPU time when processes share the cores). Rows from before session 18 lack
-    `cell_seconds` (with the --also-on sets): their fit and test only."""
+    its usual load (more than its CPU time when processes share the cores). Rows written before `cell_seconds`
+    (with the --also-on sets) was recorded give their fit and test only."""
     return None if cost_seconds(row) is None else row.get("cell_seconds") or row["fit_seconds"]
 
 

@@ -174,7 +174,7 @@ def _base_on_own_device(
 ) -> tuple[list[dict[str, Any]], str]:
     """`rows` with a seed's `base` cell replaced by `<base>_rerun`'s where that re-run trained on the variant's
     device and the base's own cell did not, and the base's label saying which seeds took the re-run. Float32 CPU runs are bit-identical on
-    one CPU but not across CPU generations (docs/benchmarks.md, session 26): a variant paired with a base from
+    one CPU but not across CPU generations (docs/benchmarks-log.md): a variant paired with a base from
     another machine carries that machine's difference too; `<base>_rerun − <base>` measures it."""
     swap, label = rerun_seeds(rows, method, base, budget, methods)
     if not swap:
@@ -418,8 +418,8 @@ def val_curves(rows: list[dict[str, Any]], out: Path) -> dict[tuple[str, str], l
 
 
 def cell_model(out: Path, row: dict[str, Any]) -> Path | None:
-    """A finished cell's kept model (self-training: its last student's), or None (kept since session 8 of the
-    Dubai sweep; `--no-models` keeps none)."""
+    """A finished cell's kept model (self-training: its last student's), or None (a cell restored from a mirror,
+    an early cell of the Dubai sweep, or `--no-models`)."""
     ckpt = cell_run(cell_folder(out, row["method"], row.get("same_as") or row["budget"], row["seed"]))
     ckpt = ckpt / "checkpoints" / "best.ckpt"
     return ckpt if ckpt.is_file() else None
