@@ -41,6 +41,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if not args.config:
         raise SemilandError("fit needs --config FILE (see configs/) or --resume RUN_DIR")
     cfg = load_config(args.config, args.overrides)
+    if args.print_config:  # the complete resolved config, as a run folder's config.yaml would hold it
+        print(cfg.to_yaml(), end="")
+        return 0
     run_dir = _run_dir(args, f"{Path(args.config).stem}")
     if env_is_child_process():  # DDP workers re-run this command: they train into the folder rank 0 chose
         write_dir = Path(os.environ.get(WRITE_DIR_ENV, run_dir))
@@ -194,8 +197,11 @@ def cmd_self_train(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from semiland.methods import METHODS, describe
+    from semiland.methods import METHODS, describe, describe_config, method_class
 
+    if args.name:  # one method: its paper, its symbols and every key with its default and range
+        print(describe_config(method_class(args.name)))
+        return 0
     for name, cls in METHODS.items():
         print(f"{name:<14} {describe(cls)}")
     return 0
@@ -254,7 +260,10 @@ def cmd_bench_advisor(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import semiland
+
     p = Parser(prog="semiland", description="semi-supervised segmentation of remote-sensing imagery")
+    p.add_argument("--version", action="version", version=f"semiland {semiland.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="train and evaluate on the default data (Dubai, else synthetic); write a report")
@@ -272,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("-o", "--out", help="run folder (default runs/<config>-<time>)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     f.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    f.add_argument(
+        "--print-config", action="store_true", help="print the complete resolved config (file + overrides) and exit"
+    )
     f.set_defaults(func=cmd_fit)
 
     st = sub.add_parser("self-train", help="offline self-training in rounds (teacher → pseudo-labels → student)")
@@ -330,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_predict)
 
     analysis_cli.add_parsers(sub)
-    sub.add_parser("methods", help="list registered methods").set_defaults(func=cmd_methods)
+    me = sub.add_parser("methods", help="list registered methods, or one method's keys (semiland methods NAME)")
+    me.add_argument("name", nargs="?", help="a method: print its description and its method.* keys with defaults")
+    me.set_defaults(func=cmd_methods)
     sub.add_parser("datasets", help="list dataset presets").set_defaults(func=cmd_datasets)
     sub.add_parser("models", help="list model architectures").set_defaults(func=cmd_models)
 

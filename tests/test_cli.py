@@ -289,3 +289,25 @@ def test_predict_a_whole_dubai_image(trained, tmp_path):
     from PIL import Image
 
     assert Image.open(tmp_path / "image_part_001.png").size == (1817, 2061)
+
+
+def test_version_print_config_and_one_methods_keys(synth_root, tmp_path, capsys, monkeypatch):
+    """What LightningCLI / GDAL users reach for: `--version`, the complete resolved config without training,
+    and one method's keys with defaults and ranges."""
+    import semiland
+
+    with pytest.raises(SystemExit) as version:
+        main(["--version"])
+    assert version.value.code == 0 and capsys.readouterr().out.strip() == f"semiland {semiland.__version__}"
+    monkeypatch.chdir(tmp_path)
+    cfg = write_config(tmp_path, synth_root)
+    assert main(["fit", "--config", str(cfg), "--print-config", "method.name=fixmatch", "method.top_q=0.3"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["method"]["name"] == "fixmatch" and printed["method"]["top_q"] == 0.3
+    assert set(printed) == {"data", "model", "method", "optim", "train"} and not (tmp_path / "runs").exists()
+    assert main(["methods", "fixmatch"]) == 0
+    out = capsys.readouterr().out
+    assert "method.* keys (method.name=fixmatch):" in out and "  top_q = 0.5  [0 ≤ x ≤ 1]" in out
+    assert "Sohn et al." in out  # the paper, from the method's docstring
+    assert main(["methods", "fixmatc"]) == 2
+    assert "unknown method 'fixmatc'" in capsys.readouterr().err

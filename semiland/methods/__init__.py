@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Any
 
@@ -75,3 +76,23 @@ def build_method(cfg: MethodConfig | dict[str, Any], model, ctx: MethodContext) 
 def describe(cls: type[Method]) -> str:
     doc = (cls.__doc__ or "").strip() or (sys.modules[cls.__module__].__doc__ or "").strip()
     return doc.splitlines()[0] if doc else ""
+
+
+def describe_config(cls: type[Method]) -> str:
+    """A method's documentation (its module's and class's docstrings: the paper, the symbols, the defaults that
+    depart from it) and its `method.*` keys with their defaults and the values they accept."""
+    parts = [f"{cls.name}: {describe(cls)}", ""]
+    module_doc = (sys.modules[cls.__module__].__doc__ or "").strip()
+    if module_doc:
+        parts += [module_doc, ""]
+    parts.append(f"method.* keys (method.name={cls.name}):")
+    for f in dataclasses.fields(cls.Config):
+        if f.name == "name":
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        low, high, above, below, _ = f.metadata.get("limits", (None, None, False, False, None))
+        bounds = ""
+        if low is not None:
+            bounds = f"  [{low} {'<' if above else '≤'} x {'<' if below else '≤'} {high}]".replace(" inf]", " ∞]")
+        parts.append(f"  {f.name} = {default!r}{bounds}")
+    return "\n".join(parts)
