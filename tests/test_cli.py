@@ -33,10 +33,12 @@ def test_fit_writes_the_whole_run_folder(trained):
         assert (trained / rel).is_file(), rel
     html = (trained / "report.html").read_text()
     assert "mIoU" in html and "figures/panels.png" in html
+    import base64
     import re
 
-    images = re.findall(r"<img src='([^']+)'", html)
-    assert len(images) >= 4 and all((trained / src).is_file() for src in images)  # every figure loads
+    images = re.findall(r"<img src='data:image/png;base64,([^']+)' alt='[^']*' data-file='([^']+)'>", html)
+    assert len(images) >= 4  # every figure embedded (the report is one file to mail), and the same as its PNG
+    assert all(base64.b64decode(data) == (trained / rel).read_bytes() for data, rel in images)
     saved = yaml.safe_load((trained / "config.yaml").read_text())
     assert len(saved["data"]["mean"]) == 3 and saved["train"]["steps"] == 4
 

@@ -64,7 +64,7 @@ def test_dubai_analysis_report_covers_all_eight_regions(tmp_path):
 def result_pngs(html: str) -> list[str]:
     import re
 
-    return re.findall(r"src='([^']+\.png)'", html)
+    return re.findall(r"data-file='([^']+\.png)'", html)
 
 
 @needs(SEN1FLOODS)

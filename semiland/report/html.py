@@ -1,7 +1,9 @@
-"""A self-contained run report: metrics tables and figures (PNG files beside it, linked relatively)."""
+"""A self-contained run report: metrics tables and figures, the figures embedded in the one HTML file (so it can
+be mailed or attached) and also kept as PNG files beside it."""
 
 from __future__ import annotations
 
+import base64
 import html
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +35,17 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.2f}"
 
 
-def render(report: Report) -> str:
+def _image_source(root: Path | None, rel: str) -> str:
+    """The figure as a data URI (embedded) where its file is found under `root`, else its relative path."""
+    path = root / rel if root is not None else None
+    if path is None or not path.is_file():
+        return rel
+    mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
+    return f"data:{mime.get(path.suffix.lower(), 'image/png')};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def render(report: Report, root: Path | None = None) -> str:
+    """The report as one HTML page; figures under `root` (the report's folder) are embedded."""
     e = html.escape
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{e(report.title)}</title>",
@@ -67,8 +79,9 @@ def render(report: Report) -> str:
         parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
         parts.append("</table>")
     for caption, rel in report.figures:
-        # a link to the full-size file: wide figures (a sweep's maps) shrink to the page's width
-        parts.append(f"<h2>{e(caption)}</h2><a href='{e(rel)}'><img src='{e(rel)}' alt='{e(caption)}'></a>")
+        # embedded; data-file names the PNG kept beside the report (full size: wide figures shrink to the page)
+        src = _image_source(root, rel)
+        parts.append(f"<h2>{e(caption)}</h2><img src='{e(src)}' alt='{e(caption)}' data-file='{e(rel)}'>")
     if report.details:
         parts.append("<h2>Details</h2><table>")
         parts += [f"<tr><td>{e(k)}</td><td style='text-align:left'>{e(v)}</td></tr>" for k, v in report.details.items()]
@@ -82,5 +95,5 @@ def render(report: Report) -> str:
 
 def write_report(report: Report, path: str | Path) -> Path:
     path = Path(path)
-    atomic_write_text(path, render(report))
+    atomic_write_text(path, render(report, path.parent))
     return path
