@@ -1,5 +1,6 @@
 """The command line end to end (fit → test → predict) and its bad-input answers: one line, nothing lost."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -110,6 +111,12 @@ def test_predict_keeps_georeferencing(trained, synth_root, tmp_path):
         assert out.crs == ref.crs and out.transform == ref.transform and out.shape == ref.shape
         classes = out.read(1)
         assert classes.max() < 5 and out.nodata == 255 and out.colormap(1)[0][:3] == (60, 16, 152)
+        # what made the map, as GDAL metadata: version, checkpoint and its hash, method, classes, input
+        tags, ckpt = out.tags(), trained / "checkpoints" / "best.ckpt"
+        assert tags["SEMILAND_CHECKPOINT"] == str(ckpt.resolve()) and tags["SEMILAND_METHOD"] == "supervised"
+        assert tags["SEMILAND_CHECKPOINT_SHA256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+        assert json.loads(tags["SEMILAND_CLASSES"])["0"] == "building" and tags["SEMILAND_INPUT"] == str(src.resolve())
+        assert out.descriptions[0].startswith("class: 0 building, 1 land")
     assert (tmp_path / "p" / "scene_000.png").is_file()
     # an existing output is refused, then replaced with --overwrite
     assert run_predict(trained, str(src), "-o", str(tmp_path / "p")) == 2

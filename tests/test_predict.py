@@ -152,6 +152,7 @@ def test_cog_output_has_overviews_and_colours(trained, tmp_path):
         assert cog.overviews(1) and cog.profile["tiled"] and cog.compression.name.lower() == "deflate"
         assert cog.colormap(1)[1][:3] == (132, 41, 246) and cog.shape == (1100, 1030)
         assert cog.read(1).max() < 5
+        assert cog.tags()["SEMILAND_METHOD"] == "supervised" and cog.descriptions[0].startswith("class: 0 ")
     assert not list((tmp_path / "o").glob(".*.tmp*"))
 
 

@@ -11,6 +11,8 @@ Inputs are shared across `--workers` processes, or across the ranks of a `torchr
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import time
@@ -111,7 +113,14 @@ def _device(name: str) -> torch.device:
 class Outputs:
     """The GeoTIFFs of one input, open under temporary names; `close()` finishes (COG) and renames them."""
 
-    def __init__(self, paths: dict[str, Path], reader: RasterReader, classes: Any, opts: PredictOptions):
+    def __init__(
+        self,
+        paths: dict[str, Path],
+        reader: RasterReader,
+        classes: Any,
+        opts: PredictOptions,
+        provenance: dict[str, str] | None = None,
+    ):
         import rasterio
 
         self.paths, self.opts, self.reader, self.classes = paths, opts, reader, classes
@@ -140,6 +149,11 @@ class Outputs:
         for kind, tmp in self._final.items():
             self.dst[kind] = rasterio.open(self._scratch.get(kind, tmp), "w", **base, **kinds[kind])
         self.dst["classes"].write_colormap(1, {k: (*c, 255) for k, c in enumerate(classes.colors)})
+        self.dst["classes"].set_band_description(
+            1, "class: " + ", ".join(f"{k} {n}" for k, n in enumerate(classes.names))
+        )
+        for dst in self.dst.values():  # what made the map: GDAL metadata (gdalinfo, QGIS's layer properties)
+            dst.update_tags(**(provenance or {}))
         if "probs" in self.dst:
             for i, name in enumerate(classes.names, 1):
                 self.dst["probs"].set_band_description(i, f"P({name}) %")
@@ -222,6 +236,7 @@ class Predictor:
 
     def __init__(self, task: Any, cfg: Any, opts: PredictOptions):
         self.opts, self.task, self.cfg = opts, task, cfg
+        self.checkpoint: dict[str, str] = {}  # its path and hash, where it was loaded from a file
         self.device = _device(opts.device)
         self.task.to(self.device).eval()
         for net in self.task.method.children():  # prepared for inference in place: batch norm folded, NHWC
@@ -259,7 +274,28 @@ class Predictor:
     def from_checkpoint(cls, ckpt: str | Path, opts: PredictOptions) -> Predictor:
         from semiland.engine.runner import load_task
 
-        return cls(*load_task(ckpt), opts)
+        predictor = cls(*load_task(ckpt), opts)
+        digest = hashlib.sha256()
+        with open(ckpt, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        predictor.checkpoint = {"SEMILAND_CHECKPOINT": str(Path(ckpt).resolve()),
+                                "SEMILAND_CHECKPOINT_SHA256": digest.hexdigest()}  # fmt: skip
+        return predictor
+
+    def provenance(self, source: Path) -> dict[str, str]:
+        """The tags every output of `source` carries: semiland's version, the checkpoint (path and SHA-256),
+        its method, classes (index: name) and the input, and when it was made."""
+        import semiland
+
+        return {
+            "SEMILAND_VERSION": semiland.__version__,
+            **self.checkpoint,
+            "SEMILAND_METHOD": self.task.method.name,
+            "SEMILAND_CLASSES": json.dumps(dict(enumerate(self.task.classes.names))),
+            "SEMILAND_INPUT": str(Path(source).resolve()),
+            "SEMILAND_DATE": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
 
     def open(self, path: Path, sar_path: Path | None = None) -> RasterReader | PairedReader:
         d = self.cfg.data
@@ -315,7 +351,7 @@ class Predictor:
 
     def _predict(self, path: Path, paths: dict[str, Path], progress: tqdm | None, sar: Path | None) -> None:
         reader = self.open(path, sar)
-        outputs = Outputs(paths, reader, self.task.classes, self.opts)
+        outputs = Outputs(paths, reader, self.task.classes, self.opts, self.provenance(path))
         ok = False
         try:
             with ThreadPoolExecutor(1, thread_name_prefix="semiland-write") as writer:
