@@ -334,3 +334,34 @@ def test_adam_optimizers_use_the_fused_kernel_on_cpu():
     params = [torch.nn.Parameter(torch.randn(4, 4))]
     for name in ("adam", "adamw"):
         assert make_optimizer(ParamGroup(params), OptimConfig(name=name)).defaults["fused"] is True
+
+
+def test_progress_counts_training_steps_and_writes_plain_lines_to_a_log(synth_root, tmp_path, capfd):
+    """Not a terminal (a log, CI, nohup): a plain line every tenth of the run on stderr, counted in training
+    steps, with the loss and the validation mIoU — no bar redraws, no Lightning "Epoch" bars."""
+    cfg = tiny_config(synth_root, train={"steps": 20, "val_every": 10, "progress": True})
+    fit(cfg, tmp_path / "run")
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("step ")]
+    assert [line.split(" (")[0] for line in lines] == [f"step {k}/20" for k in range(2, 21, 2)]
+    assert "loss " in lines[0] and "val mIoU " in lines[-1] and "steps/s" in lines[0]
+    assert "Epoch" not in err and "\r" not in err
+
+
+def test_progress_bar_on_a_terminal_spans_the_run():
+    from semiland.engine.progress import StepProgress
+
+    class Module:
+        train_step = 0
+
+    class Trainer:
+        callback_metrics = {"train/loss": torch.tensor(0.5)}
+
+    progress, module = StepProgress(40, refresh=5, terminal=True), Module()
+    progress.on_train_start(Trainer(), module)
+    for step in range(1, 41):
+        module.train_step = step
+        progress.on_train_batch_end(Trainer(), module, None, None, step)
+        assert progress.bar.n == step - step % 5 and progress.bar.total == 40
+    progress.on_train_end(Trainer(), module)
+    assert progress.bar is None

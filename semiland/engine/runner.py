@@ -24,7 +24,7 @@ import lightning as L
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.fabric.utilities.rank_zero import rank_zero_only
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
 from semiland.config import Config, merge, parse_overrides
@@ -35,6 +35,7 @@ from semiland.data.sources import DatasetSpec
 from semiland.data.splits import SETS, Split
 from semiland.engine.checkpoint import AtomicCheckpointIO, read_checkpoint
 from semiland.engine.precision import resolve_precision
+from semiland.engine.progress import StepProgress
 from semiland.engine.run_config import config_from_dict
 from semiland.engine.task import SegTask
 from semiland.errors import Interrupted, SemilandError
@@ -76,15 +77,6 @@ def build_task(cfg: Config, classes: ClassTable, mean: list[float], std: list[fl
     )
     method = build_method(cfg.method, model, ctx)
     return SegTask(method, cfg, classes, mean, std, MODELS[cfg.model.arch].min_size)
-
-
-class ProgressBar(TQDMProgressBar):
-    """Lightning's bar without the logger version number (it is always "logs" here)."""
-
-    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        items = super().get_metrics(trainer, pl_module)
-        items.pop("v_num", None)
-        return items
 
 
 class AppendingCSVLogger(L.pytorch.loggers.CSVLogger):
@@ -156,8 +148,8 @@ def make_trainer(cfg: Config, run_dir: Path | None, n_optimizers: int = 1, for_e
     if strategy == "auto" and (t.devices not in (1, "1", [0]) or t.num_nodes > 1) and t.devices != "auto":
         strategy = "ddp"  # several devices: one process per device (DDP), as Lightning recommends
     callbacks: list[Any] = []
-    if t.progress:
-        callbacks.append(ProgressBar(refresh_rate=max(1, t.log_every // 2)))
+    if t.progress and not for_eval:
+        callbacks.append(StepProgress(t.steps, refresh=max(1, t.log_every // 2)))
     if not for_eval and run_dir is not None:
         # Two callbacks: Lightning's save_last only refreshes last.ckpt when best.ckpt improves, and resuming
         # from there would redo (and a finished run would end on) a stale state. last.ckpt: every validation.
@@ -184,7 +176,7 @@ def make_trainer(cfg: Config, run_dir: Path | None, n_optimizers: int = 1, for_e
             logger=_loggers(cfg, run_dir) if (run_dir is not None and not for_eval) else False,
             log_every_n_steps=t.log_every,
             callbacks=callbacks,
-            enable_progress_bar=t.progress,
+            enable_progress_bar=False,  # StepProgress: steps of the run, not Lightning's epochs
             enable_checkpointing=not for_eval and run_dir is not None,
             enable_model_summary=False,
             use_distributed_sampler=False,
