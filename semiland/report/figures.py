@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: files only
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from semiland.io import atomic_path  # noqa: E402
@@ -211,6 +212,11 @@ def plot_curves(logs: dict[str, str | Path], path: str | Path) -> None:
                             label=f"{label}: {head} alone")  # fmt: skip
     ax_loss.set(xlabel="step", ylabel="training loss", title="training loss")
     ax_loss.set_yscale("log")
+    # plain numbers (0.2, 0.5, 1) rather than 10⁰ and 5×10⁻¹; minor ticks labelled at 2, 3 and 5 only
+    ax_loss.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax_loss.yaxis.set_minor_formatter(
+        matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "235" else "")
+    )
     ax_val.set(xlabel="step", ylabel="mIoU (%)", title="validation mIoU")
     for ax in (ax_loss, ax_val):
         ax.grid(alpha=0.3)
