@@ -215,6 +215,7 @@ def test_analyze_command_writes_the_report(synth_root, tmp_path, capsys):
     assert result["splits"] == ["labeled", "unlabeled", "test"]
     assert len(result["iot_regions"]) == 4 and result["advisor"]["ranking"][0]["unit"] == "region_1"
     html = (out / "report.html").read_text()
+    assert html.index("Label next: region_1") < html.index("<table") < html.index("<img")  # the advice on top
     for png in ("classes_regions", "appearance_regions", "iou_regions", "iot_regions", "class_proportions",
                 "classes_splits", "appearance_splits", "iou_splits", "iot_splits"):  # fmt: skip
         assert f"{png}.png" in html and (out / f"{png}.png").stat().st_size > 1000

@@ -224,20 +224,25 @@ def _split_part(a: Analysis, split: Split, out: Path, figures: list, colors: lis
 
 
 def _report(result: dict[str, Any], figures: list[tuple[str, str]]) -> Report:
-    intro = [
+    adv = result.get("advisor", {})
+    ranking = adv.get("ranking", [])[:10]
+    # the advice first (the question users open the report with), then what it rests on
+    intro = [f"Label next: {ranking[0]['unit']} ({describe(ranking[0])})."] if ranking else []
+    intro += [
         f"Dataset {result['dataset']} ({result['root']}): {result['images']} images, {result['subtiles']} sub-tiles, "
         f"regions {', '.join(result['regions'])}.",
         f"Appearance features: {result['features_note']}.",
         f"The advisor's class terms: {result['class_source']}.",
     ]
     intro += [f"Warning: {w}" for w in result["warnings"]] or ["No warnings: the split meets both conditions."]
+    tables = []
+    if ranking:
+        rows = [[str(i), c["unit"], describe(c)] for i, c in enumerate(ranking, 1)]
+        tables.append((f"Label next: the advisor's ranking (of {adv['target']})", ["#", "unit", "why"], rows))
     details = {}
-    adv = result.get("advisor", {})
-    for i, c in enumerate(adv.get("ranking", [])[:10], 1):
-        details[f"label next #{i}"] = f"{c['unit']}: {describe(c)} (of {adv['target']})"
     if "conditions" in result:
         c = result["conditions"]
         details["labeled covers test (IoT)"] = f"{c['iot_labeled']:.2f}"
         details["labeled + unlabeled cover test (IoT)"] = f"{c['iot_training']:.2f}"
         details["test classes missing from labeled"] = ", ".join(c["missing_classes"]) or "none"
-    return Report(title="semiland dataset analysis", intro=intro, figures=figures, details=details)
+    return Report(title="semiland dataset analysis", intro=intro, figures=figures, details=details, tables=tables)
