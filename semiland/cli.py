@@ -26,9 +26,9 @@ def _run_dir(args: argparse.Namespace, stem: str) -> Path:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from semiland.api import fit, report_run
     from semiland.engine.run_config import load_config
-    from semiland.engine.runner import RunInterrupted, env_is_child_process, plan_fit, run_fit
-    from semiland.io import plan_output_folder, refuse_over_inputs, write_output_folder
+    from semiland.engine.runner import env_is_child_process, is_rank_zero, plan_fit, run_fit
 
     started = time.time()
     command = f"semiland {' '.join(map(shlex.quote, args.argv))}"
@@ -37,71 +37,29 @@ def cmd_fit(args: argparse.Namespace) -> int:
         if not (run_dir / "config.yaml").is_file():
             raise SemilandError(f"{run_dir} is not a run folder (no config.yaml); give the -o folder of a fit")
         cfg = load_config(run_dir / "config.yaml", args.overrides, saved=True)
-        return _finish_run(run_fit(plan_fit(cfg, run_dir, resume=True), run_dir), started, command)
+        result = run_fit(plan_fit(cfg, run_dir, resume=True), run_dir)
+        if (done := report_run(result, started, command)) is not None and is_rank_zero():
+            print(f"\nrun folder: {result.run_dir}\nreport:     {done[1]}")
+        return 0
     if not args.config:
         raise SemilandError("fit needs --config FILE (see configs/) or --resume RUN_DIR")
-    cfg = load_config(args.config, args.overrides)
-    if args.print_config:  # the complete resolved config, as a run folder's config.yaml would hold it
-        print(cfg.to_yaml(), end="")
-        return 0
     run_dir = _run_dir(args, f"{Path(args.config).stem}")
-    if env_is_child_process():  # DDP workers re-run this command: they train into the folder rank 0 chose
-        write_dir = Path(os.environ.get(WRITE_DIR_ENV, run_dir))
-        return _finish_run(run_fit(plan_fit(cfg, run_dir), write_dir), started, command)
-    out = plan_output_folder(run_dir, args.overwrite, "run folder", run_inputs(cfg, args.config))
-    plan = plan_fit(cfg, run_dir)  # every check before the folder is touched: a refused run leaves nothing
-    if out.replace:
-        refuse_over_inputs(run_dir, plan.data.spec.input_folders(), "run folder")
-    try:
-        with write_output_folder(out) as write_dir:
-            os.environ[WRITE_DIR_ENV] = str(write_dir)
-            result = run_fit(plan, write_dir)
-            _, report = _evaluate_run(result, started, command)
-    except RunInterrupted:
-        if out.replace:  # the replacement was written aside and is gone; the earlier run is as it was
-            raise RunInterrupted(f"{run_dir} still holds the earlier run (the replacement was discarded)") from None
-        raise
-    print(f"\nrun folder: {run_dir}\nreport:     {run_dir / report.relative_to(write_dir)}")
+    if args.print_config or env_is_child_process():
+        cfg = load_config(args.config, args.overrides)
+        if args.print_config:  # the complete resolved config, as a run folder's config.yaml would hold it
+            print(cfg.to_yaml(), end="")
+            return 0
+        # DDP workers re-run this command: they train into the folder rank 0 chose
+        report_run(run_fit(plan_fit(cfg, run_dir), Path(os.environ.get(WRITE_DIR_ENV, run_dir))), started, command)
+        return 0
+    run = fit(
+        args.config, run_dir, args.overrides, overwrite=args.overwrite, command=command, write_dir_env=WRITE_DIR_ENV
+    )
+    print(f"\nrun folder: {run.run_dir}\nreport:     {run.report}")
     return 0
 
 
 WRITE_DIR_ENV = "SEMILAND_WRITE_DIR"  # where rank 0 writes a run (the --overwrite staging folder), for DDP workers
-
-
-def run_inputs(cfg, config: str | Path | None) -> list[str | Path]:
-    """What a run reads: an --overwrite must never replace a folder holding any of it."""
-    d = cfg.data
-    items: list[str | Path] = [config or "", d.root, d.split_file, d.pseudo_labels, cfg.model.weights_path]
-    return [*items, *d.unlabeled_dirs]
-
-
-def _finish_run(result, started: float, command: str) -> int:
-    """After `fit --resume`: test the best checkpoint, print the table, write the report."""
-    from semiland.engine.runner import is_rank_zero
-
-    if (done := _evaluate_run(result, started, command)) is not None and is_rank_zero():
-        print(f"\nrun folder: {result.run_dir}\nreport:     {done[1]}")
-    return 0
-
-
-def _evaluate_run(result, started: float, command: str):
-    """(outcome, report path) after training: the best checkpoint tested, the table printed, the report
-    written (rank 0 only; None elsewhere)."""
-    import torch.distributed as dist
-
-    from semiland.engine.metrics import format_table
-    from semiland.engine.runner import is_rank_zero
-    from semiland.report.run_report import build_run_report, evaluate_run
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()  # evaluation below runs in one process
-    if not is_rank_zero():
-        return None
-    outcome = evaluate_run(result, result.task.method.name, time.time() - started)
-    print(f"\n{outcome.label} — test images: {len(result.data.split.test)}")
-    print(format_table(outcome.metrics))
-    report = build_run_report(result.run_dir, f"semiland run — {outcome.label}", [outcome], result.data, [], command)
-    return outcome, report
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -260,10 +218,10 @@ def cmd_bench_advisor(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import semiland
+    from semiland.version import __version__
 
     p = Parser(prog="semiland", description="semi-supervised segmentation of remote-sensing imagery")
-    p.add_argument("--version", action="version", version=f"semiland {semiland.__version__}")
+    p.add_argument("--version", action="version", version=f"semiland {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="train and evaluate on the default data (Dubai, else synthetic); write a report")

@@ -98,6 +98,28 @@ def test_every_guide_command_runs(tmp_path, monkeypatch):
     shutil.rmtree(tmp_path / "runs")
 
 
+def test_the_guides_python_runs(tmp_path, monkeypatch):
+    """The guide's "From Python" block, executed as written in a folder holding `mydata/` and `configs/`;
+    training is shortened as for the commands (SHORTEN appended to the overrides)."""
+    import semiland.api
+
+    generate(tmp_path / "mydata", regions=4, images=2, size=64, bands=3)
+    (tmp_path / "configs").symlink_to(REPO / "configs")
+    monkeypatch.chdir(tmp_path)
+    load_config = semiland.api.load_config
+    monkeypatch.setattr(semiland.api, "load_config", lambda path, overrides: load_config(path, [*overrides, *SHORTEN]))
+    blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(encoding="utf-8"), flags=re.S)
+    assert len(blocks) == 1
+    scope: dict = {}
+    with redirect_stdout(io.StringIO()):
+        exec(compile(blocks[0], "guide.md", "exec"), scope)  # noqa: S102 - the repository's own guide
+    assert scope["classes"].shape == (64, 64) and scope["probs"].shape == (5, 64, 64)
+    assert (tmp_path / "runs" / "python" / "report.html").is_file() and scope[
+        "run"
+    ].result.task.method.name == "fixmatch"
+    assert sorted(p.name for p in (tmp_path / "maps-python").glob("*.tif")) == ["scene_000.tif", "scene_001.tif"]
+
+
 DOC_PAGES = [REPO / "README.md", *sorted(GUIDE.parent.glob("*.md"))]
 # (page, target, anchor) of every relative link to a Markdown page or a section: "x.md", "x.md#a", "#a"
 DOC_LINKS = [

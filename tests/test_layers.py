@@ -10,14 +10,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "semiland"
 
 # low → high; a module may import from its own layer or any lower one
 LAYERS = [
-    {"semiland", "errors", "io", "argtypes", "config", "paths"},  # the package root: foundations
+    {"version", "errors", "io", "argtypes", "config", "paths"},  # foundations
     {"data", "losses"},
     {"models"},
     {"methods"},
     {"engine"},
     {"inference", "analysis", "report", "selftrain"},
-    {"bench", "demo"},
-    {"cli", "__main__"},
+    {"bench", "demo", "api"},
+    {"cli", "__main__", "semiland"},  # the package itself: the public facade, re-exporting the API lazily
 ]
 LEVEL = {part: i for i, parts in enumerate(LAYERS) for part in parts}
 

@@ -286,10 +286,10 @@ class Predictor:
     def provenance(self, source: Path) -> dict[str, str]:
         """The tags every output of `source` carries: semiland's version, the checkpoint (path and SHA-256),
         its method, classes (index: name) and the input, and when it was made."""
-        import semiland
+        from semiland.version import __version__
 
         return {
-            "SEMILAND_VERSION": semiland.__version__,
+            "SEMILAND_VERSION": __version__,
             **self.checkpoint,
             "SEMILAND_METHOD": self.task.method.name,
             "SEMILAND_CLASSES": json.dumps(dict(enumerate(self.task.classes.names))),

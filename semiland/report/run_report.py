@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from matplotlib import colormaps
 
-import semiland
 from semiland.data.datamodule import PreparedData, SampleStore
 from semiland.engine.precision import cpu_name
 from semiland.engine.runner import FitResult, evaluate_checkpoint, is_rank_zero
@@ -29,6 +28,7 @@ from semiland.report.figures import (
     plot_target_shares,
 )
 from semiland.report.html import Report, write_report
+from semiland.version import __version__
 
 
 @dataclass
@@ -68,7 +68,7 @@ def machine() -> str:
         if torch.cuda.is_available()
         else f"{cpu_name()}, {threads} thread{'s' if threads != 1 else ''}"
     )
-    return f"{platform.machine()} {platform.system()}, {device}, torch {torch.__version__}, semiland {semiland.__version__}"
+    return f"{platform.machine()} {platform.system()}, {device}, torch {torch.__version__}, semiland {__version__}"
 
 
 def _downsample(a: np.ndarray, max_side: int) -> np.ndarray:
