@@ -132,3 +132,15 @@ def test_a_key_written_twice_is_refused_in_one_line(tmp_path):
     path.write_text("data:\n  crop_size: 64\n  crop_size: 32\n")
     with pytest.raises(SemilandError, match="'crop_size' is written twice"):
         load_config(path)
+
+
+def test_a_shipped_config_by_name_from_any_folder(tmp_path, monkeypatch):
+    from semiland.errors import SemilandError
+
+    monkeypatch.chdir(tmp_path)  # no configs/ here
+    assert load_config("dubai/fixmatch").method.name == "fixmatch"
+    assert load_config("dubai/demo.yaml", ["train.steps=3"]).train.steps == 3
+    with pytest.raises(SemilandError, match=r"dubai/fixmatc not found.*dubai/fixmatch"):
+        load_config("dubai/fixmatc")
+    with pytest.raises(SemilandError, match=r"nowhere.yaml not found.*datasets of .*dubai"):
+        load_config("nowhere.yaml")

@@ -365,3 +365,23 @@ def test_progress_bar_on_a_terminal_spans_the_run():
         assert progress.bar.n == step - step % 5 and progress.bar.total == 40
     progress.on_train_end(Trainer(), module)
     assert progress.bar is None
+
+
+def test_a_runs_config_holds_absolute_paths(synth_root, tmp_path, monkeypatch):
+    """Relative data paths are relative to where the run started: the run's config.yaml makes them absolute,
+    so `test` and `predict` work from any folder."""
+    import os
+
+    import yaml
+
+    monkeypatch.chdir(synth_root.parent)
+    cfg = tiny_config(synth_root, train={"steps": 1, "val_every": 1})
+    cfg.data.root = os.path.relpath(synth_root)
+    fit(cfg, tmp_path / "run")
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["data"]["root"] == str(synth_root) and saved["data"]["split_file"] == str(
+        tmp_path / "run" / "split.json"
+    )
+    monkeypatch.chdir(tmp_path)
+    task, loaded = load_task(tmp_path / "run" / "checkpoints" / "best.ckpt")
+    assert loaded.data.root == str(synth_root)

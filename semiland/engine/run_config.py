@@ -14,6 +14,7 @@ from semiland.config import SECTIONS, Config, build_dataclass, merge, parse_over
 from semiland.errors import SemilandError
 from semiland.io import read_text_file
 from semiland.methods import method_config
+from semiland.paths import CONFIGS
 
 
 def config_from_dict(raw: dict[str, Any], saved: bool = False) -> Config:
@@ -36,13 +37,29 @@ def config_from_dict(raw: dict[str, Any], saved: bool = False) -> Config:
     return Config(**kwargs)
 
 
+def config_path(path: str | Path) -> Path:
+    """A config file, or the name of a shipped one: `dubai/fixmatch` is configs/dubai/fixmatch.yaml from any
+    folder. Not found: one line naming the shipped configs of that dataset (or the datasets)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    shipped = CONFIGS / path.with_suffix(".yaml") if path.suffix in ("", ".yaml") else None
+    if shipped is not None and shipped.is_file():
+        return shipped
+    folder = CONFIGS / path.parent if path.parent != Path(".") else None
+    if folder is not None and folder.is_dir():
+        names = ", ".join(f"{path.parent}/{p.stem}" for p in sorted(folder.glob("*.yaml")))
+    else:
+        names = ", ".join(p.name for p in sorted(CONFIGS.iterdir()) if p.is_dir())
+        names = f"the datasets of {CONFIGS}: {names}"
+    raise SemilandError(f"config file {path} not found; give a YAML file or a shipped config ({names})")
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None, saved: bool = False) -> Config:
     """A config file plus `key=value` overrides; `saved`: the file is a run's config.yaml (`config_from_dict`)."""
     raw: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise SemilandError(f"config file {path} not found; see configs/ for examples")
+        path = config_path(path)
         try:
             raw = safe_yaml(read_text_file(path, "config file")) or {}
         except yaml.YAMLError as err:

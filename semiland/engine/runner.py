@@ -207,12 +207,23 @@ class FitPlan:
     resume: bool
 
 
+def absolute_paths(cfg: Config) -> None:
+    """The config's file and folder paths made absolute (relative ones are relative to where the run started);
+    empty ones stay empty (a preset's default location)."""
+    d = cfg.data
+    for obj, key in ((d, "root"), (d, "split_file"), (d, "pseudo_labels"), (cfg.model, "weights_path")):
+        if getattr(obj, key):
+            setattr(obj, key, str(Path(getattr(obj, key)).absolute()))
+    d.unlabeled_dirs = [str(Path(p).absolute()) for p in d.unlabeled_dirs]
+
+
 def plan_fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitPlan:
     """Every check a run can fail before training (config, data, masks, split, the method's needs, the network a
     resumed checkpoint holds), writing nothing: a refused run leaves no trace. `run_dir` is the run's final
     folder (its split.json is what a resumed run reads back)."""
     quiet_lightning()
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    absolute_paths(cfg)  # the run's config.yaml then works from any folder (`test`, `predict`, a resume)
     cfg.train.val_every = max(1, min(cfg.train.val_every, cfg.train.steps))
     # the run's config.yaml records what ran (auto resolved): a resume elsewhere keeps the same numerics
     cfg.train.precision = resolve_precision(cfg.train.precision, cfg.train.accelerator)
