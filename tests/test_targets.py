@@ -95,8 +95,8 @@ def test_fixmatch_defaults_are_the_recipe_and_fixmatch_paper_is_the_paper():
     from semiland.methods import method_config
 
     ours, paper = method_config({"name": "fixmatch"}), method_config({"name": "fixmatch_paper"})
-    assert (ours.top_q, ours.teacher, ours.burnin) == (0.5, "ema", 0.2)
-    assert (paper.top_q, paper.teacher, paper.burnin, paper.threshold) == (0.0, "self", 0.0, 0.95)
+    assert (ours.top_q, ours.teacher, ours.burnin, ours.align) == (0.5, "ema", 0.2, True)
+    assert (paper.top_q, paper.teacher, paper.burnin, paper.threshold, paper.align) == (0.0, "self", 0.0, 0.95, False)
 
 
 def test_a_threshold_beside_top_q_is_refused_not_ignored():
@@ -120,7 +120,7 @@ def test_a_fixmatch_run_trained_before_the_new_defaults_is_tested_and_resumed_as
 
     from .conftest import tiny_config
 
-    method = {"name": "fixmatch", "teacher": "self", "burnin": 0.0, "top_q": 0.0}
+    method = {"name": "fixmatch", "teacher": "self", "align": False, "burnin": 0.0, "top_q": 0.0}  # as then
     cfg = tiny_config(synth_root, method=method, data={"unlabeled": ["region_1"]})
     run = fit(cfg, tmp_path / "run").run_dir
     for ckpt in (run / "checkpoints").glob("*.ckpt"):
