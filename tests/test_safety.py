@@ -83,6 +83,7 @@ def test_overwrite_replaces_our_run_by_a_swap(good_run, tmp_path, synth_root):
 
 
 def test_interrupted_overwrite_leaves_the_earlier_run(good_run, tmp_path, synth_root, monkeypatch, capsys):
+    from semiland import api
     from semiland.engine import runner
 
     before = snapshot(good_run)
@@ -91,7 +92,7 @@ def test_interrupted_overwrite_leaves_the_earlier_run(good_run, tmp_path, synth_
         (run_dir / "half.txt").write_text("the new run got this far")
         raise runner.RunInterrupted("stopped")
 
-    monkeypatch.setattr(runner, "run_fit", interrupted)
+    monkeypatch.setattr(api, "run_fit", interrupted)  # `semiland fit` trains through semiland.api.fit
     cfg = write_config(tmp_path, synth_root)
     assert main(["fit", "--config", str(cfg), "-o", str(good_run), "--overwrite"]) == 130
     err = capsys.readouterr().err
