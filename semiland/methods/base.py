@@ -106,11 +106,14 @@ class Method(nn.Module):
     signals: ClassVar[tuple[str, ...]] = ()  # training_step outputs the run report plots (DLLR's disagreement)
     # parts whose own predictions `semiland test` scores beside the method's (DLLR: each modality's branch)
     heads: ClassVar[tuple[str, ...]] = ()
+    # a method's own keys that take one of a few words (DLLR's levels, the target recipe's teacher), checked
+    # here with the batch-norm switches every Config may have
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, model: nn.Module, cfg: MethodConfig, ctx: MethodContext):
         super().__init__()
         self.model, self.cfg, self.ctx = model, cfg, ctx
-        for key, allowed in (("target_bn", TARGET_BN), ("unlabeled_bn", UNLABELED_BN)):
+        for key, allowed in {"target_bn": TARGET_BN, "unlabeled_bn": UNLABELED_BN, **self.choices}.items():
             value = getattr(cfg, key, allowed[0])  # the methods whose Config has the switch
             if value not in allowed:
                 raise SemilandError(f"method.{key} must be one of {', '.join(allowed)}, got {value!r}")

@@ -107,6 +107,7 @@ class DLLR(Method):
     # works on) and the two unlabeled losses, plotted by the run report
     signals = ("disagreement", "loss_cps", "loss_comp")
     heads = ("optical", "sar")  # `semiland test` also scores each branch alone: what each modality carries
+    choices = {"levels": LEVELS}
 
     def __init__(self, model, cfg: DLLRConfig, ctx):
         super().__init__(model, cfg, ctx)
@@ -116,8 +117,6 @@ class DLLR(Method):
                 "preset (sen1floods11, whu_opt_sar, paired) with data.modality=both, or data.simulate_sar=true "
                 "to try it on optical images alone"
             )
-        if cfg.levels not in LEVELS:
-            raise SemilandError(f"method.levels must be one of {', '.join(LEVELS)}, got {cfg.levels!r}")
         default_drop = DLLRConfig.__dataclass_fields__["drop_threshold"].default
         if cfg.levels == "three" and not cfg.drop_threshold < cfg.keep_threshold:
             raise SemilandError(

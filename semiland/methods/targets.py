@@ -85,10 +85,10 @@ class TargetRecipeMethod(Method):
     recipe's switches: `target_net` predicts the targets, `align` corrects them, `burning_in(step)` says
     whether the unlabeled loss is still off."""
 
+    choices = {"teacher": TEACHERS}
+
     def __init__(self, model, cfg: TargetRecipeConfig, ctx):
-        super().__init__(model, cfg, ctx)
-        if cfg.teacher not in TEACHERS:
-            raise SemilandError(f"method.teacher must be one of {', '.join(TEACHERS)}, got {cfg.teacher!r}")
+        super().__init__(model, cfg, ctx)  # checks teacher against TEACHERS (`choices`)
         if cfg.teacher == "ema" and cfg.unlabeled_bn == "labeled":
             raise SemilandError(
                 "method.teacher=ema predicts targets with its own batch norm: it cannot take method.unlabeled_bn=labeled "
