@@ -8,7 +8,7 @@
     probs = model.predict(array, probabilities=True)      # (K, H, W) float32 from a (C, H, W) array
     model.predict_file("scene.tif", "maps/")              # a georeferenced GeoTIFF, as `semiland predict`
 
-`fit`, `test` and `predict_file` are the functions the CLI's `fit`, `test` and `predict` call.
+`fit` and `test` are the functions the CLI's `fit` and `test` call; `predict_file` runs what `predict` runs.
 """
 
 from __future__ import annotations
@@ -120,10 +120,18 @@ def fit(
     return Run(run_dir, final(result.best_ckpt), outcome.metrics, final(report), result)
 
 
-def test(checkpoint: str | Path, out: str | Path, on: str = "test", overrides: list[str] | None = None) -> dict:
+def test(
+    checkpoint: str | Path,
+    out: str | Path,
+    on: str = "test",
+    overrides: list[str] | None = None,
+    *,
+    overwrite: bool = False,
+) -> dict:
     """Evaluate a checkpoint on its run's test images (or `on`: val, unlabeled, REGION[,REGION…]); writes
-    metrics.json and confusion_matrix.png into `out` (refused if it exists) and returns the metrics."""
-    target = plan_output_folder(Path(out).absolute(), False, "test folder", [checkpoint])
+    metrics.json and confusion_matrix.png into `out` (refused if it exists, unless `overwrite`: then replaced
+    once the new results are whole) and returns the metrics."""
+    target = plan_output_folder(Path(out), overwrite, "test folder", [checkpoint])
     with write_output_folder(target) as write_dir:
         return test_run(checkpoint, write_dir, overrides, on)[0]
 

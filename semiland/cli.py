@@ -63,20 +63,17 @@ WRITE_DIR_ENV = "SEMILAND_WRITE_DIR"  # where rank 0 writes a run (the --overwri
 
 
 def cmd_test(args: argparse.Namespace) -> int:
+    from semiland.api import test
     from semiland.engine.metrics import format_table
-    from semiland.io import plan_output_folder, write_output_folder
-    from semiland.report.run_report import test_run
 
-    target = plan_output_folder(_test_folder(args), args.overwrite, "test folder", [args.ckpt])
-    with write_output_folder(target) as out:  # earlier results are replaced only when these are whole
-        metrics = test_run(args.ckpt, out, args.overrides, args.on)[0]
+    out = _test_folder(args)
+    metrics = test(args.ckpt, out, args.on, args.overrides, overwrite=args.overwrite)  # replaces only when whole
     print(format_table(metrics))
     for head, m in metrics.get("heads", {}).items():  # a method's parts scored alone (DLLR: each modality)
         print(
             f"{head} alone: mIoU {100 * m['mIoU']:.2f}, "
             + ", ".join(f"{c} {100 * v['IoU']:.1f}" for c, v in m["per_class"].items() if v["IoU"] is not None)
         )
-    out = target.path
     print(f"\nmetrics: {out / 'metrics.json'}\nconfusion matrix: {out / 'confusion_matrix.png'}")
     return 0
 
