@@ -15,9 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from semiland.bench.sweep_summary import ORACLE, cell_folder, cell_run
+from semiland.bench.sweep_summary import ORACLE, cell_folder, cell_method, cell_run
 from semiland.io import atomic_write_text
 from semiland.report.figures import plot_sensitivity
 
@@ -43,10 +41,7 @@ def labeled_curve(rows: list[dict[str, Any]], methods: list[str]) -> list[Point]
 
 def _method_settings(cell: Path) -> tuple[str, float | None]:
     """(the registered method, its lambda_u or None) from a cell's config.yaml."""
-    path = cell_run(cell) / "config.yaml"
-    if not path.is_file():
-        return "", None
-    method = (yaml.safe_load(path.read_text()) or {}).get("method") or {}
+    method = cell_method(cell_run(cell))
     lam = method.get("lambda_u")
     return str(method.get("name", "")), None if lam is None else float(lam)
 

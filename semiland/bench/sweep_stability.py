@@ -15,9 +15,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from semiland.bench.sweep_summary import ORACLE, Table, cell_folder, cell_run
+from semiland.bench.sweep_summary import ORACLE, Table, cell_folder, cell_method, cell_run
 from semiland.methods import METHODS
 from semiland.report.figures import read_log
 from semiland.report.run_report import run_warnings
@@ -26,13 +24,8 @@ TAIL = 300  # training steps at the end whose logged values say where a watched 
 
 
 def _watched_keys(run: Path) -> list[str]:
-    """The alarm keys of the method a cell trained (its resolved config's method.name; a label such as
-    `fixmatch_flex` names a configuration, not a method)."""
-    try:
-        name = yaml.safe_load((run / "config.yaml").read_text())["method"]["name"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return []
-    cls = METHODS.get(name)
+    """The alarm keys of the method a cell trained (its resolved config's method.name: `cell_method`)."""
+    cls = METHODS.get(cell_method(run).get("name"))
     return list(dict.fromkeys(a.key for a in cls.alarms)) if cls else []
 
 

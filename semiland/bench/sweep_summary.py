@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from scipy.stats import ttest_1samp
 
 from semiland.data.datamodule import prepare_data
@@ -34,6 +35,16 @@ def cell_run(cell: Path) -> Path:
     (round<k>/student) — never the `teacher/` such a cell holds when it trained its teacher again."""
     students = sorted(cell.glob("round*/student"), key=lambda p: int(p.parent.name.removeprefix("round")))
     return students[-1] if students else cell
+
+
+def cell_method(run: Path) -> dict[str, Any]:
+    """The `method:` section a cell's run trained with (its resolved config.yaml), {} where unreadable: a label
+    such as `fixmatch_flex` names a configuration, this names the registered method and its settings."""
+    try:
+        method = yaml.safe_load((run / "config.yaml").read_text())["method"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return {}
+    return method if isinstance(method, dict) else {}
 
 
 def _stats(rows: list[dict[str, Any]], method: str, budget: str, key: str) -> tuple[float, float, int]:
