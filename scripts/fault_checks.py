@@ -234,7 +234,7 @@ def check_predict_kill(work: Path, ckpt: Path, rng: random.Random) -> dict:
     assert rerun.returncode == 0, rerun.stderr
     same = all(
         np.array_equal(rasterio.open(straight / n).read(), rasterio.open(out / n).read())
-        for n in ("scene_0.tif", "scene_1.tif")
+        for n in ("scene_0_classes.tif", "scene_1_classes.tif")
     )
     found = re.search(r"skipped (\d+) inputs", rerun.stdout + rerun.stderr)
     skipped = int(found.group(1)) if found else 0

@@ -31,3 +31,11 @@ def at_least(low: int) -> Callable[[str], int]:
 
     parse.__name__ = f"int ≥ {low}"
     return parse
+
+
+def key_value(text: str) -> tuple[str, str]:
+    """A `KEY=VALUE` option (GDAL's `--co COMPRESS=ZSTD`); the key upper-cased as GDAL spells it."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"must be KEY=VALUE, e.g. COMPRESS=ZSTD; got {text!r}")
+    return key.strip().upper(), value.strip()

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from semiland.analysis import cli as analysis_cli
-from semiland.argtypes import Parser, at_least
+from semiland.argtypes import Parser, at_least, key_value
 from semiland.errors import Interrupted, SemilandError, one_line
 from semiland.paths import CONFIGS
 
@@ -119,6 +119,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         workers=args.workers,
         sar=args.sar,
         head=args.head,
+        creation_options=dict(args.co or []),
+        nodata=args.nodata,
     )
     summary = predict_files(args.ckpt, args.inputs, args.out, opts)
     skipped = f", skipped {summary['skipped']} inputs already done" if summary["skipped"] else ""
@@ -272,11 +274,27 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--overlap", type=float, default=None, help="tile overlap fraction (default: the run's)")
     pr.add_argument("--batch", type=at_least(1), default=8, help="tiles per forward pass (default 8)")
     pr.add_argument("--bands", default=None, help="1-based input bands, e.g. 4,3,2 (default: the run's)")
-    pr.add_argument("--confidence", action="store_true", help="also write <stem>_confidence.tif (max probability)")
-    pr.add_argument("--entropy", action="store_true", help="also write <stem>_entropy.tif (nats)")
-    pr.add_argument("--probs", action="store_true", help="also write <stem>_probs.tif (percent per class)")
-    pr.add_argument("--png", action="store_true", help="also write a colour PNG preview (images up to 100 Mpx)")
-    pr.add_argument("--cog", action="store_true", help="cloud-optimised GeoTIFFs (tiled, compressed, overviews)")
+    pr.add_argument(
+        "--confidence", action="store_true", help="also write <stem>_confidence.tif (max probability, 0–1, float32)"
+    )
+    pr.add_argument("--entropy", action="store_true", help="also write <stem>_entropy.tif (nats, float32)")
+    pr.add_argument(
+        "--probs", action="store_true", help="also write <stem>_probs.tif (percent per class, uint8, scale 0.01)"
+    )
+    pr.add_argument("--png", action="store_true", help="also write <stem>_classes.png (images up to 100 Mpx)")
+    pr.add_argument(
+        "--cog", action="store_true", help="cloud-optimised GeoTIFFs (overviews: MODE for classes, else AVERAGE)"
+    )
+    pr.add_argument(
+        "--co",
+        type=key_value,
+        action="append",
+        metavar="KEY=VALUE",
+        help="GDAL creation option of every output, repeatable (GTiff's, or COG's with --cog), e.g. COMPRESS=ZSTD",
+    )
+    pr.add_argument(
+        "--nodata", type=int, default=None, help="the class map's nodata value (default 255; not a class index)"
+    )
     pr.add_argument("--tta", action="store_true", help="test-time augmentation: average over the four flips")
     pr.add_argument("--precision", default="32", choices=["32", "bf16", "16"], help="autocast (default 32)")
     pr.add_argument("--compile", action="store_true", help="torch.compile the model (GPU; needs a compiler)")

@@ -45,7 +45,7 @@ def test_a_loaded_model_maps_arrays_and_files_as_predict_does(trained, synth_roo
     assert probs.shape == (5, *array.shape[1:]) and np.allclose(probs.sum(0), 1, atol=1e-5)
     np.testing.assert_array_equal(probs.argmax(0), from_file)
     model.predict_file(src, tmp_path / "maps")
-    with rasterio.open(tmp_path / "maps" / "scene_000.tif") as out:
+    with rasterio.open(tmp_path / "maps" / "scene_000_classes.tif") as out:
         agree = (out.read(1) == from_file).mean()
     assert agree > 0.99  # the streaming path blends strips; the same model and normalisation
     holes = array.astype(np.float32)

@@ -54,6 +54,7 @@ def refused(capsys, argv: list[str], *watched: Path, expect: str = "") -> str:
         (["predict", "--ckpt", "{ckpt}", "{img}", "-o", "out/p", "--batch", "0"], "--batch: must be at least 1"),
         (["predict", "--ckpt", "{ckpt}", "{img}", "-o", "out/p", "--workers", "0"], "--workers"),
         (["predict", "--ckpt", "{ckpt}", "{img}", "-o", "out/p", "--tile", "0"], "--tile"),
+        (["predict", "--ckpt", "{ckpt}", "{img}", "-o", "out/p", "--co", "COMPRESS"], "--co: must be KEY=VALUE"),
         (
             ["subsample", "{data}", "--preset", "synthetic", "--fraction", "0.5", "--subtile", "0", "-o", "out/s"],
             "--subtile",
@@ -169,14 +170,14 @@ def test_an_image_above_pillows_decompression_bomb_limit_is_read_by_window(world
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20_000)  # as a real 100+ Mpx orthophoto against the default
     for suffix in ("jpg", "png"):
         assert main(["predict", "--ckpt", world["ckpt"], f"ortho.{suffix}", "-o", suffix]) == 0
-        with rasterio.open(world["tmp"] / suffix / "ortho.tif") as out:
+        with rasterio.open(world["tmp"] / suffix / "ortho_classes.tif") as out:
             assert out.shape == (300, 200)
 
 
 def test_a_tile_larger_than_the_raster_is_clipped(world):
     assert main(["predict", "--ckpt", world["ckpt"], world["img"], "-o", "a", "--tile", "64"]) == 0
     assert main(["predict", "--ckpt", world["ckpt"], world["img"], "-o", "b", "--tile", "4096"]) == 0
-    with rasterio.open("a/scene_000.tif") as a, rasterio.open("b/scene_000.tif") as b:
+    with rasterio.open("a/scene_000_classes.tif") as a, rasterio.open("b/scene_000_classes.tif") as b:
         assert (a.read(1) == b.read(1)).all()  # the same map: the 4096 tile became the raster's 64
 
 

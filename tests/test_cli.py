@@ -107,7 +107,7 @@ def test_test_a_moved_run_reads_its_own_split(synth_root, tmp_path):
 def test_predict_keeps_georeferencing(trained, synth_root, tmp_path):
     src = synth_root / "region_3" / "images" / "scene_000.tif"
     assert run_predict(trained, str(src), "-o", str(tmp_path / "p"), "--png") == 0
-    with rasterio.open(tmp_path / "p" / "scene_000.tif") as out, rasterio.open(src) as ref:
+    with rasterio.open(tmp_path / "p" / "scene_000_classes.tif") as out, rasterio.open(src) as ref:
         assert out.crs == ref.crs and out.transform == ref.transform and out.shape == ref.shape
         classes = out.read(1)
         assert classes.max() < 5 and out.nodata == 255 and out.colormap(1)[0][:3] == (60, 16, 152)
@@ -117,7 +117,7 @@ def test_predict_keeps_georeferencing(trained, synth_root, tmp_path):
         assert tags["SEMILAND_CHECKPOINT_SHA256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
         assert json.loads(tags["SEMILAND_CLASSES"])["0"] == "building" and tags["SEMILAND_INPUT"] == str(src.resolve())
         assert out.descriptions[0].startswith("class: 0 building, 1 land")
-    assert (tmp_path / "p" / "scene_000.png").is_file()
+    assert (tmp_path / "p" / "scene_000_classes.png").is_file()
     # an existing output is refused, then replaced with --overwrite
     assert run_predict(trained, str(src), "-o", str(tmp_path / "p")) == 2
     assert run_predict(trained, str(src), "-o", str(tmp_path / "p"), "--overwrite") == 0
@@ -140,7 +140,7 @@ def test_predict_nodata_in_gives_nodata_out(trained, tmp_path):
         arr[:, :10, :10] = 0
         dst.write(arr)
     assert run_predict(trained, str(tmp_path / "in.tif"), "-o", str(tmp_path / "o")) == 0
-    with rasterio.open(tmp_path / "o" / "in.tif") as out:
+    with rasterio.open(tmp_path / "o" / "in_classes.tif") as out:
         classes = out.read(1)
     assert (classes[:10, :10] == 255).all() and (classes[10:, 10:] < 5).all()
 
@@ -293,11 +293,11 @@ def test_predict_a_whole_dubai_image(trained, tmp_path):
     if not image.is_file():
         pytest.skip(f"real data not found at {DUBAI}")
     assert run_predict(trained, str(image), "-o", str(tmp_path), "--png") == 0
-    with rasterio.open(tmp_path / "image_part_001.tif") as out:
+    with rasterio.open(tmp_path / "image_part_001_classes.tif") as out:
         assert out.shape == (2061, 1817) and out.read(1).max() < 5
     from PIL import Image
 
-    assert Image.open(tmp_path / "image_part_001.png").size == (1817, 2061)
+    assert Image.open(tmp_path / "image_part_001_classes.png").size == (1817, 2061)
 
 
 def test_version_print_config_and_one_methods_keys(synth_root, tmp_path, capsys, monkeypatch):

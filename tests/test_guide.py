@@ -84,11 +84,21 @@ def test_every_guide_command_runs(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "first" / "report.html").is_file()
     assert (tmp_path / "analysis" / "report.html").is_file()
     assert (tmp_path / "advice" / "suggested_split.json").is_file()
-    assert sorted(p.name for p in (tmp_path / "maps").glob("*.tif")) == ["scene_000.tif", "scene_001.tif"]
+    assert sorted(p.name for p in (tmp_path / "maps").glob("*.tif")) == [
+        "scene_000_classes.tif",
+        "scene_001_classes.tif",
+    ]
     assert (tmp_path / "maps-extra" / "scene_000_entropy.tif").is_file()
+    assert (tmp_path / "maps-extra" / "scene_000_classes.tif.aux.xml").is_file()  # the class names for GIS
     assert (tmp_path / "runs" / "sweep" / "summary.md").is_file()
-    assert sorted(p.name for p in (tmp_path / "maps-sar").glob("*.tif")) == ["scene_000.tif", "scene_001.tif"]
-    assert sorted(p.name for p in (tmp_path / "maps-sar-branch").glob("*.tif")) == ["scene_000.tif", "scene_001.tif"]
+    assert sorted(p.name for p in (tmp_path / "maps-sar").glob("*.tif")) == [
+        "scene_000_classes.tif",
+        "scene_001_classes.tif",
+    ]
+    assert sorted(p.name for p in (tmp_path / "maps-sar-branch").glob("*.tif")) == [
+        "scene_000_classes.tif",
+        "scene_001_classes.tif",
+    ]
     report = (tmp_path / "runs" / "dllr" / "report.html").read_text()
     assert "figures/method_signals.png" in report and "sar alone" in report  # DLLR's signals and each branch alone
     assert set(json.loads((tmp_path / "runs" / "dllr" / "test" / "metrics.json").read_text())["heads"]) == {
@@ -117,7 +127,10 @@ def test_the_guides_python_runs(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "python" / "report.html").is_file() and scope[
         "run"
     ].result.task.method.name == "fixmatch"
-    assert sorted(p.name for p in (tmp_path / "maps-python").glob("*.tif")) == ["scene_000.tif", "scene_001.tif"]
+    assert sorted(p.name for p in (tmp_path / "maps-python").glob("*.tif")) == [
+        "scene_000_classes.tif",
+        "scene_001_classes.tif",
+    ]
 
 
 DOC_PAGES = [REPO / "README.md", *sorted(GUIDE.parent.glob("*.md"))]

@@ -90,24 +90,27 @@ def test_predict_command_keeps_georeferencing_nodata_and_writes_extras(trained, 
     src = write_tif(tmp_path / "in.tif", arr, nodata=0)
     out = tmp_path / "o"
     assert run_predict(trained, src, "-o", out, "--confidence", "--entropy", "--probs", "--tile", "32") == 0
-    with rasterio.open(out / "in.tif") as cls, rasterio.open(src) as ref:
+    with rasterio.open(out / "in_classes.tif") as cls, rasterio.open(src) as ref:
         assert cls.crs == ref.crs and cls.transform == ref.transform and cls.shape == ref.shape
         classes = cls.read(1)
         assert cls.nodata == 255 and cls.colormap(1)[0][:3] == (60, 16, 152)
     assert (classes[:10] == 255).all() and (classes[10:] < 5).all()
     with rasterio.open(out / "in_confidence.tif") as c, rasterio.open(out / "in_probs.tif") as p:
         conf, probs = c.read(1), p.read()
-        assert c.crs == ref.crs and p.count == 5 and p.descriptions[0] == "P(building) %"
+        assert c.crs == ref.crs and p.count == 5 and p.descriptions[0].startswith("P(building) percent")
+        assert p.scales == (0.01,) * 5  # percent stored, probability read (the confidence raster's unit)
     assert np.isnan(conf[:10]).all() and (conf[10:] > 0).all()
     assert (probs[:, :10] == 255).all() and np.abs(probs[:, 10:].astype(int).sum(0) - 100).max() <= 3
-    assert (out / "in_entropy.tif").is_file() and not list(out.glob(".*.tmp*"))  # no temporaries
+    with rasterio.open(out / "in_entropy.tif") as e:
+        assert e.units == ("nats",) and e.dtypes == ("float32",)
+    assert not list(out.glob(".*.tmp*"))  # no temporaries
 
 
 def test_nan_pixels_give_nodata(trained, tmp_path):
     arr = np.random.default_rng(0).uniform(0, 255, (3, 40, 40)).astype(np.float32)
     arr[:, 5:9, 5:9] = np.nan
     assert run_predict(trained, write_tif(tmp_path / "f.tif", arr), "-o", tmp_path / "o") == 0
-    with rasterio.open(tmp_path / "o" / "f.tif") as cls:
+    with rasterio.open(tmp_path / "o" / "f_classes.tif") as cls:
         classes = cls.read(1)
     assert (classes[5:9, 5:9] == 255).all() and (classes < 5).sum() == 40 * 40 - 16
 
@@ -136,19 +139,19 @@ def test_skip_existing_finishes_only_what_is_missing(trained, tmp_path, capsys):
     b = write_tif(tmp_path / "b.tif", np.full((3, 40, 40), 200, np.uint8))
     out = tmp_path / "o"
     assert run_predict(trained, a, b, "-o", out) == 0
-    (out / "b.tif").unlink()
-    stamp = (out / "a.tif").stat().st_mtime_ns
+    (out / "b_classes.tif").unlink()
+    stamp = (out / "a_classes.tif").stat().st_mtime_ns
     assert run_predict(trained, a, b, "-o", out) == 2  # an existing output is refused …
     assert "--skip-existing" in capsys.readouterr().err
     assert run_predict(trained, a, b, "-o", out, "--skip-existing") == 0  # … or skipped on request
     assert "skipped 1" in capsys.readouterr().out
-    assert (out / "b.tif").is_file() and (out / "a.tif").stat().st_mtime_ns == stamp
+    assert (out / "b_classes.tif").is_file() and (out / "a_classes.tif").stat().st_mtime_ns == stamp
 
 
 def test_cog_output_has_overviews_and_colours(trained, tmp_path):
     src = write_tif(tmp_path / "big.tif", np.random.default_rng(0).integers(0, 255, (3, 1100, 1030), np.uint8))
     assert run_predict(trained, src, "-o", tmp_path / "o", "--cog", "--tile", "256", "--batch", "16") == 0
-    with rasterio.open(tmp_path / "o" / "big.tif") as cog:
+    with rasterio.open(tmp_path / "o" / "big_classes.tif") as cog:
         assert cog.overviews(1) and cog.profile["tiled"] and cog.compression.name.lower() == "deflate"
         assert cog.colormap(1)[1][:3] == (132, 41, 246) and cog.shape == (1100, 1030)
         assert cog.read(1).max() < 5
@@ -162,7 +165,8 @@ def test_workers_share_inputs_with_the_same_result(trained, tmp_path):
     assert run_predict(trained, *srcs, "-o", tmp_path / "one") == 0
     assert run_predict(trained, *srcs, "-o", tmp_path / "two", "--workers", "2") == 0
     for s in srcs:
-        with rasterio.open(tmp_path / "one" / s.name) as a, rasterio.open(tmp_path / "two" / s.name) as b:
+        name = f"{s.stem}_classes.tif"
+        with rasterio.open(tmp_path / "one" / name) as a, rasterio.open(tmp_path / "two" / name) as b:
             assert (a.read(1) == b.read(1)).all()
 
 
@@ -196,7 +200,7 @@ def test_unreadable_and_clashing_inputs_are_refused(trained, tmp_path, capsys):
     a = write_tif(tmp_path / "x" / "same.tif", np.full((3, 8, 8), 9, np.uint8))
     b = write_tif(tmp_path / "y" / "same.tif", np.full((3, 8, 8), 9, np.uint8))
     assert run_predict(trained, a, b, "-o", tmp_path / "o2") == 2
-    assert "would both write same.tif" in capsys.readouterr().err
+    assert "would both write same_classes.tif" in capsys.readouterr().err
 
 
 def test_bench_predict_compares_both_pipelines(tmp_path, capsys):
@@ -246,6 +250,59 @@ def test_a_model_trained_at_half_resolution_tests_and_predicts_at_native_size(sy
     assert metrics["pixels"] == 2 * 64 * 64  # scored on the test images at their own resolution
     src = write_tif(tmp_path / "in.tif", np.full((3, 70, 90), 120, np.uint8))
     assert run_predict(run, src, "-o", tmp_path / "o", "--tile", "64") == 0
-    with rasterio.open(tmp_path / "o" / "in.tif") as out:
+    with rasterio.open(tmp_path / "o" / "in_classes.tif") as out:
         assert out.shape == (70, 90) and (out.read(1) < 5).all()
     assert main(["fit", "--config", str(cfg), "-o", str(tmp_path / "bad"), "data.scale=0"]) == 2
+
+
+def test_class_map_names_its_classes_for_gis_and_takes_creation_options(trained, tmp_path, capsys):
+    from .gdal_c import categories_and_table
+
+    src = write_tif(tmp_path / "scene.tif", np.full((3, 40, 40), 60, np.uint8))
+    out = tmp_path / "o"
+    assert run_predict(trained, src, "-o", out, "--co", "compress=zstd", "--co", "ZSTD_LEVEL=3", "--nodata", "250") == 0
+    names, table = categories_and_table(out / "scene_classes.tif")  # what QGIS's legend reads
+    assert names == ["building", "land", "road", "vegetation", "water"]
+    assert [(r["value"], r["class"]) for r in table] == [(str(k), n) for k, n in enumerate(names)]
+    assert (table[0]["red"], table[0]["green"], table[0]["blue"]) == ("60", "16", "152")
+    with rasterio.open(out / "scene_classes.tif") as cls:
+        assert cls.compression.name.lower() == "zstd" and cls.nodata == 250
+    assert sorted(p.name for p in out.iterdir()) == [".semiland.json", "scene_classes.tif", "scene_classes.tif.aux.xml"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--co", "COMPRES=ZSTD"], "--co COMPRES=ZSTD: driver GTiff does not support creation option COMPRES"),
+        (["--co", "COMPRESS=FOO"], "'FOO' is an unexpected value for COMPRESS"),
+        (["--cog", "--co", "BLOCKXSIZE=512"], "driver COG does not support creation option BLOCKXSIZE"),
+        (["--co", "BLOCKXSIZE=100"], "multiples of 16"),
+        (["--nodata", "3"], "--nodata 3 is not a value a class map can hold apart from its classes"),
+    ],
+)
+def test_bad_creation_options_and_nodata_are_one_line_before_work(trained, tmp_path, capsys, args, message):
+    src = write_tif(tmp_path / "in.tif", np.full((3, 40, 40), 9, np.uint8))
+    assert run_predict(trained, src, "-o", tmp_path / "o", *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.count("\n") == 0
+    assert not (tmp_path / "o").exists()
+
+
+def test_cog_overviews_of_a_class_map_hold_only_classes(tmp_path):
+    """MODE, not AVERAGE: an overview of columns alternating class 0 / class 4 is 0 or 4, never 2 (road)."""
+    from types import SimpleNamespace
+
+    from semiland.data.classes import ClassTable
+    from semiland.inference.geotiff import Outputs
+    from semiland.inference.predict import PredictOptions
+    from semiland.inference.stream import Block
+
+    table = ClassTable(tuple("abcde"), tuple((k, k, k) for k in range(5)))
+    reader = SimpleNamespace(height=1024, width=1024, profile={})
+    stripes = (np.indices((1024, 1024))[1] % 2 * 4).astype(np.uint8)
+    outputs = Outputs({"classes": tmp_path / "m_classes.tif"}, reader, table, PredictOptions(cog=True))
+    outputs.write(Block(0, stripes))
+    outputs.close(True)
+    with rasterio.open(tmp_path / "m_classes.tif") as cog:
+        assert cog.overviews(1)
+        assert set(np.unique(cog.read(1, out_shape=(512, 512)))) <= {0, 4}

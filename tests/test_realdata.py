@@ -89,7 +89,7 @@ def test_sen1floods11_smoke_config_trains_dllr_and_predicts_the_real_chip(tmp_pa
         main(["predict", "--ckpt", str(run / "checkpoints" / "best.ckpt"), str(s2), "--sar", str(s1), "-o", str(out)])
         == 0
     )
-    with rasterio.open(out / "Spain_7370579_S2Hand.tif") as m, rasterio.open(s2) as src:
+    with rasterio.open(out / "Spain_7370579_S2Hand_classes.tif") as m, rasterio.open(s2) as src:
         assert m.crs == src.crs and m.transform == src.transform and (m.width, m.height) == (512, 512)
 
 

@@ -1,10 +1,9 @@
 """`semiland predict`: georeferenced class maps for images and rasters of any size.
 
 Every input is streamed strip by strip (`stream.py`), so memory does not grow with raster height. Per
-input `<stem>.tif` holds class indices with the input's CRS, transform and nodata plus a colour table;
-`--confidence`, `--entropy`, `--probs` add `<stem>_confidence.tif` (max probability, float32),
-`<stem>_entropy.tif` (nats, float32) and `<stem>_probs.tif` (one band per class, percent, uint8);
-`--png` a colour preview. Outputs are written under temporary names and renamed when complete, so an
+input `<stem>_classes.tif` holds class indices with the input's CRS, transform and nodata, a colour table and
+class names (`geotiff.py` says what each output holds, in which units); `--confidence`, `--entropy`, `--probs`
+add `<stem>_confidence.tif`, `<stem>_entropy.tif` and `<stem>_probs.tif`; `--png` a colour preview. Outputs are written under temporary names and renamed when complete, so an
 interrupted run leaves nothing half-written; `--skip-existing` then finishes only what is missing.
 Inputs are shared across `--workers` processes, or across the ranks of a `torchrun` launch.
 """
@@ -14,11 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -32,8 +29,9 @@ from semiland.data.paired import SarOptions, pair_by_name
 from semiland.data.raster import IMAGE_SUFFIXES, image_size
 from semiland.engine.sliding import at_scale
 from semiland.errors import SemilandError
-from semiland.inference.stream import NODATA, Block, PairedReader, RasterReader, SarReader, TilePredictor, stream_blocks
-from semiland.io import atomic_path, disk_full, output_folder, owns_file, record_outputs
+from semiland.inference.geotiff import Outputs, check_creation_options
+from semiland.inference.stream import NODATA, PairedReader, RasterReader, SarReader, TilePredictor, stream_blocks
+from semiland.io import output_folder, owns_file, record_outputs
 from semiland.models.fold import fold_batchnorm
 
 EXTRAS = ("confidence", "entropy", "probs")
@@ -60,6 +58,8 @@ class PredictOptions:
     workers: int = 1
     sar: list[str] | None = None  # SAR rasters (files or folders), paired with the inputs by name
     head: str | None = None  # one of the method's parts alone (`Method.heads`; DLLR: optical or sar branch)
+    creation_options: dict[str, str] = field(default_factory=dict)  # GDAL's, `--co KEY=VALUE` (geotiff.py)
+    nodata: int | None = None  # the class map's nodata value; default NODATA (255)
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -77,7 +77,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     for f in files:
         if f.stem in stems:
             raise SemilandError(
-                f"{stems[f.stem]} and {f} would both write {f.stem}.tif; predict them into different -o"
+                f"{stems[f.stem]} and {f} would both write {f.stem}_classes.tif; predict them into different -o"
             )
         stems[f.stem] = f
     return files
@@ -89,10 +89,13 @@ def _sar_partners(files: list[Path], sar: list[str] | None) -> dict[Path, Path]:
 
 
 def output_paths(src: Path, out_dir: Path, opts: PredictOptions) -> dict[str, Path]:
-    paths = {"classes": out_dir / f"{src.stem}.tif"}
+    """An input's outputs, named so that none can be taken for the input: `<stem>_classes.tif` (+ its GDAL
+    sidecar naming the classes), `<stem>_<extra>.tif`, `<stem>_classes.png`."""
+    classes = out_dir / f"{src.stem}_classes.tif"
+    paths = {"classes": classes, "categories": classes.with_name(classes.name + ".aux.xml")}
     paths.update({k: out_dir / f"{src.stem}_{k}.tif" for k in EXTRAS if k in opts.extras})
     if opts.png:
-        paths["png"] = out_dir / f"{src.stem}.png"
+        paths["png"] = out_dir / f"{src.stem}_classes.png"
     return paths
 
 
@@ -108,127 +111,6 @@ def _device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SemilandError(f"--device {name}: no CUDA device is available here; use --device cpu")
     return device
-
-
-class Outputs:
-    """The GeoTIFFs of one input, open under temporary names; `close()` finishes (COG) and renames them."""
-
-    def __init__(
-        self,
-        paths: dict[str, Path],
-        reader: RasterReader,
-        classes: Any,
-        opts: PredictOptions,
-        provenance: dict[str, str] | None = None,
-    ):
-        import rasterio
-
-        self.paths, self.opts, self.reader, self.classes = paths, opts, reader, classes
-        self._stack = ExitStack()  # atomic_path contexts: renamed on success, removed on failure
-        self._final = {k: self._stack.enter_context(atomic_path(p)) for k, p in paths.items() if k != "png"}
-        # With --cog the blocks go to a plain tiled GeoTIFF first; close() copies it into COG layout.
-        self._scratch = {k: t.with_name(t.name + ".gtiff") for k, t in self._final.items()} if opts.cog else {}
-        base = {
-            "driver": "GTiff",
-            "height": reader.height,
-            "width": reader.width,
-            "tiled": True,
-            "blockxsize": 256,
-            "blockysize": 256,
-            "compress": "deflate",
-            "BIGTIFF": "IF_SAFER",
-            **{k: v for k, v in reader.profile.items() if v is not None},
-        }
-        kinds = {
-            "classes": {"count": 1, "dtype": "uint8", "nodata": NODATA},
-            "confidence": {"count": 1, "dtype": "float32", "nodata": float("nan")},
-            "entropy": {"count": 1, "dtype": "float32", "nodata": float("nan")},
-            "probs": {"count": classes.num_classes, "dtype": "uint8", "nodata": NODATA, "interleave": "band"},
-        }
-        self.dst = {}
-        for kind, tmp in self._final.items():
-            self.dst[kind] = rasterio.open(self._scratch.get(kind, tmp), "w", **base, **kinds[kind])
-        self.dst["classes"].write_colormap(1, {k: (*c, 255) for k, c in enumerate(classes.colors)})
-        self.dst["classes"].set_band_description(
-            1, "class: " + ", ".join(f"{k} {n}" for k, n in enumerate(classes.names))
-        )
-        for dst in self.dst.values():  # what made the map: GDAL metadata (gdalinfo, QGIS's layer properties)
-            dst.update_tags(**(provenance or {}))
-        if "probs" in self.dst:
-            for i, name in enumerate(classes.names, 1):
-                self.dst["probs"].set_band_description(i, f"P({name}) %")
-
-    def write(self, block: Block) -> None:
-        from rasterio.windows import Window
-
-        h = block.classes.shape[0]
-        window = Window(0, block.y0, self.reader.width, h)
-        self.dst["classes"].write(block.classes, 1, window=window)
-        for kind in ("confidence", "entropy"):
-            if kind in self.dst:
-                self.dst[kind].write(getattr(block, kind), 1, window=window)
-        if "probs" in self.dst:
-            self.dst["probs"].write(block.probs, window=window)
-
-    def close(self, ok: bool) -> None:
-        import rasterio.shutil
-
-        for dst in self.dst.values():
-            dst.close()
-        try:
-            if ok:
-                for kind, scratch in self._scratch.items():
-                    resampling = "NEAREST" if kind == "classes" else "AVERAGE"
-                    rasterio.shutil.copy(
-                        scratch, self._final[kind], driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512,
-                        OVERVIEW_RESAMPLING=resampling, BIGTIFF="IF_SAFER",
-                    )  # fmt: skip
-                for kind, tmp in self._final.items():
-                    _verify_written(tmp, self.paths[kind])
-                if "png" in self.paths:
-                    self._png()
-        except BaseException:
-            ok = False  # a failed check or copy: no output of this input is renamed into place
-            raise
-        finally:
-            for scratch in self._scratch.values():
-                scratch.unlink(missing_ok=True)
-            if ok:
-                self._stack.close()  # every output complete: rename them all
-            else:
-                self._stack.__exit__(RuntimeError, RuntimeError("interrupted"), None)  # remove the temporaries
-
-    def _png(self) -> None:
-        import rasterio
-
-        from semiland.data.raster import write_png
-
-        with rasterio.open(self._final["classes"]) as src:
-            classes = src.read(1)
-        write_png(self.paths["png"], self.classes.colorize(classes))
-
-
-def _verify_written(tmp: Path, final: Path) -> None:
-    """GDAL reports a failed flush on close (a full disk, a quota) only on stderr, leaving a file that cannot be
-    read: reopen it and check that every block of every band lies whole inside the file (metadata only)."""
-    import rasterio
-
-    try:
-        size = tmp.stat().st_size
-        with rasterio.open(tmp) as src:
-            bw, bh = src.block_shapes[0][1], src.block_shapes[0][0]
-            nx, ny = -(-src.width // bw), -(-src.height // bh)
-            for band in range(1, src.count + 1):
-                for y in range(ny):
-                    for x in range(nx):
-                        offset = src.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=band)
-                        length = src.get_tag_item(f"BLOCK_SIZE_{x}_{y}", "TIFF", bidx=band)
-                        if not offset or not length or int(offset) + int(length) > size:
-                            raise OSError(f"block {x},{y} of band {band} is missing or cut short")
-    except (OSError, rasterio.errors.RasterioError) as err:
-        if shutil.disk_usage(tmp.parent).free < 16 << 20:
-            raise disk_full(final) from None
-        raise SemilandError(f"writing {final} failed ({str(err).splitlines()[0]}); check the output folder") from None
 
 
 class Predictor:
@@ -247,6 +129,12 @@ class Predictor:
             (opts.bands, "--bands") if given else (self.cfg.data.bands, "the checkpoint's data.bands")
         )
         self.in_channels = len(self.cfg.data.mean)
+        classes = self.task.classes
+        if opts.nodata is not None and not classes.num_classes <= opts.nodata <= NODATA:
+            raise SemilandError(
+                f"--nodata {opts.nodata} is not a value a class map can hold apart from its classes "
+                f"(0–{classes.num_classes - 1}: {', '.join(classes.names)}); choose {classes.num_classes}–255"
+            )
         if opts.bands is not None and len(opts.bands) != self.in_channels:
             raise SemilandError(
                 f"--bands selects {len(opts.bands)} bands but the checkpoint was trained on {self.in_channels}"
@@ -433,6 +321,8 @@ def predict_files(ckpt: str | Path, inputs: list[str], out_dir: str | Path, opts
     """Predict every input into `out_dir`; returns a summary (files written, skipped, pixels, seconds)."""
     files = expand_inputs(inputs)
     sars = _sar_partners(files, opts.sar)
+    floats = {"float32"} if opts.extras & {"confidence", "entropy"} else set()
+    check_creation_options(opts.creation_options, opts.cog, {"uint8"} | floats)  # before any folder or model
     with output_folder(out_dir) as out:
         todo = plan_outputs(files, out, opts, [*sars.values(), Path(ckpt)])
         return _predict_into(ckpt, files, sars, todo, opts)
