@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from semiland import console
 from semiland.analysis import cli as analysis_cli
 from semiland.argtypes import Parser, at_least, key_value
 from semiland.errors import Interrupted, SemilandError, one_line
@@ -463,7 +464,29 @@ def build_parser() -> argparse.ArgumentParser:
                     "(the realistic case: choosing among unlabeled tiles); results get the suffix -blind")  # fmt: skip
     ba.add_argument("-o", "--out", required=True, help="output folder (finished runs in it are not redone)")
     ba.set_defaults(func=cmd_bench_advisor)
+    for command in _commands(p):  # the same two options in every command, after its name or before it
+        _add_verbosity(command, argparse.SUPPRESS)
+    _add_verbosity(p, None)
     return p
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every command's parser below `parser` (`fit`, `bench sweep`, …)."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in dict.fromkeys(action.choices.values()):
+                found += [command, *_commands(command)]
+    return found
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, default: object) -> None:
+    """-q / -v; a command's own copy defaults to SUPPRESS so that `semiland -q fit …` is not undone."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_const", dest="verbosity", const=console.QUIET, default=default,
+                       help="no progress and no informational lines: results and errors only")  # fmt: skip
+    group.add_argument("-v", "--verbose", action="store_const", dest="verbosity", const=console.VERBOSE,
+                       default=default, help="also Lightning's and the libraries' own messages")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -483,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.argv = argv  # the exact command, recorded in reports
+    console.set_verbosity(console.NORMAL if args.verbosity is None else args.verbosity)
     received = {"signal": signal.SIGINT}
 
     def terminated(signum: int, frame: object) -> None:  # what schedulers send: stop as on Ctrl-C
@@ -495,6 +519,9 @@ def main(argv: list[str] | None = None) -> int:
     except SemilandError as err:
         print(f"semiland: error: {one_line(str(err))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `semiland methods | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt as err:
         detail = str(err) or INTERRUPTED.get(args.command, "outputs are written whole or not at all")
         name = "terminated (SIGTERM)" if received["signal"] == signal.SIGTERM else "interrupted"

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from semiland.config import Config, MethodConfig
+from semiland.console import progress_bar
 from semiland.data.classes import IGNORE_INDEX
 from semiland.data.datamodule import PreparedData, SampleStore
 from semiland.engine.run_config import load_config
@@ -57,7 +57,7 @@ def pseudo_label(
     truth_vs_pseudo = np.zeros((k, k), dtype=np.int64)  # kept pixels with a true label: truth × pseudo-label
     truth_total = np.zeros(k, dtype=np.int64)  # every valid pixel with a true label, kept or not
     total = kept = 0
-    for sample_id in tqdm(data.split.unlabeled, desc="pseudo-labels", unit="image"):
+    for sample_id in progress_bar(data.split.unlabeled, desc="pseudo-labels", unit="image"):
         sample = store.raw(sample_id, labeled=False)
         image = torch.from_numpy(store.normalise(sample.image, sample.valid))[None].to(device)
         probs = task.predict_logits(image)[0].softmax(0)

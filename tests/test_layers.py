@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "semiland"
 
 # low → high; a module may import from its own layer or any lower one
 LAYERS = [
-    {"version", "errors", "io", "argtypes", "config", "paths"},  # foundations
+    {"version", "errors", "io", "argtypes", "config", "paths", "console"},  # foundations
     {"data", "losses"},
     {"models"},
     {"methods"},

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from semiland.analysis.inventory import Inventory
+from semiland.console import progress_bar
 from semiland.data.sources import DatasetSpec, SampleRef, load_sample
 from semiland.data.stats import normalise
 from semiland.errors import SemilandError
@@ -55,7 +55,7 @@ def estimated_counts(
     rows_of: dict[str, list[int]] = {}
     for i, image_id in enumerate(inv.ids):
         rows_of.setdefault(image_id, []).append(i)
-    for image_id, rows in tqdm(rows_of.items(), desc="estimate classes", unit="image", disable=not progress):
+    for image_id, rows in progress_bar(rows_of.items(), desc="estimate classes", unit="image", disable=not progress):
         s = load_sample(by_id[image_id], spec.classes, cfg.data.bands, spec.mask_threshold, spec.sar)
         if s.image.shape[0] != len(mean):
             raise SemilandError(

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from semiland.analysis.features import Extractor, make_extractor
+from semiland.console import progress_bar
 from semiland.data.sources import DatasetSpec, SampleRef, load_sample
 from semiland.io import atomic_save
 
@@ -114,7 +114,7 @@ def build_inventory(
             pending.clear()
 
     k = spec.classes.num_classes
-    for ref in tqdm(refs, desc="analyse images", unit="image", disable=not progress):
+    for ref in progress_bar(refs, desc="analyse images", unit="image", disable=not progress):
         s = load_sample(ref, spec.classes, bands, spec.mask_threshold, spec.sar)
         if extractor is None:
             extractor = make_extractor(features, s.image.shape[0], weights)

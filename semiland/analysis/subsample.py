@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from semiland.analysis.inventory import grid_boxes
+from semiland.console import progress_bar
 from semiland.data.classes import IGNORE_INDEX
 from semiland.data.raster import PIL_SUFFIXES, image_size, read_mask
 from semiland.data.sources import DatasetSpec, SampleRef, load_sample
@@ -39,7 +39,7 @@ def window_counts(spec: DatasetSpec, subtile: int, progress: bool = True) -> lis
     """Every grid window of every labeled image with its class pixel counts (K,)."""
     k = spec.classes.num_classes
     out = []
-    for ref in tqdm(spec.samples, desc="count classes", unit="image", disable=not progress):
+    for ref in progress_bar(spec.samples, desc="count classes", unit="image", disable=not progress):
         mask = load_sample(ref, spec.classes, mask_threshold=spec.mask_threshold).mask
         assert mask is not None
         for r, c, h, w in grid_boxes(*mask.shape, subtile, per_image=10**9):
@@ -179,7 +179,7 @@ def _subsample_unlabeled(
         regions.setdefault(ref.region, {"folder": folder, "windows_before": 0, "windows_after": 0})[
             "windows_before"
         ] += 1
-    for i in tqdm(keep, desc="write unlabeled sub-tiles", unit="tile", disable=not progress):
+    for i in progress_bar(keep, desc="write unlabeled sub-tiles", unit="tile", disable=not progress):
         ref, box = windows[i]
         _write_image_window(ref, box, out / regions[ref.region]["folder"], paired)
         regions[ref.region]["windows_after"] += 1
@@ -201,7 +201,7 @@ def subsample(
     keep, tv = choose(windows, fraction, seed=seed)
     paired = paired_output(spec)
     decoded: tuple[str, np.ndarray | None] = ("", None)  # the last image's index mask (kept windows come by image)
-    for i in tqdm(keep, desc="write sub-tiles", unit="tile", disable=not progress):
+    for i in progress_bar(keep, desc="write sub-tiles", unit="tile", disable=not progress):
         ref, (r0, c0, h, w), _ = windows[i]
         box, name = _write_image_window(ref, (r0, c0, h, w), out / ref.region, paired)
         if decoded[0] != ref.id:

@@ -30,8 +30,8 @@ import copy
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from semiland.console import progress_bar
 from semiland.data.datamodule import CropStream, SampleStore, prepare_data
 from semiland.engine.metrics import confusion_metrics
 from semiland.engine.runner import load_task
@@ -87,7 +87,7 @@ def run_targets(args: argparse.Namespace) -> int:
     consistency, confidence = [], []  # per batch: S4Net's term between two affine views; mean max p (batch mode)
     torch.manual_seed(args.seed)  # the strong views' draws
     with torch.no_grad():
-        for b in tqdm(range(args.batches), desc="target batches", disable=not args.progress):
+        for b in progress_bar(range(args.batches), desc="target batches", disable=not args.progress):
             items = [crops[b * args.batch_size + i] for i in range(args.batch_size)]
             x, y = torch.stack([it["image"] for it in items]), torch.stack([it["mask"] for it in items])
             keep = y < k

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
+from semiland.console import progress_bar
 from semiland.data.datamodule import PreparedData, SampleStore
 from semiland.data.raster import image_size
 
@@ -40,7 +40,9 @@ def preflight(data: PreparedData, bands: list[int] | None, progress: bool = True
     ]
     refs = spec.by_id()
     total = len(with_masks) + len(split.unlabeled)
-    with tqdm(total=total, desc="checking the data", unit="image", disable=not progress or total < BAR_FROM) as bar:
+    with progress_bar(
+        total=total, desc="checking the data", unit="image", disable=not progress or total < BAR_FROM
+    ) as bar:
         for sample_id, kind in with_masks:
             sample = store.raw(sample_id, labeled=True)  # reads and decodes: raises one line on bad input
             if sample.mask is not None:

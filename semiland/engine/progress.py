@@ -13,6 +13,8 @@ from typing import Any
 import lightning as L
 from tqdm import tqdm
 
+from semiland import console
+
 
 def _metrics(trainer: L.Trainer) -> dict[str, float]:
     """The latest training loss and validation mIoU Lightning holds (absent ones left out)."""
@@ -34,10 +36,12 @@ class StepProgress(L.Callback):
         self.terminal = sys.stderr.isatty() if terminal is None else terminal
         self.bar: tqdm | None = None
         self.started, self.first = 0.0, 0
+        self.silent = False
 
     def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         self.started, self.first = time.time(), pl_module.train_step  # a resumed run starts past 0
-        if self.terminal:
+        self.silent = console.verbosity() == console.QUIET  # -q
+        if self.terminal and not self.silent:
             self.bar = tqdm(total=self.total, initial=self.first, unit="step", desc="training", file=sys.stderr,
                             dynamic_ncols=True)  # fmt: skip
 
@@ -47,7 +51,7 @@ class StepProgress(L.Callback):
             if step % self.refresh == 0 or step >= self.total:
                 self.bar.update(step - self.bar.n)
                 self.bar.set_postfix({k: f"{v:.3f}" for k, v in _metrics(trainer).items()}, refresh=False)
-        elif step % self.line_every == 0 or step >= self.total:
+        elif not self.silent and (step % self.line_every == 0 or step >= self.total):
             self._line(trainer, step)
 
     def _line(self, trainer: L.Trainer, step: int) -> None:

@@ -27,6 +27,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
+from semiland import console
 from semiland.config import Config, merge, parse_overrides
 from semiland.data.classes import ClassTable
 from semiland.data.datamodule import PreparedData, SegDataModule, prepare_data
@@ -49,7 +50,9 @@ LOGGERS = ("csv", "tensorboard", "mlflow", "wandb")
 
 
 def quiet_lightning() -> None:
-    """Keep the terminal for our progress bar and tables (Lightning's tips stay in the logs)."""
+    """Keep the terminal for our progress bar and tables (Lightning's tips stay in the logs), unless -v."""
+    if console.verbosity() >= console.VERBOSE:
+        return
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.ERROR)
     for pattern in (
@@ -254,7 +257,7 @@ def plan_fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitPlan:
     check = preflight(data, cfg.data.bands, progress=cfg.train.progress and is_rank_zero())
     if is_rank_zero():
         m = cfg.model
-        print("\n".join([
+        console.info("\n".join([
             *summary(data, check),
             f"run: method {task.method.name}, model {m.arch}"
             + (f"/{m.encoder}" if m.arch in SMP_ARCHS else "")

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from semiland.console import progress_bar
 from semiland.data.paired import SarOptions, pair_by_name
 from semiland.data.raster import IMAGE_SUFFIXES, image_size
 from semiland.engine.sliding import at_scale
@@ -339,7 +340,7 @@ def _predict_into(
     started = time.time()
     pixels = sum(h * w for h, w in (image_size(f) for f, _, _ in todo))
     predictor = Predictor.from_checkpoint(ckpt, opts) if todo else None
-    for f, _, sar in tqdm(todo, desc="checking the inputs", unit="file", disable=len(todo) < 20):
+    for f, _, sar in progress_bar(todo, desc="checking the inputs", unit="file", disable=len(todo) < 20):
         assert predictor is not None
         predictor.open(f, sar).close()  # bands, pairs, sizes: a bad input is named before any map is written
     if opts.workers > 1 and len(todo) > 1:
@@ -349,10 +350,10 @@ def _predict_into(
         ctx = get_context("spawn")  # fresh interpreters: no forked CUDA or OpenMP state
         with ProcessPoolExecutor(opts.workers, ctx, _worker_init, (str(ckpt), opts, threads)) as pool:
             jobs = [pool.submit(_worker_predict, f, paths, sar) for f, paths, sar in todo]
-            for job in tqdm(jobs, desc="predict", unit="file", disable=len(jobs) < 2):
+            for job in progress_bar(jobs, desc="predict", unit="file", disable=len(jobs) < 2):
                 job.result()
     elif predictor is not None:
-        with tqdm(total=pixels, desc="predict", unit="px", unit_scale=True, disable=pixels < 4_000_000) as bar:
+        with progress_bar(total=pixels, desc="predict", unit="px", unit_scale=True, disable=pixels < 4_000_000) as bar:
             for f, paths, sar in todo:
                 predictor.predict(f, paths, bar, sar=sar)
     written = [p for _, paths, _ in todo for p in paths.values()]
