@@ -28,6 +28,7 @@ from semiland.data.stats import normalise
 from semiland.engine.run_config import load_config
 from semiland.engine.runner import FitResult, RunInterrupted, is_rank_zero, load_task, plan_fit, run_fit
 from semiland.errors import SemilandError
+from semiland.inference.export import export_onnx
 from semiland.inference.predict import PredictOptions, predict_files
 from semiland.io import plan_output_folder, refuse_over_inputs, write_output_folder
 from semiland.report.run_report import RunOutcome, build_run_report, evaluate_run, test_run
@@ -209,6 +210,11 @@ class Model:
         `options` are `PredictOptions` fields (confidence maps: `extras={"confidence"}`, `cog=True`, …)."""
         opts = PredictOptions(**options, **({"sar": [str(sar)]} if sar is not None else {}))
         return predict_files(self.checkpoint, [str(image)], out_dir, opts)
+
+    def export(self, path: str | Path, *, head: str | None = None, overwrite: bool = False) -> Path:
+        """`semiland export`: this model as one ONNX file (raw bands in, probabilities and classes out; see
+        `inference/export.py`), checked against PyTorch with ONNX Runtime before it is kept."""
+        return export_onnx(self.checkpoint, path, head=head, overwrite=overwrite)["path"]
 
 
 def load(checkpoint: str | Path) -> Model:

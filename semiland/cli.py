@@ -100,6 +100,18 @@ INTERRUPTED = {
 }
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from semiland.inference.export import export_onnx
+
+    done = export_onnx(args.ckpt, args.out, head=args.head, overwrite=args.overwrite)
+    print(
+        f"wrote {done['path']}: image (B, {done['bands']}, H, W) raw values, NaN = no data, H and W multiples of "
+        f"{done['multiple']} → probabilities (B, {len(done['classes'])}, H, W), classes (B, H, W) uint8 "
+        f"[{', '.join(done['classes'])}]; ONNX Runtime matches PyTorch within {done['max_difference']:.1g}"
+    )
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from semiland.inference.predict import PredictOptions, predict_files
 
@@ -314,6 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
         "`semiland test` scores both)",
     )
     pr.set_defaults(func=cmd_predict)
+
+    ex = sub.add_parser("export", help="a trained model as one ONNX file, normalisation folded in (for deployment)")
+    ex.add_argument("--ckpt", required=True)
+    ex.add_argument("-o", "--out", required=True, help="the .onnx file to write")
+    ex.add_argument("--overwrite", action="store_true", help="replace an ONNX file semiland wrote earlier")
+    ex.add_argument("--head", default=None, help="export one part of the method alone (as predict --head)")
+    ex.set_defaults(func=cmd_export)
 
     analysis_cli.add_parsers(sub)
     me = sub.add_parser("methods", help="list registered methods, or one method's keys (semiland methods NAME)")
