@@ -226,3 +226,35 @@ def test_region_split_with_a_labeled_image_count(synth_root):
     assert len(oracle.labeled) == 6 and not oracle.unlabeled
     with pytest.raises(SemilandError, match="labeled_count"):
         make_split(spec, {**want, "labeled_count": 9}, seed=0)
+
+
+def test_previews_show_natural_colour_where_the_file_names_its_bands(tmp_path):
+    """Sentinel-2 / Landsat band names (B4, B3, B2), colour interpretation, a band selection, and the stand-in
+    (bands 1-3, or band 1 as grey) when the file names none; the report panel's title says which."""
+    import rasterio
+    from PIL import Image
+
+    from semiland.data.raster import natural_colour
+    from semiland.report.figures import display_rgb
+
+    s2 = tmp_path / "s2.tif"
+    names = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"]
+    with rasterio.open(s2, "w", driver="GTiff", width=8, height=8, count=13, dtype="uint16") as dst:
+        dst.write(np.arange(13, dtype=np.uint16)[:, None, None].repeat(8, 1).repeat(8, 2) * 100)
+        for i, name in enumerate(names, 1):
+            dst.set_band_description(i, name)
+    assert natural_colour(s2) == ((3, 2, 1), "image (B4, B3, B2)")
+    assert natural_colour(s2, [2, 3, 4, 8]) == ((2, 1, 0), "image (B4, B3, B2)")  # indices among the selection
+    assert natural_colour(s2, [8, 11, 12]) == (None, "image (bands 1, 2, 3 as R, G, B)")
+    plain = tmp_path / "plain.tif"
+    with rasterio.open(plain, "w", driver="GTiff", width=8, height=8, count=2, dtype="uint8") as dst:
+        dst.write(np.zeros((2, 8, 8), np.uint8))
+    assert natural_colour(plain) == (None, "image (band 1, grey)")
+    jpg = tmp_path / "photo.jpg"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(jpg)
+    assert natural_colour(jpg) == ((0, 1, 2), "image") and natural_colour(jpg, [3, 2, 1])[0] == (2, 1, 0)
+    # the preview draws its red from the band named red: only B4 varies here, so only the red channel does
+    image = np.zeros((13, 4, 4), np.float32)
+    image[3] = np.arange(16).reshape(4, 4)  # B4 varies, everything else flat
+    rgb = display_rgb(image, None, (3, 2, 1))
+    assert rgb[..., 0].std() > 0 and rgb[..., 1].std() == 0 and rgb[..., 2].std() == 0

@@ -138,6 +138,39 @@ def as_float_valid(arr: np.ndarray, nodata: float | None) -> tuple[np.ndarray, n
     return data, valid
 
 
+# Band names that say which colour a band shows: Sentinel-2 and Landsat 8 / 9 number red, green and blue
+# 4, 3, 2 (B04 / B4 …); other files say "red", "green", "blue" in the band description or colour interpretation.
+NATURAL_COLOUR = {"red": ("b4", "b04", "red"), "green": ("b3", "b03", "green"), "blue": ("b2", "b02", "blue")}
+
+
+def natural_colour(path: str | Path, bands: list[int] | None = None) -> tuple[tuple[int, int, int] | None, str]:
+    """Which of an image's bands (0-based, among the `bands` selection) show red, green and blue, by the file's
+    band descriptions or colour interpretation (metadata only), and a panel title saying which were shown;
+    (None, title) when the file does not name them: a preview then shows the first three bands as red, green
+    and blue (the stand-in the title names)."""
+    path = Path(path)
+    names: list[str] = []
+    if not decoded_by_pillow(path):  # JPEG / PNG via Pillow: red, green, blue in that order
+        with open_raster(path) as src:
+            descriptions = [(d or "").strip().lower() for d in src.descriptions]
+            interp = [c.name.lower() for c in src.colorinterp]
+        names = [d or i for d, i in zip(descriptions, interp, strict=True)]
+        if bands:
+            names = [names[b - 1] for b in bands if 0 < b <= len(names)]
+    else:
+        with Image.open(path) as im:
+            rgb = im.mode in ("RGB", "RGBA")
+        if rgb:
+            names = ["red", "green", "blue", "alpha"][: 4 if not bands else max(bands)]
+            names = [names[b - 1] for b in bands] if bands else names[:3]
+    found = [next((k for k, n in enumerate(names) if n in NATURAL_COLOUR[c]), None) for c in ("red", "green", "blue")]
+    if None in found or len(set(found)) < 3:
+        return None, "image (band 1, grey)" if 0 < len(names) < 3 else "image (bands 1, 2, 3 as R, G, B)"
+    if [names[k] for k in found] == ["red", "green", "blue"]:
+        return (found[0], found[1], found[2]), "image"
+    return (found[0], found[1], found[2]), f"image ({', '.join(names[k].upper() for k in found)})"
+
+
 def read_mask(path: str | Path) -> np.ndarray:
     """Mask file → (H, W, 3) uint8 colours or (H, W) raw values (decoded by a ClassTable)."""
     path = Path(path)

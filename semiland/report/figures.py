@@ -263,9 +263,15 @@ def plot_target_shares(logs: dict[str, str | Path], names: list[str], colors: li
     return True
 
 
-def display_rgb(image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """(C, H, W) raw values → (H, W, 3) uint8: first three bands (or band 1 as grey), 2–98 % stretch."""
-    bands = image[:3] if image.shape[0] >= 3 else np.repeat(image[:1], 3, 0)
+def display_rgb(
+    image: np.ndarray, valid: np.ndarray | None = None, rgb: tuple[int, int, int] | None = None
+) -> np.ndarray:
+    """(C, H, W) raw values → (H, W, 3) uint8, 2–98 % stretch per band: bands `rgb` (0-based; the natural
+    colour bands, `data.raster.natural_colour`), else the first three (or band 1 as grey)."""
+    if rgb is not None:
+        bands = image[list(rgb)]
+    else:
+        bands = image[:3] if image.shape[0] >= 3 else np.repeat(image[:1], 3, 0)
     out = np.zeros((*bands.shape[1:], 3), dtype=np.uint8)
     sel = valid if valid is not None and valid.any() else np.ones(bands.shape[1:], bool)
     for c in range(3):
@@ -281,7 +287,11 @@ def plot_panels(
     n_cols = 2 + len(rows[0]["preds"])
     fig, axes = plt.subplots(len(rows), n_cols, figsize=(3.2 * n_cols, 3.2 * len(rows) + 0.6), squeeze=False)
     for r, row in enumerate(rows):
-        panels = [("image", row["image"]), ("ground truth", row["truth"]), *row["preds"].items()]
+        panels = [
+            (row.get("image_title", "image"), row["image"]),
+            ("ground truth", row["truth"]),
+            *row["preds"].items(),
+        ]
         for c, (title, img) in enumerate(panels):
             axes[r, c].imshow(img, interpolation="nearest")
             axes[r, c].set_title(title if r == 0 else "", fontsize=9)

@@ -14,6 +14,7 @@ import torch
 from matplotlib import colormaps
 
 from semiland.data.datamodule import PreparedData, SampleStore
+from semiland.data.raster import natural_colour
 from semiland.engine.precision import cpu_name
 from semiland.engine.runner import FitResult, evaluate_checkpoint, is_rank_zero
 from semiland.engine.sliding import class_indices
@@ -81,10 +82,14 @@ def panel_rows(
     runs: list[RunOutcome], data: PreparedData, n: int = 3, max_side: int = 600, auxiliary: bool = True
 ) -> list[dict[str, Any]]:
     """n test images: the image, its truth and each run's map (+ a multi-task run's auxiliary output)."""
-    store = SampleStore(data.spec, runs[0].task.cfg.data.bands, data.mean, data.std, cache=False)
+    bands = runs[0].task.cfg.data.bands
+    store = SampleStore(data.spec, bands, data.mean, data.std, cache=False)
     classes = data.spec.classes
     rows = []
-    for sample_id in data.split.test[:: max(1, len(data.split.test) // n)][:n]:
+    chosen = data.split.test[:: max(1, len(data.split.test) // n)][:n]
+    refs = data.spec.by_id()
+    rgb, caption = natural_colour(refs[chosen[0]].image, bands) if chosen else (None, "")
+    for sample_id in chosen:
         sample = store.raw(sample_id)
         image = torch.from_numpy(store.normalise(sample.image, sample.valid))[None]
         preds = {}
@@ -95,11 +100,12 @@ def panel_rows(
             pred[~sample.valid] = classes.ignore_index
             preds[run.label] = classes.colorize(_downsample(pred, max_side))
             if auxiliary:
-                preds.update(auxiliary_panels(run, image.to(device), sample.valid, max_side))
+                preds.update(auxiliary_panels(run, image.to(device), sample.valid, max_side, rgb))
         rows.append(
             {
                 "title": sample_id,
-                "image": display_rgb(_downsample(sample.image, max_side), _downsample(sample.valid, max_side)),
+                "image": display_rgb(_downsample(sample.image, max_side), _downsample(sample.valid, max_side), rgb),
+                "image_title": caption,
                 "truth": classes.colorize(_downsample(sample.mask, max_side)),
                 "preds": preds,
             }
@@ -107,7 +113,9 @@ def panel_rows(
     return rows
 
 
-def auxiliary_panels(run: RunOutcome, image: torch.Tensor, valid: np.ndarray, max_side: int) -> dict[str, np.ndarray]:
+def auxiliary_panels(
+    run: RunOutcome, image: torch.Tensor, valid: np.ndarray, max_side: int, rgb: tuple[int, int, int] | None = None
+) -> dict[str, np.ndarray]:
     """A multi-task method's auxiliary output (MiniFrance Figs. 15–18): its reconstruction of the image or
     its unsupervised segmentation (clusters in arbitrary colours). Empty for other methods."""
     auxiliary = getattr(run.task.method, "auxiliary", None)
@@ -118,7 +126,8 @@ def auxiliary_panels(run: RunOutcome, image: torch.Tensor, valid: np.ndarray, ma
     padded = torch.nn.functional.pad(image, (0, -w % m, 0, -h % m))  # any architecture accepts it
     aux = auxiliary(padded)[..., :h, :w][0].cpu().numpy()
     if aux.ndim == 3:  # (C, H, W) reconstruction
-        return {f"{run.label}: reconstruction": display_rgb(_downsample(aux, max_side), _downsample(valid, max_side))}
+        aux, valid = _downsample(aux, max_side), _downsample(valid, max_side)
+        return {f"{run.label}: reconstruction": display_rgb(aux, valid, rgb)}
     clusters = CLUSTER_COLORS[_downsample(aux, max_side) % len(CLUSTER_COLORS)]
     clusters[~_downsample(valid, max_side)] = 0
     return {f"{run.label}: clusters": clusters}
