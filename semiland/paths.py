@@ -1,7 +1,7 @@
-"""Where semiland finds the files it ships beside the package: the repository's `configs/` (semiland is
-installed editable from a clone, `pip install -e .`, so the folder is next to the package)."""
+"""Where semiland finds the files it ships: the configs are package data (`semiland/configs/`, installed with
+the package, so `--config dubai/fixmatch` works outside a checkout); the repository's `configs/` is a link to
+them for the commands in the docs."""
 
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "configs"
+CONFIGS = Path(__file__).resolve().parent / "configs"

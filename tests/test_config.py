@@ -126,3 +126,29 @@ def test_a_shipped_config_by_name_from_any_folder(tmp_path, monkeypatch):
         load_config("dubai/fixmatc")
     with pytest.raises(SemilandError, match=r"nowhere.yaml not found.*datasets of .*dubai"):
         load_config("nowhere.yaml")
+
+
+def test_the_configs_ship_inside_the_package(tmp_path):
+    """A wheel of semiland holds every shipped config and split file (package data), so `--config dubai/fixmatch`
+    works where semiland is installed without a checkout; the repository's configs/ is a link to them."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    source = tmp_path / "source"  # a copy: setuptools leaves build/ where it builds
+    shutil.copytree(REPO / "semiland", source / "semiland", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), "."],
+        cwd=source, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = tmp_path.glob("semiland-*.whl")
+    shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("semiland/configs/")}
+    in_repo = {
+        f"semiland/configs/{p.relative_to(REPO / 'configs')}" for p in (REPO / "configs").rglob("*") if p.is_file()
+    }
+    assert in_repo and shipped == in_repo
+    assert (REPO / "configs").resolve() == REPO / "semiland" / "configs"
