@@ -119,14 +119,17 @@ def test_the_guides_python_runs(tmp_path, monkeypatch):
     load_config = semiland.api.load_config
     monkeypatch.setattr(semiland.api, "load_config", lambda path, overrides: load_config(path, [*overrides, *SHORTEN]))
     blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(encoding="utf-8"), flags=re.S)
-    assert len(blocks) == 1
+    assert len(blocks) == 2  # the API, then TorchGeo datasets as a source (one scope, as in a notebook)
     scope: dict = {}
     with redirect_stdout(io.StringIO()):
-        exec(compile(blocks[0], "guide.md", "exec"), scope)  # noqa: S102 - the repository's own guide
+        for block in blocks:
+            exec(compile(block, "guide.md", "exec"), scope)  # noqa: S102 - the repository's own guide
     assert scope["classes"].shape == (64, 64) and scope["probs"].shape == (5, 64, 64)
     assert (tmp_path / "runs" / "python" / "report.html").is_file() and scope[
         "run"
     ].result.task.method.name == "fixmatch"
+    assert len(list((tmp_path / "mydata-torchgeo" / "extra" / "images").glob("*.tif"))) == 8  # 2 scenes × 4 tiles
+    assert (tmp_path / "mydata-torchgeo" / "classes.csv").is_file()
     assert sorted(p.name for p in (tmp_path / "maps-python").glob("*.tif")) == [
         "scene_000_classes.tif",
         "scene_001_classes.tif",

@@ -363,7 +363,7 @@ def test_dllr_trains_on_paired_data_and_refuses_single_modality(tmp_path, capsys
     # paired prediction: --sar partners the inputs by name; a missing partner or another grid is one line
     ckpt, s2, s1 = str(result.best_ckpt), root / "S2Hand" / "Spain_1_S2Hand.tif", root / "S1Hand" / "Spain_1_S1Hand.tif"
     assert main(["predict", "--ckpt", ckpt, str(s2), "--sar", str(s1), "-o", str(tmp_path / "p"), "--tile", "32"]) == 0
-    with rasterio.open(tmp_path / "p" / "Spain_1_S2Hand.tif") as out:
+    with rasterio.open(tmp_path / "p" / "Spain_1_S2Hand_classes.tif") as out:
         classes = out.read(1)
     assert classes.shape == (64, 64) and (classes[:4, :4] == 255).all() and (classes[4:, 4:] < 2).all()  # NaN SAR
     # --head: one branch alone maps from its own bands; another optical image with the same SAR, the same map
