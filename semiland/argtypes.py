@@ -39,3 +39,17 @@ def key_value(text: str) -> tuple[str, str]:
     if not sep or not key.strip() or not value.strip():
         raise argparse.ArgumentTypeError(f"must be KEY=VALUE, e.g. COMPRESS=ZSTD; got {text!r}")
     return key.strip().upper(), value.strip()
+
+
+def device_overrides(text: str) -> list[str]:
+    """`--device auto | cpu | cuda | cuda:N` (as predict takes it) for the commands that train or evaluate: the
+    `train.accelerator` / `train.devices` overrides it stands for."""
+    name = text.strip().lower()
+    if name in ("auto", "cpu"):
+        return [f"train.accelerator={name}"]
+    if name in ("cuda", "gpu"):
+        return ["train.accelerator=gpu"]
+    index = name.removeprefix("cuda:")
+    if name.startswith("cuda:") and index.isdigit():
+        return ["train.accelerator=gpu", f"train.devices=[{int(index)}]"]
+    raise argparse.ArgumentTypeError(f"use auto, cpu, cuda or cuda:N, got {text!r}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from semiland import console
 from semiland.analysis import cli as analysis_cli
-from semiland.argtypes import Parser, at_least, key_value
+from semiland.argtypes import Parser, at_least, device_overrides, key_value
 from semiland.errors import Interrupted, SemilandError, one_line
 from semiland.paths import CONFIGS
 
@@ -26,6 +26,21 @@ def _run_dir(args: argparse.Namespace, stem: str) -> Path:
     return (Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
 
 
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", type=device_overrides, default=None, metavar="DEVICE",
+                        help="auto, cpu, cuda or cuda:N (as train.accelerator / train.devices)")  # fmt: skip
+
+
+def _device_into_overrides(args: argparse.Namespace) -> None:
+    """--device becomes its train.* overrides; given together with them, it is refused (which would win?)."""
+    if args.device is None:
+        return
+    given = [o for o in args.overrides or [] if o.split("=")[0].strip() in ("train.accelerator", "train.devices")]
+    if given:
+        raise SemilandError(f"--device and {given[0]} both choose the device; give one of them")
+    args.overrides = [*(args.overrides or []), *args.device]
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from semiland.api import fit, report_run
     from semiland.engine.run_config import load_config
@@ -33,6 +48,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     started = time.time()
     command = f"semiland {' '.join(map(shlex.quote, args.argv))}"
+    _device_into_overrides(args)
     if args.resume:
         run_dir = Path(args.resume).resolve()
         if not (run_dir / "config.yaml").is_file():
@@ -67,6 +83,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     from semiland.api import test
     from semiland.engine.metrics import format_table
 
+    _device_into_overrides(args)
     out = _test_folder(args)
     metrics = test(args.ckpt, out, args.on, args.overrides, overwrite=args.overwrite)  # replaces only when whole
     print(format_table(metrics))
@@ -163,6 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_self_train(args: argparse.Namespace) -> int:
     from semiland.selftrain import run_self_training
 
+    _device_into_overrides(args)
     return run_self_training(args.config, args.overrides, args.out, args.overwrite)
 
 
@@ -254,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument(
         "--print-config", action="store_true", help="print the complete resolved config (file + overrides) and exit"
     )
+    _add_device(f)
     f.set_defaults(func=cmd_fit)
 
     st = sub.add_parser("self-train", help="offline self-training in rounds (teacher → pseudo-labels → student)")
@@ -261,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("overrides", nargs="*", help="section.key=value overrides")
     st.add_argument("-o", "--out", required=True, help="output folder")
     st.add_argument("--overwrite", action="store_true")
+    _add_device(st)
     st.set_defaults(func=cmd_self_train)
 
     t = sub.add_parser("test", help="evaluate a checkpoint on its test images")
@@ -275,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="what to evaluate: test (default), val, labeled, unlabeled (its images that have masks: how good "
         "pseudo-labels can be) or regions R1,R2 of the dataset",
     )
+    _add_device(t)
     t.set_defaults(func=cmd_test)
 
     pr = sub.add_parser("predict", help="georeferenced class maps for images and rasters of any size")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+import yaml
 from PIL import Image
 
 from semiland.cli import main
@@ -66,6 +67,8 @@ def refused(capsys, argv: list[str], *watched: Path, expect: str = "") -> str:
         (["bench", "step-cost", "--repeats", "0"], "--repeats"),
         (["demo", "--steps", "zero"], "whole number"),
         (["fit", "--nonsense"], "unrecognized arguments"),
+        (["fit", "--config", "{cfg}", "--device", "tpu"], "--device: use auto, cpu, cuda or cuda:N"),
+        (["fit", "-q", "-v"], "not allowed with argument"),
     ],
 )
 def test_counts_out_of_range_are_one_line(world, capsys, argv, expect):
@@ -321,3 +324,15 @@ def test_half_precision_asked_on_a_cpu_records_what_ran(world, capsys):
     assert "float16 autocast does not run on a CPU" in capsys.readouterr().err
     saved = yaml.safe_load((world["tmp"] / "run" / "config.yaml").read_text())
     assert saved["train"]["precision"] == "bf16-mixed"
+
+
+def test_device_is_one_option_in_every_training_command(world, capsys):
+    """--device means the same in fit, self-train and test as in predict; with train.accelerator it is refused."""
+    refused(capsys, ["fit", "--config", world["cfg"], "-o", "out/r", "--device", "cpu", "train.accelerator=gpu"],
+            world["tmp"], expect="--device and train.accelerator=gpu both choose the device")  # fmt: skip
+    assert main(["test", "--ckpt", world["ckpt"], "-o", "scores", "--device", "cpu"]) == 0
+    assert (
+        main(["fit", "--config", world["cfg"], "-o", "run", "--device", "cpu", "train.steps=1", "train.val_every=1"])
+        == 0
+    )
+    assert yaml.safe_load((world["tmp"] / "run" / "config.yaml").read_text())["train"]["accelerator"] == "cpu"
