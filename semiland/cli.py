@@ -174,7 +174,7 @@ def _band_list(text: str | None) -> list[int] | None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from semiland.demo import run_demo
 
-    return run_demo(args.data, str(_run_dir(args, "demo")), args.overwrite, args.steps)
+    return run_demo(args.data, str(_run_dir(args, "demo")), args.overwrite, args.steps, args.device)
 
 
 def cmd_self_train(args: argparse.Namespace) -> int:
@@ -261,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps", type=at_least(1), default=None, help="training steps per run (default: the demo config's)"
     )
     d.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    _add_device(d)
     d.set_defaults(func=cmd_demo)
 
     f = sub.add_parser("fit", help="train a method from a YAML config")

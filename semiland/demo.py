@@ -35,7 +35,8 @@ def _looks_like_dubai(root: Path) -> bool:
     return (root / "class_colors.csv").is_file() and any(root.glob("tile_*/images"))
 
 
-def run_demo(data: str | None, out: str, overwrite: bool, steps: int | None) -> int:
+def run_demo(data: str | None, out: str, overwrite: bool, steps: int | None, device: list[str] | None = None) -> int:
+    """The demo into `out`; `device`: its train.* overrides (`--device`, argtypes.device_overrides)."""
     root = Path(data) if data else default_root()
     if _looks_like_dubai(root):
         config, base = CONFIGS / "dubai" / "demo.yaml", [f"data.root={root.resolve()}"]
@@ -49,6 +50,7 @@ def run_demo(data: str | None, out: str, overwrite: bool, steps: int | None) -> 
     target = plan_output_folder(Path(out).absolute(), overwrite, "demo folder", [root])
     if steps is not None:
         base.append(f"train.steps={steps}")
+    base += device or []
     with write_output_folder(target) as out_dir:  # an earlier demo there is replaced only when this one finished
         report = _demo_runs(config, base, intro, out_dir)
     print(f"\nreport: {target.path / report.relative_to(out_dir)}")
