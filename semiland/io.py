@@ -172,6 +172,12 @@ def owns_folder(folder: str | Path) -> bool:
     return not folder.is_symlink() and any(_manifest(d).get("whole") is True for d in [folder, *folder.parents])
 
 
+def recorded_files(folder: str | Path) -> set[str]:
+    """The names of the files `record_outputs` listed in `folder`'s manifest (maps `predict` finished there)."""
+    files = _manifest(Path(folder)).get("files")
+    return set(files) if isinstance(files, list) else set()
+
+
 def owns_file(path: str | Path) -> bool:
     """True when semiland wrote `path`: its folder's manifest names it, or it lies inside a semiland output folder."""
     path = Path(path).absolute()

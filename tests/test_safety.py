@@ -164,26 +164,24 @@ def test_predict_never_writes_over_inputs_or_foreign_files(trained, synth_root, 
     out = tmp_path / "maps"
     out.mkdir()
     shutil.copy(src, out / "a.tif")
+    shutil.copy(src, out / "a_classes.tif")  # an input named like a.tif's class map
     shutil.copy(src, out / "b.tif")
     shutil.copy(src, tmp_path / "b_confidence.tif")
     before = snapshot(out)
     for extra in ([], ["--overwrite"], ["--skip-existing"], ["--png", "--overwrite"]):
-        assert run_predict(trained, out / "a.tif", "-o", out, *extra) == 2  # the input is inside -o
+        assert run_predict(trained, out / "a.tif", out / "a_classes.tif", "-o", out, *extra) == 2
         assert "which is an input" in one_error(capsys)
-    # two inputs whose outputs share a name
-    assert (
-        run_predict(trained, out / "b.tif", tmp_path / "b_confidence.tif", "-o", tmp_path / "m2", "--confidence") == 2
-    )
-    assert "would both write" in one_error(capsys)
-    assert not (tmp_path / "m2").exists()
+    # an output that would land on another input (b.tif's confidence map on the input b_confidence.tif)
+    assert run_predict(trained, out / "b.tif", tmp_path / "b_confidence.tif", "-o", tmp_path, "--confidence") == 2
+    assert "which is an input" in one_error(capsys)
     # a file of the output's name that semiland did not write: never skipped, never replaced
     foreign = tmp_path / "m3"
     foreign.mkdir()
-    (foreign / "a.tif").write_text("the user's own file")
+    (foreign / "a_classes.tif").write_text("the user's own file")
     for extra in ([], ["--overwrite"], ["--skip-existing"]):
         assert run_predict(trained, out / "a.tif", "-o", foreign, *extra) == 2
         assert "not written by semiland" in one_error(capsys)
-    assert (foreign / "a.tif").read_text() == "the user's own file"
+    assert (foreign / "a_classes.tif").read_text() == "the user's own file"
     assert snapshot(out) == before
     # our own finished map is skipped by --skip-existing and replaced by --overwrite
     assert run_predict(trained, out / "a.tif", "-o", tmp_path / "m4") == 0
@@ -191,6 +189,18 @@ def test_predict_never_writes_over_inputs_or_foreign_files(trained, synth_root, 
     assert run_predict(trained, out / "a.tif", "-o", tmp_path / "m4", "--skip-existing") == 0
     assert "skipped 1" in capsys.readouterr().out
     assert run_predict(trained, out / "a.tif", "-o", tmp_path / "m4", "--overwrite") == 0
+    # beside its input: the map's name cannot be the input's, so the input folder is a safe -o
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(src, alone / "scene.tif")
+    stamp = snapshot(alone)
+    assert run_predict(trained, alone / "scene.tif", "-o", alone) == 0
+    assert {p.name for p in alone.iterdir()} >= {"scene.tif", "scene_classes.tif"} and snapshot(alone)[
+        "scene.tif"
+    ] == stamp["scene.tif"]
+    # the folder again: its input is scene.tif, not the map written beside it (already done: skipped)
+    assert run_predict(trained, alone, "-o", alone, "--skip-existing") == 0
+    assert "skipped 1" in capsys.readouterr().out and not (alone / "scene_classes_classes.tif").exists()
 
 
 def test_stale_temporaries_of_killed_runs_are_removed_live_ones_kept(trained, synth_root, tmp_path):

@@ -32,7 +32,7 @@ from semiland.engine.sliding import at_scale
 from semiland.errors import SemilandError
 from semiland.inference.geotiff import Outputs, check_creation_options
 from semiland.inference.stream import NODATA, PairedReader, RasterReader, SarReader, TilePredictor, stream_blocks
-from semiland.io import output_folder, owns_file, record_outputs
+from semiland.io import output_folder, owns_file, record_outputs, recorded_files
 from semiland.models.fold import fold_batchnorm
 
 EXTRAS = ("confidence", "entropy", "probs")
@@ -66,8 +66,9 @@ class PredictOptions:
 def expand_inputs(inputs: list[str]) -> list[Path]:
     files: list[Path] = []
     for item in map(Path, inputs):
-        if item.is_dir():
-            files += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if item.is_dir():  # its images, not the maps an earlier predict wrote beside them
+            ours = recorded_files(item)
+            files += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in ours)
         elif item.is_file():
             files.append(item)
         else:
