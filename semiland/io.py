@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import hashlib
 import json
 import math
 import os
@@ -85,6 +86,15 @@ def remove_stale_temporaries(folder: str | Path, recursive: bool = False) -> int
             p.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB chunks (a checkpoint's identity in provenance tags and exports)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_text_file(path: Path, what: str) -> str:

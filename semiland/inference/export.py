@@ -16,7 +16,6 @@ difference below `TOLERANCE`), else nothing is written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from torch import nn
 
 from semiland.engine.sliding import at_scale
 from semiland.errors import SemilandError
-from semiland.io import atomic_path, record_outputs, refuse_existing
+from semiland.io import atomic_path, file_sha256, record_outputs, refuse_existing
 
 NO_CLASS = 255
 TOLERANCE = 1e-3  # probabilities, ONNX Runtime vs PyTorch (float32 kernels differ in the last bits)
@@ -53,14 +52,6 @@ class Deployable(nn.Module):
         probs = logits.float().softmax(1)
         classes = torch.where(valid[:, 0], probs.argmax(1), torch.full_like(valid[:, 0], NO_CLASS, dtype=torch.long))
         return probs, classes.to(torch.uint8)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _onnx_modules() -> tuple[Any, Any]:
@@ -116,7 +107,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, head: str | None = None
         proto = onnx.load(str(tmp))
         meta = {
             "semiland_checkpoint": str(checkpoint.resolve()),
-            "semiland_checkpoint_sha256": _sha256(checkpoint),
+            "semiland_checkpoint_sha256": file_sha256(checkpoint),
             "method": task.method.name + (f" ({head})" if head else ""),
             "classes": json.dumps(list(task.classes.names)),
             "colors": json.dumps([list(c) for c in task.classes.colors]),

@@ -10,7 +10,6 @@ Inputs are shared across `--workers` processes, or across the ranks of a `torchr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -32,7 +31,7 @@ from semiland.engine.sliding import at_scale
 from semiland.errors import SemilandError
 from semiland.inference.geotiff import Outputs, check_creation_options
 from semiland.inference.stream import NODATA, PairedReader, RasterReader, SarReader, TilePredictor, stream_blocks
-from semiland.io import output_folder, owns_file, record_outputs, recorded_files
+from semiland.io import file_sha256, output_folder, owns_file, record_outputs, recorded_files
 from semiland.models.fold import fold_batchnorm
 
 EXTRAS = ("confidence", "entropy", "probs")
@@ -165,12 +164,8 @@ class Predictor:
         from semiland.engine.runner import load_task
 
         predictor = cls(*load_task(ckpt), opts)
-        digest = hashlib.sha256()
-        with open(ckpt, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
         predictor.checkpoint = {"SEMILAND_CHECKPOINT": str(Path(ckpt).resolve()),
-                                "SEMILAND_CHECKPOINT_SHA256": digest.hexdigest()}  # fmt: skip
+                                "SEMILAND_CHECKPOINT_SHA256": file_sha256(ckpt)}  # fmt: skip
         return predictor
 
     def provenance(self, source: Path) -> dict[str, str]:
