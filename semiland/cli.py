@@ -17,6 +17,7 @@ from semiland import console
 from semiland.analysis import cli as analysis_cli
 from semiland.argtypes import Parser, at_least, device_overrides, key_value
 from semiland.bench import cli as bench_cli
+from semiland.engine.run_folder import RunFolder
 from semiland.errors import Interrupted, SemilandError, one_line
 
 
@@ -51,9 +52,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     _device_into_overrides(args)
     if args.resume:
         run_dir = Path(args.resume).resolve()
-        if not (run_dir / "config.yaml").is_file():
+        if not RunFolder(run_dir).is_run():
             raise SemilandError(f"{run_dir} is not a run folder (no config.yaml); give the -o folder of a fit")
-        cfg = load_config(run_dir / "config.yaml", args.overrides, saved=True)
+        cfg = load_config(RunFolder(run_dir).config, args.overrides, saved=True)
         result = run_fit(plan_fit(cfg, run_dir, resume=True), run_dir)
         if (done := report_run(result, started, command)) is not None and is_rank_zero():
             print(f"\nrun folder: {result.run_dir}\nreport:     {done[1]}")
@@ -98,15 +99,12 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 def _test_folder(args: argparse.Namespace) -> Path:
     """-o, else the run's own test/ (test-on-SET/) when the checkpoint lies in a run folder's checkpoints/."""
-    from semiland.engine.runner import evaluation_folder
-
     if args.out:
         return Path(args.out)
-    ckpt = Path(args.ckpt).resolve()
-    run = ckpt.parent.parent
-    if ckpt.parent.name != "checkpoints" or not (run / "config.yaml").is_file():
+    run = RunFolder.of_checkpoint(args.ckpt)
+    if run is None:
         raise SemilandError(f"{args.ckpt} is not in a run folder's checkpoints/: give the output folder with -o")
-    return run / evaluation_folder(args.on)
+    return run.evaluation(args.on)
 
 
 # What an interrupted command leaves behind and how to go on, per command.

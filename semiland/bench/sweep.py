@@ -39,6 +39,7 @@ from semiland.data.presets import build_dataset
 from semiland.engine.checkpoint import read_checkpoint, slim_checkpoint
 from semiland.engine.precision import device_name, strict_float32
 from semiland.engine.run_config import load_config
+from semiland.engine.run_folder import RunFolder
 from semiland.engine.runner import evaluation_folder, fit
 from semiland.errors import SemilandError
 from semiland.io import atomic_write_json, atomic_write_text, claim, ensure_writable_dir
@@ -181,7 +182,7 @@ def run_one(
     sets = sets or []
     folder = spec.folder(out)
     done = folder / "result.json"
-    kept = folder / "checkpoints" / "best.ckpt"
+    kept = RunFolder(folder).best
     if done.is_file():
         row = json.loads(done.read_text())
         if kept.is_file() and (todo := _missing(row, spec, sets)):
@@ -248,10 +249,10 @@ def run_one(
 def _last_checkpoint(folder: Path) -> tuple[Config, int] | None:
     """An interrupted cell's own config and the step of its last checkpoint; None without both files. Raises
     SemilandError (or KeyError) for a checkpoint that cannot be read."""
-    last = folder / "checkpoints" / "last.ckpt"
-    if not (last.is_file() and (folder / "config.yaml").is_file()):
+    run = RunFolder(folder)
+    if not (run.last.is_file() and run.is_run()):
         return None
-    return load_config(folder / "config.yaml", saved=True), read_checkpoint(last)["semiland"]["train_step"]
+    return load_config(run.config, saved=True), read_checkpoint(run.last)["semiland"]["train_step"]
 
 
 def _resumable(folder: Path) -> tuple[Config | None, int]:
@@ -303,7 +304,7 @@ def _teacher_model(spec: RunSpec, common: list[str], out: Path, config: Path, fo
     from a --mirror without its model — the same supervised run trained again inside this cell (`teacher/`;
     the same config and seed: on one machine the same weights)."""
     teacher_dir = _teacher(spec, out)
-    if (teacher_dir / "checkpoints" / "best.ckpt").is_file():
+    if RunFolder(teacher_dir).best.is_file():
         return teacher_dir
     own = [o for o in spec.overrides if not o.startswith("method.")]
     print(
@@ -324,14 +325,14 @@ def _self_training(config: Path, spec: RunSpec, common: list[str], out: Path, fo
     from semiland.selftrain import self_train
 
     teacher_dir = _teacher_model(spec, common, out, config, folder)
-    ckpt = teacher_dir / "checkpoints" / "best.ckpt"
+    ckpt = RunFolder(teacher_dir).best
     own = [o for o in spec.overrides if not o.startswith("method.name=")]
     # The teacher run's resolved config carries its band statistics: its data is prepared without re-reading
     # every image for them.
-    teacher_cfg = load_config(teacher_dir / "config.yaml", saved=True)
+    teacher_cfg = load_config(RunFolder(teacher_dir).config, saved=True)
     rows, metrics = self_train(config, [*common, *own], folder, teacher=(ckpt, prepare_data(teacher_cfg)))
     atomic_write_json(folder / "self_training.json", rows)
-    last = folder / f"round{len(rows) - 1}" / "student" / "checkpoints" / "best.ckpt"
+    last = RunFolder(folder / f"round{len(rows) - 1}" / "student").best
     return metrics, teacher_cfg.train.steps * (len(rows) - 1), last
 
 
@@ -481,7 +482,7 @@ def train_cells(specs: list[RunSpec], config: Path, args: argparse.Namespace, ou
 def _needs_sets(folder: Path, spec: RunSpec, sets: list[str]) -> bool:
     """A finished cell that kept its model but lacks an --also-on set (run_one adds it)."""
     row = json.loads((folder / "result.json").read_text())
-    return (folder / "checkpoints" / "best.ckpt").is_file() and bool(_missing(row, spec, sets))
+    return RunFolder(folder).best.is_file() and bool(_missing(row, spec, sets))
 
 
 def finished_rows(specs: list[RunSpec], out: Path) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ import yaml
 from scipy.stats import ttest_1samp
 
 from semiland.data.datamodule import prepare_data
+from semiland.engine.run_folder import RunFolder
 from semiland.engine.runner import load_task
 from semiland.report.figures import plot_panels, read_log
 from semiland.report.run_report import RunOutcome, panel_rows
@@ -41,7 +42,7 @@ def cell_method(run: Path) -> dict[str, Any]:
     """The `method:` section a cell's run trained with (its resolved config.yaml), {} where unreadable: a label
     such as `fixmatch_flex` names a configuration, this names the registered method and its settings."""
     try:
-        method = yaml.safe_load((run / "config.yaml").read_text())["method"]
+        method = yaml.safe_load(RunFolder(run).config.read_text())["method"]
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         return {}
     return method if isinstance(method, dict) else {}
@@ -431,8 +432,7 @@ def val_curves(rows: list[dict[str, Any]], out: Path) -> dict[tuple[str, str], l
 def cell_model(out: Path, row: dict[str, Any]) -> Path | None:
     """A finished cell's kept model (self-training: its last student's), or None (a cell restored from a mirror,
     an early cell of the Dubai sweep, or `--no-models`)."""
-    ckpt = cell_run(cell_folder(out, row["method"], row.get("same_as") or row["budget"], row["seed"]))
-    ckpt = ckpt / "checkpoints" / "best.ckpt"
+    ckpt = RunFolder(cell_run(cell_folder(out, row["method"], row.get("same_as") or row["budget"], row["seed"]))).best
     return ckpt if ckpt.is_file() else None
 
 

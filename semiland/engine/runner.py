@@ -13,7 +13,6 @@ import csv
 import dataclasses
 import logging
 import os
-import re
 import sys
 import warnings
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from semiland.engine.checkpoint import AtomicCheckpointIO, read_checkpoint
 from semiland.engine.precision import resolve_precision
 from semiland.engine.progress import StepProgress
 from semiland.engine.run_config import config_from_dict
+from semiland.engine.run_folder import RunFolder
 from semiland.engine.task import SegTask
 from semiland.errors import Interrupted, SemilandError
 from semiland.io import atomic_write_json, atomic_write_text, remove_stale_temporaries
@@ -156,7 +156,7 @@ def make_trainer(cfg: Config, run_dir: Path | None, n_optimizers: int = 1, for_e
     if not for_eval and run_dir is not None:
         # Two callbacks: Lightning's save_last only refreshes last.ckpt when best.ckpt improves, and resuming
         # from there would redo (and a finished run would end on) a stale state. last.ckpt: every validation.
-        ckpt_dir = run_dir / "checkpoints"
+        ckpt_dir = RunFolder(run_dir).checkpoints
         common = {
             "dirpath": ckpt_dir,
             "save_top_k": 1,
@@ -233,8 +233,8 @@ def plan_fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitPlan:
     data = prepare_data(cfg)
     cfg.data.mean, cfg.data.std, cfg.data.channels = data.mean, data.std, data.channels
     if cfg.data.split_mode != "file":  # a resumed run reads the same split back
-        cfg.data.split_mode, cfg.data.split_file = "file", str(run_dir / "split.json")
-    last = run_dir / "checkpoints" / "last.ckpt"
+        cfg.data.split_mode, cfg.data.split_file = "file", str(RunFolder(run_dir).split)
+    last = RunFolder(run_dir).last
     if resume and not last.is_file():  # stopped before its first checkpoint: nothing was lost but time
         print(f"no checkpoint in {run_dir / 'checkpoints'} yet: training this run from step 0", file=sys.stderr)
         resume = False
@@ -305,9 +305,10 @@ def _check_batch_of_one(cfg: Config, task: SegTask) -> None:
 def run_fit(plan: FitPlan, run_dir: Path) -> FitResult:
     """Train a checked plan into `run_dir` (or continue it from checkpoints/last.ckpt when it resumes)."""
     cfg, data, task = plan.cfg, plan.data, plan.task
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if is_rank_zero() and (run_dir / "checkpoints").is_dir():  # the run's own folder: only this process writes it
-        for stale in (run_dir / "checkpoints").glob(".*.tmp"):  # a checkpoint write cut off by a kill
+    run = RunFolder(run_dir)
+    last = run.last
+    if is_rank_zero() and run.checkpoints.is_dir():  # the run's own folder: only this process writes it
+        for stale in run.checkpoints.glob(".*.tmp"):  # a checkpoint write cut off by a kill
             stale.unlink(missing_ok=True)
         remove_stale_temporaries(run_dir, recursive=True)  # config, logs, figures of a killed process
     if plan.resume:
@@ -316,8 +317,8 @@ def run_fit(plan: FitPlan, run_dir: Path) -> FitResult:
         for pattern in (".*exists and is not empty.*", ".*could not find the monitored key.*"):
             warnings.filterwarnings("ignore", message=pattern)
     if is_rank_zero():
-        data.split.save(run_dir / "split.json")
-        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+        data.split.save(run.split)
+        atomic_write_text(run.config, cfg.to_yaml())
     datamodule = SegDataModule(cfg, data, task.method.uses_unlabeled)
     trainer = make_trainer(cfg, run_dir, task.n_optimizers)
     try:
@@ -326,8 +327,7 @@ def run_fit(plan: FitPlan, run_dir: Path) -> FitResult:
         if not trainer.interrupted:
             raise
         raise RunInterrupted(_where_to_resume(run_dir, last)) from None
-    best = run_dir / "checkpoints" / "best.ckpt"
-    return FitResult(run_dir, best if best.is_file() else last, last, data, task)
+    return FitResult(run_dir, run.best if run.best.is_file() else last, last, data, task)
 
 
 class RunInterrupted(Interrupted):
@@ -398,7 +398,7 @@ SPLIT_KEYS = ("labeled", "unlabeled", "val", "test", "split_mode", "labeled_coun
 
 def evaluation_folder(on: str) -> str:
     """The run subfolder metrics on `on` go to: test/, or test-on-<on> (never over the test results)."""
-    return "test" if on == "test" else "test-on-" + re.sub(r"[^\w.-]+", "+", on)
+    return RunFolder(Path()).evaluation(on).name
 
 
 def evaluation_images(spec: DatasetSpec, split: Split, on: str) -> list[str]:
@@ -435,7 +435,7 @@ def evaluate_checkpoint(
             "images to evaluate with --on test|val|unlabeled|REGION[,REGION…]"
         )
     task, cfg = load_task(ckpt_path, overrides)
-    run_split = Path(ckpt_path).resolve().parent.parent / "split.json"
+    run_split = RunFolder(Path(ckpt_path).resolve().parent.parent).split
     moved = "split_file" not in given and not Path(cfg.data.split_file).is_file()
     if cfg.data.split_mode == "file" and moved and run_split.is_file():
         cfg.data.split_file = str(run_split)  # the run folder was moved: its own split.json, the same file

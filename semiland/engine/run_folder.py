@@ -1,0 +1,53 @@
+"""A run folder's layout, named once: what `semiland fit` writes and every other command reads.
+
+<run>/config.yaml           the resolved config (band statistics, the split file's path)
+<run>/split.json            the images of each part of the split
+<run>/checkpoints/best.ckpt best by validation mIoU;  last.ckpt at every validation (resume)
+<run>/test/ (test-on-SET/)  metrics.json, confusion_matrix.png of `semiland test`
+<run>/report.html           the run's report
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def split(self) -> Path:
+        return self.path / "split.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.ckpt"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.ckpt"
+
+    def evaluation(self, on: str = "test") -> Path:
+        """Where `semiland test --on ON` writes: test/, or test-on-<on> (never over the test results)."""
+        return self.path / ("test" if on == "test" else "test-on-" + re.sub(r"[^\w.-]+", "+", on))
+
+    def is_run(self) -> bool:
+        return self.config.is_file()
+
+    @classmethod
+    def of_checkpoint(cls, ckpt: str | Path) -> RunFolder | None:
+        """The run a checkpoint belongs to (`<run>/checkpoints/x.ckpt`), None when it lies elsewhere."""
+        ckpt = Path(ckpt).resolve()
+        run = cls(ckpt.parent.parent)
+        return run if ckpt.parent.name == "checkpoints" and run.is_run() else None
