@@ -52,9 +52,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     _device_into_overrides(args)
     if args.resume:
         run_dir = Path(args.resume).resolve()
-        if not RunFolder(run_dir).is_run():
+        if not (run := RunFolder(run_dir)).is_run():
             raise SemilandError(f"{run_dir} is not a run folder (no config.yaml); give the -o folder of a fit")
-        cfg = load_config(RunFolder(run_dir).config, args.overrides, saved=True)
+        cfg = load_config(run.config, args.overrides, saved=True)
         result = run_fit(plan_fit(cfg, run_dir, resume=True), run_dir)
         if (done := report_run(result, started, command)) is not None and is_rank_zero():
             print(f"\nrun folder: {result.run_dir}\nreport:     {done[1]}")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from semiland.bench.sweep_summary import ORACLE, cell_folder, cell_run, rerun_seeds
-from semiland.engine.runner import evaluation_folder
+from semiland.engine.run_folder import evaluation_folder
 
 
 def _confusion(folder: Path) -> tuple[np.ndarray, list[str]] | None:

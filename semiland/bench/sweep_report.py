@@ -25,7 +25,7 @@ from semiland.bench.sweep_summary import (
     trained_on,
     val_curves,
 )
-from semiland.engine.runner import evaluation_folder
+from semiland.engine.run_folder import evaluation_folder
 from semiland.io import atomic_write_json, atomic_write_text
 from semiland.report.figures import plot_sweep, plot_sweep_curves
 from semiland.report.html import Report, write_report

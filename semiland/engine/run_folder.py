@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def evaluation_folder(on: str) -> str:
+    """The run subfolder metrics on `on` go to: test/, or test-on-<on> (never over the test results)."""
+    return "test" if on == "test" else "test-on-" + re.sub(r"[^\w.-]+", "+", on)
+
+
 @dataclass(frozen=True)
 class RunFolder:
     path: Path
@@ -39,8 +44,8 @@ class RunFolder:
         return self.checkpoints / "last.ckpt"
 
     def evaluation(self, on: str = "test") -> Path:
-        """Where `semiland test --on ON` writes: test/, or test-on-<on> (never over the test results)."""
-        return self.path / ("test" if on == "test" else "test-on-" + re.sub(r"[^\w.-]+", "+", on))
+        """Where `semiland test --on ON` writes (`evaluation_folder`)."""
+        return self.path / evaluation_folder(on)
 
     def is_run(self) -> bool:
         return self.config.is_file()

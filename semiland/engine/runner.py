@@ -236,7 +236,7 @@ def plan_fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitPlan:
         cfg.data.split_mode, cfg.data.split_file = "file", str(RunFolder(run_dir).split)
     last = RunFolder(run_dir).last
     if resume and not last.is_file():  # stopped before its first checkpoint: nothing was lost but time
-        print(f"no checkpoint in {run_dir / 'checkpoints'} yet: training this run from step 0", file=sys.stderr)
+        print(f"no checkpoint in {last.parent} yet: training this run from step 0", file=sys.stderr)
         resume = False
     check_model_keys(cfg.model)  # a run's key that its architecture never reads is refused, not ignored
     task = build_task(cfg, data.spec.classes, data.mean, data.std)
@@ -394,11 +394,6 @@ def load_task(ckpt_path: str | Path, overrides: list[str] | None = None) -> tupl
 # Keys that define which images are labeled / evaluated: a trained run reads its split.json instead, so
 # giving them to `test` would be silently ignored; `--on` chooses what to evaluate.
 SPLIT_KEYS = ("labeled", "unlabeled", "val", "test", "split_mode", "labeled_count", "split_seed", "oracle")
-
-
-def evaluation_folder(on: str) -> str:
-    """The run subfolder metrics on `on` go to: test/, or test-on-<on> (never over the test results)."""
-    return RunFolder(Path()).evaluation(on).name
 
 
 def evaluation_images(spec: DatasetSpec, split: Split, on: str) -> list[str]:

@@ -103,8 +103,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, head: str | None = None
             )  # fmt: skip
         except Exception as err:  # noqa: BLE001  (the exporter raises many types; the user gets one line)
             raise SemilandError(f"ONNX export of {task.method.name} failed: {str(err).splitlines()[0][:300]}") from None
-        program.save(str(tmp))
-        proto = onnx.load(str(tmp))
+        proto = program.model_proto  # the metadata goes in before the one write
         meta = {
             "semiland_checkpoint": str(checkpoint.resolve()),
             "semiland_checkpoint_sha256": file_sha256(checkpoint),

@@ -3,8 +3,9 @@
 Every input is streamed strip by strip (`stream.py`), so memory does not grow with raster height. Per
 input `<stem>_classes.tif` holds class indices with the input's CRS, transform and nodata, a colour table and
 class names (`geotiff.py` says what each output holds, in which units); `--confidence`, `--entropy`, `--probs`
-add `<stem>_confidence.tif`, `<stem>_entropy.tif` and `<stem>_probs.tif`; `--png` a colour preview. Outputs are written under temporary names and renamed when complete, so an
-interrupted run leaves nothing half-written; `--skip-existing` then finishes only what is missing.
+add `<stem>_confidence.tif`, `<stem>_entropy.tif` and `<stem>_probs.tif`; `--png` a colour preview. Outputs
+are written under temporary names and renamed when complete, so an interrupted run leaves nothing
+half-written; `--skip-existing` then finishes only what is missing.
 Inputs are shared across `--workers` processes, or across the ranks of a `torchrun` launch.
 """
 
