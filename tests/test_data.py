@@ -207,7 +207,7 @@ def test_rescale_keeps_nodata_out_and_masks_exact():
     mask = np.zeros((40, 60), np.int64)
     mask[20:] = 3
     mask[:, :10] = 255
-    half = rescale(LoadedSample(image, valid, mask), 0.5)
+    half = rescale(LoadedSample(image, valid, mask), (20, 30))
     assert half.image.shape == (2, 20, 30) and half.valid.shape == half.mask.shape == (20, 30)
     assert not half.valid[:, :5].any() and half.valid[:, 6:].all()  # no pixel half-nodata is trusted
     assert np.allclose(half.image[:, half.valid], 1.0)  # nodata zeros never bleed into valid pixels

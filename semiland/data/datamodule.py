@@ -8,6 +8,7 @@ the crops an uninterrupted run would. Under DDP each rank reads a disjoint shard
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,18 +22,26 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from semiland.config import Config
+from semiland.console import info
 from semiland.data.augment import crop_pad, flip_rot90, random_crop_window, speckle_db
 from semiland.data.classes import IGNORE_INDEX
+from semiland.data.index import RasterInfo, build_index, read_info
 from semiland.data.presets import build_dataset
-from semiland.data.raster import read_image
 from semiland.data.sources import DatasetSpec, LoadedSample, SampleRef, load_sample
 from semiland.data.splits import Split, make_split
 from semiland.data.stats import band_stats, normalise, robust_band_stats
 from semiland.errors import SemilandError
 
+STATS_WHOLE_PIXELS = 200_000_000  # training images under this many pixels together: statistics from all of them
+STATS_WINDOWS, STATS_WINDOW = 2_000, 256  # else from this many windows of this side, drawn across the images
+CACHE_SHARE = 0.25  # data.cache holds decoded images up to this share of the machine's memory
+REDRAWS = 10
+BLOCK = 2048  # a labeled raster larger than BLOCK² is checked by blocks of this side  # draws of a crop window before an all-nodata one is kept (an image that is nodata throughout)
+
 
 class SampleStore:
-    """Loads samples by id (cached in memory when asked) and normalises images per band."""
+    """Loads samples by id (cached in memory when asked) and normalises images per band; cuts training crops,
+    reading only the crop's window of files GDAL reads when `windowed` (rasters of any size)."""
 
     def __init__(
         self,
@@ -43,15 +52,32 @@ class SampleStore:
         cache: bool,
         pseudo_labels: str = "",
         scale: float = 1.0,
+        windowed: bool = False,
+        index: dict[str, RasterInfo] | None = None,
     ):
         """`mean` / `std` None: raw access only (used to compute them). `pseudo_labels`: a folder of index masks
-        `<region>/<stem>.png` (255 = ignore) that unlabeled samples carry as their "mask" (self-training)."""
+        `<region>/<stem>.png` (255 = ignore) that unlabeled samples carry as their "mask" (self-training).
+        `index`: the files' headers by sample id (`PreparedData.index`); read when missing."""
         self.spec, self.bands, self.cache_on, self.scale = spec, bands, cache, scale
         self.pseudo_dir = Path(pseudo_labels) if pseudo_labels else None
         self.refs = spec.by_id()
         self.mean = np.asarray(mean, dtype=np.float32)[:, None, None] if mean is not None else None
         self.std = np.asarray(std, dtype=np.float32)[:, None, None] if std is not None else None
         self._cache: dict[tuple[str, bool], LoadedSample] = {}
+        # a SAR raster resampled onto its optical grid is read whole (its window is not the optical one's)
+        self.windowed = windowed and not (spec.sar is not None and spec.sar.resample)
+        self.index = dict(index or {})
+
+    def info(self, sample_id: str) -> RasterInfo:
+        if sample_id not in self.index:
+            self.index[sample_id] = read_info(self.refs[sample_id].image)
+        return self.index[sample_id]
+
+    def shape(self, sample_id: str, scaled: bool = False) -> tuple[int, int]:
+        """(H, W) of the sample without reading its pixels; `scaled`: at `data.scale`."""
+        ref = self.refs[sample_id]
+        h, w = ref.window[2:] if ref.window else (self.info(sample_id).height, self.info(sample_id).width)
+        return scaled_shape((h, w), self.scale) if scaled else (h, w)
 
     def raw(self, sample_id: str, labeled: bool = True, scaled: bool = False) -> LoadedSample:
         """Image (+ its mask when `labeled`). Unlabeled samples never read the true mask, even where one
@@ -62,29 +88,106 @@ class SampleStore:
             return self._cache[key]
         ref = self.refs[sample_id] if labeled else dataclasses.replace(self.refs[sample_id], mask=None)
         sample = load_sample(ref, self.spec.classes, self.bands, self.spec.mask_threshold, self.spec.sar)
+        self._check_bands(sample, ref)
+        if not labeled and self.pseudo_dir is not None:
+            sample.mask = read_pseudo_mask(self.pseudo_dir / f"{sample_id}.png", sample.valid.shape)
+        if key[2]:
+            sample = rescale(sample, scaled_shape(sample.valid.shape, self.scale))
+        if self.cache_on:
+            self._cache[key] = sample
+        return sample
+
+    def blocks(self, sample_id: str) -> Iterator[LoadedSample]:
+        """The labeled sample in `BLOCK`² blocks when it is windowed and larger than one block (its mask's
+        size checked against the image's from the headers), else whole: masks checked in bounded memory."""
+        ref, side = self.refs[sample_id], BLOCK
+        height, width = self.shape(sample_id)
+        if not (self.windowed and self.info(sample_id).windowed) or height * width <= side * side:
+            yield self.raw(sample_id)
+            return
+        if ref.mask is not None and ref.window is None:
+            mask = read_info(ref.mask)
+            if (mask.height, mask.width) != (height, width):
+                raise SemilandError(
+                    f"mask {ref.mask} is {mask.width}x{mask.height} px but image {ref.image} is "
+                    f"{width}x{height}; masks must match their image"
+                )
+        for top in range(0, height, side):
+            for left in range(0, width, side):
+                yield load_sample(
+                    ref, self.spec.classes, self.bands, self.spec.mask_threshold, self.spec.sar,
+                    (top, left, side, side),
+                )  # fmt: skip
+
+    def _check_bands(self, sample: LoadedSample, ref: SampleRef) -> None:
         if self.mean is not None and sample.image.shape[0] != len(self.mean):
             raise SemilandError(
                 f"{ref.image} has {sample.image.shape[0]} bands but the run uses "
                 f"{len(self.mean)}; select bands with data.bands"
             )
-        if not labeled and self.pseudo_dir is not None:
-            sample.mask = read_pseudo_mask(self.pseudo_dir / f"{sample_id}.png", sample.valid.shape)
-        if key[2]:
-            sample = rescale(sample, self.scale)
-        if self.cache_on:
-            self._cache[key] = sample
-        return sample
 
     def normalise(self, image: np.ndarray, valid: np.ndarray) -> np.ndarray:
         assert self.mean is not None and self.std is not None, "a raw-only store cannot normalise"
         return normalise(image, valid, self.mean, self.std)
 
+    def crop(self, sample_id: str, labeled: bool, rng: np.random.Generator, size: int) -> LoadedSample:
+        """A random size×size training crop at `data.scale` (padded past the border: image 0, valid False,
+        mask ignore). A window with no valid pixel (all nodata) is drawn again, up to `REDRAWS` times. Read by
+        window when the store is windowed and GDAL reads the file, else cut from the whole (cached) sample;
+        the two give the same crop for the same generator."""
+        windowed = self.windowed and self.info(sample_id).windowed
+        whole = None if windowed else self.raw(sample_id, labeled, scaled=True)
+        height, width = self.shape(sample_id, scaled=True) if whole is None else whole.valid.shape
+        for _ in range(REDRAWS):
+            top, left = random_crop_window(rng, height, width, size)
+            if whole is None:
+                part = self._read_crop(sample_id, labeled, top, left, size)
+            else:
+                part = LoadedSample(
+                    crop_pad(whole.image, top, left, size, 0.0), crop_pad(whole.valid, top, left, size, False),
+                    None if whole.mask is None else crop_pad(whole.mask, top, left, size, IGNORE_INDEX),
+                )  # fmt: skip
+            if part.valid.any():
+                break
+        return part
 
-def rescale(sample: LoadedSample, scale: float) -> LoadedSample:
-    """A sample at `scale` × its resolution: image antialiased-bilinear, valid where every contributing
+    def _read_crop(self, sample_id: str, labeled: bool, top: int, left: int, size: int) -> LoadedSample:
+        """The crop at (top, left) of the sample at `data.scale`, reading only the file window under it. At
+        scale 1 it equals the whole sample's crop; otherwise the window under the crop and a margin of two
+        output pixels, its edges on the output pixel grid, is resampled as `rescale` resamples the whole
+        sample (equal up to the kernel's reach at the window's edge)."""
+        ref = self.refs[sample_id] if labeled else dataclasses.replace(self.refs[sample_id], mask=None)
+        (h, w), (out_h, out_w) = self.shape(sample_id), self.shape(sample_id, scaled=True)
+        m = 0 if (h, w) == (out_h, out_w) else 2
+        o0, p0 = max(0, top - m), max(0, left - m)  # the window in output pixels…
+        o1, p1 = min(out_h, top + size + m), min(out_w, left + size + m)
+        r0, c0 = round(o0 * h / out_h), round(p0 * w / out_w)  # …and in the file's pixels
+        r1 = h if o1 == out_h else round(o1 * h / out_h)
+        c1 = w if p1 == out_w else round(p1 * w / out_w)
+        box = (r0, c0, r1 - r0, c1 - c0)
+        sample = load_sample(ref, self.spec.classes, self.bands, self.spec.mask_threshold, self.spec.sar, box)
+        self._check_bands(sample, ref)
+        if not labeled and self.pseudo_dir is not None:
+            whole = read_pseudo_mask(self.pseudo_dir / f"{sample_id}.png", (h, w))
+            sample.mask = whole[r0:r1, c0:c1]
+        if m:
+            sample = rescale(sample, (o1 - o0, p1 - p0))
+        top, left = top - o0, left - p0
+        return LoadedSample(
+            crop_pad(sample.image, top, left, size, 0.0),
+            crop_pad(sample.valid, top, left, size, False),
+            None if sample.mask is None else crop_pad(sample.mask, top, left, size, IGNORE_INDEX),
+        )
+
+
+def scaled_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:
+    """(H, W) of an image trained at `data.scale`."""
+    return max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
+
+
+def rescale(sample: LoadedSample, size: tuple[int, int]) -> LoadedSample:
+    """A sample resampled to `size` (H, W): image antialiased-bilinear, valid where every contributing
     pixel was valid (nodata never bleeds into training pixels), mask by nearest neighbour."""
-    h, w = sample.valid.shape
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
 
     def resize(a: np.ndarray, mode: str) -> torch.Tensor:  # (C, H, W) → (C, h', w')
         x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None]
@@ -138,17 +241,15 @@ class CropStream(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index, int(self.labeled)])
-        sample = self.store.raw(self.ids[int(rng.integers(len(self.ids)))], self.labeled, scaled=True)
-        top, left = random_crop_window(rng, *sample.valid.shape, self.crop)
-        image = crop_pad(sample.image, top, left, self.crop, 0.0)
-        valid = crop_pad(sample.valid, top, left, self.crop, False)
+        crop = self.store.crop(self.ids[int(rng.integers(len(self.ids)))], self.labeled, rng, self.crop)
+        image, valid = crop.image, crop.valid
         if self.speckle is not None and self.labeled:  # its own generator: crops and flips stay as without it
             noise_rng = np.random.default_rng([self.seed, self.epoch, index, 2])
             image = speckle_db(noise_rng, image, valid, *self.speckle)
         image = self.store.normalise(image, valid)
-        if sample.mask is None:
+        if crop.mask is None:
             return {"image": torch.from_numpy(image), "valid": torch.from_numpy(valid)}
-        mask = crop_pad(sample.mask, top, left, self.crop, IGNORE_INDEX)
+        mask = crop.mask
         if self.labeled:
             image, mask, valid = flip_rot90(rng, image, mask, valid)
         return {"image": torch.from_numpy(image), "mask": torch.from_numpy(mask), "valid": torch.from_numpy(valid)}
@@ -183,10 +284,15 @@ class PreparedData:
     mean: list[float]
     std: list[float]
     channels: list[int] = dataclasses.field(default_factory=list)  # bands per modality, in stack order
+    index: dict[str, RasterInfo] = dataclasses.field(default_factory=dict)  # image headers by sample id
 
     @property
     def in_channels(self) -> int:
         return len(self.mean)
+
+    def decoded_bytes(self, ids: list[str]) -> int:
+        """Memory that these samples take decoded (float32 bands, valid flag, int64 mask): what data.cache holds."""
+        return sum(self.index[i].pixels * (4 * self.in_channels + 1 + 8) for i in ids if i in self.index)
 
 
 def resolve_split(cfg: Config) -> tuple[DatasetSpec, Split]:
@@ -208,13 +314,18 @@ def prepare_data(cfg: Config) -> PreparedData:
     """Find the dataset, make (or load) the split, compute per-band statistics when not given."""
     spec, split = resolve_split(cfg)
     d = cfg.data
+    refs = spec.by_id()
+    used = list(dict.fromkeys(split.labeled + split.unlabeled + split.val + split.test))
+    files = build_index([refs[i].image for i in used])
+    index = {i: files[refs[i].image] for i in used}
     channels = None
     if d.mean is not None and d.std is not None:
         mean, std = d.mean, d.std
     else:
-        store = SampleStore(spec, d.bands, None, None, cache=False)
-
-        refs = spec.by_id()
+        store = SampleStore(spec, d.bands, None, None, cache=False, windowed=True, index=index)
+        training = split.labeled + split.unlabeled
+        pixels = sum(store.shape(i)[0] * store.shape(i)[1] for i in training)
+        windows = store.windowed and pixels > STATS_WHOLE_PIXELS
 
         pairs = spec.sar is not None and not spec.sar.simulate  # a sample's bands come from two files
 
@@ -223,8 +334,7 @@ def prepare_data(cfg: Config) -> PreparedData:
 
         def images() -> Iterator[tuple[np.ndarray, np.ndarray]]:  # streamed: pixels only, never masks
             first: tuple[SampleRef, int] | None = None
-            for sample_id in split.labeled + split.unlabeled:
-                sample = store.raw(sample_id, labeled=False)
+            for sample_id, sample in stats_windows(store, training) if windows else whole(store, training):
                 first = first or (refs[sample_id], sample.image.shape[0])
                 if sample.image.shape[0] != first[1]:
                     choose = "data.bands / data.sar_bands" if pairs else "data.bands"
@@ -238,26 +348,63 @@ def prepare_data(cfg: Config) -> PreparedData:
             mean, std = band_stats(images())
         except ValueError as err:  # no valid pixel at all: every training image is nodata
             raise SemilandError(f"{err}: every training image is nodata / NaN; check data.root and the split") from None
-        channels = _channels(spec, split, d, len(mean))
+        channels = _channels(spec, split, d, len(mean), index)
         if spec.sar is not None and spec.sar.modality != "optical":  # SAR bands: median / robust spread
             n_sar = len(mean) - channels[0] if spec.sar.modality == "both" else len(mean)
             sar_mean, sar_std = robust_band_stats((im[-n_sar:], v) for im, v in images())
             mean, std = mean[: len(mean) - n_sar] + sar_mean, std[: len(std) - n_sar] + sar_std
     if len(mean) != len(std):
         raise SemilandError(f"data.mean has {len(mean)} bands but data.std has {len(std)}")
-    channels = channels or _channels(spec, split, d, len(mean))  # read once: it opens an image
-    return PreparedData(spec, split, [float(m) for m in mean], [float(s) for s in std], channels)
+    channels = channels or _channels(spec, split, d, len(mean), index)
+    return PreparedData(spec, split, [float(m) for m in mean], [float(s) for s in std], channels, index)
 
 
-def _channels(spec: DatasetSpec, split: Split, d: Any, total: int) -> list[int]:
+def whole(store: SampleStore, ids: list[str]) -> Iterator[tuple[str, LoadedSample]]:
+    for sample_id in ids:
+        yield sample_id, store.raw(sample_id, labeled=False)
+
+
+def stats_windows(store: SampleStore, ids: list[str], seed: int = 0) -> Iterator[tuple[str, LoadedSample]]:
+    """`STATS_WINDOWS` windows of `STATS_WINDOW`² px drawn across the images in proportion to their area
+    (seeded: the same statistics every run), pixels only: the statistics of terabytes without reading them."""
+    rng = np.random.default_rng(seed)
+    area = np.array([store.shape(i)[0] * store.shape(i)[1] for i in ids], dtype=np.float64)
+    draws = np.sort(rng.choice(len(ids), STATS_WINDOWS, p=area / area.sum()))  # sorted: a file's windows together
+    for k in draws:
+        sample_id = ids[int(k)]
+        top, left = random_crop_window(rng, *store.shape(sample_id), STATS_WINDOW)
+        ref = dataclasses.replace(store.refs[sample_id], mask=None)
+        window = (top, left, STATS_WINDOW, STATS_WINDOW)
+        yield sample_id, load_sample(ref, store.spec.classes, store.bands, sar=store.spec.sar, window=window)
+
+
+def _channels(spec: DatasetSpec, split: Split, d: Any, total: int, index: dict[str, RasterInfo]) -> list[int]:
     """Bands per modality in the stacked input: [optical, SAR] for paired data with both, else [all]."""
     if d.channels:
         return list(d.channels)
     if spec.sar is None or spec.sar.modality != "both":
         return [total]
-    first = spec.by_id()[(split.labeled + split.unlabeled)[0]]
-    optical = read_image(first.image, d.bands).data.shape[0]
+    first = (split.labeled + split.unlabeled)[0]
+    optical = len(d.bands) if d.bands else index[first].count
     return [optical, total - optical]
+
+
+_TOLD: set[str] = set()
+
+
+def info_once(message: str) -> None:
+    """An informational line said once per process (a run builds its data module for training, then testing)."""
+    if message not in _TOLD:
+        _TOLD.add(message)
+        info(message)
+
+
+def physical_memory() -> int:
+    """Bytes of RAM (8 GiB where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
 
 
 def _world() -> tuple[int, int]:
@@ -274,8 +421,28 @@ class SegDataModule(L.LightningDataModule):
         d = cfg.data
         if not 0 < d.scale <= 4:
             raise SemilandError(f"data.scale must be in (0, 4] (0.5 trains at half resolution), got {d.scale}")
-        self.store = SampleStore(data.spec, d.bands, data.mean, data.std, d.cache, d.pseudo_labels, d.scale)
+        cache = d.cache and self._cache_fits()
+        self.store = SampleStore(
+            data.spec, d.bands, data.mean, data.std, cache, d.pseudo_labels, d.scale, windowed=not cache,
+            index=data.index,
+        )  # fmt: skip
         self.streams: list[CropStream] = []
+
+    def _cache_fits(self) -> bool:
+        """data.cache keeps every decoded image in memory, in each loader process: refused (with a line saying
+        so) where that would take more than `CACHE_SHARE` of the machine's memory; crops are then read by
+        window from the files."""
+        split, workers = self.data.split, max(1, self.cfg.data.num_workers)
+        need = self.data.decoded_bytes(list(dict.fromkeys(split.labeled + split.unlabeled + split.val + split.test)))
+        limit = CACHE_SHARE * physical_memory()
+        if need * workers <= limit:
+            return True
+        info_once(
+            f"data: the images take {need / 2**30:.1f} GiB decoded ({workers} loader process"
+            f"{'es' if workers > 1 else ''}), more than {CACHE_SHARE:.0%} of this machine's "
+            f"{physical_memory() / 2**30:.0f} GiB: reading training crops by window instead of data.cache=true"
+        )
+        return False
 
     def _stream_loader(self, ids: list[str], batch: int, labeled: bool) -> DataLoader:
         world, rank = _world()

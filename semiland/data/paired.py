@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from semiland.data.raster import Raster, read_image
+from semiland.data.raster import Box, Raster, read_image
 from semiland.errors import SemilandError
 
 MODALITIES = ("both", "optical", "sar")
@@ -148,12 +148,18 @@ def simulated_sar(optical: Raster, name: str, looks: int = 4) -> Raster:
     return Raster(data, optical.valid.copy(), optical.profile)
 
 
-def stack_sar(optical: Raster, optical_path: Path, sar_path: Path, opts: SarOptions) -> Raster:
-    """The sample's bands as the pipeline sees them: optical, SAR or both stacked (optical first)."""
+def stack_sar(
+    optical: Raster, optical_path: Path, sar_path: Path, opts: SarOptions, window: Box | None = None
+) -> Raster:
+    """The sample's bands as the pipeline sees them: optical, SAR or both stacked (optical first). `window`:
+    `optical` is that window of its file, and the same window of the SAR raster is read (same grid only:
+    a resampled pair is read whole)."""
+    if window is not None and opts.resample:
+        raise ValueError("a SAR raster resampled onto its optical grid is read whole, not by window")
     if opts.simulate:
         sar = simulated_sar(optical, optical_path.name)
     else:
-        sar = read_image(sar_path, list(opts.bands) if opts.bands else None)
+        sar = read_image(sar_path, list(opts.bands) if opts.bands else None, window)
     if difference := grid_difference(optical.shape, optical.profile, sar.shape, sar.profile):
         if not opts.resample:
             raise SemilandError(

@@ -1,5 +1,5 @@
-"""The pre-flight pass before training: every mask of the labeled, validation and test images decoded and
-every image's bands checked, so a bad file is named before the work, not after it; and a one-screen summary
+"""The pre-flight pass before training: every mask of the labeled, validation and test images decoded (by
+blocks where the raster is large) and every image's bands checked, so a bad file is named before the work, not after it; and a one-screen summary
 of what will run, with each class's share of the labeled pixels and a warning for a class the labeled images
 barely or never show (a model cannot learn a class it never sees, whatever the method).
 """
@@ -12,7 +12,6 @@ import numpy as np
 
 from semiland.console import progress_bar
 from semiland.data.datamodule import PreparedData, SampleStore
-from semiland.data.raster import image_size
 
 RARE = 0.01  # a class under 1 % of the labeled pixels is "barely seen"
 BAR_FROM = 20  # images: a progress bar from this many on
@@ -32,26 +31,24 @@ def preflight(data: PreparedData, bands: list[int] | None, progress: bool = True
     """Decode every mask of the labeled, validation and test images (an unknown colour, a size mismatch or a
     band count named now, not after training) and check that every unlabeled image opens; count classes."""
     spec, split, classes = data.spec, data.split, data.spec.classes
-    store = SampleStore(spec, bands, data.mean, data.std, cache=False)
+    store = SampleStore(spec, bands, data.mean, data.std, cache=False, windowed=True, index=data.index)
     k = classes.num_classes
     counts = {"labeled": np.zeros(k, np.int64), "evaluated": np.zeros(k, np.int64)}
     with_masks = [(i, "labeled") for i in split.labeled] + [
         (i, "evaluated") for i in dict.fromkeys(split.val + split.test)
     ]
-    refs = spec.by_id()
-    total = len(with_masks) + len(split.unlabeled)
+    total = len(with_masks)
     with progress_bar(
         total=total, desc="checking the data", unit="image", disable=not progress or total < BAR_FROM
     ) as bar:
         for sample_id, kind in with_masks:
-            sample = store.raw(sample_id, labeled=True)  # reads and decodes: raises one line on bad input
-            if sample.mask is not None:
-                kept = sample.mask[sample.mask != classes.ignore_index]
-                counts[kind] += np.bincount(kept.ravel(), minlength=k)[:k]
+            for sample in store.blocks(sample_id):  # reads and decodes: raises one line on bad input
+                if sample.mask is not None:
+                    kept = sample.mask[sample.mask != classes.ignore_index]
+                    counts[kind] += np.bincount(kept.ravel(), minlength=k)[:k]
             bar.update()
-        for sample_id in split.unlabeled:  # opened, not decoded: there may be terabytes of them
-            image_size(refs[sample_id].image)
-            bar.update()
+    # the unlabeled images were opened when the data's index was built (prepare_data): never decoded here,
+    # there may be terabytes of them
     return Preflight(counts["labeled"], counts["evaluated"], class_warnings(data, counts))
 
 

@@ -7,7 +7,9 @@ JPEG / PNG go through Pillow (palette PNGs are expanded to RGB). Images come bac
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from semiland.io import atomic_path
 
 PIL_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 IMAGE_SUFFIXES = PIL_SUFFIXES | {".tif", ".tiff", ".jp2", ".img", ".vrt"}
+
+Box = tuple[int, int, int, int]  # (row, col, height, width): a window of a raster, in pixels
 
 
 @dataclass
@@ -93,21 +97,70 @@ def check_bands(path: Path, count: int, bands: list[int] | None, what: str = "da
         raise SemilandError(f"{path} has {count} bands; {what} asks for {bad}")
 
 
-def _read_gdal(path: Path, bands: list[int] | None = None) -> tuple[np.ndarray, float | None, dict[str, Any]]:
-    from rasterio.errors import RasterioIOError
+class _OpenRasters:
+    """GDAL datasets kept open for windowed reads: a training run reads thousands of small windows of the same
+    files, and opening one costs about a millisecond. Per process (forked DataLoader workers must not share a
+    GDAL handle), keyed by size and modification time (a replaced file is opened afresh), at most `size` open."""
 
-    with open_raster(path) as src:
+    def __init__(self, size: int = 64):
+        self.size, self.pid = size, -1
+        self.open: OrderedDict[tuple[str, int, int], Any] = OrderedDict()
+
+    def get(self, path: Path) -> Any:
+        if self.pid != os.getpid():  # a forked worker: the parent's handles are not ours to use
+            self.open, self.pid = OrderedDict(), os.getpid()
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        if key in self.open:
+            self.open.move_to_end(key)
+            return self.open[key]
+        src = self.open[key] = open_raster(path)
+        if len(self.open) > self.size:
+            self.open.popitem(last=False)[1].close()
+        return src
+
+
+_OPEN = _OpenRasters()
+
+
+def _read_gdal(
+    path: Path, bands: list[int] | None = None, window: Box | None = None
+) -> tuple[np.ndarray, float | None, dict[str, Any]]:
+    """Pixels (C, h, w) of the whole file or of `window` (clipped to the raster), its nodata, georeferencing
+    (the window's own transform)."""
+    from rasterio.errors import RasterioIOError
+    from rasterio.windows import Window
+
+    src = _OPEN.get(path) if window is not None else open_raster(path)
+    try:
         check_bands(path, src.count, bands)
+        win = None
+        if window is not None:
+            row, col = min(max(window[0], 0), src.height), min(max(window[1], 0), src.width)
+            win = Window(col, row, min(window[3], src.width - col), min(window[2], src.height - row))
         try:
-            arr = src.read(bands)
+            arr = src.read(bands, window=win)
         except RasterioIOError as err:  # a truncated file opens, then fails to read
             raise SemilandError(f"cannot read {path}: {err}") from None
-        profile = {"crs": src.crs, "transform": src.transform, "width": src.width, "height": src.height}
+        transform = src.transform if win is None else src.window_transform(win)
+        profile = {"crs": src.crs, "transform": transform, "width": arr.shape[2], "height": arr.shape[1]}
         return arr, src.nodata, profile
+    finally:
+        if window is None:
+            src.close()
 
 
-def read_image(path: str | Path, bands: list[int] | None = None) -> Raster:
-    """Any image file → float32 (C, H, W), valid mask, georeferencing. `bands` are 1-based."""
+def _clip(arr: np.ndarray, window: Box | None, channels_last: bool = False) -> np.ndarray:
+    """A decoded array's `window` (Pillow files are decoded whole, then cut): (C, H, W), or (H, W[, C])."""
+    if window is None:
+        return arr
+    rows, cols = slice(window[0], window[0] + window[2]), slice(window[1], window[1] + window[3])
+    return arr[rows, cols] if channels_last else arr[..., rows, cols]
+
+
+def read_image(path: str | Path, bands: list[int] | None = None, window: Box | None = None) -> Raster:
+    """Any image file → float32 (C, H, W), valid mask, georeferencing. `bands` are 1-based. `window`: only
+    those pixels, clipped to the raster (GDAL formats read just the window; JPEG / PNG decode whole, then cut)."""
     path = Path(path)
     _check_exists(path)
     nodata: float | None = None
@@ -118,9 +171,10 @@ def read_image(path: str | Path, bands: list[int] | None = None) -> Raster:
         check_bands(path, arr.shape[0], bands)
         if bands is not None:
             arr = arr[[b - 1 for b in bands]]
+        arr = _clip(arr, window)
     else:
-        arr, nodata, profile = _read_gdal(path, bands)
-    if arr.shape[1] == 0 or arr.shape[2] == 0:
+        arr, nodata, profile = _read_gdal(path, bands, window)
+    if window is None and (arr.shape[1] == 0 or arr.shape[2] == 0):
         raise SemilandError(f"{path} is empty ({arr.shape[1]} x {arr.shape[2]} pixels)")
     return Raster(*as_float_valid(arr, nodata), profile)
 
@@ -171,8 +225,9 @@ def natural_colour(path: str | Path, bands: list[int] | None = None) -> tuple[tu
     return (found[0], found[1], found[2]), f"image ({', '.join(names[k].upper() for k in found)})"
 
 
-def read_mask(path: str | Path) -> np.ndarray:
-    """Mask file → (H, W, 3) uint8 colours or (H, W) raw values (decoded by a ClassTable)."""
+def read_mask(path: str | Path, window: Box | None = None) -> np.ndarray:
+    """Mask file → (H, W, 3) uint8 colours or (H, W) raw values (decoded by a ClassTable); `window` as in
+    `read_image`."""
     path = Path(path)
     _check_exists(path)
     if decoded_by_pillow(path):
@@ -181,8 +236,8 @@ def read_mask(path: str | Path) -> np.ndarray:
             arr = arr[..., :3]
         if arr.ndim == 3 and arr.shape[-1] == 2:  # grey + alpha
             arr = arr[..., 0]
-        return arr
-    arr, nodata, _ = _read_gdal(path)
+        return _clip(arr, window, channels_last=True)
+    arr, nodata, _ = _read_gdal(path, window=window)
     if arr.shape[0] == 3:
         return np.moveaxis(arr, 0, -1)
     values = arr[0]

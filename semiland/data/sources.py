@@ -16,7 +16,7 @@ import numpy as np
 
 from semiland.data.classes import ClassTable
 from semiland.data.paired import SarOptions, pair_by_name, stack_sar
-from semiland.data.raster import IMAGE_SUFFIXES, read_image, read_mask
+from semiland.data.raster import IMAGE_SUFFIXES, Box, read_image, read_mask
 from semiland.errors import SemilandError
 
 
@@ -146,13 +146,21 @@ def load_sample(
     bands: list[int] | None = None,
     mask_threshold: int | None = None,
     sar: SarOptions | None = None,
+    window: Box | None = None,
 ) -> LoadedSample:
-    raster = read_image(ref.image, bands)
+    """A sample's pixels (+ its decoded mask when `ref` has one). `window` (row, col, height, width) in the
+    sample's own pixels: only that part, clipped to the sample (GDAL formats read just the window)."""
+    box = ref.window  # a part of the files is the sample (small chips split into windows)
+    if window is not None:
+        r0, c0, h0, w0 = box or (0, 0, window[0] + window[2], window[1] + window[3])
+        r, c = min(window[0], h0), min(window[1], w0)
+        box = (r0 + r, c0 + c, min(window[2], h0 - r), min(window[3], w0 - c))
+    raster = read_image(ref.image, bands, box)
     if ref.sar is not None and sar is not None:
-        raster = stack_sar(raster, ref.image, ref.sar, sar)
+        raster = stack_sar(raster, ref.image, ref.sar, sar, box)
     mask = None
     if ref.mask is not None:
-        raw = read_mask(ref.mask)
+        raw = read_mask(ref.mask, box)
         if raw.shape[:2] != raster.shape:
             raise SemilandError(
                 f"mask {ref.mask} is {raw.shape[1]}x{raw.shape[0]} px but image {ref.image} is "
@@ -162,10 +170,4 @@ def load_sample(
             raw = np.where(raw >= mask_threshold, 255, 0).astype(np.uint8)
         mask = classes.decode(raw, ref.mask)
         mask[~raster.valid] = classes.ignore_index  # nodata pixels are never supervised
-    if ref.window is not None:  # a part of the files is the sample (small chips split into windows)
-        r, c, h, w = ref.window
-        return LoadedSample(
-            raster.data[:, r : r + h, c : c + w], raster.valid[r : r + h, c : c + w],
-            None if mask is None else mask[r : r + h, c : c + w],
-        )  # fmt: skip
     return LoadedSample(raster.data, raster.valid, mask)

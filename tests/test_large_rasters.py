@@ -1,0 +1,229 @@
+"""Training on rasters of any size (#43): crops read by window, the file index, statistics from windows,
+masks checked by blocks, and the memory plan of data.cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from semiland.data import datamodule
+from semiland.data.datamodule import CropStream, SampleStore, prepare_data
+from semiland.data.index import build_index
+from tests.conftest import tiny_config
+
+CLASSES = "name,r,g,b\nbuilding,60,16,152\nland,132,41,246\nroad,110,193,228\nvegetation,254,221,58\nwater,226,169,41\n"
+
+
+def write_tif(path: Path, array: np.ndarray, nodata: float | None = None, crs: str = "EPSG:32640") -> None:
+    """(C, H, W) → a tiled, deflate-compressed GeoTIFF (the layout of a real large raster)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    c, h, w = array.shape
+    with rasterio.open(
+        path, "w", driver="GTiff", width=w, height=h, count=c, dtype=array.dtype, crs=crs, nodata=nodata,
+        transform=from_origin(500_000, 2_800_000, 0.5, 0.5), tiled=True, blockxsize=64, blockysize=64,
+        compress="deflate",
+    ) as dst:  # fmt: skip
+        dst.write(array)
+
+
+def make_dataset(root: Path, size: tuple[int, int] = (150, 130), nodata_hole: bool = True) -> Path:
+    """4 regions × 2 GeoTIFF scenes (3 bands, uint16, nodata 0 in a hole) with class-value masks."""
+    rng = np.random.default_rng(0)
+    (root / "classes.csv").parent.mkdir(parents=True, exist_ok=True)
+    (root / "classes.csv").write_text(CLASSES)
+    h, w = size
+    for r in range(4):
+        for i in range(2):
+            mask = (rng.integers(0, 5) + np.add.outer(np.arange(h) // 20, np.arange(w) // 25)) % 5
+            image = (100 + 50 * mask[None] + rng.integers(0, 40, (3, h, w))).astype(np.uint16)
+            if nodata_hole:
+                image[:, 10:60, 20:90] = 0
+            write_tif(root / f"region_{r}" / "images" / f"scene_{i}.tif", image, nodata=0)
+            write_tif(root / f"region_{r}" / "masks" / f"scene_{i}.tif", mask[None].astype(np.uint8))
+    return root
+
+
+def folder_config(root: Path, **data):
+    cfg = tiny_config(root, data={"preset": "folder", "crop_size": 48, **data})
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def geo_root(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("geo") / "data")
+
+
+def stores(cfg, scale: float = 1.0) -> tuple[SampleStore, SampleStore]:
+    data = prepare_data(cfg)
+    args = (data.spec, None, data.mean, data.std)
+    whole = SampleStore(*args, cache=True, scale=scale)
+    windowed = SampleStore(*args, cache=False, scale=scale, windowed=True, index=data.index)
+    return whole, windowed
+
+
+def test_a_windowed_crop_equals_the_crop_of_the_whole_image(geo_root):
+    whole, windowed = stores(folder_config(geo_root))
+    ids = sorted(whole.refs)
+    for labeled in (True, False):
+        a = CropStream(whole, ids, crop=48, length=12, seed=3, labeled=labeled)
+        b = CropStream(windowed, ids, crop=48, length=12, seed=3, labeled=labeled)
+        for k in range(len(a)):
+            x, y = a[k], b[k]
+            assert x.keys() == y.keys()
+            for key in x:
+                assert np.array_equal(x[key].numpy(), y[key].numpy()), (labeled, k, key)
+    assert not windowed._cache  # nothing decoded whole was kept
+    # a crop larger than the image is padded the same way (image 0, valid False, mask ignore)
+    big_a = CropStream(whole, ids, crop=160, length=1, seed=0, labeled=True)[0]
+    big_b = CropStream(windowed, ids, crop=160, length=1, seed=0, labeled=True)[0]
+    for key in big_a:
+        assert np.array_equal(big_a[key].numpy(), big_b[key].numpy())
+
+
+def test_a_windowed_crop_at_half_resolution_matches_the_resampled_image(geo_root):
+    whole, windowed = stores(folder_config(geo_root, scale=0.5), scale=0.5)
+    ids = sorted(whole.refs)
+    diffs, agree = [], []
+    for k in range(16):
+        rng_a, rng_b = np.random.default_rng(k), np.random.default_rng(k)
+        a = whole.crop(ids[k % len(ids)], True, rng_a, 32)
+        b = windowed.crop(ids[k % len(ids)], True, rng_b, 32)
+        both = a.valid & b.valid
+        diffs.append(np.abs(a.image[:, both] - b.image[:, both]).mean() / a.image[:, both].mean())
+        agree.append((a.mask[both] == b.mask[both]).mean())
+        assert (a.valid != b.valid).mean() < 0.1  # nodata edges within a pixel
+    assert np.mean(diffs) < 0.02 and np.mean(agree) > 0.95
+
+
+def test_all_nodata_windows_are_drawn_again(tmp_path, monkeypatch):
+    root = make_dataset(tmp_path / "data", size=(200, 200), nodata_hole=False)
+    path = root / "region_0" / "images" / "scene_0.tif"
+    with rasterio.open(path) as src:
+        image = src.read()
+    image[:, :, :160] = 0  # only a 40-px strip on the right holds data
+    write_tif(path, image, nodata=0)
+    _, windowed = stores(folder_config(root))
+
+    def with_data() -> int:
+        crops = [windowed.crop("region_0/scene_0", True, np.random.default_rng(k), 16) for k in range(40)]
+        return sum(c.valid.any() for c in crops)
+
+    # a uniform draw holds data 1 time in 5 (expected 8.6 of 40); with up to 10 draws 9 times in 10 (36)
+    assert with_data() >= 30
+    monkeypatch.setattr(datamodule, "REDRAWS", 1)
+    assert with_data() <= 16
+
+
+def test_the_index_is_cached_and_reread_when_a_file_changes(geo_root, monkeypatch, tmp_path):
+    from semiland.data import index as index_mod
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    files = sorted(geo_root.glob("*/images/*.tif"))
+    opened: list[Path] = []
+    real = index_mod.read_info
+    monkeypatch.setattr(index_mod, "read_info", lambda p: opened.append(p) or real(p))
+    first = build_index(files)
+    assert len(opened) == len(files) and first[files[0]].height == 150 and first[files[0]].windowed
+    assert first[files[0]].crs and "32640" in first[files[0]].crs and first[files[0]].nodata == 0
+    opened.clear()
+    assert build_index(files) == first and opened == []  # every header from the cache
+    st = files[0].stat()
+    os.utime(files[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the file changed
+    build_index(files)
+    assert opened == [files[0]] and len(list((tmp_path / "semiland" / "index").glob("*.json"))) == 1
+    (tmp_path / "semiland" / "index").glob("*.json").__next__().write_text("{damaged")
+    opened.clear()
+    assert build_index(files) == build_index(files) and len(opened) == len(files)  # rebuilt once, not trusted
+
+
+def test_statistics_from_windows_match_those_of_every_pixel(geo_root, monkeypatch):
+    cfg = folder_config(geo_root)
+    exact = prepare_data(cfg)
+    monkeypatch.setattr(datamodule, "STATS_WHOLE_PIXELS", 1000)  # as if the images held terabytes
+    monkeypatch.setattr(datamodule, "STATS_WINDOW", 32)
+    sampled = prepare_data(cfg)
+    assert np.allclose(sampled.mean, exact.mean, rtol=0.03) and np.allclose(sampled.std, exact.std, rtol=0.08)
+    assert sampled.mean != exact.mean  # really from windows
+
+
+def test_masks_are_checked_by_blocks(geo_root, monkeypatch, tmp_path):
+    from semiland.data.preflight import preflight
+
+    cfg = folder_config(geo_root)
+    data = prepare_data(cfg)
+    whole = preflight(data, None, progress=False)
+    monkeypatch.setattr(datamodule, "BLOCK", 40)
+    blocks = preflight(data, None, progress=False)
+    assert np.array_equal(whole.labeled_pixels, blocks.labeled_pixels)
+    assert np.array_equal(whole.evaluated_pixels, blocks.evaluated_pixels)
+    # a mask of another size is named from the headers, whichever blocks would have matched
+    mask = geo_root / "region_0" / "masks" / "scene_1.tif"
+    keep = mask.read_bytes()
+    try:
+        write_tif(mask, np.zeros((1, 160, 130), np.uint8))
+        with pytest.raises(Exception, match="130x160 px but image .* is 130x150"):
+            preflight(prepare_data(cfg), None, progress=False)
+    finally:
+        mask.write_bytes(keep)
+
+
+def test_data_cache_gives_way_to_windows_when_the_images_do_not_fit(geo_root, monkeypatch, capsys):
+    from semiland.data.datamodule import SegDataModule
+
+    cfg = folder_config(geo_root)
+    data = prepare_data(cfg)
+    assert SegDataModule(cfg, data, True).store.cache_on
+    monkeypatch.setattr(datamodule, "physical_memory", lambda: 1_000_000)  # 1 MB of RAM
+    module = SegDataModule(cfg, data, True)
+    assert not module.store.cache_on and module.store.windowed
+    assert "reading training crops by window instead of data.cache=true" in capsys.readouterr().out
+    SegDataModule(cfg, data, False)  # the test phase's module: said once per process
+    assert "by window" not in capsys.readouterr().out
+
+
+CAPPED_FIT = """
+import resource, sys
+cap = 6 * 2**30  # address space: a whole read of the raster (11 GiB decoded) cannot fit
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+from semiland.cli import main
+code = main(sys.argv[1:])
+print("peak", open("/proc/self/status").read().split("VmHWM:")[1].split()[0])  # kB
+sys.exit(code)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads peak memory from /proc (Linux)")
+def test_fit_on_a_raster_larger_than_the_memory_cap(tmp_path):
+    """A 24 000² px labeled raster (sparse: tiles never written read as 0) beside small images: its decoded
+    pixels, mask and valid flags take 11 GiB, and the run completes under a 6 GiB address-space cap."""
+    import subprocess
+    import sys
+
+    from rasterio.windows import Window
+
+    root = make_dataset(tmp_path / "data")
+    n, patch = 24_000, (np.add.outer(np.arange(1024) // 64, np.arange(1024) // 64) % 5).astype(np.uint8)
+    for folder, data in (("images", np.repeat(40 * patch[None], 3, 0)), ("masks", patch[None])):
+        path = root / "a_big" / folder / "scene.tif"
+        path.parent.mkdir(parents=True)
+        with rasterio.open(
+            path, "w", driver="GTiff", width=n, height=n, count=len(data), dtype="uint8", crs="EPSG:32640",
+            transform=from_origin(500_000, 2_800_000, 0.5, 0.5), tiled=True, blockxsize=512, blockysize=512,
+            compress="deflate", sparse_ok=True,
+        ) as dst:  # fmt: skip
+            for k in range(4):
+                dst.write(data, window=Window(k * 6000, k * 6000, 1024, 1024))
+    run = tmp_path / "run"
+    args = ["fit", "--config", "folder/unet", f"data.root={root}", "data.cache=false", "model.arch=tiny_unet",
+            "model.width=8", "train.steps=4", "train.val_every=2", "data.crop_size=32", "data.eval_tile=64",
+            "train.accelerator=cpu", "-o", str(run)]  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", CAPPED_FIT, *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "labeled 1" in done.stdout and (run / "checkpoints" / "best.ckpt").is_file()
+    peak_kb = int(done.stdout.split("peak")[-1].split()[0])
+    assert peak_kb < 3 * 2**20  # resident peak under 3 GiB: bounded by the crops, not by the raster
