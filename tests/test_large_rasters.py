@@ -227,3 +227,21 @@ def test_fit_on_a_raster_larger_than_the_memory_cap(tmp_path):
     assert "labeled 1" in done.stdout and (run / "checkpoints" / "best.ckpt").is_file()
     peak_kb = int(done.stdout.split("peak")[-1].split()[0])
     assert peak_kb < 3 * 2**20  # resident peak under 3 GiB: bounded by the crops, not by the raster
+
+
+def test_bench_read_speed_compares_windows_with_memory(tmp_path):
+    from semiland.cli import main
+
+    out = tmp_path / "read.json"
+    args = ["bench", "read-speed", "--size", "300", "--files", "4", "--chip", "64", "--crop", "32", "--batches", "3",
+            "--workers", "0", "--workdir", str(tmp_path / "work"), "--json", str(out)]  # fmt: skip
+    assert main(args) == 0
+    import json
+
+    result = json.loads(out.read_text())
+    for part in ("one_raster", "chips"):
+        figures = result[part]["workers_0"]
+        assert figures["in_memory_crops_s"] > 0 and figures["windowed_crops_s"] > 0
+        assert figures["ratio"] == pytest.approx(figures["windowed_crops_s"] / figures["in_memory_crops_s"])
+    assert result["chips"]["images"] == 4 and result["index_s_per_1000_files"] > 0
+    assert main(args) == 0  # the generated rasters are reused

@@ -27,6 +27,12 @@ def cmd_bench_predict(args: argparse.Namespace) -> int:
     return run_predict_speed(args)
 
 
+def cmd_bench_read_speed(args: argparse.Namespace) -> int:
+    from semiland.bench.read_speed import run_read_speed
+
+    return run_read_speed(args)
+
+
 def cmd_bench_sweep(args: argparse.Namespace) -> int:
     from semiland.bench.sweep import run_sweep
 
@@ -61,6 +67,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     help="both loops (train.precision; the plain loop autocasts by hand)")  # fmt: skip
     ts.add_argument("--json", help="also write the figures to this JSON file")
     ts.set_defaults(func=cmd_bench_train_speed)
+    rs = bsub.add_parser("read-speed", help="training crops read by window vs cut from images held in memory")
+    rs.add_argument("--size", type=at_least(256), default=20_000, help="side of the one large raster (px)")
+    rs.add_argument("--files", type=at_least(1), default=2_000, help="number of small chips")
+    rs.add_argument("--chip", type=at_least(32), default=256, help="side of each chip (px)")
+    rs.add_argument("--crop", type=at_least(8), default=64, help="crop side (data.crop_size)")
+    rs.add_argument("--batch", type=at_least(1), default=8, help="crops per batch")
+    rs.add_argument("--batches", type=at_least(1), default=100, help="timed batches per measurement")
+    rs.add_argument("--workers", type=at_least(0), default=2, help="loader processes, measured beside 0")
+    rs.add_argument("--workdir", help="keep the generated rasters here and reuse them (default: a temporary folder)")
+    rs.add_argument("--json", help="also write the figures to this JSON file")
+    rs.set_defaults(func=cmd_bench_read_speed)
     sc = bsub.add_parser("step-cost", help="each method's training step vs supervised's, side by side in one process")
     sc.add_argument("--config", default=str(CONFIGS / "dubai" / "sweep.yaml"), help="model, crops, batches, precision")
     sc.add_argument("--methods", default="supervised,s4net,mean_teacher,pseudo_label,fixmatch,unimatch,cps",

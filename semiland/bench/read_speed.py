@@ -1,0 +1,109 @@
+"""`semiland bench read-speed`: training crops read by window from the files vs cut from images held in memory.
+
+Two generated datasets of unlabeled 3-band uint8 GeoTIFFs (deflate): one `--size`² raster (tiled 256², the
+layout of a real orthophoto or scene) and `--files` small chips of `--chip`² px. For each, the same crops
+(`CropStream`, same seed: the same windows, the same model input) are drawn through a `DataLoader` twice:
+(a) in memory: `data.cache=true`, every image decoded once beforehand (not timed; the 20 000² raster takes
+    4.8 GB so);
+(b) by window: `data.cache=false`, only each crop's window read from the file (`SampleStore.crop`).
+Reported: crops/s of each with 0 and with `--workers` loader processes, the ratio (b)/(a), the peak
+resident memory of each, and the file index's build time per thousand files (headers only, no cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import DataLoader
+
+from semiland.bench.predict_speed import PeakRSS, make_raster
+from semiland.console import info, progress_bar
+from semiland.data.classes import ClassTable
+from semiland.data.datamodule import CropStream, SampleStore
+from semiland.data.index import build_index
+from semiland.data.sources import DatasetSpec, SampleRef
+from semiland.io import atomic_write_json
+from semiland.report.run_report import machine
+
+CLASSES = ClassTable(names=("a", "b"), colors=((0, 0, 0), (255, 255, 255)))
+
+
+def make_chips(folder: Path, count: int, side: int) -> list[Path]:
+    """`count` side² GeoTIFF chips (smooth fields + noise), reused when already written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"chip_{k:05d}.tif" for k in range(count)]
+    missing = [p for p in paths if not p.is_file()]
+    with progress_bar(total=len(missing), desc="writing chips", unit="file", disable=len(missing) < 50) as bar:
+        for path in missing:
+            make_raster(path, side, seed=int(path.stem.split("_")[1]))
+            bar.update()
+    return paths
+
+
+def crops_per_second(store: SampleStore, ids: list[str], args: argparse.Namespace, workers: int) -> tuple[float, int]:
+    """Crops/s through a DataLoader (after one warm-up batch) and the peak resident memory while drawing."""
+    stream = CropStream(store, ids, args.crop, args.batch * (args.batches + 1), seed=0, labeled=False)
+    loader = DataLoader(stream, batch_size=args.batch, num_workers=workers, persistent_workers=False)
+    with PeakRSS() as rss:
+        batches = iter(loader)
+        next(batches)  # workers started, files opened
+        started = time.perf_counter()
+        count = sum(len(batch["image"]) for batch in batches)
+        seconds = time.perf_counter() - started
+    return count / seconds, rss.peak
+
+
+def measure(name: str, paths: list[Path], args: argparse.Namespace) -> dict[str, Any]:
+    refs = [SampleRef(f"bench/{p.stem}", p, None, "bench") for p in paths]
+    spec = DatasetSpec(name, paths[0].parent, [], CLASSES, unlabeled=refs)
+    ids = [r.id for r in refs]
+    mean, std = [128.0] * 3, [50.0] * 3
+    memory = SampleStore(spec, None, mean, std, cache=True)
+    started = time.perf_counter()
+    for sample_id in progress_bar(ids, desc=f"{name}: decoding into memory", unit="image", disable=len(ids) < 50):
+        memory.raw(sample_id, labeled=False, scaled=True)
+    decode_s = time.perf_counter() - started
+    windowed = SampleStore(spec, None, mean, std, cache=False, windowed=True)
+    out: dict[str, Any] = {"images": len(paths), "decode_into_memory_s": decode_s}
+    for workers in sorted({0, args.workers}):
+        mem_rate, mem_peak = crops_per_second(memory, ids, args, workers)
+        win_rate, win_peak = crops_per_second(windowed, ids, args, workers)
+        out[f"workers_{workers}"] = {
+            "in_memory_crops_s": mem_rate, "windowed_crops_s": win_rate, "ratio": win_rate / mem_rate,
+            "in_memory_peak_rss_gb": mem_peak / 1e9, "windowed_peak_rss_gb": win_peak / 1e9,
+        }  # fmt: skip
+        info(
+            f"{name}, {workers} workers: in memory {mem_rate:,.0f} crops/s (peak {mem_peak / 1e9:.2f} GB), "
+            f"by window {win_rate:,.0f} crops/s (peak {win_peak / 1e9:.2f} GB): {100 * win_rate / mem_rate:.0f} %"
+        )
+    del memory
+    return out
+
+
+def run_read_speed(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="semiland-read-") as tmp:
+        work = Path(args.workdir) if args.workdir else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        big = work / f"raster_{args.size}.tif"
+        if not big.is_file():
+            info(f"writing a {args.size:,}² px raster to {big}")
+            make_raster(big, args.size)
+        chips = make_chips(work / f"chips_{args.chip}", args.files, args.chip)
+        started = time.perf_counter()
+        build_index(chips, cache=False, progress=False)
+        index_s = time.perf_counter() - started
+        info(f"index: {args.files} files in {index_s:.2f} s ({1000 * index_s / args.files:.2f} s per 1000 files)")
+        result = {
+            "machine": machine(),
+            "crop": args.crop, "batch": args.batch, "batches": args.batches,
+            "index_s_per_1000_files": 1000 * index_s / args.files,
+            "one_raster": measure(f"one {args.size}² raster", [big], args),
+            "chips": measure(f"{args.files} chips of {args.chip}²", chips, args),
+        }  # fmt: skip
+    if args.json:
+        atomic_write_json(args.json, result)
+    return 0
