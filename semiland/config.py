@@ -50,6 +50,7 @@ class DataConfig:
     ignore_classes: list[str] | None = None  # class names treated as ignore; None = the preset's default
     # index masks: raw values that mean "no label" besides 255 and the mask file's nodata (e.g. [-1] or [0])
     ignore_values: list[int] = field(default_factory=list)
+    label_field: str = "class"  # vector labels (masks/<stem>.gpkg, .shp, .geojson, .fgb): the polygons' class attribute
     # extra folders of unlabeled images (the optical + SAR presets: each holds optical/ and sar/)
     unlabeled_dirs: list[str] = field(default_factory=list)
     split_mode: str = "region"  # region | fraction | count | file

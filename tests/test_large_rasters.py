@@ -245,3 +245,76 @@ def test_bench_read_speed_compares_windows_with_memory(tmp_path):
         assert figures["ratio"] == pytest.approx(figures["windowed_crops_s"] / figures["in_memory_crops_s"])
     assert result["chips"]["images"] == 4 and result["index_s_per_1000_files"] > 0
     assert main(args) == 0  # the generated rasters are reused
+
+
+def vectorize(root: Path, crs: str = "EPSG:4326", field: str = "class") -> dict[str, np.ndarray]:
+    """Every raster mask of `root` → polygons of its classes (named), in `crs`, as masks/<stem>.gpkg; the raster
+    masks are removed. Returns the original masks by sample id."""
+    import geopandas
+    from rasterio.features import shapes
+    from shapely.geometry import shape
+
+    names = [line.split(",")[0] for line in CLASSES.splitlines()[1:]]
+    originals = {}
+    for mask_path in sorted(root.glob("*/masks/*.tif")):
+        with rasterio.open(mask_path) as src:
+            mask, transform, src_crs = src.read(1), src.transform, src.crs
+        polygons = [(shape(g), names[int(v)]) for g, v in shapes(mask, transform=transform)]
+        frame = geopandas.GeoDataFrame({field: [n for _, n in polygons]}, geometry=[g for g, _ in polygons], crs=src_crs)
+        frame.to_crs(crs).to_file(mask_path.with_suffix(".gpkg"))
+        mask_path.unlink()
+        originals[f"{mask_path.parents[1].name}/{mask_path.stem}"] = mask
+    return originals
+
+
+def test_vector_labels_in_another_crs_are_rasterized_onto_each_window(tmp_path):
+    root = make_dataset(tmp_path / "data")
+    originals = vectorize(root)  # polygons in degrees (EPSG:4326), images in UTM 40N
+    whole, windowed = stores(folder_config(root))
+    for sample_id, truth in originals.items():
+        mask = whole.raw(sample_id).mask
+        labeled = mask != 255
+        # reprojected polygons land on the same pixels, up to boundary pixels the round trip moves
+        assert (mask[labeled] == truth[labeled]).mean() > 0.98 and labeled.mean() > 0.5
+    ids = sorted(whole.refs)
+    a = CropStream(whole, ids, crop=48, length=10, seed=1, labeled=True)
+    b = CropStream(windowed, ids, crop=48, length=10, seed=1, labeled=True)
+    for k in range(len(a)):  # polygons crossing the window's border are cut where the window ends
+        assert np.array_equal(a[k]["mask"].numpy(), b[k]["mask"].numpy())
+
+
+def test_a_fit_trains_on_polygons_named_by_another_attribute(tmp_path):
+    from semiland.cli import main
+
+    root = make_dataset(tmp_path / "data")
+    vectorize(root, crs="EPSG:32640", field="landcover")
+    run = tmp_path / "run"
+    args = ["fit", "--config", "folder/unet", f"data.root={root}", "data.label_field=landcover", "model.arch=tiny_unet",
+            "model.width=8", "train.steps=2", "train.val_every=2", "data.crop_size=32", "data.eval_tile=64",
+            "train.accelerator=cpu", "-o", str(run)]  # fmt: skip
+    assert main(args) == 0 and (run / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_bad_vector_labels_get_one_line(tmp_path, capsys):
+    import geopandas
+    from shapely.geometry import box
+
+    from semiland.cli import main
+
+    root = make_dataset(tmp_path / "data")
+    vectorize(root, crs="EPSG:32640")
+    base = ["fit", "--config", "folder/unet", f"data.root={root}", "model.arch=tiny_unet", "train.steps=1",
+            "train.accelerator=cpu", "-o", str(tmp_path / "run")]  # fmt: skip
+    assert main([*base, "data.label_field=kind"]) == 2
+    assert "has no attribute 'kind' (data.label_field); its attributes: class" in capsys.readouterr().err
+    gpkg = root / "region_0" / "masks" / "scene_0.gpkg"
+    frame = geopandas.read_file(gpkg)
+    frame.loc[0, "class"] = "forest"
+    frame.to_file(gpkg)
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "scene_0.gpkg: polygon 0 has class = 'forest', not a class of the table (building, land" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    geopandas.GeoDataFrame({"class": ["road"]}, geometry=[box(0, 0, 1, 1)]).to_file(gpkg)  # no CRS
+    assert main(base) == 2
+    assert "have no CRS; assign the one they are in" in capsys.readouterr().err

@@ -18,7 +18,7 @@ import torch
 
 from semiland.analysis.inventory import Inventory
 from semiland.console import progress_bar
-from semiland.data.sources import DatasetSpec, SampleRef, load_sample
+from semiland.data.sources import DatasetSpec, SampleRef
 from semiland.data.stats import normalise
 from semiland.errors import SemilandError
 from semiland.io import atomic_save
@@ -56,7 +56,7 @@ def estimated_counts(
     for i, image_id in enumerate(inv.ids):
         rows_of.setdefault(image_id, []).append(i)
     for image_id, rows in progress_bar(rows_of.items(), desc="estimate classes", unit="image", disable=not progress):
-        s = load_sample(by_id[image_id], spec.classes, cfg.data.bands, spec.mask_threshold, spec.sar)
+        s = spec.load(by_id[image_id], cfg.data.bands)
         if s.image.shape[0] != len(mean):
             raise SemilandError(
                 f"{by_id[image_id].image} has {s.image.shape[0]} bands, the --ckpt model takes {len(mean)}"

@@ -18,7 +18,7 @@ import numpy as np
 
 from semiland.analysis.features import Extractor, make_extractor
 from semiland.console import progress_bar
-from semiland.data.sources import DatasetSpec, SampleRef, load_sample
+from semiland.data.sources import DatasetSpec, SampleRef
 from semiland.io import atomic_save
 
 STATS_IMAGES = 16  # images sampled (evenly) to fix each band's [2 %, 98 %] scaling range
@@ -67,7 +67,7 @@ def band_range(refs: list[SampleRef], spec: DatasetSpec, bands: list[int] | None
     picks = [refs[i] for i in np.linspace(0, len(refs) - 1, min(STATS_IMAGES, len(refs))).round().astype(int)]
     lows, highs = [], []
     for ref in picks:
-        s = load_sample(dataclasses.replace(ref, mask=None), spec.classes, bands, sar=spec.sar)  # pixels only
+        s = spec.load(dataclasses.replace(ref, mask=None), bands)  # pixels only
         px = s.image[:, s.valid][:, ::97] if s.valid.any() else s.image.reshape(s.image.shape[0], -1)
         lo, hi = np.quantile(px, [0.02, 0.98], axis=1)
         lows.append(lo)
@@ -115,7 +115,7 @@ def build_inventory(
 
     k = spec.classes.num_classes
     for ref in progress_bar(refs, desc="analyse images", unit="image", disable=not progress):
-        s = load_sample(ref, spec.classes, bands, spec.mask_threshold, spec.sar)
+        s = spec.load(ref, bands)
         if extractor is None:
             extractor = make_extractor(features, s.image.shape[0], weights)
         scaled = np.clip((s.image - lo[:, None, None]) / (hi - lo)[:, None, None], 0, 1).astype(np.float32)

@@ -29,6 +29,7 @@ from semiland.console import progress_bar
 from semiland.data.classes import IGNORE_INDEX
 from semiland.data.raster import PIL_SUFFIXES, image_size, read_mask
 from semiland.data.sources import DatasetSpec, SampleRef, load_sample
+from semiland.data.vector import is_vector
 from semiland.errors import SemilandError
 from semiland.io import atomic_path, atomic_write_json
 
@@ -40,7 +41,7 @@ def window_counts(spec: DatasetSpec, subtile: int, progress: bool = True) -> lis
     k = spec.classes.num_classes
     out = []
     for ref in progress_bar(spec.samples, desc="count classes", unit="image", disable=not progress):
-        mask = load_sample(ref, spec.classes, mask_threshold=spec.mask_threshold).mask
+        mask = load_sample(ref, spec.classes, mask_threshold=spec.mask_threshold, label_field=spec.label_field).mask
         assert mask is not None
         for r, c, h, w in grid_boxes(*mask.shape, subtile, per_image=10**9):
             m = mask[r : r + h, c : c + w]
@@ -131,9 +132,9 @@ def _index_mask(spec: DatasetSpec, ref: SampleRef) -> np.ndarray | None:
     the preset read (Sen1Floods11's −1 / 0 / 1, WHU-OPT-SAR's 0 / 10 / …); None for an RGB mask, whose colours
     classes.csv keeps (its windows are copied)."""
     assert ref.mask is not None
-    if read_mask(ref.mask).ndim == 3:
+    if not is_vector(ref.mask) and read_mask(ref.mask).ndim == 3:
         return None
-    mask = load_sample(ref, spec.classes, mask_threshold=spec.mask_threshold).mask
+    mask = load_sample(ref, spec.classes, mask_threshold=spec.mask_threshold, label_field=spec.label_field).mask
     assert mask is not None
     return np.where(mask == spec.classes.ignore_index, IGNORE_INDEX, mask).astype(np.uint8)
 

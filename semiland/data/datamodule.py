@@ -27,9 +27,10 @@ from semiland.data.augment import crop_pad, flip_rot90, random_crop_window, spec
 from semiland.data.classes import IGNORE_INDEX
 from semiland.data.index import RasterInfo, build_index, read_info
 from semiland.data.presets import build_dataset
-from semiland.data.sources import DatasetSpec, LoadedSample, SampleRef, load_sample
+from semiland.data.sources import DatasetSpec, LoadedSample, SampleRef
 from semiland.data.splits import Split, make_split
 from semiland.data.stats import band_stats, normalise, robust_band_stats
+from semiland.data.vector import is_vector
 from semiland.errors import SemilandError
 
 STATS_WHOLE_PIXELS = 200_000_000  # training images under this many pixels together: statistics from all of them
@@ -87,7 +88,7 @@ class SampleStore:
         if key in self._cache:
             return self._cache[key]
         ref = self.refs[sample_id] if labeled else dataclasses.replace(self.refs[sample_id], mask=None)
-        sample = load_sample(ref, self.spec.classes, self.bands, self.spec.mask_threshold, self.spec.sar)
+        sample = self.spec.load(ref, self.bands)
         self._check_bands(sample, ref)
         if not labeled and self.pseudo_dir is not None:
             sample.mask = read_pseudo_mask(self.pseudo_dir / f"{sample_id}.png", sample.valid.shape)
@@ -105,7 +106,7 @@ class SampleStore:
         if not (self.windowed and self.info(sample_id).windowed) or height * width <= side * side:
             yield self.raw(sample_id)
             return
-        if ref.mask is not None and ref.window is None:
+        if ref.mask is not None and ref.window is None and not is_vector(ref.mask):
             mask = read_info(ref.mask)
             if (mask.height, mask.width) != (height, width):
                 raise SemilandError(
@@ -114,10 +115,7 @@ class SampleStore:
                 )
         for top in range(0, height, side):
             for left in range(0, width, side):
-                yield load_sample(
-                    ref, self.spec.classes, self.bands, self.spec.mask_threshold, self.spec.sar,
-                    (top, left, side, side),
-                )  # fmt: skip
+                yield self.spec.load(ref, self.bands, (top, left, side, side))
 
     def _check_bands(self, sample: LoadedSample, ref: SampleRef) -> None:
         if self.mean is not None and sample.image.shape[0] != len(self.mean):
@@ -165,7 +163,7 @@ class SampleStore:
         r1 = h if o1 == out_h else round(o1 * h / out_h)
         c1 = w if p1 == out_w else round(p1 * w / out_w)
         box = (r0, c0, r1 - r0, c1 - c0)
-        sample = load_sample(ref, self.spec.classes, self.bands, self.spec.mask_threshold, self.spec.sar, box)
+        sample = self.spec.load(ref, self.bands, box)
         self._check_bands(sample, ref)
         if not labeled and self.pseudo_dir is not None:
             whole = read_pseudo_mask(self.pseudo_dir / f"{sample_id}.png", (h, w))
@@ -375,7 +373,7 @@ def stats_windows(store: SampleStore, ids: list[str], seed: int = 0) -> Iterator
         top, left = random_crop_window(rng, *store.shape(sample_id), STATS_WINDOW)
         ref = dataclasses.replace(store.refs[sample_id], mask=None)
         window = (top, left, STATS_WINDOW, STATS_WINDOW)
-        yield sample_id, load_sample(ref, store.spec.classes, store.bands, sar=store.spec.sar, window=window)
+        yield sample_id, store.spec.load(ref, store.bands, window)
 
 
 def _channels(spec: DatasetSpec, split: Split, d: Any, total: int, index: dict[str, RasterInfo]) -> list[int]:

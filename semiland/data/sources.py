@@ -17,6 +17,7 @@ import numpy as np
 from semiland.data.classes import ClassTable
 from semiland.data.paired import SarOptions, pair_by_name, stack_sar
 from semiland.data.raster import IMAGE_SUFFIXES, Box, read_image, read_mask
+from semiland.data.vector import VECTOR_SUFFIXES, is_vector, rasterize_labels
 from semiland.errors import SemilandError
 
 
@@ -42,6 +43,7 @@ class DatasetSpec:
     default_split: dict[str, Any] = field(default_factory=dict)
     mask_threshold: int | None = None  # binarise RGB mask channels at this value (DeepGlobe's masks)
     sar: SarOptions | None = None  # paired optical + SAR samples: how the SAR rasters are read
+    label_field: str = "class"  # vector labels: the attribute naming each polygon's class (data.label_field)
 
     @property
     def regions(self) -> list[str]:
@@ -52,6 +54,10 @@ class DatasetSpec:
         """Regions whose images have no masks (a region folder without masks/, data.unlabeled_dirs)."""
         return sorted({s.region for s in self.unlabeled} - set(self.regions))
 
+    def load(self, ref: SampleRef, bands: list[int] | None = None, window: Box | None = None) -> LoadedSample:
+        """`load_sample` with this dataset's classes, mask reading, SAR pairing and label field."""
+        return load_sample(ref, self.classes, bands, self.mask_threshold, self.sar, window, self.label_field)
+
     def by_id(self) -> dict[str, SampleRef]:
         return {s.id: s for s in [*self.samples, *self.unlabeled]}
 
@@ -61,17 +67,18 @@ class DatasetSpec:
         return sorted({self.root, *(f.parent for f in files)})
 
 
-def images_in(folder: Path) -> dict[str, Path]:
+def images_in(folder: Path, suffixes: set[str] = IMAGE_SUFFIXES) -> dict[str, Path]:
     files = {}
     for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
+        if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."):
             files.setdefault(p.stem, p)
     return files
 
 
 def pair_folder(images_dir: Path, masks_dir: Path, region: str) -> list[SampleRef]:
-    """Pair `images_dir/<stem>.*` with `masks_dir/<stem>.*`; an unpaired file is an error."""
-    images, masks = images_in(images_dir), images_in(masks_dir)
+    """Pair `images_dir/<stem>.*` with `masks_dir/<stem>.*` (a raster mask or vector polygons); an unpaired file
+    is an error."""
+    images, masks = images_in(images_dir), images_in(masks_dir, IMAGE_SUFFIXES | VECTOR_SUFFIXES)
     lonely_images = sorted(set(images) - set(masks))
     if lonely_images:
         raise SemilandError(
@@ -147,9 +154,11 @@ def load_sample(
     mask_threshold: int | None = None,
     sar: SarOptions | None = None,
     window: Box | None = None,
+    label_field: str = "class",
 ) -> LoadedSample:
-    """A sample's pixels (+ its decoded mask when `ref` has one). `window` (row, col, height, width) in the
-    sample's own pixels: only that part, clipped to the sample (GDAL formats read just the window)."""
+    """A sample's pixels (+ its decoded mask when `ref` has one: a raster mask, or vector polygons rasterized
+    onto the pixels' grid by their `label_field`). `window` (row, col, height, width) in the sample's own
+    pixels: only that part, clipped to the sample (GDAL formats read just the window)."""
     box = ref.window  # a part of the files is the sample (small chips split into windows)
     if window is not None:
         r0, c0, h0, w0 = box or (0, 0, window[0] + window[2], window[1] + window[3])
@@ -159,7 +168,16 @@ def load_sample(
     if ref.sar is not None and sar is not None:
         raster = stack_sar(raster, ref.image, ref.sar, sar, box)
     mask = None
-    if ref.mask is not None:
+    if ref.mask is not None and is_vector(ref.mask):
+        if raster.profile.get("crs") is None:
+            raise SemilandError(
+                f"image {ref.image} has no CRS: its vector labels {ref.mask} can only be placed on a georeferenced image"
+            )
+        mask = rasterize_labels(
+            ref.mask, classes, label_field, raster.profile["transform"], raster.profile["crs"], raster.shape
+        )
+        mask[~raster.valid] = classes.ignore_index
+    elif ref.mask is not None:
         raw = read_mask(ref.mask, box)
         if raw.shape[:2] != raster.shape:
             raise SemilandError(

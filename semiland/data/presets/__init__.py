@@ -43,7 +43,7 @@ PRESETS: dict[str, Preset] = {
 def build_dataset(cfg: DataConfig) -> DatasetSpec:
     if cfg.preset not in PRESETS:
         raise SemilandError(f"unknown dataset preset '{cfg.preset}'; available: {', '.join(PRESETS)}")
-    spec = PRESETS[cfg.preset].build(cfg)
+    spec = dataclasses.replace(PRESETS[cfg.preset].build(cfg), label_field=cfg.label_field)
     if cfg.ignore_values:  # index-mask values that mean "no label" in this dataset (Sen1Floods11's -1, …)
         if clash := sorted(set(cfg.ignore_values) & set(spec.classes.raw_values)):
             raise SemilandError(f"data.ignore_values {clash} are class values of {cfg.preset}'s class table")
