@@ -42,3 +42,72 @@ def test_two_process_ddp_reduces_metrics(synth_root, tmp_path):
     test = json.loads((run / "test" / "metrics.json").read_text())
     assert test["pixels"] == 2 * 64 * 64
     assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_two_nodes_started_by_torchrun_train_one_run(synth_root, tmp_path):
+    """Multi-node as a cluster runs it: `torchrun` started once per node (here two "nodes" on this machine,
+    gloo), each running the same command; only the first rank writes the run."""
+    import os
+    import socket
+    from pathlib import Path
+
+    cfg = tiny_config(synth_root, train={"steps": 2, "val_every": 2, "devices": 1, "num_nodes": 2, "strategy": "ddp",
+                                         "accelerator": "cpu"})  # fmt: skip
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = tmp_path / "run"
+    torchrun = Path(sys.executable).parent / "torchrun"
+    nodes = [
+        subprocess.Popen(
+            [
+                str(torchrun),
+                "--nnodes=2",
+                "--nproc_per_node=1",
+                f"--node_rank={n}",
+                "--master_addr=127.0.0.1",
+                f"--master_port={port}",
+                "-m",
+                "semiland",
+                "fit",
+                "--config",
+                str(path),
+                "-o",
+                str(run),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )  # fmt: skip
+        for n in (0, 1)
+    ]
+    try:
+        outs = [node.communicate(timeout=300) for node in nodes]
+    finally:  # a hung rendezvous must not outlive the test
+        for node in nodes:
+            node.kill()
+    assert [node.returncode for node in nodes] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    assert f"run folder: {run}" in outs[0][0] and "run folder" not in outs[1][0]  # the second node only trained
+    val = json.loads((run / "val_metrics.json").read_text())
+    assert val["pixels"] == 2 * 64 * 64  # region_2's two images, each counted once across the two nodes
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_unlabeled_images_are_sharded_across_ranks(synth_root, monkeypatch):
+    from semiland.data import datamodule
+    from semiland.data.datamodule import SegDataModule, prepare_data
+
+    cfg = tiny_config(synth_root, method={"name": "fixmatch"})
+    data = prepare_data(cfg)
+    shards = []
+    for rank in (0, 1):
+        monkeypatch.setattr(datamodule, "_world", lambda rank=rank: (2, rank))
+        loaders = SegDataModule(cfg, data, True).train_dataloader()
+        shards.append(loaders["unlabeled"].dataset.ids)
+        assert loaders["unlabeled"].sampler.__class__.__name__ != "DistributedSampler"
+        assert loaders["labeled"].sampler.__class__.__name__ == "DistributedSampler"  # few images: every rank
+        assert len(loaders["unlabeled"]) == cfg.train.val_every  # each rank its own epoch of batches
+    assert not set(shards[0]) & set(shards[1]) and sorted(shards[0] + shards[1]) == sorted(data.split.unlabeled)

@@ -260,7 +260,9 @@ def vectorize(root: Path, crs: str = "EPSG:4326", field: str = "class") -> dict[
         with rasterio.open(mask_path) as src:
             mask, transform, src_crs = src.read(1), src.transform, src.crs
         polygons = [(shape(g), names[int(v)]) for g, v in shapes(mask, transform=transform)]
-        frame = geopandas.GeoDataFrame({field: [n for _, n in polygons]}, geometry=[g for g, _ in polygons], crs=src_crs)
+        frame = geopandas.GeoDataFrame(
+            {field: [n for _, n in polygons]}, geometry=[g for g, _ in polygons], crs=src_crs
+        )
         frame.to_crs(crs).to_file(mask_path.with_suffix(".gpkg"))
         mask_path.unlink()
         originals[f"{mask_path.parents[1].name}/{mask_path.stem}"] = mask

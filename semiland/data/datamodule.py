@@ -228,17 +228,20 @@ class CropStream(Dataset):
         seed: int,
         labeled: bool,
         speckle: tuple[int, float] | None = None,
+        shard: int | None = None,
     ):
-        """`speckle`: (first SAR band, looks) — labeled crops get SAR speckle noise (`data.sar_speckle_looks`)."""
+        """`speckle`: (first SAR band, looks) — labeled crops get SAR speckle noise (`data.sar_speckle_looks`).
+        `shard`: this rank's number where each DDP rank draws from its own share of the images."""
         self.store, self.ids, self.crop, self.length, self.seed, self.labeled = store, ids, crop, length, seed, labeled
         self.speckle = speckle
+        self.key = () if shard is None else (shard,)  # ranks on their own shards draw their own crops
         self.epoch = 0  # set by the engine at each epoch start, before workers are forked
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, self.epoch, index, int(self.labeled)])
+        rng = np.random.default_rng([self.seed, self.epoch, index, int(self.labeled), *self.key])
         crop = self.store.crop(self.ids[int(rng.integers(len(self.ids)))], self.labeled, rng, self.crop)
         image, valid = crop.image, crop.valid
         if self.speckle is not None and self.labeled:  # its own generator: crops and flips stay as without it
@@ -443,13 +446,21 @@ class SegDataModule(L.LightningDataModule):
         return False
 
     def _stream_loader(self, ids: list[str], batch: int, labeled: bool) -> DataLoader:
+        """One epoch = val_every steps on every rank. Under DDP the unlabeled images (the mass: any number of
+        files) are sharded, every world-th to a rank, so that each rank opens, reads and caches only its own
+        share and adding machines adds throughput; the few labeled images are drawn by every rank, each rank
+        taking its own items of one stream (DistributedSampler)."""
         world, rank = _world()
-        length = self.cfg.train.val_every * batch * world  # one epoch = val_every steps on every rank
+        shard = world > 1 and not labeled and len(ids) >= world
+        if shard:
+            ids = ids[rank::world]
+        length = self.cfg.train.val_every * batch * (1 if shard else world)
         stream = CropStream(
-            self.store, ids, self.cfg.data.crop_size, length, self.cfg.train.seed, labeled, self._speckle()
-        )
+            self.store, ids, self.cfg.data.crop_size, length, self.cfg.train.seed, labeled, self._speckle(),
+            shard=rank if shard else None,
+        )  # fmt: skip
         self.streams.append(stream)
-        sampler = DistributedSampler(stream, world, rank, shuffle=False) if world > 1 else None
+        sampler = DistributedSampler(stream, world, rank, shuffle=False) if world > 1 and not shard else None
         return DataLoader(
             stream, batch_size=batch, sampler=sampler, drop_last=True, num_workers=self.cfg.data.num_workers
         )

@@ -461,5 +461,7 @@ def device_for_inference() -> torch.device:
 
 
 def env_is_child_process() -> bool:
-    """True in the worker processes Lightning's DDP launcher starts (they re-run the same command)."""
-    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+    """True in every process but the first of a DDP run: the workers Lightning's launcher starts (they re-run the
+    same command) and the other ranks a cluster launcher (torchrun, SLURM) starts on this node or another."""
+    ranks = ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID")
+    return any(os.environ.get(k, "0") != "0" for k in ranks)
