@@ -78,6 +78,11 @@ def test_a_windowed_crop_equals_the_crop_of_the_whole_image(geo_root):
             for key in x:
                 assert np.array_equal(x[key].numpy(), y[key].numpy()), (labeled, k, key)
     assert not windowed._cache  # nothing decoded whole was kept
+    # a report's preview of a large raster: its centre
+    centre, note = windowed.central(ids[0], side=40)
+    full = whole.raw(ids[0])
+    assert np.array_equal(centre.mask, full.mask[55:95, 45:85]) and note == " (its central 40 × 40 px of 150 × 130)"
+    assert whole.central(ids[0], side=40)[1] == ""  # held in memory: shown whole
     # a crop larger than the image is padded the same way (image 0, valid False, mask ignore)
     big_a = CropStream(whole, ids, crop=160, length=1, seed=0, labeled=True)[0]
     big_b = CropStream(windowed, ids, crop=160, length=1, seed=0, labeled=True)[0]
@@ -320,3 +325,25 @@ def test_bad_vector_labels_get_one_line(tmp_path, capsys):
     geopandas.GeoDataFrame({"class": ["road"]}, geometry=[box(0, 0, 1, 1)]).to_file(gpkg)  # no CRS
     assert main(base) == 2
     assert "have no CRS; assign the one they are in" in capsys.readouterr().err
+
+
+def test_large_rasters_are_evaluated_by_blocks(geo_root, tmp_path, monkeypatch):
+    import json
+
+    from semiland.cli import main
+
+    run = tmp_path / "run"
+    base = ["--config", "folder/unet", f"data.root={geo_root}", "data.cache=false", "model.arch=tiny_unet",
+            "model.width=8", "data.crop_size=32", "data.eval_tile=32", "train.accelerator=cpu"]  # fmt: skip
+    assert main(["fit", *base, "train.steps=4", "train.val_every=4", "-o", str(run)]) == 0
+    ckpt = str(run / "checkpoints" / "best.ckpt")
+    assert main(["test", "--ckpt", ckpt, "-o", str(tmp_path / "whole")]) == 0
+    monkeypatch.setattr(datamodule, "EVAL_BLOCK", 40)  # 150 × 130 px images: 4 × 4 blocks each
+    seen = []
+    real = datamodule.FullImages.__getitem__
+    monkeypatch.setattr(datamodule.FullImages, "__getitem__", lambda self, i: seen.append(i) or real(self, i))
+    assert main(["test", "--ckpt", ckpt, "-o", str(tmp_path / "blocks")]) == 0
+    assert len(seen) == 2 * 16  # the test region's two images, by blocks
+    whole, blocks = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("whole", "blocks"))
+    assert blocks["pixels"] == whole["pixels"] == 2 * (150 * 130 - 50 * 70)  # every valid pixel scored once
+    assert abs(blocks["OA"] - whole["OA"]) < 0.01  # the same predictions up to where the tile grid falls

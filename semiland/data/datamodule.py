@@ -27,6 +27,7 @@ from semiland.data.augment import crop_pad, flip_rot90, random_crop_window, spec
 from semiland.data.classes import IGNORE_INDEX
 from semiland.data.index import RasterInfo, build_index, read_info
 from semiland.data.presets import build_dataset
+from semiland.data.raster import Box
 from semiland.data.sources import DatasetSpec, LoadedSample, SampleRef
 from semiland.data.splits import Split, make_split
 from semiland.data.stats import band_stats, normalise, robust_band_stats
@@ -37,7 +38,8 @@ STATS_WHOLE_PIXELS = 200_000_000  # training images under this many pixels toget
 STATS_WINDOWS, STATS_WINDOW = 2_000, 256  # else from this many windows of this side, drawn across the images
 CACHE_SHARE = 0.25  # data.cache holds decoded images up to this share of the machine's memory
 REDRAWS = 10
-BLOCK = 2048  # a labeled raster larger than BLOCK² is checked by blocks of this side  # draws of a crop window before an all-nodata one is kept (an image that is nodata throughout)
+BLOCK = 2048  # a labeled raster larger than BLOCK² is checked by blocks of this side
+EVAL_BLOCK = 2048  # … and validated / tested by blocks of this side (with a margin of context)  # draws of a crop window before an all-nodata one is kept (an image that is nodata throughout)
 
 
 class SampleStore:
@@ -116,6 +118,17 @@ class SampleStore:
         for top in range(0, height, side):
             for left in range(0, width, side):
                 yield self.spec.load(ref, self.bands, (top, left, side, side))
+
+    def central(self, sample_id: str, side: int | None = None) -> tuple[LoadedSample, str]:
+        """The labeled sample whole, or its central side² window where it is larger and read by window (a
+        report's preview of a raster of any size), and a note saying which part it is ("" when whole)."""
+        side, (height, width) = side or EVAL_BLOCK, self.shape(sample_id)
+        if not (self.windowed and self.info(sample_id).windowed) or max(height, width) <= side:
+            return self.raw(sample_id), ""
+        top, left = max(0, (height - side) // 2), max(0, (width - side) // 2)
+        sample = self.spec.load(self.refs[sample_id], self.bands, (top, left, side, side))
+        self._check_bands(sample, self.refs[sample_id])
+        return sample, f" (its central {min(side, height)} × {min(side, width)} px of {height:,} × {width:,})"
 
     def _check_bands(self, sample: LoadedSample, ref: SampleRef) -> None:
         if self.mean is not None and sample.image.shape[0] != len(self.mean):
@@ -257,22 +270,49 @@ class CropStream(Dataset):
 
 
 class FullImages(Dataset):
-    """Whole images for validation / test (predicted by sliding window in the engine)."""
+    """Images for validation / test (predicted by sliding window in the engine): whole, or, for a raster larger
+    than an `EVAL_BLOCK`² block read by window, in blocks. A block item holds its block and a margin of
+    `margin` px of context on every side; its mask is ignore outside the block, so each pixel is scored once,
+    by a prediction that saw the same context as a whole-image one (up to where the tile grid falls)."""
 
-    def __init__(self, store: SampleStore, ids: list[str]):
-        self.store, self.ids = store, ids
+    def __init__(self, store: SampleStore, ids: list[str], margin: int = 0):
+        self.store, self.ids, self.margin = store, ids, margin
+        self.items: list[tuple[str, Box | None]] = []
+        for sample_id in ids:
+            height, width = store.shape(sample_id) if store.windowed else (0, 0)
+            if not (store.windowed and store.info(sample_id).windowed) or height * width <= EVAL_BLOCK**2:
+                self.items.append((sample_id, None))
+                continue
+            self.items += [
+                (sample_id, (top, left, min(EVAL_BLOCK, height - top), min(EVAL_BLOCK, width - left)))
+                for top in range(0, height, EVAL_BLOCK)
+                for left in range(0, width, EVAL_BLOCK)
+            ]
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        sample = self.store.raw(self.ids[index])
+        sample_id, block = self.items[index]
+        if block is None:
+            sample = self.store.raw(sample_id)
+        else:
+            top, left, h, w = block
+            r0, c0 = max(0, top - self.margin), max(0, left - self.margin)
+            ref = self.store.refs[sample_id]
+            sample = self.store.spec.load(ref, self.store.bands, (r0, c0, top + h + self.margin - r0,
+                                                                  left + w + self.margin - c0))  # fmt: skip
+            self.store._check_bands(sample, ref)
+            assert sample.mask is not None
+            core = np.zeros(sample.valid.shape, bool)
+            core[top - r0 : top - r0 + h, left - c0 : left - c0 + w] = True
+            sample.mask[~core] = self.store.spec.classes.ignore_index  # context only: scored by its own block
         image = self.store.normalise(sample.image, sample.valid)
         return {
             "image": torch.from_numpy(image),
             "mask": torch.from_numpy(sample.mask),
             "valid": torch.from_numpy(sample.valid),
-            "id": self.ids[index],
+            "id": sample_id,
         }
 
 
@@ -487,14 +527,13 @@ class SegDataModule(L.LightningDataModule):
 
     def _eval_loader(self, ids: list[str]) -> DataLoader:
         world, rank = _world()
+        images = FullImages(self.store, ids, margin=self.cfg.data.eval_tile)  # a tile of context around blocks
         sampler = None
         if world > 1:  # every image exactly once across ranks: metrics are reduced, never double-counted
             from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 
-            sampler = UnrepeatedDistributedSampler(FullImages(self.store, ids), world, rank, shuffle=False)
-        return DataLoader(
-            FullImages(self.store, ids), batch_size=1, sampler=sampler, num_workers=self.cfg.data.num_workers
-        )
+            sampler = UnrepeatedDistributedSampler(images, world, rank, shuffle=False)
+        return DataLoader(images, batch_size=1, sampler=sampler, num_workers=self.cfg.data.num_workers)
 
     def val_dataloader(self) -> DataLoader | list:
         return self._eval_loader(self.data.split.val) if self.data.split.val else []

@@ -83,14 +83,14 @@ def panel_rows(
 ) -> list[dict[str, Any]]:
     """n test images: the image, its truth and each run's map (+ a multi-task run's auxiliary output)."""
     bands = runs[0].task.cfg.data.bands
-    store = SampleStore(data.spec, bands, data.mean, data.std, cache=False)
+    store = SampleStore(data.spec, bands, data.mean, data.std, cache=False, windowed=True, index=data.index)
     classes = data.spec.classes
     rows = []
     chosen = data.split.test[:: max(1, len(data.split.test) // n)][:n]
     refs = data.spec.by_id()
     rgb, caption = natural_colour(refs[chosen[0]].image, bands) if chosen else (None, "")
     for sample_id in chosen:
-        sample = store.raw(sample_id)
+        sample, part = store.central(sample_id)  # a raster larger than a block: its centre
         image = torch.from_numpy(store.normalise(sample.image, sample.valid))[None]
         preds = {}
         for run in runs:
@@ -103,7 +103,7 @@ def panel_rows(
                 preds.update(auxiliary_panels(run, image.to(device), sample.valid, max_side, rgb))
         rows.append(
             {
-                "title": sample_id,
+                "title": sample_id + part,
                 "image": display_rgb(_downsample(sample.image, max_side), _downsample(sample.valid, max_side), rgb),
                 "image_title": caption,
                 "truth": classes.colorize(_downsample(sample.mask, max_side)),
