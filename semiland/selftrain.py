@@ -21,7 +21,8 @@ from PIL import Image
 from semiland.config import Config, MethodConfig
 from semiland.console import progress_bar
 from semiland.data.classes import IGNORE_INDEX
-from semiland.data.datamodule import PreparedData, SampleStore
+from semiland.data.prepare import PreparedData
+from semiland.data.store import SampleStore
 from semiland.engine.run_config import load_config
 from semiland.engine.runner import device_for_inference, fit, load_task
 from semiland.engine.sliding import class_indices

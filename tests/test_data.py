@@ -3,13 +3,16 @@ import pytest
 import rasterio
 from PIL import Image
 from rasterio.transform import from_origin
+from torch.utils.data import DistributedSampler
 
 from semiland.config import DataConfig
-from semiland.data.datamodule import CropStream, SampleStore, prepare_data
+from semiland.data.datamodule import CropStream
+from semiland.data.prepare import prepare_data
 from semiland.data.presets import build_dataset
 from semiland.data.raster import read_image
 from semiland.data.sources import load_sample
 from semiland.data.splits import Split, make_split
+from semiland.data.store import SampleStore
 from semiland.errors import SemilandError
 
 from .conftest import tiny_config
@@ -180,25 +183,29 @@ def test_band_statistics_and_crop_stream(synth_root_4band):
 
 
 def test_streams_shard_disjointly_across_ranks(synth_root, monkeypatch):
+    """Under DDP the labeled stream's items are split between ranks (every rank draws from the few labeled
+    images); the unlabeled images themselves are sharded, each rank drawing only from its own files."""
     import semiland.data.datamodule as dm
 
     cfg = tiny_config(synth_root)
     data = prepare_data(cfg)
-    seen = []
+    items, files = [], []
     for rank in (0, 1):
         monkeypatch.setattr(dm, "_world", lambda rank=rank: (2, rank))
-        module = dm.SegDataModule(cfg, data, use_unlabeled=True)
-        loaders = module.train_dataloader()
+        loaders = dm.SegDataModule(cfg, data, use_unlabeled=True).train_dataloader()
         assert set(loaders) == {"labeled", "unlabeled"}
-        seen.append({name: list(loader.sampler) for name, loader in loaders.items()})
-    for name in ("labeled", "unlabeled"):
-        a, b = set(seen[0][name]), set(seen[1][name])
-        assert a.isdisjoint(b) and len(a) == len(b) == cfg.train.val_every * cfg.data.batch_size
+        assert isinstance(loaders["labeled"].sampler, DistributedSampler)
+        assert not isinstance(loaders["unlabeled"].sampler, DistributedSampler)
+        assert len(loaders["unlabeled"]) == cfg.train.val_every  # each rank its own epoch of batches
+        items.append(set(loaders["labeled"].sampler))
+        files.append(loaders["unlabeled"].dataset.ids)
+    assert items[0].isdisjoint(items[1]) and len(items[0]) == len(items[1]) == cfg.train.val_every * cfg.data.batch_size
+    assert not set(files[0]) & set(files[1]) and sorted(files[0] + files[1]) == sorted(data.split.unlabeled)
 
 
 def test_rescale_keeps_nodata_out_and_masks_exact():
-    from semiland.data.datamodule import rescale
     from semiland.data.sources import LoadedSample
+    from semiland.data.store import rescale
 
     image = np.ones((2, 40, 60), np.float32)
     valid = np.ones((40, 60), bool)

@@ -94,20 +94,3 @@ def test_two_nodes_started_by_torchrun_train_one_run(synth_root, tmp_path):
     val = json.loads((run / "val_metrics.json").read_text())
     assert val["pixels"] == 2 * 64 * 64  # region_2's two images, each counted once across the two nodes
     assert (run / "checkpoints" / "best.ckpt").is_file()
-
-
-def test_unlabeled_images_are_sharded_across_ranks(synth_root, monkeypatch):
-    from semiland.data import datamodule
-    from semiland.data.datamodule import SegDataModule, prepare_data
-
-    cfg = tiny_config(synth_root, method={"name": "fixmatch"})
-    data = prepare_data(cfg)
-    shards = []
-    for rank in (0, 1):
-        monkeypatch.setattr(datamodule, "_world", lambda rank=rank: (2, rank))
-        loaders = SegDataModule(cfg, data, True).train_dataloader()
-        shards.append(loaders["unlabeled"].dataset.ids)
-        assert loaders["unlabeled"].sampler.__class__.__name__ != "DistributedSampler"
-        assert loaders["labeled"].sampler.__class__.__name__ == "DistributedSampler"  # few images: every rank
-        assert len(loaders["unlabeled"]) == cfg.train.val_every  # each rank its own epoch of batches
-    assert not set(shards[0]) & set(shards[1]) and sorted(shards[0] + shards[1]) == sorted(data.split.unlabeled)

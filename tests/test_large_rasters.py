@@ -11,9 +11,11 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from semiland.data import datamodule
-from semiland.data.datamodule import CropStream, SampleStore, prepare_data
+from semiland.data import datamodule, prepare, store
+from semiland.data.datamodule import CropStream
 from semiland.data.index import build_index
+from semiland.data.prepare import prepare_data
+from semiland.data.store import SampleStore
 from tests.conftest import tiny_config
 
 CLASSES = "name,r,g,b\nbuilding,60,16,152\nland,132,41,246\nroad,110,193,228\nvegetation,254,221,58\nwater,226,169,41\n"
@@ -120,7 +122,7 @@ def test_all_nodata_windows_are_drawn_again(tmp_path, monkeypatch):
 
     # a uniform draw holds data 1 time in 5 (expected 8.6 of 40); with up to 10 draws 9 times in 10 (36)
     assert with_data() >= 30
-    monkeypatch.setattr(datamodule, "REDRAWS", 1)
+    monkeypatch.setattr(store, "REDRAWS", 1)
     assert with_data() <= 16
 
 
@@ -149,8 +151,8 @@ def test_the_index_is_cached_and_reread_when_a_file_changes(geo_root, monkeypatc
 def test_statistics_from_windows_match_those_of_every_pixel(geo_root, monkeypatch):
     cfg = folder_config(geo_root)
     exact = prepare_data(cfg)
-    monkeypatch.setattr(datamodule, "STATS_WHOLE_PIXELS", 1000)  # as if the images held terabytes
-    monkeypatch.setattr(datamodule, "STATS_WINDOW", 32)
+    monkeypatch.setattr(prepare, "STATS_WHOLE_PIXELS", 1000)  # as if the images held terabytes
+    monkeypatch.setattr(prepare, "STATS_WINDOW", 32)
     sampled = prepare_data(cfg)
     assert np.allclose(sampled.mean, exact.mean, rtol=0.03) and np.allclose(sampled.std, exact.std, rtol=0.08)
     assert sampled.mean != exact.mean  # really from windows
@@ -162,7 +164,7 @@ def test_masks_are_checked_by_blocks(geo_root, monkeypatch, tmp_path):
     cfg = folder_config(geo_root)
     data = prepare_data(cfg)
     whole = preflight(data, None, progress=False)
-    monkeypatch.setattr(datamodule, "BLOCK", 40)
+    monkeypatch.setattr(store, "BLOCK", 40)
     blocks = preflight(data, None, progress=False)
     assert np.array_equal(whole.labeled_pixels, blocks.labeled_pixels)
     assert np.array_equal(whole.evaluated_pixels, blocks.evaluated_pixels)

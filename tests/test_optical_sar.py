@@ -13,7 +13,7 @@ import torch
 from rasterio.transform import from_origin
 
 from semiland.config import DataConfig
-from semiland.data.datamodule import prepare_data
+from semiland.data.prepare import prepare_data
 from semiland.data.presets import build_dataset
 from semiland.data.sources import load_sample
 from semiland.errors import SemilandError

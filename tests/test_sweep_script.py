@@ -192,7 +192,7 @@ def test_each_budget_trains_supervised_before_its_methods(tmp_path):
 @pytest.mark.skipif(not DUBAI.is_dir(), reason=f"Dubai data not found at {DUBAI} (set SEMILAND_SHARED_DATA)")
 def test_the_4_image_budget_adds_two_images_to_the_2_image_one():
     from semiland.bench.sweep import training_pool
-    from semiland.data.datamodule import resolve_split
+    from semiland.data.prepare import resolve_split
 
     script = (REPO / "scripts" / "dubai_sweep.sh").read_text()
     budgets = parse_budgets([line.split('"')[1] for line in script.splitlines() if line.startswith(("B1=", "B2="))])

@@ -13,7 +13,7 @@ from semiland.io import OutputFolder, plan_output_folder, write_output_folder
 
 def _dataset(args: argparse.Namespace):
     """(DatasetSpec, Split | None) from DATA / --preset, or from a run config (--config) with its split."""
-    from semiland.data.datamodule import resolve_split
+    from semiland.data.prepare import resolve_split
     from semiland.data.presets import build_dataset
     from semiland.data.splits import Split
     from semiland.engine.run_config import load_config

@@ -23,9 +23,10 @@ from torch.utils.data import DataLoader
 from semiland.bench.predict_speed import PeakRSS, make_raster
 from semiland.console import info, progress_bar
 from semiland.data.classes import ClassTable
-from semiland.data.datamodule import CropStream, SampleStore
+from semiland.data.datamodule import CropStream
 from semiland.data.index import build_index
 from semiland.data.sources import DatasetSpec, SampleRef
+from semiland.data.store import SampleStore
 from semiland.io import atomic_write_json
 from semiland.report.run_report import machine
 

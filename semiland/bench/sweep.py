@@ -84,7 +84,7 @@ def parse_methods(text: str) -> dict[str, list[str]]:
 def training_pool(config: Path, overrides: list[str], sets: list[str] = ()) -> frozenset[str]:
     """Image ids of labeled ∪ unlabeled under one budget (what its oracle is trained on); checks that each
     `--also-on` set has images with masks there before any run starts."""
-    from semiland.data.datamodule import resolve_split
+    from semiland.data.prepare import resolve_split
     from semiland.engine.runner import evaluation_images
 
     spec, split = resolve_split(load_config(config, overrides))
@@ -321,7 +321,7 @@ def _self_training(config: Path, spec: RunSpec, common: list[str], out: Path, fo
 
     Time and steps count the students only (the teacher is the supervised cell, already paid for).
     """
-    from semiland.data.datamodule import prepare_data
+    from semiland.data.prepare import prepare_data
     from semiland.selftrain import self_train
 
     teacher_dir = _teacher_model(spec, common, out, config, folder)

@@ -17,7 +17,7 @@ import torch
 import yaml
 from scipy.stats import ttest_1samp
 
-from semiland.data.datamodule import prepare_data
+from semiland.data.prepare import prepare_data
 from semiland.engine.run_folder import RunFolder
 from semiland.engine.runner import load_task
 from semiland.report.figures import plot_panels, read_log

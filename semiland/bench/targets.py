@@ -32,7 +32,9 @@ import numpy as np
 import torch
 
 from semiland.console import progress_bar
-from semiland.data.datamodule import CropStream, SampleStore, prepare_data
+from semiland.data.datamodule import CropStream
+from semiland.data.prepare import prepare_data
+from semiland.data.store import SampleStore
 from semiland.engine.metrics import confusion_metrics
 from semiland.engine.runner import load_task
 from semiland.errors import SemilandError

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from semiland.console import progress_bar
-from semiland.data.datamodule import PreparedData, SampleStore
+from semiland.data.prepare import PreparedData
+from semiland.data.store import SampleStore
 
 RARE = 0.01  # a class under 1 % of the labeled pixels is "barely seen"
 BAR_FROM = 20  # images: a progress bar from this many on

@@ -29,8 +29,9 @@ from torch import nn
 from semiland import console
 from semiland.config import Config, merge, parse_overrides
 from semiland.data.classes import ClassTable
-from semiland.data.datamodule import PreparedData, SegDataModule, prepare_data
+from semiland.data.datamodule import SegDataModule
 from semiland.data.preflight import preflight, summary
+from semiland.data.prepare import PreparedData, prepare_data
 from semiland.data.sources import DatasetSpec
 from semiland.data.splits import SETS, Split
 from semiland.engine.checkpoint import AtomicCheckpointIO, read_checkpoint

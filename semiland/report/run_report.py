@@ -13,8 +13,10 @@ import numpy as np
 import torch
 from matplotlib import colormaps
 
-from semiland.data.datamodule import PreparedData, SampleStore
+from semiland.data.datamodule import EVAL_BLOCK
+from semiland.data.prepare import PreparedData
 from semiland.data.raster import natural_colour
+from semiland.data.store import SampleStore
 from semiland.engine.precision import cpu_name
 from semiland.engine.runner import FitResult, evaluate_checkpoint, is_rank_zero
 from semiland.engine.sliding import class_indices
@@ -90,7 +92,7 @@ def panel_rows(
     refs = data.spec.by_id()
     rgb, caption = natural_colour(refs[chosen[0]].image, bands) if chosen else (None, "")
     for sample_id in chosen:
-        sample, part = store.central(sample_id)  # a raster larger than a block: its centre
+        sample, part = store.central(sample_id, EVAL_BLOCK)  # a raster larger than a block: its centre
         image = torch.from_numpy(store.normalise(sample.image, sample.valid))[None]
         preds = {}
         for run in runs:
