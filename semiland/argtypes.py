@@ -33,6 +33,17 @@ def at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def positive(text: str) -> float:
+    """A number > 0 (a scale, a factor)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
 def key_value(text: str) -> tuple[str, str]:
     """A `KEY=VALUE` option (GDAL's `--co COMPRESS=ZSTD`); the key upper-cased as GDAL spells it."""
     key, sep, value = text.partition("=")

@@ -349,3 +349,22 @@ def test_large_rasters_are_evaluated_by_blocks(geo_root, tmp_path, monkeypatch):
     whole, blocks = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("whole", "blocks"))
     assert blocks["pixels"] == whole["pixels"] == 2 * (150 * 130 - 50 * 70)  # every valid pixel scored once
     assert abs(blocks["OA"] - whole["OA"]) < 0.01  # the same predictions up to where the tile grid falls
+
+
+def test_bench_fit_memory_runs_both_fits(tmp_path):
+    from semiland.cli import main
+
+    out = tmp_path / "mem.json"
+    args = ["bench", "fit-memory", "--scale", "0.02", "--unlabeled-side", "1024", "--steps", "2",
+            "--workdir", str(tmp_path / "work"), "--json", str(out), "model.arch=tiny_unet", "model.width=8",
+            "train.precision=32-true"]  # fmt: skip
+    assert main(args) == 0
+    import json
+
+    result = json.loads(out.read_text())
+    assert result["small"]["labeled_side"] == 40 and result["large"]["labeled_side"] == 400
+    assert result["large"]["unlabeled_gb"] > result["small"]["unlabeled_gb"] > 0
+    assert result["ratio"] == pytest.approx(result["large"]["peak_rss_gb"] / result["small"]["peak_rss_gb"])
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", "fit-memory", "--scale", "0"])
+    assert stop.value.code == 2

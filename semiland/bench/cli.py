@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from semiland.argtypes import at_least
+from semiland.argtypes import at_least, positive
 from semiland.paths import CONFIGS
 
 
@@ -31,6 +31,12 @@ def cmd_bench_read_speed(args: argparse.Namespace) -> int:
     from semiland.bench.read_speed import run_read_speed
 
     return run_read_speed(args)
+
+
+def cmd_bench_fit_memory(args: argparse.Namespace) -> int:
+    from semiland.bench.fit_memory import run_fit_memory
+
+    return run_fit_memory(args)
 
 
 def cmd_bench_sweep(args: argparse.Namespace) -> int:
@@ -78,6 +84,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     rs.add_argument("--workdir", help="keep the generated rasters here and reuse them (default: a temporary folder)")
     rs.add_argument("--json", help="also write the figures to this JSON file")
     rs.set_defaults(func=cmd_bench_read_speed)
+    fm = bsub.add_parser("fit-memory", help="peak memory of a fit over 2 000² + 1 GB vs 20 000² + 10 GB of rasters")
+    fm.add_argument("--steps", type=at_least(1), default=20, help="training steps of each fit")
+    fm.add_argument("--scale", type=positive, default=1.0, help="× the two datasets' sizes (a quick check: 0.1)")
+    fm.add_argument("--unlabeled-side", type=at_least(64), default=8192,
+                    help="side of the unlabeled raster copied to make up the gigabytes")  # fmt: skip
+    fm.add_argument("--workdir", help="keep the generated datasets here and reuse them (default: a temporary folder)")
+    fm.add_argument("--json", help="also write the figures to this JSON file")
+    fm.add_argument("overrides", nargs="*", help="section.key=value for both fits (e.g. model.encoder=resnet34)")
+    fm.set_defaults(func=cmd_bench_fit_memory)
     sc = bsub.add_parser("step-cost", help="each method's training step vs supervised's, side by side in one process")
     sc.add_argument("--config", default=str(CONFIGS / "dubai" / "sweep.yaml"), help="model, crops, batches, precision")
     sc.add_argument("--methods", default="supervised,s4net,mean_teacher,pseudo_label,fixmatch,unimatch,cps",
