@@ -7,7 +7,7 @@ import sys
 
 import yaml
 
-from .conftest import tiny_config
+from .conftest import tiny_config, write_config
 
 
 def test_two_process_ddp_reduces_metrics(synth_root, tmp_path):
@@ -51,10 +51,8 @@ def test_two_nodes_started_by_torchrun_train_one_run(synth_root, tmp_path):
     import socket
     from pathlib import Path
 
-    cfg = tiny_config(synth_root, train={"steps": 2, "val_every": 2, "devices": 1, "num_nodes": 2, "strategy": "ddp",
-                                         "accelerator": "cpu"})  # fmt: skip
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    train = {"steps": 2, "val_every": 2, "devices": 1, "num_nodes": 2, "strategy": "ddp", "accelerator": "cpu"}
+    path = write_config(tmp_path, synth_root, train=train)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

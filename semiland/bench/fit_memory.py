@@ -15,14 +15,13 @@ import argparse
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from semiland.bench.predict_speed import make_raster
+from semiland.bench.fixtures import make_raster, work_folder
 from semiland.console import info
 from semiland.io import atomic_write_json
 from semiland.report.run_report import machine
@@ -90,9 +89,7 @@ def fit_peak(root: Path, run: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_fit_memory(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="semiland-fitmem-") as tmp:
-        work = Path(args.workdir) if args.workdir else Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    with work_folder(args.workdir, "semiland-fitmem-") as work:
         source = work / f"unlabeled_{args.unlabeled_side}.tif"
         if not source.is_file():
             make_raster(source, args.unlabeled_side, seed=1)

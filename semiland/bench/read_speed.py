@@ -13,14 +13,13 @@ resident memory of each, and the file index's build time per thousand files (hea
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from torch.utils.data import DataLoader
 
-from semiland.bench.predict_speed import PeakRSS, make_raster
+from semiland.bench.fixtures import PeakRSS, make_raster, work_folder
 from semiland.console import info, progress_bar
 from semiland.data.classes import ClassTable
 from semiland.data.datamodule import CropStream
@@ -86,9 +85,7 @@ def measure(name: str, paths: list[Path], args: argparse.Namespace) -> dict[str,
 
 
 def run_read_speed(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="semiland-read-") as tmp:
-        work = Path(args.workdir) if args.workdir else Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    with work_folder(args.workdir, "semiland-read-") as work:
         big = work / f"raster_{args.size}.tif"
         if not big.is_file():
             info(f"writing a {args.size:,}² px raster to {big}")
