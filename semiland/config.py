@@ -72,7 +72,9 @@ class DataConfig:
     crop_size: int = limits(256, 8, MAX_SIDE)
     batch_size: int = limits(4, 1, MAX_BATCH)  # labeled crops per step
     unlabeled_batch_size: int = limits(2, 1, MAX_BATCH)  # unlabeled crops per step (methods that use them)
-    num_workers: int = limits(0, 0, 256)
+    # loader processes reading crops: a number, or auto (none while training on the CPU, which uses every core, or
+    # while the images are held in memory; else half the cores, at most 8: data/datamodule.py, loader_workers)
+    num_workers: Any = "auto"
     cache: bool = True  # keep decoded images in memory (small datasets)
     eval_tile: int = limits(512, 8, MAX_SIDE)  # sliding-window size for validation / test / predict
     eval_overlap: float = limits(0.25, 0, 1, below=True)

@@ -368,3 +368,17 @@ def test_bench_fit_memory_runs_both_fits(tmp_path):
     with pytest.raises(SystemExit) as stop:
         main(["bench", "fit-memory", "--scale", "0"])
     assert stop.value.code == 2
+
+
+def test_loader_workers_auto_fits_the_machine(monkeypatch):
+    from semiland.data.datamodule import loader_workers
+    from semiland.errors import SemilandError
+
+    assert loader_workers(3, "cpu", cached=False) == 3  # a number as given
+    assert loader_workers("auto", "cpu", cached=False) == 0  # a CPU run: every core trains
+    assert loader_workers("auto", "gpu", cached=True) == 0  # images in memory: reading costs nothing
+    monkeypatch.setattr("os.cpu_count", lambda: 32)
+    assert loader_workers("auto", "gpu", cached=False) == 8  # a GPU fed from files: half the cores, at most 8
+    for bad in ("four", -1, True, 1.5):
+        with pytest.raises(SemilandError, match="data.num_workers must be auto or a whole number"):
+            loader_workers(bad, "cpu", cached=False)

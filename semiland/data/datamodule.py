@@ -115,6 +115,22 @@ class FullImages(Dataset):
         }
 
 
+def loader_workers(setting: Any, accelerator: str, cached: bool) -> int:
+    """data.num_workers: a number as given; auto: none where reading costs nothing (the images are held in
+    memory) or where a CPU trains (a loader process takes a core from the forward pass; reading by window keeps
+    up there: docs/benchmarks.md, read-speed), else half the cores, at most 8, to feed a GPU."""
+    if setting != "auto":
+        if isinstance(setting, bool) or not isinstance(setting, int) or not 0 <= setting <= 256:
+            raise SemilandError(f"data.num_workers must be auto or a whole number 0–256, got {setting!r}")
+        return setting
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if cached or not gpu:
+        return 0
+    workers = min(8, max(1, (os.cpu_count() or 2) // 2))
+    info_once(f"data: reading training crops in {workers} loader processes (data.num_workers=auto)")
+    return workers
+
+
 _TOLD: set[str] = set()
 
 
@@ -147,18 +163,20 @@ class SegDataModule(L.LightningDataModule):
         d = cfg.data
         if not 0 < d.scale <= 4:
             raise SemilandError(f"data.scale must be in (0, 4] (0.5 trains at half resolution), got {d.scale}")
-        cache = d.cache and self._cache_fits()
+        # each loader process holds its own cache; auto adds none to images held in memory
+        cache = d.cache and self._cache_fits(loader_workers(d.num_workers, cfg.train.accelerator, cached=True))
+        self.workers = loader_workers(d.num_workers, cfg.train.accelerator, cache)
         self.store = SampleStore(
             data.spec, d.bands, data.mean, data.std, cache, d.pseudo_labels, d.scale, windowed=not cache,
             index=data.index,
         )  # fmt: skip
         self.streams: list[CropStream] = []
 
-    def _cache_fits(self) -> bool:
+    def _cache_fits(self, workers: int) -> bool:
         """data.cache keeps every decoded image in memory, in each loader process: refused (with a line saying
         so) where that would take more than `CACHE_SHARE` of the machine's memory; crops are then read by
         window from the files."""
-        split, workers = self.data.split, max(1, self.cfg.data.num_workers)
+        split, workers = self.data.split, max(1, workers)
         need = self.data.decoded_bytes(list(dict.fromkeys(split.labeled + split.unlabeled + split.val + split.test)))
         limit = CACHE_SHARE * physical_memory()
         if need * workers <= limit:
@@ -187,7 +205,7 @@ class SegDataModule(L.LightningDataModule):
         self.streams.append(stream)
         sampler = DistributedSampler(stream, world, rank, shuffle=False) if world > 1 and not shard else None
         return DataLoader(
-            stream, batch_size=batch, sampler=sampler, drop_last=True, num_workers=self.cfg.data.num_workers
+            stream, batch_size=batch, sampler=sampler, drop_last=True, num_workers=self.workers
         )
 
     def _speckle(self) -> tuple[int, float] | None:
@@ -218,7 +236,7 @@ class SegDataModule(L.LightningDataModule):
             from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 
             sampler = UnrepeatedDistributedSampler(images, world, rank, shuffle=False)
-        return DataLoader(images, batch_size=1, sampler=sampler, num_workers=self.cfg.data.num_workers)
+        return DataLoader(images, batch_size=1, sampler=sampler, num_workers=self.workers)
 
     def val_dataloader(self) -> DataLoader | list:
         return self._eval_loader(self.data.split.val) if self.data.split.val else []
