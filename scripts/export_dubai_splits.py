@@ -13,7 +13,7 @@ still makes these splits. Run (needs the Dubai data at ../shared/data/dubai_aeri
 from pathlib import Path
 
 from semiland.bench.folds import fold_budgets, parse_folds
-from semiland.data.datamodule import resolve_split
+from semiland.data.prepare import resolve_split
 from semiland.engine.run_config import load_config
 
 REPO = Path(__file__).resolve().parents[1]

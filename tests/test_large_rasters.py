@@ -33,8 +33,11 @@ def write_tif(path: Path, array: np.ndarray, nodata: float | None = None, crs: s
         dst.write(array)
 
 
-def make_dataset(root: Path, size: tuple[int, int] = (150, 130), nodata_hole: bool = True) -> Path:
-    """4 regions × 2 GeoTIFF scenes (3 bands, uint16, nodata 0 in a hole) with class-value masks."""
+def make_dataset(
+    root: Path, size: tuple[int, int] = (150, 130), nodata_hole: bool = True, crs: dict[int, str] | None = None
+) -> Path:
+    """4 regions × 2 GeoTIFF scenes (3 bands, uint16, nodata 0 in a hole) with class-value masks; `crs`: a
+    region's CRS where not EPSG:32640 (UTM 40N)."""
     rng = np.random.default_rng(0)
     (root / "classes.csv").parent.mkdir(parents=True, exist_ok=True)
     (root / "classes.csv").write_text(CLASSES)
@@ -45,8 +48,9 @@ def make_dataset(root: Path, size: tuple[int, int] = (150, 130), nodata_hole: bo
             image = (100 + 50 * mask[None] + rng.integers(0, 40, (3, h, w))).astype(np.uint16)
             if nodata_hole:
                 image[:, 10:60, 20:90] = 0
-            write_tif(root / f"region_{r}" / "images" / f"scene_{i}.tif", image, nodata=0)
-            write_tif(root / f"region_{r}" / "masks" / f"scene_{i}.tif", mask[None].astype(np.uint8))
+            where = (crs or {}).get(r, "EPSG:32640")
+            write_tif(root / f"region_{r}" / "images" / f"scene_{i}.tif", image, nodata=0, crs=where)
+            write_tif(root / f"region_{r}" / "masks" / f"scene_{i}.tif", mask[None].astype(np.uint8), crs=where)
     return root
 
 
@@ -382,3 +386,23 @@ def test_loader_workers_auto_fits_the_machine(monkeypatch):
     for bad in ("four", -1, True, 1.5):
         with pytest.raises(SemilandError, match="data.num_workers must be auto or a whole number"):
             loader_workers(bad, "cpu", cached=False)
+
+
+def test_images_in_two_crss_train_together_and_a_mask_off_its_grid_is_refused(tmp_path, capsys):
+    """Crops are pixels: images in two UTM zones train side by side (polygons are placed per image); a mask
+    on another grid than its image would teach the wrong pixels, and is named in one line before training."""
+    from semiland.cli import main
+
+    root = make_dataset(tmp_path / "data", crs={1: "EPSG:32639"})
+    base = ["fit", "--config", "folder/unet", f"data.root={root}", "model.arch=tiny_unet", "model.width=8",
+            "train.steps=2", "train.val_every=2", "data.crop_size=32", "data.eval_tile=64", "train.accelerator=cpu"]  # fmt: skip
+    assert main([*base, "-o", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    mask = root / "region_0" / "masks" / "scene_1.tif"
+    with rasterio.open(mask) as src:
+        values = src.read()
+    write_tif(mask, values, crs="EPSG:32639")
+    assert main([*base, "-o", str(tmp_path / "run2")]) == 2
+    err = capsys.readouterr().err
+    assert "scene_1.tif is not on the grid of its image" in err and "CRS EPSG:32640 vs EPSG:32639" in err
+    assert err.count("\n") == 1 and not (tmp_path / "run2").exists()

@@ -41,7 +41,7 @@ def test_sen1floods11_optical_sar_and_labels():
     assert s2.profile["crs"].to_epsg() == 4326 and s1.profile["transform"] == s2.profile["transform"]
     assert np.isfinite(s1.data).all()  # NaN (if any) is zeroed and marked invalid
     table = ClassTable(names=("not water", "water"), colors=((0, 0, 0), (0, 0, 255)), ignore_values=(-1,))
-    labels = table.decode(read_mask(SEN1FLOODS / "LabelHand" / "Spain_7370579_LabelHand.tif"))
+    labels = table.decode(read_mask(SEN1FLOODS / "LabelHand" / "Spain_7370579_LabelHand.tif")[0])
     assert np.bincount(labels.ravel(), minlength=256)[[0, 1, 255]].tolist() == [192010, 70035, 99]
 
 

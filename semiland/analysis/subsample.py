@@ -132,7 +132,7 @@ def _index_mask(spec: DatasetSpec, ref: SampleRef) -> np.ndarray | None:
     the preset read (Sen1Floods11's −1 / 0 / 1, WHU-OPT-SAR's 0 / 10 / …); None for an RGB mask, whose colours
     classes.csv keeps (its windows are copied)."""
     assert ref.mask is not None
-    if not is_vector(ref.mask) and read_mask(ref.mask).ndim == 3:
+    if not is_vector(ref.mask) and read_mask(ref.mask)[0].ndim == 3:
         return None
     mask = load_sample(ref, spec.classes, mask_threshold=spec.mask_threshold, label_field=spec.label_field).mask
     assert mask is not None

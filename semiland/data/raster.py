@@ -225,9 +225,9 @@ def natural_colour(path: str | Path, bands: list[int] | None = None) -> tuple[tu
     return (found[0], found[1], found[2]), f"image ({', '.join(names[k].upper() for k in found)})"
 
 
-def read_mask(path: str | Path, window: Box | None = None) -> np.ndarray:
-    """Mask file → (H, W, 3) uint8 colours or (H, W) raw values (decoded by a ClassTable); `window` as in
-    `read_image`."""
+def read_mask(path: str | Path, window: Box | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Mask file → (H, W, 3) uint8 colours or (H, W) raw values (decoded by a ClassTable), and its georeferencing
+    (crs / transform, {} for JPEG / PNG); `window` as in `read_image`."""
     path = Path(path)
     _check_exists(path)
     if decoded_by_pillow(path):
@@ -236,15 +236,15 @@ def read_mask(path: str | Path, window: Box | None = None) -> np.ndarray:
             arr = arr[..., :3]
         if arr.ndim == 3 and arr.shape[-1] == 2:  # grey + alpha
             arr = arr[..., 0]
-        return _clip(arr, window, channels_last=True)
-    arr, nodata, _ = _read_gdal(path, window=window)
+        return _clip(arr, window, channels_last=True), {}
+    arr, nodata, profile = _read_gdal(path, window=window)
     if arr.shape[0] == 3:
-        return np.moveaxis(arr, 0, -1)
+        return np.moveaxis(arr, 0, -1), profile
     values = arr[0]
     if nodata is not None and not np.isnan(nodata):  # the file's own "no label" value: NaN, which masks ignore
         values = values.astype(np.float64)
         values[values == nodata] = np.nan
-    return values
+    return values, profile
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from semiland.data.classes import ClassTable
-from semiland.data.paired import SarOptions, pair_by_name, stack_sar
+from semiland.data.paired import SarOptions, grid_difference, pair_by_name, stack_sar
 from semiland.data.raster import IMAGE_SUFFIXES, Box, read_image, read_mask
 from semiland.data.vector import VECTOR_SUFFIXES, is_vector, rasterize_labels
 from semiland.errors import SemilandError
@@ -178,11 +178,16 @@ def load_sample(
         )
         mask[~raster.valid] = classes.ignore_index
     elif ref.mask is not None:
-        raw = read_mask(ref.mask, box)
+        raw, profile = read_mask(ref.mask, box)
         if raw.shape[:2] != raster.shape:
             raise SemilandError(
                 f"mask {ref.mask} is {raw.shape[1]}x{raw.shape[0]} px but image {ref.image} is "
                 f"{raster.shape[1]}x{raster.shape[0]}; masks must match their image"
+            )
+        if difference := grid_difference(raster.shape, raster.profile, raw.shape[:2], profile):
+            raise SemilandError(
+                f"mask {ref.mask} is not on the grid of its image {ref.image} ({difference}); warp it onto the "
+                "image's grid (gdalwarp -te … -tr …) or label with polygons, which are placed in any CRS"
             )
         if mask_threshold is not None and raw.ndim == 3:
             raw = np.where(raw >= mask_threshold, 255, 0).astype(np.uint8)
