@@ -28,7 +28,7 @@ from semiland.engine.runner import device_for_inference, fit, load_task
 from semiland.engine.sliding import class_indices
 from semiland.errors import SemilandError
 from semiland.io import atomic_path, atomic_write_json, plan_output_folder, write_output_folder
-from semiland.methods.base import confident_pseudo
+from semiland.methods.selection import confident_pseudo
 from semiland.report.run_report import test_run
 
 

@@ -9,14 +9,8 @@ import torch
 from semiland.config import ModelConfig
 from semiland.errors import SemilandError
 from semiland.methods import METHODS, build_method
-from semiland.methods.base import (
-    MethodContext,
-    TargetConfig,
-    UnlabeledConfig,
-    bn_stats_frozen,
-    drop_labeled_statistics,
-    sigmoid_rampup,
-)
+from semiland.methods.base import MethodContext, TargetConfig, UnlabeledConfig, sigmoid_rampup
+from semiland.methods.network_modes import bn_stats_frozen, drop_labeled_statistics
 from semiland.models import build_model
 
 K = 4
@@ -274,7 +268,7 @@ def test_unlabeled_bn_labeled_trains_every_method_that_takes_unlabeled_images(na
 def test_class_thresholds_lower_the_bar_for_classes_the_model_is_unsure_of():
     """FlexMatch's curriculum: class 0 is predicted confidently (0.99) everywhere but a strip of class 1 at 0.8.
     A fixed τ = 0.95 never keeps class 1; the class-wise thresholds soon do, while class 0 keeps τ."""
-    from semiland.methods.base import ClassThresholds, confident_pseudo
+    from semiland.methods.selection import ClassThresholds, confident_pseudo
 
     probs = torch.zeros(1, K, 8, 8)
     probs[:, 0], probs[:, 1] = 0.99, 0.01
@@ -301,7 +295,7 @@ def test_fixmatch_with_class_thresholds_trains_and_saves_them():
 
 def test_top_q_keeps_each_predicted_class_its_most_confident_fraction():
     """Per predicted class, ⌈q·n⌉ of its n pixels, each kept one at least as confident as any it leaves."""
-    from semiland.methods.base import top_q_keep
+    from semiland.methods.selection import top_q_keep
 
     g = torch.Generator().manual_seed(0)
     conf, pred = torch.rand(3, 17, 19, generator=g), torch.randint(0, K, (3, 17, 19), generator=g)
@@ -319,7 +313,7 @@ def test_top_q_keeps_each_predicted_class_its_most_confident_fraction():
 @pytest.mark.parametrize("name", ["fixmatch", "unimatch", "pseudo_label"])
 def test_top_q_gives_targets_to_a_class_the_model_is_never_sure_of(name):
     """One τ keeps no pixel of a class below it everywhere; top_q keeps that class's most confident ones."""
-    from semiland.methods.base import confident_pseudo, target_shares
+    from semiland.methods.selection import confident_pseudo, target_shares
 
     probs = torch.zeros(1, K, 8, 8)
     probs[:, 0], probs[:, 1] = 0.99, 0.01
@@ -363,7 +357,7 @@ def test_fixmatch_refuses_two_ways_of_choosing_its_targets():
 
 
 def test_target_shares_count_only_the_kept_pixels():
-    from semiland.methods.base import target_shares
+    from semiland.methods.selection import target_shares
 
     pseudo = torch.tensor([[[0, 0, 1, 2]]])  # (B, H, W)
     keep = torch.tensor([[[True, True, True, False]]])  # class 2 predicted but not kept: no share

@@ -3,7 +3,7 @@ import torch
 
 from semiland.config import ModelConfig
 from semiland.methods import build_method
-from semiland.methods.base import MethodContext, masked_mse
+from semiland.methods.base import MethodContext
 from semiland.methods.perturb import (
     cutmix_box,
     invert_affine,
@@ -13,6 +13,7 @@ from semiland.methods.perturb import (
     warp,
     warp_valid,
 )
+from semiland.methods.selection import masked_mse
 from semiland.models import build_model
 
 

@@ -38,15 +38,10 @@ from semiland.data.store import SampleStore
 from semiland.engine.metrics import confusion_metrics
 from semiland.engine.runner import load_task
 from semiland.errors import SemilandError
-from semiland.methods.base import (
-    bn_stats_frozen,
-    drop_labeled_statistics,
-    masked_mse,
-    target_mode,
-    use_labeled_statistics,
-)
+from semiland.methods.network_modes import bn_stats_frozen, drop_labeled_statistics, target_mode, use_labeled_statistics
 from semiland.methods.perturb import invert_affine, random_affine, strong_photometric, warp, warp_valid
 from semiland.methods.s4net import S4NetConfig
+from semiland.methods.selection import masked_mse
 
 
 def affine_views(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -204,9 +204,7 @@ class SegDataModule(L.LightningDataModule):
         )  # fmt: skip
         self.streams.append(stream)
         sampler = DistributedSampler(stream, world, rank, shuffle=False) if world > 1 and not shard else None
-        return DataLoader(
-            stream, batch_size=batch, sampler=sampler, drop_last=True, num_workers=self.workers
-        )
+        return DataLoader(stream, batch_size=batch, sampler=sampler, drop_last=True, num_workers=self.workers)
 
     def _speckle(self) -> tuple[int, float] | None:
         """(first SAR band of the input stack, looks) when SAR bands are present and speckle is asked for."""

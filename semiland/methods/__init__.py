@@ -9,13 +9,14 @@ from typing import Any
 from semiland.config import build_dataclass
 from semiland.errors import SemilandError
 from semiland.methods.adversarial import Adversarial
-from semiland.methods.base import Method, MethodConfig, MethodContext, use_labeled_statistics
+from semiland.methods.base import Method, MethodConfig, MethodContext
 from semiland.methods.cps import CPS
 from semiland.methods.dllr import DLLR
 from semiland.methods.fixmatch import FixMatch, FixMatchPaper
 from semiland.methods.gan import GAN
 from semiland.methods.mean_teacher import MeanTeacher
 from semiland.methods.multitask import MultiTask
+from semiland.methods.network_modes import use_labeled_statistics
 from semiland.methods.pseudo_label import PseudoLabel
 from semiland.methods.s4net import S4Net
 from semiland.methods.self_training import SelfTraining

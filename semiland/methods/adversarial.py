@@ -22,16 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from semiland.config import limits
-from semiland.methods.base import (
-    Alarm,
-    Method,
-    ParamGroup,
-    UnlabeledConfig,
-    bn_stats_frozen,
-    masked_ce,
-    params_frozen,
-    supervised_ce,
-)
+from semiland.methods.base import Alarm, Method, ParamGroup, UnlabeledConfig, supervised_ce
+from semiland.methods.network_modes import bn_stats_frozen, params_frozen
+from semiland.methods.selection import masked_ce
 from semiland.models.generative import FCDiscriminator
 
 

@@ -17,17 +17,10 @@ import torch
 
 from semiland.config import limits
 from semiland.errors import SemilandError
-from semiland.methods.base import (
-    Method,
-    TargetConfig,
-    bn_stats_frozen,
-    masked_ce,
-    semi_losses,
-    supervised_ce,
-    target_mode,
-    target_shares,
-)
+from semiland.methods.base import Method, TargetConfig, semi_losses, supervised_ce
+from semiland.methods.network_modes import bn_stats_frozen, target_mode
 from semiland.methods.perturb import cutmix_box, mix
+from semiland.methods.selection import masked_ce, target_shares
 
 
 @dataclass
@@ -56,8 +49,8 @@ class CPS(Method):
         b, _, h, w = x_u.shape
         perm = torch.roll(torch.arange(b, device=x_u.device), 1)
         box = cutmix_box(b, h, w, x_u.device, c.cutmix_p)
-        with bn_stats_frozen(self.model, self.model2):  # running statistics: the labeled passes' (base.py)
-            # targets: each network's argmax on the unmixed images (batch norm: base.target_mode), mixed like the input
+        with bn_stats_frozen(self.model, self.model2):  # running statistics: the labeled passes' (network_modes.py)
+            # targets: each network's argmax on the unmixed images (batch norm: network_modes.target_mode), mixed like the input
             with torch.no_grad(), target_mode(c.target_bn, self.model, self.model2):
                 pseudo_1 = self.model(x_u).argmax(1)
                 pseudo_2 = self.model2(x_u).argmax(1)

@@ -41,15 +41,9 @@ from torch import nn
 from semiland.config import MAX_SIDE, limits
 from semiland.errors import SemilandError
 from semiland.losses.transport import sinkhorn
-from semiland.methods.base import (
-    Method,
-    TargetConfig,
-    bn_stats_frozen,
-    masked_ce,
-    semi_losses,
-    supervised_ce,
-    target_mode,
-)
+from semiland.methods.base import Method, TargetConfig, semi_losses, supervised_ce
+from semiland.methods.network_modes import bn_stats_frozen, target_mode
+from semiland.methods.selection import masked_ce
 
 LEVELS = ("one", "three")
 
@@ -188,7 +182,10 @@ class DLLR(Method):
         two_passes = c.masking or c.target_bn == "running"  # else the student's own outputs are the targets
         with bn_stats_frozen(net):  # running statistics stay those of the labeled pass
             if two_passes:
-                with torch.no_grad(), target_mode(c.target_bn, net):  # unmasked views (base.target_mode): teachers
+                with (
+                    torch.no_grad(),
+                    target_mode(c.target_bn, net),
+                ):  # unmasked views (network_modes.target_mode): teachers
                     p_o, p_s = (z.softmax(1) for z in net.branches(x_u))
             if c.masking:
                 keep_o, keep_s = asymmetric_masks(x_u.shape[0], *x_u.shape[-2:], c.mask_patch, c.mask_optical, c.mask_sar, x_u.device)  # fmt: skip

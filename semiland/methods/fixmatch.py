@@ -7,9 +7,9 @@ L = L_s + λ · CE(f(strong(x_u)), ŷ_weak) on confident pixels.
 Config → symbols: threshold = τ (0.95), lambda_u = λ, cutmix_p = probability of a CutMix box; photometric =
 the strength of the strong view's per-band changes (perturb.strong_photometric; 0: CutMix and blur only),
 blur_p = probability of a blur; `flex` replaces
-the fixed τ by FlexMatch's class-wise thresholds (Zhang et al. 2021; `ClassThresholds` in base.py, momentum
+the fixed τ by FlexMatch's class-wise thresholds (Zhang et al. 2021; `ClassThresholds` in selection.py, momentum
 flex_momentum), against the confirmation bias of a fixed τ toward majority classes; top_q = q > 0 keeps each
-predicted class's q most confident pixels instead (base.top_q_keep; area-free, unlike FlexMatch's σ);
+predicted class's q most confident pixels instead (selection.top_q_keep; area-free, unlike FlexMatch's σ);
 soft_targets = T > 0 trains on the teacher's distribution sharpened as p^(1/T) (MixMatch) instead of its arg-max.
 target_bn = batch norm while predicting the weak view's targets (base.TargetConfig); teacher, align and burnin:
 where the targets come from, their class distribution and when the unlabeled loss starts (targets.py: an EMA
@@ -39,24 +39,17 @@ from torch import nn
 
 from semiland.config import limits
 from semiland.errors import SemilandError
-from semiland.methods.base import (
-    ClassThresholds,
-    bn_stats_frozen,
-    confident_pseudo,
-    masked_ce,
-    semi_losses,
-    supervised_ce,
-    target_shares,
-    teacher_probs,
-)
+from semiland.methods.base import semi_losses, supervised_ce
+from semiland.methods.network_modes import bn_stats_frozen
 from semiland.methods.perturb import cutmix_box, mix, random_flip, strong_photometric
+from semiland.methods.selection import ClassThresholds, confident_pseudo, masked_ce, target_shares, teacher_probs
 from semiland.methods.targets import DistributionAlignment, TargetRecipeConfig, TargetRecipeMethod
 
 
 @dataclass
 class FixMatchConfig(TargetRecipeConfig):
     threshold: float = limits(0.95, 0, 1)  # τ, used when top_q = 0
-    top_q: float = limits(0.5, 0, 1)  # > 0: per-class top fraction instead of τ (base.top_q_keep); paper: 0
+    top_q: float = limits(0.5, 0, 1)  # > 0: per-class top fraction instead of τ (selection.top_q_keep); paper: 0
     teacher: str = "ema"  # paper: "self"
     align: bool = True  # paper: False (ReMixMatch's distribution alignment of the targets)
     burnin: float = limits(0.2, 0, 1, below=True)  # paper: 0
@@ -82,7 +75,7 @@ def weak_targets(
     soft: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Weak view (random flip) of x_u, its hard pseudo-labels (B, H, W) (batch norm as `target_bn`:
-    base.target_mode; probabilities aligned first where `align` is given) — or with `soft` = T > 0 its
+    network_modes.target_mode; probabilities aligned first where `align` is given) — or with `soft` = T > 0 its
     distribution sharpened by T (B, K, H, W) — and where they are kept (confident, or each class's top_q most
     confident, and valid)."""
     x_w, valid_w = random_flip(unlabeled["image"], unlabeled["valid"])
@@ -137,7 +130,7 @@ class FixMatch(TargetRecipeMethod):
             return self.burnin_losses(loss_sup)
         self.observe_labeled(labeled)
         threshold = c.threshold if self.thresholds is None else self.thresholds
-        with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see base.py)
+        with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see network_modes.py)
             x_w, pseudo_w, keep_w = weak_targets(
                 self.target_net, unlabeled, threshold, c.target_bn, c.top_q, self.align, c.soft_targets
             )

@@ -21,15 +21,8 @@ import torch
 
 from semiland.config import limits
 from semiland.errors import SemilandError
-from semiland.methods.base import (
-    Alarm,
-    Method,
-    ParamGroup,
-    UnlabeledConfig,
-    bn_stats_frozen,
-    params_frozen,
-    supervised_ce,
-)
+from semiland.methods.base import Alarm, Method, ParamGroup, UnlabeledConfig, supervised_ce
+from semiland.methods.network_modes import bn_stats_frozen, params_frozen
 from semiland.models.generative import Generator
 
 

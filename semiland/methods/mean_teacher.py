@@ -16,19 +16,11 @@ import torch
 
 from semiland.config import limits
 from semiland.errors import SemilandError
-from semiland.methods.base import (
-    Method,
-    UnlabeledConfig,
-    bn_stats_frozen,
-    ema_copy,
-    ema_update,
-    masked_mse,
-    ramped,
-    semi_losses,
-    supervised_ce,
-    teacher_probs,
-)
+from semiland.methods.base import Method, UnlabeledConfig, ramped, semi_losses, supervised_ce
+from semiland.methods.network_modes import bn_stats_frozen
 from semiland.methods.perturb import random_flip, strong_photometric
+from semiland.methods.selection import masked_mse, teacher_probs
+from semiland.methods.targets import ema_copy, ema_update
 
 
 @dataclass
@@ -60,7 +52,7 @@ class MeanTeacher(Method):
         x_w, valid = random_flip(unlabeled["image"], unlabeled["valid"])
         probs_u_teacher = teacher_probs(self.teacher, x_w)  # (B, K, H, W), no gradient
         # The student's forward runs outside no_grad: its consistency loss must reach its weights.
-        with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see base.py)
+        with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see network_modes.py)
             probs_u_student = self.model(strong_photometric(x_w, c.blur_p, c.photometric)).softmax(1)
         loss_unsup = masked_mse(probs_u_student, probs_u_teacher, valid)
         lam = ramped(c.lambda_max, c.rampup, step, self.ctx.max_steps)

@@ -23,7 +23,8 @@ import torch
 from semiland.config import limits
 from semiland.errors import SemilandError
 from semiland.losses import DEFAULT_LAMBDA, RECONSTRUCTS, aux_loss
-from semiland.methods.base import Method, UnlabeledConfig, bn_stats_frozen, semi_losses, supervised_ce
+from semiland.methods.base import Method, UnlabeledConfig, semi_losses, supervised_ce
+from semiland.methods.network_modes import bn_stats_frozen
 from semiland.models.multitask import BerundaNet, WNet
 
 NETWORKS = ("berunda_early", "berunda_late", "wnet")

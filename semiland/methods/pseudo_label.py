@@ -14,24 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from semiland.config import limits
-from semiland.methods.base import (
-    Method,
-    TargetConfig,
-    bn_stats_frozen,
-    confident_pseudo,
-    masked_ce,
-    ramped,
-    semi_losses,
-    supervised_ce,
-    target_shares,
-    teacher_probs,
-)
+from semiland.methods.base import Method, TargetConfig, ramped, semi_losses, supervised_ce
+from semiland.methods.network_modes import bn_stats_frozen
+from semiland.methods.selection import confident_pseudo, masked_ce, target_shares, teacher_probs
 
 
 @dataclass
 class PseudoLabelConfig(TargetConfig):
     threshold: float = limits(0.9, 0, 1)
-    top_q: float = limits(0.0, 0, 1)  # > 0: per-class top fraction instead of τ (base.top_q_keep)
+    top_q: float = limits(0.0, 0, 1)  # > 0: per-class top fraction instead of τ (selection.top_q_keep)
     lambda_max: float = 1.0
     rampup: float = limits(0.4, 0, 1)
 

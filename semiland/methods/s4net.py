@@ -15,19 +15,11 @@ from dataclasses import dataclass
 
 from semiland.config import limits
 from semiland.errors import SemilandError
-from semiland.methods.base import (
-    Method,
-    UnlabeledConfig,
-    bn_stats_frozen,
-    ema_copy,
-    ema_update,
-    masked_mse,
-    ramped,
-    semi_losses,
-    supervised_ce,
-    teacher_probs,
-)
+from semiland.methods.base import Method, UnlabeledConfig, ramped, semi_losses, supervised_ce
+from semiland.methods.network_modes import bn_stats_frozen
 from semiland.methods.perturb import invert_affine, random_affine, warp, warp_valid
+from semiland.methods.selection import masked_mse, teacher_probs
+from semiland.methods.targets import ema_copy, ema_update
 
 
 @dataclass

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from semiland.config import limits
-from semiland.methods.base import Method, UnlabeledConfig, bn_stats_frozen, semi_losses, supervised_ce
+from semiland.methods.base import Method, UnlabeledConfig, semi_losses, supervised_ce
+from semiland.methods.network_modes import bn_stats_frozen
 
 
 @dataclass

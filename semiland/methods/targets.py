@@ -15,10 +15,13 @@ the first step, and its own targets say so; docs/benchmarks.md). Three departure
 - burnin: the first `burnin` fraction of the steps trains on the labeled crops alone, so the first targets
   come from a network that has learned something (the from-scratch and the pretrained runs both predict no
   vegetation on unlabeled crops for their first hundreds of steps).
+
+`ema_copy` / `ema_update` keep an EMA teacher's weights (also mean teacher's and S4Net's).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -27,7 +30,8 @@ from torch import nn
 
 from semiland.config import limits
 from semiland.errors import SemilandError
-from semiland.methods.base import Method, TargetConfig, ema_copy, ema_update, kept_class_counts, semi_losses
+from semiland.methods.base import Method, TargetConfig, semi_losses
+from semiland.methods.selection import kept_class_counts
 
 TEACHERS = ("self", "ema")
 
@@ -118,3 +122,20 @@ class TargetRecipeMethod(Method):
     def after_step(self, step: int) -> None:
         if self.teacher is not None:
             ema_update(self.teacher, self.model, self.cfg.ema_decay, step)
+
+
+def ema_copy(model: nn.Module) -> nn.Module:
+    """A frozen copy of `model` to serve as an EMA teacher (a submodule: checkpointed, moved, never trained)."""
+    teacher = copy.deepcopy(model)
+    teacher.requires_grad_(False)
+    return teacher
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, decay: float, step: int) -> None:
+    """θ̄ ← d θ̄ + (1 − d) θ, with d warmed up as min(decay, (t + 1) / (t + 10)); buffers are copied."""
+    d = min(decay, (step + 1) / (step + 10))
+    for t, s in zip(teacher.parameters(), student.parameters()):
+        t.lerp_(s.detach(), 1.0 - d)
+    for t, s in zip(teacher.buffers(), student.buffers()):
+        t.copy_(s)

@@ -19,14 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from semiland.config import limits
-from semiland.methods.base import (
-    bn_stats_frozen,
-    masked_ce,
-    semi_losses,
-    supervised_ce,
-    target_shares,
-)
+from semiland.methods.base import semi_losses, supervised_ce
 from semiland.methods.fixmatch import strong_view, weak_targets
+from semiland.methods.network_modes import bn_stats_frozen
+from semiland.methods.selection import masked_ce, target_shares
 from semiland.methods.targets import TargetRecipeConfig, TargetRecipeMethod
 from semiland.models import split_model
 
@@ -34,7 +30,7 @@ from semiland.models import split_model
 @dataclass
 class UniMatchConfig(TargetRecipeConfig):
     threshold: float = limits(0.95, 0, 1)
-    top_q: float = limits(0.0, 0, 1)  # > 0: per-class top fraction instead of τ (base.top_q_keep)
+    top_q: float = limits(0.0, 0, 1)  # > 0: per-class top fraction instead of τ (selection.top_q_keep)
     lambda_u: float = 1.0
     cutmix_p: float = limits(0.5, 0, 1)
     photometric: float = limits(1.0, 0, 2.5)  # strong views: per-band gain / bias / noise strength (fixmatch.py)
@@ -57,7 +53,7 @@ class UniMatch(TargetRecipeMethod):
         if self.burning_in(step):
             return {**self.burnin_losses(loss_sup), "loss_fp": loss_sup.new_zeros(())}
         self.observe_labeled(labeled)
-        with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see base.py)
+        with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see network_modes.py)
             x_w, pseudo_w, keep_w = weak_targets(
                 self.target_net, unlabeled, c.threshold, c.target_bn, c.top_q, self.align
             )

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import torch
 
 from semiland.config import limits
-from semiland.methods.base import Alarm, Method, UnlabeledConfig, bn_stats_frozen, semi_losses, supervised_ce
+from semiland.methods.base import Alarm, Method, UnlabeledConfig, semi_losses, supervised_ce
+from semiland.methods.network_modes import bn_stats_frozen
 from semiland.models import model_parts
 from semiland.models.generative import VariationalBranch
 
