@@ -97,10 +97,16 @@ def check_bands(path: Path, count: int, bands: list[int] | None, what: str = "da
         raise SemilandError(f"{path} has {count} bands; {what} asks for {bad}")
 
 
+WINDOW_CACHE_BYTES = 256 * 2**20  # GDAL's block cache while reading training windows (its default: 5 % of RAM)
+
+
 class _OpenRasters:
     """GDAL datasets kept open for windowed reads: a training run reads thousands of small windows of the same
     files, and opening one costs about a millisecond. Per process (forked DataLoader workers must not share a
-    GDAL handle), keyed by size and modification time (a replaced file is opened afresh), at most `size` open."""
+    GDAL handle), keyed by size and modification time (a replaced file is opened afresh), at most `size` open.
+    Blocks of open files stay in GDAL's block cache, which would grow to 5 % of the machine's memory with the
+    number of distinct blocks read (more data, more memory): it is held to `WINDOW_CACHE_BYTES` unless the
+    user set GDAL_CACHEMAX."""
 
     def __init__(self, size: int = 64):
         self.size, self.pid = size, -1
@@ -109,6 +115,10 @@ class _OpenRasters:
     def get(self, path: Path) -> Any:
         if self.pid != os.getpid():  # a forked worker: the parent's handles are not ours to use
             self.open, self.pid = OrderedDict(), os.getpid()
+            if "GDAL_CACHEMAX" not in os.environ:
+                from rasterio.env import set_gdal_config
+
+                set_gdal_config("GDAL_CACHEMAX", WINDOW_CACHE_BYTES)
         stat = path.stat()
         key = (str(path), stat.st_size, stat.st_mtime_ns)
         if key in self.open:
