@@ -7,7 +7,8 @@ layout of a real orthophoto or scene) and `--files` small chips of `--chip`² px
     4.8 GB so);
 (b) by window: `data.cache=false`, only each crop's window read from the file (`SampleStore.crop`).
 Reported: crops/s of each with 0 and with `--workers` loader processes, the ratio (b)/(a), the peak
-resident memory of each, and the file index's build time per thousand files (headers only, no cache).
+resident memory of each (of this process: (b) is measured first, before anything is decoded into memory), and
+the file index's build time per thousand files (headers only, no cache).
 """
 
 from __future__ import annotations
@@ -58,29 +59,31 @@ def crops_per_second(store: SampleStore, ids: list[str], args: argparse.Namespac
 
 
 def measure(name: str, paths: list[Path], args: argparse.Namespace) -> dict[str, Any]:
+    """By window first (its peak memory is then its own), then in memory."""
     refs = [SampleRef(f"bench/{p.stem}", p, None, "bench") for p in paths]
     spec = DatasetSpec(name, paths[0].parent, [], CLASSES, unlabeled=refs)
     ids = [r.id for r in refs]
+    files = build_index(paths, progress=False)  # as a run has it (prepare_data): no header read per new file
+    index = {r.id: files[r.image] for r in refs}
     mean, std = [128.0] * 3, [50.0] * 3
+    workers = sorted({0, args.workers})
+    windowed = SampleStore(spec, None, mean, std, cache=False, windowed=True, index=index)
+    by_window = {w: crops_per_second(windowed, ids, args, w) for w in workers}
     memory = SampleStore(spec, None, mean, std, cache=True)
     started = time.perf_counter()
     for sample_id in progress_bar(ids, desc=f"{name}: decoding into memory", unit="image", disable=len(ids) < 50):
         memory.raw(sample_id, labeled=False, scaled=True)
-    decode_s = time.perf_counter() - started
-    windowed = SampleStore(spec, None, mean, std, cache=False, windowed=True)
-    out: dict[str, Any] = {"images": len(paths), "decode_into_memory_s": decode_s}
-    for workers in sorted({0, args.workers}):
-        mem_rate, mem_peak = crops_per_second(memory, ids, args, workers)
-        win_rate, win_peak = crops_per_second(windowed, ids, args, workers)
-        out[f"workers_{workers}"] = {
+    out: dict[str, Any] = {"images": len(paths), "decode_into_memory_s": time.perf_counter() - started}
+    for w in workers:
+        (win_rate, win_peak), (mem_rate, mem_peak) = by_window[w], crops_per_second(memory, ids, args, w)
+        out[f"workers_{w}"] = {
             "in_memory_crops_s": mem_rate, "windowed_crops_s": win_rate, "ratio": win_rate / mem_rate,
             "in_memory_peak_rss_gb": mem_peak / 1e9, "windowed_peak_rss_gb": win_peak / 1e9,
         }  # fmt: skip
         info(
-            f"{name}, {workers} workers: in memory {mem_rate:,.0f} crops/s (peak {mem_peak / 1e9:.2f} GB), "
+            f"{name}, {w} workers: in memory {mem_rate:,.0f} crops/s (peak {mem_peak / 1e9:.2f} GB), "
             f"by window {win_rate:,.0f} crops/s (peak {win_peak / 1e9:.2f} GB): {100 * win_rate / mem_rate:.0f} %"
         )
-    del memory
     return out
 
 

@@ -106,7 +106,7 @@ class _OpenRasters:
     GDAL handle), keyed by size and modification time (a replaced file is opened afresh), at most `size` open.
     Blocks of open files stay in GDAL's block cache, which would grow to 5 % of the machine's memory with the
     number of distinct blocks read (more data, more memory): it is held to `WINDOW_CACHE_BYTES` unless the
-    user set GDAL_CACHEMAX."""
+    user set GDAL_CACHEMAX; and opens do not list the file's folder (GDAL_DISABLE_READDIR_ON_OPEN=TRUE)."""
 
     def __init__(self, size: int = 64):
         self.size, self.pid = size, -1
@@ -115,10 +115,14 @@ class _OpenRasters:
     def get(self, path: Path) -> Any:
         if self.pid != os.getpid():  # a forked worker: the parent's handles are not ours to use
             self.open, self.pid = OrderedDict(), os.getpid()
-            if "GDAL_CACHEMAX" not in os.environ:
-                from rasterio.env import set_gdal_config
+            from rasterio.env import set_gdal_config
 
+            if "GDAL_CACHEMAX" not in os.environ:
                 set_gdal_config("GDAL_CACHEMAX", WINDOW_CACHE_BYTES)
+            if "GDAL_DISABLE_READDIR_ON_OPEN" not in os.environ:
+                # an open would list the whole folder to look for sidecar files (.aux.xml, .ovr, .msk): in a
+                # folder of thousands of rasters that listing costs more than the read; probe them one by one
+                set_gdal_config("GDAL_DISABLE_READDIR_ON_OPEN", "TRUE")
         stat = path.stat()
         key = (str(path), stat.st_size, stat.st_mtime_ns)
         if key in self.open:
