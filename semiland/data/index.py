@@ -100,9 +100,14 @@ def build_index(paths: list[Path], cache: bool = True, progress: bool = True) ->
         with progress_bar(
             total=len(todo), desc="indexing images", unit="file", disable=not progress or len(todo) < BAR_FROM
         ) as bar:
-            for path in todo:
-                out[path] = read_info(path)
-                bar.update()
+            import rasterio
+
+            # headers only: do not list each file's folder for sidecars (thousands of files in one folder)
+            readdir = os.environ.get("GDAL_DISABLE_READDIR_ON_OPEN", "TRUE")
+            with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN=readdir):
+                for path in todo:
+                    out[path] = read_info(path)
+                    bar.update()
         if cache:
             files = {str(p.resolve()): asdict(info) for p, info in out.items()}
             cache_file.parent.mkdir(parents=True, exist_ok=True)
