@@ -7,17 +7,19 @@ again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
 from semiland.console import progress_bar
-from semiland.data.raster import decoded_by_pillow, open_raster
+from semiland.data.raster import PIL_SUFFIXES, decoded_by_pillow, open_raster
 from semiland.errors import SemilandError
 from semiland.io import atomic_path
 
@@ -100,11 +102,13 @@ def build_index(paths: list[Path], cache: bool = True, progress: bool = True) ->
         with progress_bar(
             total=len(todo), desc="indexing images", unit="file", disable=not progress or len(todo) < BAR_FROM
         ) as bar:
-            import rasterio
+            env: Any = contextlib.nullcontext()
+            if any(p.suffix.lower() not in PIL_SUFFIXES for p in todo):  # GDAL reads some (JPEG / PNG: Pillow)
+                import rasterio
 
-            # headers only: do not list each file's folder for sidecars (thousands of files in one folder)
-            readdir = os.environ.get("GDAL_DISABLE_READDIR_ON_OPEN", "TRUE")
-            with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN=readdir):
+                # headers only: do not list each file's folder for sidecars (thousands of files in one folder)
+                env = rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN=os.environ.get("GDAL_DISABLE_READDIR_ON_OPEN", "TRUE"))
+            with env:
                 for path in todo:
                     out[path] = read_info(path)
                     bar.update()
