@@ -79,7 +79,7 @@ class FullImages(Dataset):
         self.items: list[tuple[str, Box | None]] = []
         for sample_id in ids:
             height, width = store.shape(sample_id) if store.windowed else (0, 0)
-            if not (store.windowed and store.info(sample_id).windowed) or height * width <= EVAL_BLOCK**2:
+            if not store.by_window(sample_id) or height * width <= EVAL_BLOCK**2:
                 self.items.append((sample_id, None))
                 continue
             self.items += [
@@ -101,7 +101,7 @@ class FullImages(Dataset):
             ref = self.store.refs[sample_id]
             sample = self.store.spec.load(ref, self.store.bands, (r0, c0, top + h + self.margin - r0,
                                                                   left + w + self.margin - c0))  # fmt: skip
-            self.store._check_bands(sample, ref)
+            self.store.check_bands(sample, ref)
             assert sample.mask is not None
             core = np.zeros(sample.valid.shape, bool)
             core[top - r0 : top - r0 + h, left - c0 : left - c0 + w] = True

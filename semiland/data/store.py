@@ -59,6 +59,10 @@ class SampleStore:
             self.index[sample_id] = read_info(self.refs[sample_id].image)
         return self.index[sample_id]
 
+    def by_window(self, sample_id: str) -> bool:
+        """Whether this sample is read by window: the store is windowed and GDAL reads its file."""
+        return self.windowed and self.info(sample_id).windowed
+
     def shape(self, sample_id: str, scaled: bool = False) -> tuple[int, int]:
         """(H, W) of the sample without reading its pixels; `scaled`: at `data.scale`."""
         ref = self.refs[sample_id]
@@ -74,7 +78,7 @@ class SampleStore:
             return self._cache[key]
         ref = self.refs[sample_id] if labeled else dataclasses.replace(self.refs[sample_id], mask=None)
         sample = self.spec.load(ref, self.bands)
-        self._check_bands(sample, ref)
+        self.check_bands(sample, ref)
         if not labeled and self.pseudo_dir is not None:
             sample.mask = read_pseudo_mask(self.pseudo_dir / f"{sample_id}.png", sample.valid.shape)
         if key[2]:
@@ -88,7 +92,7 @@ class SampleStore:
         size checked against the image's from the headers), else whole: masks checked in bounded memory."""
         ref, side = self.refs[sample_id], BLOCK
         height, width = self.shape(sample_id)
-        if not (self.windowed and self.info(sample_id).windowed) or height * width <= side * side:
+        if not self.by_window(sample_id) or height * width <= side * side:
             yield self.raw(sample_id)
             return
         if ref.mask is not None and ref.window is None and not is_vector(ref.mask):
@@ -106,14 +110,15 @@ class SampleStore:
         """The labeled sample whole, or its central side² window where it is larger and read by window (a
         report's preview of a raster of any size), and a note saying which part it is ("" when whole)."""
         height, width = self.shape(sample_id)
-        if not (self.windowed and self.info(sample_id).windowed) or max(height, width) <= side:
+        if not self.by_window(sample_id) or max(height, width) <= side:
             return self.raw(sample_id), ""
         top, left = max(0, (height - side) // 2), max(0, (width - side) // 2)
         sample = self.spec.load(self.refs[sample_id], self.bands, (top, left, side, side))
-        self._check_bands(sample, self.refs[sample_id])
+        self.check_bands(sample, self.refs[sample_id])
         return sample, f" (its central {min(side, height)} × {min(side, width)} px of {height:,} × {width:,})"
 
-    def _check_bands(self, sample: LoadedSample, ref: SampleRef) -> None:
+    def check_bands(self, sample: LoadedSample, ref: SampleRef) -> None:
+        """One line where a file holds another number of bands than the run's statistics."""
         if self.mean is not None and sample.image.shape[0] != len(self.mean):
             raise SemilandError(
                 f"{ref.image} has {sample.image.shape[0]} bands but the run uses "
@@ -129,7 +134,7 @@ class SampleStore:
         mask ignore). A window with no valid pixel (all nodata) is drawn again, up to `REDRAWS` times. Read by
         window when the store is windowed and GDAL reads the file, else cut from the whole (cached) sample;
         the two give the same crop for the same generator."""
-        windowed = self.windowed and self.info(sample_id).windowed
+        windowed = self.by_window(sample_id)
         whole = None if windowed else self.raw(sample_id, labeled, scaled=True)
         height, width = self.shape(sample_id, scaled=True) if whole is None else whole.valid.shape
         for _ in range(REDRAWS):
@@ -160,7 +165,7 @@ class SampleStore:
         c1 = w if p1 == out_w else round(p1 * w / out_w)
         box = (r0, c0, r1 - r0, c1 - c0)
         sample = self.spec.load(ref, self.bands, box)
-        self._check_bands(sample, ref)
+        self.check_bands(sample, ref)
         if not labeled and self.pseudo_dir is not None:
             whole = read_pseudo_mask(self.pseudo_dir / f"{sample_id}.png", (h, w))
             sample.mask = whole[r0:r1, c0:c1]
