@@ -9,7 +9,9 @@ from semiland.data.classes import ClassTable
 from semiland.data.sources import DatasetSpec, scan_folder, scan_unlabeled
 from semiland.errors import SemilandError
 
-DESCRIPTION = "any <root>/<region>/images + masks folders, classes from <root>/classes.csv (name,r,g,b)"
+DESCRIPTION = (
+    "any <root>/<region>/images + masks (rasters or polygons) folders, classes from <root>/classes.csv (name,r,g,b)"
+)
 
 
 def build(cfg: DataConfig) -> DatasetSpec:
