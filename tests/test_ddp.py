@@ -10,6 +10,11 @@ import yaml
 from .conftest import tiny_config, write_config
 
 
+def fit_args(config, run) -> list[str]:
+    """`semiland fit` as a module run, after the interpreter or the launcher."""
+    return ["-m", "semiland", "fit", "--config", str(config), "-o", str(run)]
+
+
 def test_two_process_ddp_reduces_metrics(synth_root, tmp_path):
     cfg = tiny_config(
         synth_root, train={"steps": 2, "val_every": 2, "devices": 2, "strategy": "ddp", "accelerator": "cpu"}
@@ -20,18 +25,7 @@ def test_two_process_ddp_reduces_metrics(synth_root, tmp_path):
     # 3 validation images over 2 ranks: an unequal shard, where padding samplers would double-count one
     cfg.data.val = ["region_1", "region_2"]
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "semiland",
-            "fit",
-            "--config",
-            str(path),
-            "-o",
-            str(run),
-            "data.val=[region_2]",
-            "data.unlabeled=[region_1]",
-        ],
+        [sys.executable, *fit_args(path, run), "data.val=[region_2]", "data.unlabeled=[region_1]"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -67,13 +61,7 @@ def test_two_nodes_started_by_torchrun_train_one_run(synth_root, tmp_path):
                 f"--node_rank={n}",
                 "--master_addr=127.0.0.1",
                 f"--master_port={port}",
-                "-m",
-                "semiland",
-                "fit",
-                "--config",
-                str(path),
-                "-o",
-                str(run),
+                *fit_args(path, run),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

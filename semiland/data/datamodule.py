@@ -78,15 +78,8 @@ class FullImages(Dataset):
         self.store, self.ids, self.margin = store, ids, margin
         self.items: list[tuple[str, Box | None]] = []
         for sample_id in ids:
-            height, width = store.shape(sample_id) if store.windowed else (0, 0)
-            if not store.by_window(sample_id) or height * width <= EVAL_BLOCK**2:
-                self.items.append((sample_id, None))
-                continue
-            self.items += [
-                (sample_id, (top, left, min(EVAL_BLOCK, height - top), min(EVAL_BLOCK, width - left)))
-                for top in range(0, height, EVAL_BLOCK)
-                for left in range(0, width, EVAL_BLOCK)
-            ]
+            grid = store.block_grid(sample_id, EVAL_BLOCK)
+            self.items += [(sample_id, None)] if grid is None else [(sample_id, box) for box in grid]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -98,10 +91,9 @@ class FullImages(Dataset):
         else:
             top, left, h, w = block
             r0, c0 = max(0, top - self.margin), max(0, left - self.margin)
-            ref = self.store.refs[sample_id]
-            sample = self.store.spec.load(ref, self.store.bands, (r0, c0, top + h + self.margin - r0,
-                                                                  left + w + self.margin - c0))  # fmt: skip
-            self.store.check_bands(sample, ref)
+            sample = self.store.load(
+                sample_id, window=(r0, c0, top + h + self.margin - r0, left + w + self.margin - c0)
+            )
             assert sample.mask is not None
             core = np.zeros(sample.valid.shape, bool)
             core[top - r0 : top - r0 + h, left - c0 : left - c0 + w] = True

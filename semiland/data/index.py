@@ -7,19 +7,23 @@ again.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from PIL import Image
 
 from semiland.console import progress_bar
-from semiland.data.raster import PIL_SUFFIXES, decoded_by_pillow, open_raster
+from semiland.data.raster import (
+    DECODED_AS_RGB,
+    PIL_SUFFIXES,
+    configure_gdal_for_many_files,
+    decoded_by_pillow,
+    open_raster,
+)
 from semiland.errors import SemilandError
 from semiland.io import atomic_path
 
@@ -59,8 +63,7 @@ def read_info(path: Path) -> RasterInfo:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 with Image.open(path) as im:
-                    # palette / CMYK images are decoded to RGB (raster._read_pil)
-                    bands = 3 if im.mode in ("P", "PA", "CMYK", "YCbCr") else len(im.getbands())
+                    bands = 3 if im.mode in DECODED_AS_RGB else len(im.getbands())
                     return RasterInfo(im.height, im.width, bands, "uint8", None, None, False, stat.st_size,
                                       stat.st_mtime_ns)  # fmt: skip
         except (OSError, SyntaxError, ValueError) as err:
@@ -102,16 +105,11 @@ def build_index(paths: list[Path], cache: bool = True, progress: bool = True) ->
         with progress_bar(
             total=len(todo), desc="indexing images", unit="file", disable=not progress or len(todo) < BAR_FROM
         ) as bar:
-            env: Any = contextlib.nullcontext()
             if any(p.suffix.lower() not in PIL_SUFFIXES for p in todo):  # GDAL reads some (JPEG / PNG: Pillow)
-                import rasterio
-
-                # headers only: do not list each file's folder for sidecars (thousands of files in one folder)
-                env = rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN=os.environ.get("GDAL_DISABLE_READDIR_ON_OPEN", "TRUE"))
-            with env:
-                for path in todo:
-                    out[path] = read_info(path)
-                    bar.update()
+                configure_gdal_for_many_files()  # headers of thousands of files: no folder listing per open
+            for path in todo:
+                out[path] = read_info(path)
+                bar.update()
         if cache:
             files = {str(p.resolve()): asdict(info) for p, info in out.items()}
             cache_file.parent.mkdir(parents=True, exist_ok=True)

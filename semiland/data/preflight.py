@@ -1,7 +1,8 @@
 """The pre-flight pass before training: every mask of the labeled, validation and test images decoded (by
-blocks where the raster is large) and every image's bands checked, so a bad file is named before the work, not after it; and a one-screen summary
-of what will run, with each class's share of the labeled pixels and a warning for a class the labeled images
-barely or never show (a model cannot learn a class it never sees, whatever the method).
+blocks where the raster is large) and every image's bands checked, so a bad file is named before the work,
+not after it; and a one-screen summary of what will run, with each class's share of the labeled pixels and a
+warning for a class the labeled images barely or never show (a model cannot learn a class it never sees,
+whatever the method).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class Preflight:
 
 def preflight(data: PreparedData, bands: list[int] | None, progress: bool = True) -> Preflight:
     """Decode every mask of the labeled, validation and test images (an unknown colour, a size mismatch or a
-    band count named now, not after training) and check that every unlabeled image opens; count classes."""
+    band count named now, not after training); count classes. (Every unlabeled image was opened when the
+    data's index was built.)"""
     spec, split, classes = data.spec, data.split, data.spec.classes
     store = SampleStore(spec, bands, data.mean, data.std, cache=False, windowed=True, index=data.index)
     k = classes.num_classes
@@ -48,8 +50,6 @@ def preflight(data: PreparedData, bands: list[int] | None, progress: bool = True
                     kept = sample.mask[sample.mask != classes.ignore_index]
                     counts[kind] += np.bincount(kept.ravel(), minlength=k)[:k]
             bar.update()
-    # the unlabeled images were opened when the data's index was built (prepare_data): never decoded here,
-    # there may be terabytes of them
     return Preflight(counts["labeled"], counts["evaluated"], class_warnings(data, counts))
 
 

@@ -123,9 +123,7 @@ def stats_windows(store: SampleStore, ids: list[str], seed: int = 0) -> Iterator
     for k in draws:
         sample_id = ids[int(k)]
         top, left = random_crop_window(rng, *store.shape(sample_id), STATS_WINDOW)
-        ref = dataclasses.replace(store.refs[sample_id], mask=None)
-        window = (top, left, STATS_WINDOW, STATS_WINDOW)
-        yield sample_id, store.spec.load(ref, store.bands, window)
+        yield sample_id, store.load(sample_id, labeled=False, window=(top, left, STATS_WINDOW, STATS_WINDOW))
 
 
 def _channels(spec: DatasetSpec, split: Split, d: Any, total: int, index: dict[str, RasterInfo]) -> list[int]:

@@ -23,6 +23,7 @@ from semiland.io import atomic_path
 PIL_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 IMAGE_SUFFIXES = PIL_SUFFIXES | {".tif", ".tiff", ".jp2", ".img", ".vrt"}
 
+DECODED_AS_RGB = ("P", "PA", "CMYK", "YCbCr")  # Pillow modes read as 3 RGB bands (palette PNGs, CMYK JPEGs)
 Box = tuple[int, int, int, int]  # (row, col, height, width): a window of a raster, in pixels
 
 
@@ -78,7 +79,7 @@ def open_raster(path: Path) -> Any:
 def _read_pil(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
-            if im.mode in ("P", "PA", "CMYK", "YCbCr"):
+            if im.mode in DECODED_AS_RGB:
                 im = im.convert("RGB")
             arr = np.asarray(im)
     except (OSError, SyntaxError, ValueError) as err:
@@ -100,13 +101,25 @@ def check_bands(path: Path, count: int, bands: list[int] | None, what: str = "da
 WINDOW_CACHE_BYTES = 256 * 2**20  # GDAL's block cache while reading training windows (its default: 5 % of RAM)
 
 
+def configure_gdal_for_many_files() -> None:
+    """GDAL's settings for reading headers and windows of many files, where the user set none: its block cache,
+    which would grow to 5 % of the machine's memory with the number of distinct blocks of open files read (more
+    data, more memory), held to `WINDOW_CACHE_BYTES`; and opens that do not list the file's folder looking for
+    sidecar files (.aux.xml, .ovr, .msk; in a folder of thousands of rasters that listing costs more than the
+    read): GDAL probes them one by one instead (GDAL_DISABLE_READDIR_ON_OPEN=TRUE)."""
+    from rasterio.env import set_gdal_config
+
+    if "GDAL_CACHEMAX" not in os.environ:
+        set_gdal_config("GDAL_CACHEMAX", WINDOW_CACHE_BYTES)
+    if "GDAL_DISABLE_READDIR_ON_OPEN" not in os.environ:
+        set_gdal_config("GDAL_DISABLE_READDIR_ON_OPEN", "TRUE")
+
+
 class _OpenRasters:
     """GDAL datasets kept open for windowed reads: a training run reads thousands of small windows of the same
     files, and opening one costs about a millisecond. Per process (forked DataLoader workers must not share a
-    GDAL handle), keyed by size and modification time (a replaced file is opened afresh), at most `size` open.
-    Blocks of open files stay in GDAL's block cache, which would grow to 5 % of the machine's memory with the
-    number of distinct blocks read (more data, more memory): it is held to `WINDOW_CACHE_BYTES` unless the
-    user set GDAL_CACHEMAX; and opens do not list the file's folder (GDAL_DISABLE_READDIR_ON_OPEN=TRUE)."""
+    GDAL handle; each sets `configure_gdal_for_many_files`), keyed by size and modification time (a replaced
+    file is opened afresh), at most `size` open."""
 
     def __init__(self, size: int = 64):
         self.size, self.pid = size, -1
@@ -115,14 +128,7 @@ class _OpenRasters:
     def get(self, path: Path) -> Any:
         if self.pid != os.getpid():  # a forked worker: the parent's handles are not ours to use
             self.open, self.pid = OrderedDict(), os.getpid()
-            from rasterio.env import set_gdal_config
-
-            if "GDAL_CACHEMAX" not in os.environ:
-                set_gdal_config("GDAL_CACHEMAX", WINDOW_CACHE_BYTES)
-            if "GDAL_DISABLE_READDIR_ON_OPEN" not in os.environ:
-                # an open would list the whole folder to look for sidecar files (.aux.xml, .ovr, .msk): in a
-                # folder of thousands of rasters that listing costs more than the read; probe them one by one
-                set_gdal_config("GDAL_DISABLE_READDIR_ON_OPEN", "TRUE")
+            configure_gdal_for_many_files()
         stat = path.stat()
         key = (str(path), stat.st_size, stat.st_mtime_ns)
         if key in self.open:

@@ -16,7 +16,8 @@ from PIL import Image
 from semiland.data.augment import crop_pad, random_crop_window
 from semiland.data.classes import IGNORE_INDEX
 from semiland.data.index import RasterInfo, read_info
-from semiland.data.sources import DatasetSpec, LoadedSample, SampleRef
+from semiland.data.raster import Box
+from semiland.data.sources import DatasetSpec, LoadedSample
 from semiland.data.stats import normalise
 from semiland.data.vector import is_vector
 from semiland.errors import SemilandError
@@ -76,9 +77,7 @@ class SampleStore:
         key = (sample_id, labeled, scaled and self.scale != 1)
         if key in self._cache:
             return self._cache[key]
-        ref = self.refs[sample_id] if labeled else dataclasses.replace(self.refs[sample_id], mask=None)
-        sample = self.spec.load(ref, self.bands)
-        self.check_bands(sample, ref)
+        sample = self.load(sample_id, labeled)
         if not labeled and self.pseudo_dir is not None:
             sample.mask = read_pseudo_mask(self.pseudo_dir / f"{sample_id}.png", sample.valid.shape)
         if key[2]:
@@ -87,14 +86,39 @@ class SampleStore:
             self._cache[key] = sample
         return sample
 
-    def blocks(self, sample_id: str) -> Iterator[LoadedSample]:
-        """The labeled sample in `BLOCK`² blocks when it is windowed and larger than one block (its mask's
-        size checked against the image's from the headers), else whole: masks checked in bounded memory."""
-        ref, side = self.refs[sample_id], BLOCK
+    def load(self, sample_id: str, labeled: bool = True, window: Box | None = None) -> LoadedSample:
+        """The sample (its mask only when `labeled`), whole or its `window`, its band count checked."""
+        ref = self.refs[sample_id] if labeled else dataclasses.replace(self.refs[sample_id], mask=None)
+        sample = self.spec.load(ref, self.bands, window)
+        if self.mean is not None and sample.image.shape[0] != len(self.mean):
+            raise SemilandError(
+                f"{ref.image} has {sample.image.shape[0]} bands but the run uses "
+                f"{len(self.mean)}; select bands with data.bands"
+            )
+        return sample
+
+    def block_grid(self, sample_id: str, side: int) -> list[Box] | None:
+        """side² blocks (the last of a row or column shorter) covering the sample where it is read by window
+        and larger than one block; None where it is read whole."""
+        if not self.by_window(sample_id):
+            return None
         height, width = self.shape(sample_id)
-        if not self.by_window(sample_id) or height * width <= side * side:
+        if height * width <= side * side:
+            return None
+        return [
+            (top, left, min(side, height - top), min(side, width - left))
+            for top in range(0, height, side)
+            for left in range(0, width, side)
+        ]
+
+    def blocks(self, sample_id: str) -> Iterator[LoadedSample]:
+        """The labeled sample in `BLOCK`² blocks where `block_grid` gives them (its mask's size checked against
+        the image's from the headers), else whole: masks checked in bounded memory."""
+        ref, grid = self.refs[sample_id], self.block_grid(sample_id, BLOCK)
+        if grid is None:
             yield self.raw(sample_id)
             return
+        height, width = self.shape(sample_id)
         if ref.mask is not None and ref.window is None and not is_vector(ref.mask):
             mask = read_info(ref.mask)
             if (mask.height, mask.width) != (height, width):
@@ -102,9 +126,8 @@ class SampleStore:
                     f"mask {ref.mask} is {mask.width}x{mask.height} px but image {ref.image} is "
                     f"{width}x{height}; masks must match their image"
                 )
-        for top in range(0, height, side):
-            for left in range(0, width, side):
-                yield self.spec.load(ref, self.bands, (top, left, side, side))
+        for box in grid:
+            yield self.load(sample_id, window=box)
 
     def central(self, sample_id: str, side: int) -> tuple[LoadedSample, str]:
         """The labeled sample whole, or its central side² window where it is larger and read by window (a
@@ -113,17 +136,8 @@ class SampleStore:
         if not self.by_window(sample_id) or max(height, width) <= side:
             return self.raw(sample_id), ""
         top, left = max(0, (height - side) // 2), max(0, (width - side) // 2)
-        sample = self.spec.load(self.refs[sample_id], self.bands, (top, left, side, side))
-        self.check_bands(sample, self.refs[sample_id])
+        sample = self.load(sample_id, window=(top, left, side, side))
         return sample, f" (its central {min(side, height)} × {min(side, width)} px of {height:,} × {width:,})"
-
-    def check_bands(self, sample: LoadedSample, ref: SampleRef) -> None:
-        """One line where a file holds another number of bands than the run's statistics."""
-        if self.mean is not None and sample.image.shape[0] != len(self.mean):
-            raise SemilandError(
-                f"{ref.image} has {sample.image.shape[0]} bands but the run uses "
-                f"{len(self.mean)}; select bands with data.bands"
-            )
 
     def normalise(self, image: np.ndarray, valid: np.ndarray) -> np.ndarray:
         assert self.mean is not None and self.std is not None, "a raw-only store cannot normalise"
@@ -155,7 +169,6 @@ class SampleStore:
         scale 1 it equals the whole sample's crop; otherwise the window under the crop and a margin of two
         output pixels, its edges on the output pixel grid, is resampled as `rescale` resamples the whole
         sample (equal up to the kernel's reach at the window's edge)."""
-        ref = self.refs[sample_id] if labeled else dataclasses.replace(self.refs[sample_id], mask=None)
         (h, w), (out_h, out_w) = self.shape(sample_id), self.shape(sample_id, scaled=True)
         m = 0 if (h, w) == (out_h, out_w) else 2
         o0, p0 = max(0, top - m), max(0, left - m)  # the window in output pixels…
@@ -163,9 +176,7 @@ class SampleStore:
         r0, c0 = round(o0 * h / out_h), round(p0 * w / out_w)  # …and in the file's pixels
         r1 = h if o1 == out_h else round(o1 * h / out_h)
         c1 = w if p1 == out_w else round(p1 * w / out_w)
-        box = (r0, c0, r1 - r0, c1 - c0)
-        sample = self.spec.load(ref, self.bands, box)
-        self.check_bands(sample, ref)
+        sample = self.load(sample_id, labeled, (r0, c0, r1 - r0, c1 - c0))
         if not labeled and self.pseudo_dir is not None:
             whole = read_pseudo_mask(self.pseudo_dir / f"{sample_id}.png", (h, w))
             sample.mask = whole[r0:r1, c0:c1]
