@@ -15,6 +15,7 @@ import argparse
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import numpy as np
 
 from semiland.bench.fixtures import make_raster, work_folder
 from semiland.console import info
+from semiland.errors import SemilandError
 from semiland.io import atomic_write_json
 from semiland.report.run_report import machine
 
@@ -83,7 +85,8 @@ def fit_peak(root: Path, run: Path, args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", FIT, *command], capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"the fit on {root} failed:\n{done.stderr[-3000:]}")
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise SemilandError(f"the fit on {root} failed: {last}")
     peak_kb = int(done.stdout.split("peak_kb")[-1].split()[0])
     return {"peak_rss_gb": peak_kb * 1024 / 1e9, "seconds": time.perf_counter() - started}
 
@@ -98,8 +101,8 @@ def run_fit_memory(args: argparse.Namespace) -> int:
             side, gb = round(side * args.scale), gb * args.scale
             root = work / f"{name}-{side}-{gb:g}-{args.unlabeled_side}"
             unlabeled = make_dataset(root, side, gb, source, args.unlabeled_side)
-            figures = fit_peak(root, work / f"run-{name}", args)
-            shutil.rmtree(work / f"run-{name}", ignore_errors=True)
+            with tempfile.TemporaryDirectory(prefix=f"run-{name}-", dir=work) as runs:  # only the fit's own run
+                figures = fit_peak(root, Path(runs) / "run", args)
             result[name] = {"labeled_side": side, "unlabeled_gb": unlabeled, **figures}
             info(
                 f"{name}: {side:,}² labeled + {unlabeled:.1f} GB unlabeled: peak {figures['peak_rss_gb']:.2f} GB, "
