@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from semiland.data import datamodule, prepare, store
+from semiland.data import chunks, datamodule, prepare, store
 from semiland.data.datamodule import CropStream
 from semiland.data.index import build_index
 from semiland.data.prepare import prepare_data
@@ -75,9 +75,10 @@ def stores(cfg, scale: float = 1.0) -> tuple[SampleStore, SampleStore]:
 def test_a_windowed_crop_equals_the_crop_of_the_whole_image(geo_root):
     whole, windowed = stores(folder_config(geo_root))
     ids = sorted(whole.refs)
-    for labeled in (True, False):
-        a = CropStream(whole, ids, crop=48, length=12, seed=3, labeled=labeled)
-        b = CropStream(windowed, ids, crop=48, length=12, seed=3, labeled=labeled)
+    for labeled, chunked in ((True, False), (False, False), (True, True), (False, True)):
+        # chunked: cut from windows read several crops at a time (a windowed store's default)
+        a = CropStream(whole, ids, crop=48, length=12, seed=3, labeled=labeled, batch=3, chunked=chunked)
+        b = CropStream(windowed, ids, crop=48, length=12, seed=3, labeled=labeled, batch=3, chunked=chunked)
         for k in range(len(a)):
             x, y = a[k], b[k]
             assert x.keys() == y.keys()
@@ -90,10 +91,49 @@ def test_a_windowed_crop_equals_the_crop_of_the_whole_image(geo_root):
     assert np.array_equal(centre.mask, full.mask[55:95, 45:85]) and note == " (its central 40 × 40 px of 150 × 130)"
     assert whole.central(ids[0], side=40)[1] == ""  # held in memory: shown whole
     # a crop larger than the image is padded the same way (image 0, valid False, mask ignore)
-    big_a = CropStream(whole, ids, crop=160, length=1, seed=0, labeled=True)[0]
+    big_a = CropStream(whole, ids, crop=160, length=1, seed=0, labeled=True, chunked=True)[0]
     big_b = CropStream(windowed, ids, crop=160, length=1, seed=0, labeled=True)[0]
     for key in big_a:
         assert np.array_equal(big_a[key].numpy(), big_b[key].numpy())
+
+
+def test_chunked_crop_corners_fall_uniformly_over_the_image():
+    # chunks start every ALIGN px (whole tiles) and overlap; drawn by weight, corners kept with 1 / count
+    for length, crop in ((3000, 64), (1100, 200), (700, 300), (513, 64)):
+        plan = chunks.axis_plan(length, crop, chunks.chunk_side(crop))
+        reach = plan.extent - crop
+        assert all(s % chunks.ALIGN == 0 for s in plan.starts[:-1]) and plan.starts[-1] + plan.extent == length
+        marginal = np.zeros(length - crop + 1)
+        for start, weight in zip(plan.starts, plan.weights):
+            kept = 1.0 / plan.counts[start : start + reach + 1]
+            marginal[start : start + reach + 1] += weight * kept / kept.sum()
+        assert marginal.min() > 0 and marginal.max() / marginal.min() < 1 + 1e-9, (length, crop)
+    # the draw within a chunk follows 1 / count: the corner of the chunk at 256 on a 3000-px axis
+    plan, rng = chunks.axis_plan(3000, 64, 512), np.random.default_rng(0)
+    offsets = np.array([chunks.corner(rng, plan, 256, 512, 64) for _ in range(20_000)])
+    doubly = plan.counts[256 + offsets] == 2  # corners two chunks reach are kept half as often
+    share = doubly.mean()
+    expected = (plan.counts[256:705] == 2).sum() / 2 / (1 / plan.counts[256:705]).sum()
+    assert abs(share - expected) < 0.02 and 0.3 < expected < 0.8
+
+
+def test_a_chunk_is_read_once_for_the_crops_it_serves(geo_root, monkeypatch):
+    _, windowed = stores(folder_config(geo_root))
+    reads: list[tuple] = []
+    real = windowed.region
+    monkeypatch.setattr(windowed, "region", lambda *a: reads.append(a) or real(*a))
+    ids = sorted(windowed.refs)
+    stream = CropStream(windowed, ids, crop=32, length=96, seed=0, labeled=False, batch=4)
+    items = [stream[k] for k in range(len(stream))]
+    # 150 × 130 images: a chunk is the whole image and serves 150·130 // 32² = 19 batches of its slot
+    assert 4 <= len(reads) <= 8 and len({r[0] for r in reads}) >= 3
+    again = CropStream(windowed, ids, crop=32, length=96, seed=0, labeled=False, batch=4)  # as a resumed run
+    assert all(np.array_equal(again[k]["image"], items[k]["image"]) for k in (95, 3, 50))
+    stream.epoch = 1
+    assert not np.array_equal(stream[0]["image"], items[0]["image"])
+    # two loader processes: each reads the chunks of its own batches (lane), the items a function of the index
+    lanes = CropStream(windowed, ids, crop=32, length=96, seed=0, labeled=False, batch=4, lanes=2)
+    assert len({lanes.chunks.locate(k, 0)[0] for k in range(96)}) == 8
 
 
 def test_a_windowed_crop_at_half_resolution_matches_the_resampled_image(geo_root):
@@ -253,6 +293,7 @@ def test_bench_read_speed_compares_windows_with_memory(tmp_path):
     for part in ("one_raster", "chips"):
         figures = result[part]["workers_0"]
         assert figures["in_memory_crops_s"] > 0 and figures["windowed_crops_s"] > 0
+        assert figures["windowed_one_read_per_crop_crops_s"] > 0
         assert figures["ratio"] == pytest.approx(figures["windowed_crops_s"] / figures["in_memory_crops_s"])
     assert result["chips"]["images"] == 4 and result["index_s_per_1000_files"] > 0
     assert main(args) == 0  # the generated rasters are reused
@@ -290,7 +331,7 @@ def test_vector_labels_in_another_crs_are_rasterized_onto_each_window(tmp_path):
         # reprojected polygons land on the same pixels, up to boundary pixels the round trip moves
         assert (mask[labeled] == truth[labeled]).mean() > 0.98 and labeled.mean() > 0.5
     ids = sorted(whole.refs)
-    a = CropStream(whole, ids, crop=48, length=10, seed=1, labeled=True)
+    a = CropStream(whole, ids, crop=48, length=10, seed=1, labeled=True, chunked=True)
     b = CropStream(windowed, ids, crop=48, length=10, seed=1, labeled=True)
     for k in range(len(a)):  # polygons crossing the window's border are cut where the window ends
         assert np.array_equal(a[k]["mask"].numpy(), b[k]["mask"].numpy())

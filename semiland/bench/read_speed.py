@@ -1,14 +1,17 @@
 """`semiland bench read-speed`: training crops read by window from the files vs cut from images held in memory.
 
 Two generated datasets of unlabeled 3-band uint8 GeoTIFFs (deflate): one `--size`² raster (tiled 256², the
-layout of a real orthophoto or scene) and `--files` small chips of `--chip`² px. For each, the same crops
-(`CropStream`, same seed: the same windows, the same model input) are drawn through a `DataLoader` twice:
+layout of a real orthophoto or scene) and `--files` small chips of `--chip`² px. For each, crops of the same
+size and the same distribution (corners uniform over the images; `CropStream`, same model input) are drawn
+through a `DataLoader`, as a run draws them:
 (a) in memory: `data.cache=true`, every image decoded once beforehand (not timed; the 20 000² raster takes
-    4.8 GB so);
-(b) by window: `data.cache=false`, only each crop's window read from the file (`SampleStore.crop`).
+    4.8 GB so), each crop cut from its image;
+(b) by window: `data.cache=false`, crops cut several at a time from chunks read by window (`ChunkedCrops`,
+    the default where a store reads by window);
+(c) by window, one read per crop (the first windowed path: what chunks save).
 Reported: crops/s of each with 0 and with `--workers` loader processes, the ratio (b)/(a), the peak
-resident memory of each (of this process: (b) is measured first, before anything is decoded into memory), and
-the file index's build time per thousand files (headers only, no cache).
+resident memory of each (of this process: (b) and (c) are measured first, before anything is decoded into
+memory), and the file index's build time per thousand files (headers only, no cache).
 """
 
 from __future__ import annotations
@@ -45,9 +48,14 @@ def make_chips(folder: Path, count: int, side: int) -> list[Path]:
     return paths
 
 
-def crops_per_second(store: SampleStore, ids: list[str], args: argparse.Namespace, workers: int) -> tuple[float, int]:
+def crops_per_second(
+    store: SampleStore, ids: list[str], args: argparse.Namespace, workers: int, chunked: bool | None = None
+) -> tuple[float, int]:
     """Crops/s through a DataLoader (after one warm-up batch) and the peak resident memory while drawing."""
-    stream = CropStream(store, ids, args.crop, args.batch * (args.batches + 1), seed=0, labeled=False)
+    stream = CropStream(
+        store, ids, args.crop, args.batch * (args.batches + 1), seed=0, labeled=False, batch=args.batch,
+        lanes=workers, chunked=chunked,
+    )  # fmt: skip
     loader = DataLoader(stream, batch_size=args.batch, num_workers=workers, persistent_workers=False)
     with PeakRSS() as rss:
         batches = iter(loader)
@@ -69,6 +77,7 @@ def measure(name: str, paths: list[Path], args: argparse.Namespace) -> dict[str,
     workers = sorted({0, args.workers})
     windowed = SampleStore(spec, None, mean, std, cache=False, windowed=True, index=index)
     by_window = {w: crops_per_second(windowed, ids, args, w) for w in workers}
+    per_crop = {w: crops_per_second(windowed, ids, args, w, chunked=False) for w in workers}
     memory = SampleStore(spec, None, mean, std, cache=True)
     started = time.perf_counter()
     for sample_id in progress_bar(ids, desc=f"{name}: decoding into memory", unit="image", disable=len(ids) < 50):
@@ -79,10 +88,12 @@ def measure(name: str, paths: list[Path], args: argparse.Namespace) -> dict[str,
         out[f"workers_{w}"] = {
             "in_memory_crops_s": mem_rate, "windowed_crops_s": win_rate, "ratio": win_rate / mem_rate,
             "in_memory_peak_rss_gb": mem_peak / 1e9, "windowed_peak_rss_gb": win_peak / 1e9,
+            "windowed_one_read_per_crop_crops_s": per_crop[w][0],
         }  # fmt: skip
         info(
             f"{name}, {w} workers: in memory {mem_rate:,.0f} crops/s (peak {mem_peak / 1e9:.2f} GB), "
-            f"by window {win_rate:,.0f} crops/s (peak {win_peak / 1e9:.2f} GB): {100 * win_rate / mem_rate:.0f} %"
+            f"by window {win_rate:,.0f} crops/s (peak {win_peak / 1e9:.2f} GB): {100 * win_rate / mem_rate:.0f} %; "
+            f"one read per crop {per_crop[w][0]:,.0f} crops/s"
         )
     return out
 

@@ -16,13 +16,16 @@ def random_crop_window(rng: np.random.Generator, height: int, width: int, crop: 
     return top, left
 
 
-def crop_pad(array: np.ndarray, top: int, left: int, crop: int, fill: float | int | bool) -> np.ndarray:
-    """Crop the last two axes to crop×crop at (top, left), padding with `fill` past the border."""
-    window = array[..., top : top + crop, left : left + crop]
+def crop_pad(
+    array: np.ndarray, top: int, left: int, crop: int | tuple[int, int], fill: float | int | bool
+) -> np.ndarray:
+    """Crop the last two axes to crop×crop (or (h, w)) at (top, left), padding with `fill` past the border."""
+    out_h, out_w = (crop, crop) if isinstance(crop, int) else crop
+    window = array[..., top : top + out_h, left : left + out_w]
     h, w = window.shape[-2:]
-    if (h, w) == (crop, crop):
+    if (h, w) == (out_h, out_w):
         return window
-    out = np.full((*array.shape[:-2], crop, crop), fill, dtype=array.dtype)
+    out = np.full((*array.shape[:-2], out_h, out_w), fill, dtype=array.dtype)
     out[..., :h, :w] = window
     return out
 

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from semiland.config import Config
 from semiland.console import info
 from semiland.data.augment import flip_rot90, speckle_db
+from semiland.data.chunks import ChunkedCrops
 from semiland.data.prepare import PreparedData
 from semiland.data.raster import Box
 from semiland.data.store import SampleStore
@@ -41,20 +42,33 @@ class CropStream(Dataset):
         labeled: bool,
         speckle: tuple[int, float] | None = None,
         shard: int | None = None,
+        batch: int = 1,
+        lanes: int = 1,
+        ranks: int = 1,
+        chunked: bool | None = None,
     ):
         """`speckle`: (first SAR band, looks) — labeled crops get SAR speckle noise (`data.sar_speckle_looks`).
-        `shard`: this rank's number where each DDP rank draws from its own share of the images."""
+        `shard`: this rank's number where each DDP rank draws from its own share of the images.
+        `chunked` (default: where the store reads by window): crops cut several from each window read
+        (`ChunkedCrops`, arranged for batches of `batch` drawn by `lanes` loader processes, the stream's
+        items dealt to `ranks` DDP ranks); else each crop drawn anywhere in its image."""
         self.store, self.ids, self.crop, self.length, self.seed, self.labeled = store, ids, crop, length, seed, labeled
         self.speckle = speckle
         self.key = () if shard is None else (shard,)  # ranks on their own shards draw their own crops
         self.epoch = 0  # set by the engine at each epoch start, before workers are forked
+        if chunked is None:
+            chunked = store.windowed
+        self.chunks = ChunkedCrops(store, ids, crop, seed, labeled, self.key, batch, lanes, ranks) if chunked else None
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index, int(self.labeled), *self.key])
-        crop = self.store.crop(self.ids[int(rng.integers(len(self.ids)))], self.labeled, rng, self.crop)
+        if self.chunks is not None:
+            crop = self.chunks(index, self.epoch, rng)
+        else:
+            crop = self.store.crop(self.ids[int(rng.integers(len(self.ids)))], self.labeled, rng, self.crop)
         image, valid = crop.image, crop.valid
         if self.speckle is not None and self.labeled:  # its own generator: crops and flips stay as without it
             noise_rng = np.random.default_rng([self.seed, self.epoch, index, 2])
@@ -190,12 +204,13 @@ class SegDataModule(L.LightningDataModule):
         if shard:
             ids = ids[rank::world]
         length = self.cfg.train.val_every * batch * (1 if shard else world)
+        ranks = world if world > 1 and not shard else 1  # a DistributedSampler deals this stream's items
         stream = CropStream(
             self.store, ids, self.cfg.data.crop_size, length, self.cfg.train.seed, labeled, self._speckle(),
-            shard=rank if shard else None,
+            shard=rank if shard else None, batch=batch, lanes=self.workers, ranks=ranks,
         )  # fmt: skip
         self.streams.append(stream)
-        sampler = DistributedSampler(stream, world, rank, shuffle=False) if world > 1 and not shard else None
+        sampler = DistributedSampler(stream, world, rank, shuffle=False) if ranks > 1 else None
         return DataLoader(stream, batch_size=batch, sampler=sampler, drop_last=True, num_workers=self.workers)
 
     def _speckle(self) -> tuple[int, float] | None:

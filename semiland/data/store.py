@@ -70,6 +70,13 @@ class SampleStore:
         h, w = ref.window[2:] if ref.window else (self.info(sample_id).height, self.info(sample_id).width)
         return scaled_shape((h, w), self.scale) if scaled else (h, w)
 
+    def scaled_shape(self, sample_id: str, labeled: bool) -> tuple[int, int]:
+        """(H, W) of the sample as training crops see it (at `data.scale`): from the headers where it is read by
+        window, else from the (cached) pixels."""
+        if self.by_window(sample_id):
+            return self.shape(sample_id, scaled=True)
+        return self.raw(sample_id, labeled, scaled=True).valid.shape
+
     def raw(self, sample_id: str, labeled: bool = True, scaled: bool = False) -> LoadedSample:
         """Image (+ its mask when `labeled`). Unlabeled samples never read the true mask, even where one
         exists on disk (Dubai's "unlabeled" tiles have them): they carry only pseudo-labels, if given.
@@ -145,34 +152,33 @@ class SampleStore:
 
     def crop(self, sample_id: str, labeled: bool, rng: np.random.Generator, size: int) -> LoadedSample:
         """A random size×size training crop at `data.scale` (padded past the border: image 0, valid False,
-        mask ignore). A window with no valid pixel (all nodata) is drawn again, up to `REDRAWS` times. Read by
-        window when the store is windowed and GDAL reads the file, else cut from the whole (cached) sample;
-        the two give the same crop for the same generator."""
-        windowed = self.by_window(sample_id)
-        whole = None if windowed else self.raw(sample_id, labeled, scaled=True)
-        height, width = self.shape(sample_id, scaled=True) if whole is None else whole.valid.shape
+        mask ignore). A window with no valid pixel (all nodata) is drawn again, up to `REDRAWS` times."""
+        height, width = self.scaled_shape(sample_id, labeled)
         for _ in range(REDRAWS):
             top, left = random_crop_window(rng, height, width, size)
-            if whole is None:
-                part = self._read_crop(sample_id, labeled, top, left, size)
-            else:
-                part = LoadedSample(
-                    crop_pad(whole.image, top, left, size, 0.0), crop_pad(whole.valid, top, left, size, False),
-                    None if whole.mask is None else crop_pad(whole.mask, top, left, size, IGNORE_INDEX),
-                )  # fmt: skip
+            part = self.region(sample_id, labeled, (top, left, size, size))
             if part.valid.any():
                 break
         return part
 
-    def _read_crop(self, sample_id: str, labeled: bool, top: int, left: int, size: int) -> LoadedSample:
-        """The crop at (top, left) of the sample at `data.scale`, reading only the file window under it. At
-        scale 1 it equals the whole sample's crop; otherwise the window under the crop and a margin of two
-        output pixels, its edges on the output pixel grid, is resampled as `rescale` resamples the whole
-        sample (equal up to the kernel's reach at the window's edge)."""
+    def region(self, sample_id: str, labeled: bool, box: Box) -> LoadedSample:
+        """The (top, left, h, w) box of the sample at `data.scale`, padded past the border. Read by window when
+        the store is windowed and GDAL reads the file, else cut from the whole (cached) sample; the two are
+        equal at scale 1."""
+        if not self.by_window(sample_id):
+            return cut(self.raw(sample_id, labeled, scaled=True), box)
+        return self._read_region(sample_id, labeled, box)
+
+    def _read_region(self, sample_id: str, labeled: bool, box: Box) -> LoadedSample:
+        """The box at `data.scale`, reading only the file window under it. At scale 1 it equals the whole
+        sample's box; otherwise the window under the box and a margin of two output pixels, its edges on the
+        output pixel grid, is resampled as `rescale` resamples the whole sample (equal up to the kernel's
+        reach at the window's edge)."""
+        top, left, size_h, size_w = box
         (h, w), (out_h, out_w) = self.shape(sample_id), self.shape(sample_id, scaled=True)
         m = 0 if (h, w) == (out_h, out_w) else 2
         o0, p0 = max(0, top - m), max(0, left - m)  # the window in output pixels…
-        o1, p1 = min(out_h, top + size + m), min(out_w, left + size + m)
+        o1, p1 = min(out_h, top + size_h + m), min(out_w, left + size_w + m)
         r0, c0 = round(o0 * h / out_h), round(p0 * w / out_w)  # …and in the file's pixels
         r1 = h if o1 == out_h else round(o1 * h / out_h)
         c1 = w if p1 == out_w else round(p1 * w / out_w)
@@ -182,12 +188,17 @@ class SampleStore:
             sample.mask = whole[r0:r1, c0:c1]
         if m:
             sample = rescale(sample, (o1 - o0, p1 - p0))
-        top, left = top - o0, left - p0
-        return LoadedSample(
-            crop_pad(sample.image, top, left, size, 0.0),
-            crop_pad(sample.valid, top, left, size, False),
-            None if sample.mask is None else crop_pad(sample.mask, top, left, size, IGNORE_INDEX),
-        )
+        return cut(sample, (top - o0, left - p0, size_h, size_w))
+
+
+def cut(sample: LoadedSample, box: Box) -> LoadedSample:
+    """The (top, left, h, w) box of a sample, padded past its border (image 0, valid False, mask ignore)."""
+    top, left, h, w = box
+    return LoadedSample(
+        crop_pad(sample.image, top, left, (h, w), 0.0),
+        crop_pad(sample.valid, top, left, (h, w), False),
+        None if sample.mask is None else crop_pad(sample.mask, top, left, (h, w), IGNORE_INDEX),
+    )
 
 
 def scaled_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:
