@@ -1,7 +1,9 @@
 """`semiland self-train`: offline self-training in rounds (see `methods/self_training.py` for the loss).
 
 OUT/round0/            the teacher: the supervised method on the labeled images
-OUT/round<r>/pseudo/   pseudo-labels of every unlabeled image (<region>/<stem>.png, index PNG, 255 = not kept)
+OUT/round<r>/pseudo/   pseudo-labels of every unlabeled image (<region>/<stem>.png, index PNG, 255 = not kept;
+                       a raster larger than 2048² that GDAL reads: <stem>.tif, tiled, labeled by blocks with
+                       top_q's quantiles per block)
                        + pseudo_stats.json (coverage, class shares, the share of each class's predictions
                        kept; accuracy and per-class recall / precision where true labels exist)
 OUT/round<r>/student/  a fresh student on labeled + pseudo-labeled images; the next round's teacher
@@ -11,6 +13,9 @@ OUT/self_training.json the per-round table
 from __future__ import annotations
 
 import dataclasses
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +27,9 @@ from semiland.config import Config, MethodConfig
 from semiland.console import progress_bar
 from semiland.data.classes import IGNORE_INDEX
 from semiland.data.prepare import PreparedData
-from semiland.data.store import SampleStore
+from semiland.data.raster import Box
+from semiland.data.sources import LoadedSample
+from semiland.data.store import BLOCK, SampleStore
 from semiland.engine.run_config import load_config
 from semiland.engine.runner import device_for_inference, fit, load_task
 from semiland.engine.sliding import class_indices
@@ -30,6 +37,22 @@ from semiland.errors import SemilandError
 from semiland.io import atomic_path, atomic_write_json, plan_output_folder, write_output_folder
 from semiland.methods.selection import confident_pseudo
 from semiland.report.run_report import test_run
+
+
+@contextmanager
+def pseudo_raster(path: Path, shape: tuple[int, int]) -> Iterator[Any]:
+    """A tiled, compressed uint8 GeoTIFF of `shape` (H, W) for a large raster's pseudo-labels, written by block
+    and read back by window; 255 (not kept) where nothing is written."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(
+            path, "w", driver="GTiff", height=shape[0], width=shape[1], count=1, dtype="uint8", tiled=True,
+            blockxsize=256, blockysize=256, compress="deflate", nodata=IGNORE_INDEX,
+        ) as dst:  # fmt: skip
+            yield dst
 
 
 def select_pixels(probs: torch.Tensor, threshold: float, top_q: float) -> np.ndarray:
@@ -50,7 +73,8 @@ def pseudo_label(
     task, _ = load_task(ckpt)
     device = device_for_inference()
     task.to(device)
-    store = SampleStore(data.spec, cfg.data.bands, data.mean, data.std, cache=False)
+    # rasters larger than a BLOCK² block that GDAL reads are labeled block by block (bounded memory)
+    store = SampleStore(data.spec, cfg.data.bands, data.mean, data.std, cache=False, windowed=True, index=data.index)
     k = data.spec.classes.num_classes
     refs = data.spec.by_id()
     predicted = np.zeros(k, dtype=np.int64)  # the teacher's argmax per class, kept or not
@@ -58,27 +82,45 @@ def pseudo_label(
     truth_vs_pseudo = np.zeros((k, k), dtype=np.int64)  # kept pixels with a true label: truth × pseudo-label
     truth_total = np.zeros(k, dtype=np.int64)  # every valid pixel with a true label, kept or not
     total = kept = 0
-    for sample_id in progress_bar(data.split.unlabeled, desc="pseudo-labels", unit="image"):
-        sample = store.raw(sample_id, labeled=False)
+
+    def label(sample_id: str, sample: LoadedSample, core: Box, window: Box | None) -> np.ndarray:
+        """Pseudo-labels of the `core` (top, left, h, w) of `sample` (context around it), counted."""
+        nonlocal total, kept
         image = torch.from_numpy(store.normalise(sample.image, sample.valid))[None].to(device)
-        probs = task.predict_logits(image)[0].softmax(0)
+        top, left, h, w = core
+        probs = task.predict_logits(image)[0].softmax(0)[:, top : top + h, left : left + w]
+        valid = sample.valid[top : top + h, left : left + w]
         pseudo = select_pixels(probs, threshold, top_q)
-        pseudo[~sample.valid] = IGNORE_INDEX
-        path = out / f"{sample_id}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            Image.fromarray(pseudo).save(tmp, format="PNG")
+        pseudo[~valid] = IGNORE_INDEX
         mask = pseudo != IGNORE_INDEX
-        total += int(sample.valid.sum())
+        total += int(valid.sum())
         kept += int(mask.sum())
-        predicted += np.bincount(class_indices(probs, 0).cpu().numpy()[sample.valid], minlength=k)[:k]
-        kept_per_class += np.bincount(pseudo[mask], minlength=k)[:k]
+        predicted[:] += np.bincount(class_indices(probs, 0).cpu().numpy()[valid], minlength=k)[:k]
+        kept_per_class[:] += np.bincount(pseudo[mask], minlength=k)[:k]
         if refs[sample_id].mask is not None:  # true labels exist: measure the pseudo-labels
-            truth = store.raw(sample_id, labeled=True).mask
-            known = sample.valid & (truth != IGNORE_INDEX)
-            truth_total += np.bincount(truth[known], minlength=k)[:k]
+            truth = store.raw(sample_id).mask if window is None else store.load(sample_id, window=window).mask
+            known = valid & (truth != IGNORE_INDEX)
+            truth_total[:] += np.bincount(truth[known], minlength=k)[:k]
             scored = mask & known
             np.add.at(truth_vs_pseudo, (truth[scored], pseudo[scored]), 1)
+        return pseudo
+
+    for sample_id in progress_bar(data.split.unlabeled, desc="pseudo-labels", unit="image"):
+        grid = store.block_grid(sample_id, BLOCK)
+        (out / sample_id).parent.mkdir(parents=True, exist_ok=True)
+        if grid is None:
+            sample = store.raw(sample_id, labeled=False)
+            pseudo = label(sample_id, sample, (0, 0, *sample.valid.shape), None)
+            with atomic_path(out / f"{sample_id}.png") as tmp:
+                Image.fromarray(pseudo).save(tmp, format="PNG")
+            continue
+        from rasterio.windows import Window
+
+        with atomic_path(out / f"{sample_id}.tif") as tmp, pseudo_raster(tmp, store.shape(sample_id)) as dst:
+            for block in grid:  # the eval tile of context around each block, as evaluation predicts blocks
+                sample, core = store.with_context(sample_id, block, cfg.data.eval_tile, labeled=False)
+                pseudo = label(sample_id, sample, core, block)
+                dst.write(pseudo[None], window=Window(block[1], block[0], block[3], block[2]))
     names = data.spec.classes.names
     correct, scored_per_class = np.diag(truth_vs_pseudo), truth_vs_pseudo.sum(0)
 

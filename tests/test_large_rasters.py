@@ -447,3 +447,31 @@ def test_images_in_two_crss_train_together_and_a_mask_off_its_grid_is_refused(tm
     err = capsys.readouterr().err
     assert "scene_1.tif is not on the grid of its image" in err and "CRS EPSG:32640 vs EPSG:32639" in err
     assert err.count("\n") == 1 and not (tmp_path / "run2").exists()
+
+
+def test_self_training_labels_a_large_raster_by_blocks_and_the_student_reads_them_by_window(tmp_path, monkeypatch):
+    from semiland import selftrain
+    from semiland.cli import main
+    from semiland.engine.runner import fit
+
+    root = make_dataset(tmp_path / "data")
+    cfg = folder_config(root, cache=False)  # labeled region_0, unlabeled region_1, val region_2, test region_3
+    teacher = fit(cfg, tmp_path / "teacher")
+    ckpt, data = teacher.best_ckpt, teacher.data
+    whole = selftrain.pseudo_label(ckpt, data, cfg, tmp_path / "whole", threshold=0.0, top_q=0.0)
+    monkeypatch.setattr(selftrain, "BLOCK", 64)  # 150 × 130 rasters: 3 × 3 blocks each
+    blocks = selftrain.pseudo_label(ckpt, data, cfg, tmp_path / "blocks", threshold=0.0, top_q=0.0)
+    for sample_id in data.split.unlabeled:
+        assert not (tmp_path / "blocks" / f"{sample_id}.png").exists()
+        tiled = store.read_pseudo_mask(tmp_path / "blocks", sample_id, (150, 130))
+        png = store.read_pseudo_mask(tmp_path / "whole", sample_id, (150, 130))
+        assert (tiled == png).mean() > 0.95  # the same up to where each block's tile grid falls
+        window = store.read_pseudo_mask(tmp_path / "blocks", sample_id, (150, 130), (20, 30, 50, 40))
+        assert np.array_equal(window, tiled[20:70, 30:70])
+    assert blocks["coverage"] == pytest.approx(whole["coverage"]) and blocks["accuracy"] > 0.2
+    # a whole round: the student reads the tiled pseudo-labels by window (data.cache=false)
+    args = ["self-train", "--config", "folder/unet", f"data.root={root}", "data.cache=false", "method.rounds=1",
+            "method.threshold=0.0", "model.arch=tiny_unet", "model.width=8", "train.steps=2", "train.val_every=2",
+            "data.crop_size=32", "data.eval_tile=64", "train.accelerator=cpu", "-o", str(tmp_path / "st")]  # fmt: skip
+    assert main(args) == 0
+    assert sorted(p.suffix for p in (tmp_path / "st" / "round1" / "pseudo").rglob("scene_*")) == [".tif"] * 2

@@ -630,3 +630,16 @@ def test_predict_pairs_sar_with_the_inputs_by_name_not_position(tmp_path):
         _sar_partners(sorted(s2.iterdir()), [str(s1_other)])
     with pytest.raises(SemilandError, match="2 optical inputs but 1 SAR rasters"):
         _sar_partners(sorted(s2.iterdir()), [str(s1 / "Spain_7_S1Hand.tif")])
+
+
+def test_a_resampled_sar_raster_is_read_by_window(tmp_path):
+    # SAR half a pixel off the optical grid: each optical window reads the SAR under it (and 2 px around)
+    shifted = from_origin(500005, 4000005, 10, 10)
+    root = floods_fixture(tmp_path / "s", chips=("Spain_1",), size=96, sar_transform=shifted)
+    spec = build_dataset(DataConfig(preset="sen1floods11", root=str(root), resample_sar=True))
+    whole = load_sample(spec.samples[0], spec.classes, None, None, spec.sar)
+    assert whole.valid.mean() > 0.9
+    for top, left, h, w in ((10, 20, 40, 30), (0, 0, 96, 96), (60, 70, 36, 26), (0, 50, 20, 46)):
+        part = load_sample(spec.samples[0], spec.classes, None, None, spec.sar, window=(top, left, h, w))
+        assert np.array_equal(part.valid, whole.valid[top : top + h, left : left + w])
+        assert np.allclose(part.image, whole.image[:, top : top + h, left : left + w], atol=1e-4)

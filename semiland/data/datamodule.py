@@ -103,14 +103,10 @@ class FullImages(Dataset):
         if block is None:
             sample = self.store.raw(sample_id)
         else:
-            top, left, h, w = block
-            r0, c0 = max(0, top - self.margin), max(0, left - self.margin)
-            sample = self.store.load(
-                sample_id, window=(r0, c0, top + h + self.margin - r0, left + w + self.margin - c0)
-            )
+            sample, (top, left, h, w) = self.store.with_context(sample_id, block, self.margin)
             assert sample.mask is not None
             core = np.zeros(sample.valid.shape, bool)
-            core[top - r0 : top - r0 + h, left - c0 : left - c0 + w] = True
+            core[top : top + h, left : left + w] = True
             sample.mask[~core] = self.store.spec.classes.ignore_index  # context only: scored by its own block
         image = self.store.normalise(sample.image, sample.valid)
         return {

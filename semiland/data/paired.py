@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from semiland.data.raster import Box, Raster, read_image
+from semiland.data.raster import Box, Raster, opened, read_image, window_covering
 from semiland.errors import SemilandError
 
 MODALITIES = ("both", "optical", "sar")
@@ -126,6 +126,14 @@ def _resample(sar_path: Path, sar: Raster, optical: Raster, optical_path: Path) 
     return Raster(out, valid, optical.profile)
 
 
+def _same_file_grid(sar_path: Path, optical_path: Path) -> bool:
+    """Whether two GDAL rasters share one grid (size, CRS, transform), from their open handles."""
+    a, b = opened(sar_path), opened(optical_path)
+    shape = (a.height, a.width), (b.height, b.width)
+    return grid_difference(shape[0], {"crs": a.crs, "transform": a.transform}, shape[1],
+                           {"crs": b.crs, "transform": b.transform}) is None  # fmt: skip
+
+
 def simulated_sar(optical: Raster, name: str, looks: int = 4) -> Raster:
     """Two SAR-like bands in dB from an optical image alone (never from labels), for a test bed where no real
     SAR exists: "VV" = backscatter from brightness (mean of the bands, so water and shadow are dark), "VH" =
@@ -152,14 +160,22 @@ def stack_sar(
     optical: Raster, optical_path: Path, sar_path: Path, opts: SarOptions, window: Box | None = None
 ) -> Raster:
     """The sample's bands as the pipeline sees them: optical, SAR or both stacked (optical first). `window`:
-    `optical` is that window of its file, and the same window of the SAR raster is read (same grid only:
-    a resampled pair is read whole)."""
-    if window is not None and opts.resample:
-        raise ValueError("a SAR raster resampled onto its optical grid is read whole, not by window")
+    `optical` is that window of its file, and the same window of the SAR raster is read; with
+    `data.resample_sar`, the window of the SAR raster under the optical window's ground (and two pixels
+    around it), resampled onto the optical window's grid."""
+    bands = list(opts.bands) if opts.bands else None
     if opts.simulate:
         sar = simulated_sar(optical, optical_path.name)
+    elif window is not None and opts.resample and not _same_file_grid(sar_path, optical_path):
+        under = window_covering(sar_path, optical.profile, optical.shape)
+        if under is None:  # no SAR under this window: nothing valid
+            count = len(bands) if bands else opened(sar_path).count
+            h, w = optical.shape
+            sar = Raster(np.zeros((count, h, w), np.float32), np.zeros((h, w), bool), optical.profile)
+        else:
+            sar = read_image(sar_path, bands, under)
     else:
-        sar = read_image(sar_path, list(opts.bands) if opts.bands else None, window)
+        sar = read_image(sar_path, bands, window)
     if difference := grid_difference(optical.shape, optical.profile, sar.shape, sar.profile):
         if not opts.resample:
             raise SemilandError(

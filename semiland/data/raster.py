@@ -7,6 +7,7 @@ JPEG / PNG go through Pillow (palette PNGs are expanded to RGB). Images come bac
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections import OrderedDict
@@ -141,6 +142,32 @@ class _OpenRasters:
 
 
 _OPEN = _OpenRasters()
+
+
+def opened(path: Path) -> Any:
+    """This process's open GDAL dataset of `path` (kept open for more windows; never close it)."""
+    return _OPEN.get(path)
+
+
+def window_covering(path: Path, profile: dict[str, Any], shape: tuple[int, int], margin: int = 2) -> Box | None:
+    """The window of `path` (a GDAL raster) that covers a grid of `shape` (H, W) with `profile`'s CRS and
+    transform, `margin` px wider on every side (a resampling kernel's reach), clipped to the raster; None where
+    the two do not overlap, or where `path` has the same grid as the whole raster `profile` describes."""
+    from rasterio.transform import array_bounds
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import from_bounds
+
+    src = opened(path)
+    bounds = array_bounds(*shape, profile["transform"])  # (west, south, east, north)
+    if src.crs is not None and profile.get("crs") is not None and src.crs != profile["crs"]:
+        bounds = transform_bounds(profile["crs"], src.crs, *bounds, densify_pts=21)
+    win = from_bounds(*bounds, transform=src.transform)
+    top, left = max(0, math.floor(win.row_off) - margin), max(0, math.floor(win.col_off) - margin)
+    bottom = min(src.height, math.ceil(win.row_off + win.height) + margin)
+    right = min(src.width, math.ceil(win.col_off + win.width) + margin)
+    if bottom <= top or right <= left:
+        return None
+    return top, left, bottom - top, right - left
 
 
 def _read_gdal(

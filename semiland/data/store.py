@@ -16,7 +16,7 @@ from PIL import Image
 from semiland.data.augment import crop_pad, random_crop_window
 from semiland.data.classes import IGNORE_INDEX
 from semiland.data.index import RasterInfo, read_info
-from semiland.data.raster import Box
+from semiland.data.raster import Box, opened
 from semiland.data.sources import DatasetSpec, LoadedSample
 from semiland.data.stats import normalise
 from semiland.data.vector import is_vector
@@ -51,8 +51,7 @@ class SampleStore:
         self.mean = np.asarray(mean, dtype=np.float32)[:, None, None] if mean is not None else None
         self.std = np.asarray(std, dtype=np.float32)[:, None, None] if std is not None else None
         self._cache: dict[tuple[str, bool], LoadedSample] = {}
-        # a SAR raster resampled onto its optical grid is read whole (its window is not the optical one's)
-        self.windowed = windowed and not (spec.sar is not None and spec.sar.resample)
+        self.windowed = windowed
         self.index = dict(index or {})
 
     def info(self, sample_id: str) -> RasterInfo:
@@ -86,7 +85,7 @@ class SampleStore:
             return self._cache[key]
         sample = self.load(sample_id, labeled)
         if not labeled and self.pseudo_dir is not None:
-            sample.mask = read_pseudo_mask(self.pseudo_dir / f"{sample_id}.png", sample.valid.shape)
+            sample.mask = read_pseudo_mask(self.pseudo_dir, sample_id, sample.valid.shape)
         if key[2]:
             sample = rescale(sample, scaled_shape(sample.valid.shape, self.scale))
         if self.cache_on:
@@ -136,6 +135,14 @@ class SampleStore:
         for box in grid:
             yield self.load(sample_id, window=box)
 
+    def with_context(self, sample_id: str, block: Box, margin: int, labeled: bool = True) -> tuple[LoadedSample, Box]:
+        """A block of the sample and `margin` px of context around it (clipped to the raster), and where the
+        block lies in it (top, left, h, w): a block predicted with the context a whole-image prediction sees."""
+        top, left, h, w = block
+        r0, c0 = max(0, top - margin), max(0, left - margin)
+        sample = self.load(sample_id, labeled, (r0, c0, top + h + margin - r0, left + w + margin - c0))
+        return sample, (top - r0, left - c0, h, w)
+
     def central(self, sample_id: str, side: int) -> tuple[LoadedSample, str]:
         """The labeled sample whole, or its central side² window where it is larger and read by window (a
         report's preview of a raster of any size), and a note saying which part it is ("" when whole)."""
@@ -184,8 +191,7 @@ class SampleStore:
         c1 = w if p1 == out_w else round(p1 * w / out_w)
         sample = self.load(sample_id, labeled, (r0, c0, r1 - r0, c1 - c0))
         if not labeled and self.pseudo_dir is not None:
-            whole = read_pseudo_mask(self.pseudo_dir / f"{sample_id}.png", (h, w))
-            sample.mask = whole[r0:r1, c0:c1]
+            sample.mask = read_pseudo_mask(self.pseudo_dir, sample_id, (h, w), (r0, c0, r1 - r0, c1 - c0))
         if m:
             sample = rescale(sample, (o1 - o0, p1 - p0))
         return cut(sample, (top - o0, left - p0, size_h, size_w))
@@ -224,15 +230,27 @@ def rescale(sample: LoadedSample, size: tuple[int, int]) -> LoadedSample:
     return LoadedSample(image, valid, mask)
 
 
-def read_pseudo_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """An index PNG written by `semiland self-train` → int64 (H, W) with 255 = ignore."""
+def read_pseudo_mask(folder: Path, sample_id: str, shape: tuple[int, int], window: Box | None = None) -> np.ndarray:
+    """The pseudo-labels `semiland self-train` wrote for a sample (`<id>.png`, or a tiled `<id>.tif` for a raster
+    it labeled by blocks, read by window), whole or their `window` → int64 (H, W) with 255 = ignore. `shape`:
+    the image's (H, W)."""
+    from rasterio.windows import Window
+
+    tif, png = folder / f"{sample_id}.tif", folder / f"{sample_id}.png"
+    path = tif if tif.is_file() else png
     if not path.is_file():
-        raise SemilandError(
-            f"pseudo-label mask {path} not found (data.pseudo_labels); re-run the pseudo-labeling round"
-        )
-    mask = np.asarray(Image.open(path)).astype(np.int64)
-    if mask.shape != shape:
-        raise SemilandError(
-            f"pseudo-label mask {path} is {mask.shape[1]}x{mask.shape[0]} px, its image {shape[1]}x{shape[0]}"
-        )
-    return mask
+        raise SemilandError(f"pseudo-label mask {png} not found (data.pseudo_labels); re-run the pseudo-labeling round")
+    if path == tif:
+        src = opened(tif)
+        size = (src.height, src.width)
+    else:
+        with Image.open(path) as image:
+            mask = np.asarray(image)
+        size = mask.shape
+    if size != tuple(shape):
+        raise SemilandError(f"pseudo-label mask {path} is {size[1]}x{size[0]} px, its image {shape[1]}x{shape[0]}")
+    if path == tif:
+        mask = src.read(1, window=None if window is None else Window(window[1], window[0], window[3], window[2]))
+    elif window is not None:
+        mask = mask[window[0] : window[0] + window[2], window[1] : window[1] + window[3]]
+    return mask.astype(np.int64)
