@@ -475,3 +475,27 @@ def test_self_training_labels_a_large_raster_by_blocks_and_the_student_reads_the
             "data.crop_size=32", "data.eval_tile=64", "train.accelerator=cpu", "-o", str(tmp_path / "st")]  # fmt: skip
     assert main(args) == 0
     assert sorted(p.suffix for p in (tmp_path / "st" / "round1" / "pseudo").rglob("scene_*")) == [".tif"] * 2
+
+
+def test_the_analysis_reads_a_large_raster_by_sub_tile_windows(geo_root, monkeypatch, tmp_path):
+    from semiland.analysis import inventory
+
+    data = prepare_data(folder_config(geo_root))
+    refs = data.spec.samples
+    whole = {r.id: list(inventory.image_parts(data.spec, r, None, 64, 4)) for r in refs}
+    lo, hi = inventory.band_range(refs, data.spec, None)
+    monkeypatch.setattr(inventory, "WINDOWED_PIXELS", 100)  # every 150 × 130 GeoTIFF counts as large
+    reads: list = []
+    real = type(data.spec).load
+    monkeypatch.setattr(
+        type(data.spec), "load", lambda self, *a: reads.append(a[-1] if len(a) > 2 else None) or real(self, *a)
+    )
+    for ref in refs:
+        for (box_a, a), (box_b, b) in zip(whole[ref.id], inventory.image_parts(data.spec, ref, None, 64, 4)):
+            assert box_a == box_b and np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask)
+    lo_w, hi_w = inventory.band_range(refs, data.spec, None)
+    assert np.all(np.abs(lo_w - lo) < 0.1 * (hi - lo)) and np.all(np.abs(hi_w - hi) < 0.1 * (hi - lo))
+    inv = inventory.build_inventory(data.spec, refs, tmp_path / "analysis", features="stats", subtile=64, per_image=4,
+                                    progress=False)  # fmt: skip
+    assert len(inv.ids) == 4 * len(refs) and inv.counts.sum() > 0
+    assert reads and None not in reads  # never a whole image

@@ -1,7 +1,8 @@
 """The analysis unit: sub-tiles of every image, each with appearance features and class pixel counts.
 
 Images are read one at a time (bounded memory) and cut into a grid of `subtile`-pixel windows (at most
-`per_image` of them, evenly spread, so a 10,000² tile does not yield thousands). Features and counts are
+`per_image` of them, evenly spread, so a 10,000² tile does not yield thousands); an image larger than
+WINDOWED_PIXELS that GDAL reads gives only those windows' pixels (read by window, never whole). Features and counts are
 cached in `OUT/cache/` under a key made of the files (path, size, mtime) and the settings, so re-running
 the analysis with other plots or splits reads them back instantly.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +20,36 @@ import numpy as np
 
 from semiland.analysis.features import Extractor, make_extractor
 from semiland.console import progress_bar
-from semiland.data.sources import DatasetSpec, SampleRef
+from semiland.data.index import read_info
+from semiland.data.sources import DatasetSpec, LoadedSample, SampleRef
+from semiland.data.store import cut
 from semiland.io import atomic_save
 
 STATS_IMAGES = 16  # images sampled (evenly) to fix each band's [2 %, 98 %] scaling range
+WINDOWED_PIXELS = 2048 * 2048  # larger images that GDAL reads are read by sub-tile window
+
+
+def is_large_raster(ref: SampleRef) -> bool:
+    """A whole file (not a window of one) larger than WINDOWED_PIXELS that GDAL reads by window."""
+    if ref.window is not None:
+        return False
+    info = read_info(ref.image)
+    return info.windowed and info.pixels > WINDOWED_PIXELS
+
+
+def image_parts(
+    spec: DatasetSpec, ref: SampleRef, bands: list[int] | None, subtile: int, per_image: int
+) -> Iterator[tuple[tuple[int, int, int, int], LoadedSample]]:
+    """The image's sub-tile boxes (`grid_boxes`) and each box's pixels (+ mask): a large raster GDAL reads gives
+    just those windows; any other image is read once, whole, and cut."""
+    if is_large_raster(ref):
+        info = read_info(ref.image)
+        for box in grid_boxes(info.height, info.width, subtile, per_image):
+            yield box, spec.load(ref, bands, box)
+        return
+    whole = spec.load(ref, bands)
+    for box in grid_boxes(*whole.valid.shape, subtile, per_image):
+        yield box, cut(whole, box)
 
 
 @dataclass
@@ -67,8 +95,15 @@ def band_range(refs: list[SampleRef], spec: DatasetSpec, bands: list[int] | None
     picks = [refs[i] for i in np.linspace(0, len(refs) - 1, min(STATS_IMAGES, len(refs))).round().astype(int)]
     lows, highs = [], []
     for ref in picks:
-        s = spec.load(dataclasses.replace(ref, mask=None), bands)  # pixels only
-        px = s.image[:, s.valid][:, ::97] if s.valid.any() else s.image.reshape(s.image.shape[0], -1)
+        pixels_only = dataclasses.replace(ref, mask=None)
+        if is_large_raster(ref):  # its sub-tiles' pixels
+            parts = [s for _, s in image_parts(spec, pixels_only, bands, 256, STATS_IMAGES)]
+            image = np.concatenate([p.image.reshape(p.image.shape[0], -1) for p in parts], 1)
+            valid = np.concatenate([p.valid.ravel() for p in parts])
+        else:
+            s = spec.load(pixels_only, bands)
+            image, valid = s.image.reshape(s.image.shape[0], -1), s.valid.ravel()
+        px = image[:, valid][:, ::97] if valid.any() else image
         lo, hi = np.quantile(px, [0.02, 0.98], axis=1)
         lows.append(lo)
         highs.append(hi)
@@ -115,17 +150,16 @@ def build_inventory(
 
     k = spec.classes.num_classes
     for ref in progress_bar(refs, desc="analyse images", unit="image", disable=not progress):
-        s = spec.load(ref, bands)
-        if extractor is None:
-            extractor = make_extractor(features, s.image.shape[0], weights)
-        scaled = np.clip((s.image - lo[:, None, None]) / (hi - lo)[:, None, None], 0, 1).astype(np.float32)
-        for r, c, h, w in grid_boxes(*s.valid.shape, subtile, per_image):
-            tile, valid = scaled[:, r : r + h, c : c + w], s.valid[r : r + h, c : c + w]
+        for (r, c, h, w), s in image_parts(spec, ref, bands, subtile, per_image):
+            if extractor is None:
+                extractor = make_extractor(features, s.image.shape[0], weights)
+            tile = np.clip((s.image - lo[:, None, None]) / (hi - lo)[:, None, None], 0, 1).astype(np.float32)
+            valid = s.valid
             if (h, w) != (subtile, subtile):  # small image: pad to the batch shape (padding is invalid)
                 tile = np.pad(tile, ((0, 0), (0, subtile - h), (0, subtile - w)))
                 valid = np.pad(valid, ((0, subtile - h), (0, subtile - w)))
             pending.append((tile, valid))
-            m = None if s.mask is None else s.mask[r : r + h, c : c + w]
+            m = s.mask
             counts.append(np.zeros(k, np.int64) if m is None else np.bincount(m[m < k].ravel(), minlength=k)[:k])
             ids.append(ref.id)
             regions.append(ref.region)
