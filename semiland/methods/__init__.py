@@ -6,6 +6,8 @@ import dataclasses
 import sys
 from typing import Any
 
+from torch import nn
+
 from semiland.config import build_dataclass
 from semiland.errors import SemilandError
 from semiland.methods.adversarial import Adversarial
@@ -64,7 +66,7 @@ def method_config(raw: dict[str, Any], saved: bool = False) -> MethodConfig:
     return build_dataclass(config, raw, "method")
 
 
-def build_method(cfg: MethodConfig | dict[str, Any], model, ctx: MethodContext) -> Method:
+def build_method(cfg: MethodConfig | dict[str, Any], model: nn.Module, ctx: MethodContext) -> Method:
     """The method `cfg` names (a checked Config, as `Config.method` holds it, or a raw `method:` mapping)."""
     if isinstance(cfg, dict):
         cfg = method_config(cfg)

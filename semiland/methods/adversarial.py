@@ -20,9 +20,20 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from semiland.config import limits
-from semiland.methods.base import Alarm, Method, ParamGroup, UnlabeledConfig, supervised_ce
+from semiland.methods.base import (
+    Alarm,
+    LabeledBatch,
+    Losses,
+    Method,
+    MethodContext,
+    ParamGroup,
+    UnlabeledBatch,
+    UnlabeledConfig,
+    supervised_ce,
+)
 from semiland.methods.network_modes import bn_stats_frozen, params_frozen
 from semiland.methods.selection import masked_ce
 from semiland.models.generative import FCDiscriminator
@@ -66,11 +77,11 @@ class Adversarial(Method):
         ),
     )
 
-    def __init__(self, model, cfg: AdversarialConfig, ctx):
+    def __init__(self, model: nn.Module, cfg: AdversarialConfig, ctx: MethodContext) -> None:
         super().__init__(model, cfg, ctx)
         self.discriminator = FCDiscriminator(ctx.num_classes, cfg.d_width)
 
-    def training_step(self, labeled, unlabeled, step):
+    def training_step(self, labeled: LabeledBatch, unlabeled: UnlabeledBatch | None, step: int) -> Losses:
         c, k = self.cfg, self.ctx.num_classes
         mask, valid_l = labeled["mask"], labeled["valid"] & (labeled["mask"] != self.ctx.ignore_index)
         logits_l = self.model(labeled["image"])  # (B, K, H, W)

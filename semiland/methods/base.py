@@ -17,13 +17,34 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 import torch
 from torch import nn
 
 from semiland.config import MethodConfig
 from semiland.errors import SemilandError
+
+
+class LabeledBatch(TypedDict):
+    """A labeled batch: image (B, C, H, W) float, mask (B, H, W) int64 (ignore_index where unknown), valid (B, H,
+    W) bool (False on nodata and padding)."""
+
+    image: torch.Tensor
+    mask: torch.Tensor
+    valid: torch.Tensor
+
+
+class UnlabeledBatch(TypedDict, total=False):
+    """An unlabeled batch: image and valid as in `LabeledBatch`; mask only where saved pseudo-labels are given
+    (self-training)."""
+
+    image: torch.Tensor
+    valid: torch.Tensor
+    mask: torch.Tensor
+
+
+Losses = dict[str, torch.Tensor]  # "loss" (back-propagated once) and the terms logged beside it
 
 TARGET_BN = ("running", "batch")
 UNLABELED_BN = ("batch", "labeled")
@@ -108,7 +129,7 @@ class Method(nn.Module):
     # here with the batch-norm switches every Config may have
     choices: ClassVar[dict[str, tuple[str, ...]]] = {}
 
-    def __init__(self, model: nn.Module, cfg: MethodConfig, ctx: MethodContext):
+    def __init__(self, model: nn.Module, cfg: MethodConfig, ctx: MethodContext) -> None:
         super().__init__()
         self.model, self.cfg, self.ctx = model, cfg, ctx
         for key, allowed in {"target_bn": TARGET_BN, "unlabeled_bn": UNLABELED_BN, **self.choices}.items():
@@ -123,9 +144,7 @@ class Method(nn.Module):
                 "confident fraction); give method.top_q=0 to keep the pixels above the threshold instead"
             )
 
-    def training_step(
-        self, labeled: dict[str, torch.Tensor], unlabeled: dict[str, torch.Tensor] | None, step: int
-    ) -> dict[str, torch.Tensor]:
+    def training_step(self, labeled: LabeledBatch, unlabeled: UnlabeledBatch | None, step: int) -> Losses:
         raise NotImplementedError
 
     def predict(self, image: torch.Tensor) -> torch.Tensor:

@@ -14,10 +14,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from semiland.config import limits
 from semiland.errors import SemilandError
-from semiland.methods.base import Method, TargetConfig, semi_losses, supervised_ce
+from semiland.methods.base import (
+    LabeledBatch,
+    Losses,
+    Method,
+    MethodContext,
+    TargetConfig,
+    UnlabeledBatch,
+    semi_losses,
+    supervised_ce,
+)
 from semiland.methods.network_modes import bn_stats_frozen, target_mode
 from semiland.methods.perturb import cutmix_box, mix
 from semiland.methods.selection import masked_ce, target_shares
@@ -34,13 +44,13 @@ class CPS(Method):
     Config = CPSConfig
     uses_unlabeled = True
 
-    def __init__(self, model, cfg: CPSConfig, ctx):
+    def __init__(self, model: nn.Module, cfg: CPSConfig, ctx: MethodContext) -> None:
         super().__init__(model, cfg, ctx)
         if ctx.model_factory is None:
             raise SemilandError("cps needs a second network: the engine must pass a model factory")
         self.model2 = ctx.model_factory()  # the same architecture, its own random initialisation
 
-    def training_step(self, labeled, unlabeled, step):
+    def training_step(self, labeled: LabeledBatch, unlabeled: UnlabeledBatch | None, step: int) -> Losses:
         c = self.cfg
         loss_sup = sum(
             supervised_ce(net(labeled["image"]), labeled, self.ctx.ignore_index) for net in (self.model, self.model2)

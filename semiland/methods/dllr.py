@@ -41,7 +41,16 @@ from torch import nn
 from semiland.config import MAX_SIDE, limits
 from semiland.errors import SemilandError
 from semiland.losses.transport import sinkhorn
-from semiland.methods.base import Method, TargetConfig, semi_losses, supervised_ce
+from semiland.methods.base import (
+    LabeledBatch,
+    Losses,
+    Method,
+    MethodContext,
+    TargetConfig,
+    UnlabeledBatch,
+    semi_losses,
+    supervised_ce,
+)
 from semiland.methods.network_modes import bn_stats_frozen, target_mode
 from semiland.methods.selection import masked_ce
 
@@ -73,7 +82,7 @@ def fuse(logits_o: torch.Tensor, logits_s: torch.Tensor) -> torch.Tensor:
 class TwoBranch(nn.Module):
     """One network per modality over the stacked input; forward gives the fused log-probabilities."""
 
-    def __init__(self, optical: nn.Module, sar: nn.Module, optical_channels: int):
+    def __init__(self, optical: nn.Module, sar: nn.Module, optical_channels: int) -> None:
         super().__init__()
         self.optical, self.sar, self.split = optical, sar, optical_channels
 
@@ -84,7 +93,7 @@ class TwoBranch(nn.Module):
         return fuse(*self.branches(x))
 
 
-def asymmetric_masks(b: int, h: int, w: int, patch: int, p_opt: float, p_sar: float, device) -> tuple[torch.Tensor, ...]:  # fmt: skip
+def asymmetric_masks(b: int, h: int, w: int, patch: int, p_opt: float, p_sar: float, device: torch.device) -> tuple[torch.Tensor, ...]:  # fmt: skip
     """(keep_optical, keep_sar), each (B, 1, H, W) of 0 / 1: a patch is hidden from at most one modality."""
     gh, gw = -(-h // patch), -(-w // patch)
     u = torch.rand(b, 1, gh, gw, device=device)
@@ -103,7 +112,7 @@ class DLLR(Method):
     heads = ("optical", "sar")  # `semiland test` also scores each branch alone: what each modality carries
     choices = {"levels": LEVELS}
 
-    def __init__(self, model, cfg: DLLRConfig, ctx):
+    def __init__(self, model: nn.Module, cfg: DLLRConfig, ctx: MethodContext) -> None:
         super().__init__(model, cfg, ctx)
         if len(ctx.channels) != 2:
             raise SemilandError(
@@ -169,7 +178,7 @@ class DLLR(Method):
             labels[unsure] = plan.argmax(1)
         return labels, used
 
-    def training_step(self, labeled, unlabeled, step):
+    def training_step(self, labeled: LabeledBatch, unlabeled: UnlabeledBatch | None, step: int) -> Losses:
         c, net = self.cfg, self.model
         logits_o, logits_s = net.branches(labeled["image"])
         loss_sup = sum(

@@ -39,7 +39,7 @@ from torch import nn
 
 from semiland.config import limits
 from semiland.errors import SemilandError
-from semiland.methods.base import semi_losses, supervised_ce
+from semiland.methods.base import LabeledBatch, Losses, MethodContext, UnlabeledBatch, semi_losses, supervised_ce
 from semiland.methods.network_modes import bn_stats_frozen
 from semiland.methods.perturb import cutmix_box, mix, random_flip, strong_photometric
 from semiland.methods.selection import ClassThresholds, confident_pseudo, masked_ce, target_shares, teacher_probs
@@ -114,7 +114,7 @@ class FixMatch(TargetRecipeMethod):
     Config = FixMatchConfig
     uses_unlabeled = True
 
-    def __init__(self, model, cfg, ctx):
+    def __init__(self, model: nn.Module, cfg: FixMatchConfig, ctx: MethodContext) -> None:
         super().__init__(model, cfg, ctx)
         if cfg.flex and cfg.top_q > 0:
             raise SemilandError(
@@ -123,7 +123,7 @@ class FixMatch(TargetRecipeMethod):
             )
         self.thresholds = ClassThresholds(ctx.num_classes, cfg.threshold, cfg.flex_momentum) if cfg.flex else None
 
-    def training_step(self, labeled, unlabeled, step):
+    def training_step(self, labeled: LabeledBatch, unlabeled: UnlabeledBatch | None, step: int) -> Losses:
         c = self.cfg
         loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
         if self.burning_in(step):

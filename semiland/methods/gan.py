@@ -18,10 +18,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from semiland.config import limits
 from semiland.errors import SemilandError
-from semiland.methods.base import Alarm, Method, ParamGroup, UnlabeledConfig, supervised_ce
+from semiland.methods.base import (
+    Alarm,
+    LabeledBatch,
+    Losses,
+    Method,
+    MethodContext,
+    ParamGroup,
+    UnlabeledBatch,
+    UnlabeledConfig,
+    supervised_ce,
+)
 from semiland.methods.network_modes import bn_stats_frozen, params_frozen
 from semiland.models.generative import Generator
 
@@ -65,7 +76,7 @@ class GAN(Method):
         ),
     )
 
-    def __init__(self, model, cfg: GANConfig, ctx):
+    def __init__(self, model: nn.Module, cfg: GANConfig, ctx: MethodContext) -> None:
         super().__init__(model, cfg, ctx)
         if cfg.g_loss not in ("minimax", "feature_matching"):
             raise SemilandError(f"method.g_loss must be minimax or feature_matching, got '{cfg.g_loss}'")
@@ -74,7 +85,7 @@ class GAN(Method):
         self.model = ctx.model_factory(num_classes=ctx.num_classes + 1)  # K classes + "fake"
         self.generator = Generator(ctx.in_channels, cfg.z_channels, cfg.g_width)
 
-    def training_step(self, labeled, unlabeled, step):
+    def training_step(self, labeled: LabeledBatch, unlabeled: UnlabeledBatch | None, step: int) -> Losses:
         c, k = self.cfg, self.ctx.num_classes
         x_u, valid_u = unlabeled["image"], unlabeled["valid"]
         b, _, h, w = x_u.shape

@@ -13,10 +13,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from semiland.config import limits
 from semiland.errors import SemilandError
-from semiland.methods.base import Method, UnlabeledConfig, ramped, semi_losses, supervised_ce
+from semiland.methods.base import (
+    LabeledBatch,
+    Losses,
+    Method,
+    MethodContext,
+    UnlabeledBatch,
+    UnlabeledConfig,
+    ramped,
+    semi_losses,
+    supervised_ce,
+)
 from semiland.methods.network_modes import bn_stats_frozen
 from semiland.methods.perturb import random_flip, strong_photometric
 from semiland.methods.selection import masked_mse, teacher_probs
@@ -40,13 +51,13 @@ class MeanTeacher(Method):
     Config = MeanTeacherConfig
     uses_unlabeled = True
 
-    def __init__(self, model, cfg: MeanTeacherConfig, ctx):
+    def __init__(self, model: nn.Module, cfg: MeanTeacherConfig, ctx: MethodContext) -> None:
         super().__init__(model, cfg, ctx)
         if cfg.predict_with not in ("teacher", "student"):
             raise SemilandError(f"method.predict_with must be 'teacher' or 'student', got '{cfg.predict_with}'")
         self.teacher = ema_copy(model)
 
-    def training_step(self, labeled, unlabeled, step):
+    def training_step(self, labeled: LabeledBatch, unlabeled: UnlabeledBatch | None, step: int) -> Losses:
         c = self.cfg
         loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
         x_w, valid = random_flip(unlabeled["image"], unlabeled["valid"])

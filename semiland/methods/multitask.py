@@ -19,11 +19,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from semiland.config import limits
 from semiland.errors import SemilandError
 from semiland.losses import DEFAULT_LAMBDA, RECONSTRUCTS, aux_loss
-from semiland.methods.base import Method, UnlabeledConfig, semi_losses, supervised_ce
+from semiland.methods.base import (
+    LabeledBatch,
+    Losses,
+    Method,
+    MethodContext,
+    UnlabeledBatch,
+    UnlabeledConfig,
+    semi_losses,
+    supervised_ce,
+)
 from semiland.methods.network_modes import bn_stats_frozen
 from semiland.models.multitask import BerundaNet, WNet
 
@@ -45,7 +55,7 @@ class MultiTask(Method):
     Config = MultiTaskConfig
     uses_unlabeled = True
 
-    def __init__(self, model, cfg: MultiTaskConfig, ctx):
+    def __init__(self, model: nn.Module, cfg: MultiTaskConfig, ctx: MethodContext) -> None:
         super().__init__(model, cfg, ctx)
         self.loss = aux_loss(cfg.aux_loss)
         if cfg.network not in NETWORKS:
@@ -62,7 +72,7 @@ class MultiTask(Method):
             aux_net = ctx.model_factory(num_classes=aux_channels)
             self.model = BerundaNet(model, aux_net, cfg.network.removeprefix("berunda_"))
 
-    def training_step(self, labeled, unlabeled, step):
+    def training_step(self, labeled: LabeledBatch, unlabeled: UnlabeledBatch | None, step: int) -> Losses:
         logits, aux_l = self.model.multitask(labeled["image"])
         loss_sup = supervised_ce(logits, labeled, self.ctx.ignore_index)
         # Unlabeled images in a pass of their own: batch norm's running statistics stay those of the labeled

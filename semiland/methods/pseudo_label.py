@@ -14,7 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from semiland.config import limits
-from semiland.methods.base import Method, TargetConfig, ramped, semi_losses, supervised_ce
+from semiland.methods.base import (
+    LabeledBatch,
+    Losses,
+    Method,
+    TargetConfig,
+    UnlabeledBatch,
+    ramped,
+    semi_losses,
+    supervised_ce,
+)
 from semiland.methods.network_modes import bn_stats_frozen
 from semiland.methods.selection import confident_pseudo, masked_ce, target_shares, teacher_probs
 
@@ -32,7 +41,7 @@ class PseudoLabel(Method):
     Config = PseudoLabelConfig
     uses_unlabeled = True
 
-    def training_step(self, labeled, unlabeled, step):
+    def training_step(self, labeled: LabeledBatch, unlabeled: UnlabeledBatch | None, step: int) -> Losses:
         c = self.cfg
         loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
         # The unlabeled crops train in a pass of their own: one forward over labeled + unlabeled let batch norm mix

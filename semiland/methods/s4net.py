@@ -13,9 +13,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torch import nn
+
 from semiland.config import limits
 from semiland.errors import SemilandError
-from semiland.methods.base import Method, UnlabeledConfig, ramped, semi_losses, supervised_ce
+from semiland.methods.base import (
+    LabeledBatch,
+    Losses,
+    Method,
+    MethodContext,
+    UnlabeledBatch,
+    UnlabeledConfig,
+    ramped,
+    semi_losses,
+    supervised_ce,
+)
 from semiland.methods.network_modes import bn_stats_frozen
 from semiland.methods.perturb import invert_affine, random_affine, warp, warp_valid
 from semiland.methods.selection import masked_mse, teacher_probs
@@ -39,13 +51,13 @@ class S4Net(Method):
     Config = S4NetConfig
     uses_unlabeled = True
 
-    def __init__(self, model, cfg: S4NetConfig, ctx):
+    def __init__(self, model: nn.Module, cfg: S4NetConfig, ctx: MethodContext) -> None:
         super().__init__(model, cfg, ctx)
         if cfg.teacher not in ("pi", "ema"):
             raise SemilandError(f"method.teacher must be 'pi' or 'ema', got '{cfg.teacher}'")
         self.teacher = ema_copy(model) if cfg.teacher == "ema" else None
 
-    def training_step(self, labeled, unlabeled, step):
+    def training_step(self, labeled: LabeledBatch, unlabeled: UnlabeledBatch | None, step: int) -> Losses:
         c = self.cfg
         logits_l = self.model(labeled["image"])
         loss_sup = supervised_ce(logits_l, labeled, self.ctx.ignore_index)

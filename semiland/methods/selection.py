@@ -72,7 +72,7 @@ class ClassThresholds(nn.Module):
     (docs/benchmarks.md, "Class-wise thresholds do not keep the vegetation").
     """
 
-    def __init__(self, num_classes: int, threshold: float, momentum: float):
+    def __init__(self, num_classes: int, threshold: float, momentum: float) -> None:
         super().__init__()
         self.threshold, self.momentum = threshold, momentum
         self.register_buffer("sigma", torch.full((num_classes,), 1.0 / num_classes))  # (K,): uniform start

@@ -14,7 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from semiland.config import limits
-from semiland.methods.base import Method, UnlabeledConfig, semi_losses, supervised_ce
+from semiland.methods.base import (
+    LabeledBatch,
+    Losses,
+    Method,
+    UnlabeledBatch,
+    UnlabeledConfig,
+    semi_losses,
+    supervised_ce,
+)
 from semiland.methods.network_modes import bn_stats_frozen
 
 
@@ -32,7 +40,7 @@ class SelfTraining(Method):
     uses_unlabeled = True
     unlabeled_masks = True  # the unlabeled stream must carry saved pseudo-labels (data.pseudo_labels)
 
-    def training_step(self, labeled, unlabeled, step):
+    def training_step(self, labeled: LabeledBatch, unlabeled: UnlabeledBatch | None, step: int) -> Losses:
         loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
         # Pseudo-labeled images in a pass of their own, batch-norm running statistics from the labeled pass: one
         # joint batch collapsed online pseudo-labeling on Dubai even with its loss on (pseudo_label.py).

@@ -30,7 +30,7 @@ from torch import nn
 
 from semiland.config import limits
 from semiland.errors import SemilandError
-from semiland.methods.base import Method, TargetConfig, semi_losses
+from semiland.methods.base import Method, MethodContext, TargetConfig, semi_losses
 from semiland.methods.selection import kept_class_counts
 
 TEACHERS = ("self", "ema")
@@ -56,7 +56,7 @@ class DistributionAlignment(nn.Module):
     (K,) the labeled pixels' class shares, `predicted` (K,) the mean predicted distribution on unlabeled
     pixels; both start uniform and move with momentum m per step."""
 
-    def __init__(self, num_classes: int, momentum: float):
+    def __init__(self, num_classes: int, momentum: float) -> None:
         super().__init__()
         self.momentum = momentum
         self.register_buffer("labeled", torch.full((num_classes,), 1.0 / num_classes))
@@ -91,7 +91,7 @@ class TargetRecipeMethod(Method):
 
     choices = {"teacher": TEACHERS}
 
-    def __init__(self, model, cfg: TargetRecipeConfig, ctx):
+    def __init__(self, model: nn.Module, cfg: TargetRecipeConfig, ctx: MethodContext) -> None:
         super().__init__(model, cfg, ctx)  # checks teacher against TEACHERS (`choices`)
         if cfg.teacher == "ema" and cfg.unlabeled_bn == "labeled":
             raise SemilandError(

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from semiland.config import limits
-from semiland.methods.base import semi_losses, supervised_ce
+from semiland.methods.base import LabeledBatch, Losses, MethodContext, UnlabeledBatch, semi_losses, supervised_ce
 from semiland.methods.fixmatch import strong_view, weak_targets
 from semiland.methods.network_modes import bn_stats_frozen
 from semiland.methods.selection import masked_ce, target_shares
@@ -43,11 +44,11 @@ class UniMatch(TargetRecipeMethod):
     Config = UniMatchConfig
     uses_unlabeled = True
 
-    def __init__(self, model, cfg: UniMatchConfig, ctx):
+    def __init__(self, model: nn.Module, cfg: UniMatchConfig, ctx: MethodContext) -> None:
         super().__init__(model, cfg, ctx)
         self.encode, self.decode = split_model(model)  # fails early, with one line, for a model without a split
 
-    def training_step(self, labeled, unlabeled, step):
+    def training_step(self, labeled: LabeledBatch, unlabeled: UnlabeledBatch | None, step: int) -> Losses:
         c = self.cfg
         loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
         if self.burning_in(step):

@@ -15,9 +15,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from semiland.config import limits
-from semiland.methods.base import Alarm, Method, UnlabeledConfig, semi_losses, supervised_ce
+from semiland.methods.base import (
+    Alarm,
+    LabeledBatch,
+    Losses,
+    Method,
+    MethodContext,
+    UnlabeledBatch,
+    UnlabeledConfig,
+    semi_losses,
+    supervised_ce,
+)
 from semiland.methods.network_modes import bn_stats_frozen
 from semiland.models import model_parts
 from semiland.models.generative import VariationalBranch
@@ -48,7 +59,7 @@ class VAE(Method):
         ),
     )
 
-    def __init__(self, model, cfg: VAEConfig, ctx):
+    def __init__(self, model: nn.Module, cfg: VAEConfig, ctx: MethodContext) -> None:
         super().__init__(model, cfg, ctx)
         self.parts = model_parts(model)
         encoder, was_training = self.parts.encoder, self.parts.encoder.training
@@ -58,11 +69,11 @@ class VAE(Method):
             encoder.train(was_training)
         self.branch = VariationalBranch(deepest.shape[1], ctx.in_channels, cfg.latent)
 
-    def _deepest(self, features) -> torch.Tensor:
+    def _deepest(self, features: list[torch.Tensor]) -> torch.Tensor:
         # smp / our U-Nets return a list of features (deepest last); SegNet its (x, indices, sizes) state
         return features[-1] if torch.is_tensor(features[-1]) else features[0]
 
-    def training_step(self, labeled, unlabeled, step):
+    def training_step(self, labeled: LabeledBatch, unlabeled: UnlabeledBatch | None, step: int) -> Losses:
         c = self.cfg
         features = self.parts.encoder(labeled["image"])  # shared by both paths
         logits = self.parts.head(self.parts.decoder(features))
