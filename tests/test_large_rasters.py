@@ -499,3 +499,23 @@ def test_the_analysis_reads_a_large_raster_by_sub_tile_windows(geo_root, monkeyp
                                     progress=False)  # fmt: skip
     assert len(inv.ids) == 4 * len(refs) and inv.counts.sum() > 0
     assert reads and None not in reads  # never a whole image
+
+
+def test_a_chunk_with_no_valid_pixel_is_moved_and_ranks_draw_their_own_chunks(tmp_path, monkeypatch):
+    root = make_dataset(tmp_path / "data", size=(64, 2000), nodata_hole=False)
+    path = root / "region_0" / "images" / "scene_0.tif"
+    with rasterio.open(path) as src:
+        image = src.read()
+    image[:, :, :1700] = 0  # data only in the last 300 columns: most 512-px chunks hold none
+    write_tif(path, image, nodata=0)
+    _, windowed = stores(folder_config(root))
+    stream = CropStream(windowed, ["region_0/scene_0"], crop=32, length=64, seed=0, labeled=True, batch=8)
+    with_data = sum(bool(stream[k]["valid"].any()) for k in range(len(stream)))
+    assert with_data >= 56  # a uniform chunk holds data about 1 time in 4; moved up to 10 times
+    monkeypatch.setattr(chunks, "REDRAWS", 1)
+    again = CropStream(windowed, ["region_0/scene_0"], crop=32, length=64, seed=0, labeled=True, batch=8)
+    assert sum(bool(again[k]["valid"].any()) for k in range(len(again))) <= 32  # never moved
+    # under DDP (a DistributedSampler deals items i ≡ rank mod ranks) each rank walks chunks of its own
+    ddp = CropStream(windowed, ["region_0/scene_0"], crop=32, length=64, seed=0, labeled=True, batch=4, ranks=2)
+    slots = {k % 2: ddp.chunks.locate(k, 0)[0] for k in (0, 1)}
+    assert slots[0] != slots[1] and slots[0][1] == 0 and slots[1][1] == 1
