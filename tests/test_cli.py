@@ -257,7 +257,7 @@ def test_fit_resume_from_the_command_line(synth_root, tmp_path):
     from semiland.engine.checkpoint import read_checkpoint
 
     assert read_checkpoint(run / "checkpoints" / "last.ckpt")["semiland"]["train_step"] == 4
-    from semiland.report.figures import read_log
+    from semiland.engine.run_folder import read_log
 
     # the log keeps the validation of the first segment (step 2) and adds the resumed one (step 4)
     assert [int(s) for s, _ in read_log(run / "logs" / "metrics.csv")["val/mIoU"]] == [2, 4]

@@ -79,9 +79,9 @@ def test_training_metrics_are_logged_only_on_the_steps_the_loggers_write(synth_r
     """`self.log` costs host time every call (a step's 3 % on this CPU, more of a GPU's short steps): the engine
     logs on the logger's steps only, and metrics.csv holds each of those steps' own loss, as when it logged every
     step."""
+    from semiland.engine.run_folder import read_log
     from semiland.engine.task import SegTask
     from semiland.methods.supervised import Supervised
-    from semiland.report.figures import read_log
 
     losses, logged = [], []
     step = Supervised.training_step

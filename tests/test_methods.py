@@ -402,8 +402,8 @@ def test_mean_teacher_student_view_follows_its_config(monkeypatch):
 def test_run_report_plots_the_class_shares_of_the_pseudo_labels(synth_root, tmp_path):
     """FixMatch's run logs `target/<class>` under its class names and its report draws them; a supervised run has
     none, so a report of it alone shows no such figure."""
+    from semiland.engine.run_folder import read_log
     from semiland.engine.runner import fit
-    from semiland.report.figures import read_log
     from semiland.report.run_report import build_run_report, evaluate_run
 
     from .conftest import tiny_config

@@ -20,10 +20,10 @@ from semiland.analysis.run import AnalyzeOptions
 from semiland.analysis.split_advice import suggest_split
 from semiland.bench.sweep import RunSpec, run_one, snapshot_config
 from semiland.data.presets import build_dataset
+from semiland.engine.precision import machine
 from semiland.engine.run_config import load_config
 from semiland.errors import SemilandError
 from semiland.io import atomic_write_json, atomic_write_text, ensure_writable_dir
-from semiland.report.run_report import machine
 
 
 def _regions(text: str) -> list[str]:

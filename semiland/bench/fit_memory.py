@@ -24,9 +24,9 @@ import numpy as np
 
 from semiland.bench.fixtures import make_raster, work_folder
 from semiland.console import info
+from semiland.engine.precision import machine
 from semiland.errors import SemilandError
 from semiland.io import atomic_write_json
-from semiland.report.run_report import machine
 
 CLASSES = "name,r,g,b\nbare,200,180,120\nbuilt,200,40,40\nwater,40,80,200\n"
 

@@ -28,13 +28,13 @@ from semiland.bench.fixtures import PeakRSS, make_raster
 from semiland.data.classes import ClassTable
 from semiland.data.raster import read_image, write_class_geotiff
 from semiland.data.stats import normalise
+from semiland.engine.precision import machine
 from semiland.engine.run_config import load_config
 from semiland.engine.runner import build_task, load_task
 from semiland.engine.sliding import at_scale, ceil_to, class_indices, sliding_window_logits
 from semiland.inference.predict import PredictOptions, Predictor
 from semiland.inference.stream import NODATA, Grid
 from semiland.io import atomic_write_json, atomic_write_text
-from semiland.report.run_report import machine
 
 
 def naive_predict(task: Any, cfg: Any, src: Path, dst: Path, tile: int, overlap: float) -> None:

@@ -30,8 +30,8 @@ from semiland.data.datamodule import CropStream
 from semiland.data.index import build_index
 from semiland.data.sources import DatasetSpec, SampleRef
 from semiland.data.store import SampleStore
+from semiland.engine.precision import machine
 from semiland.io import atomic_write_json
-from semiland.report.run_report import machine
 
 CLASSES = ClassTable(names=("a", "b"), colors=((0, 0, 0), (255, 255, 255)))
 

@@ -39,11 +39,10 @@ from semiland.data.presets import build_dataset
 from semiland.engine.checkpoint import read_checkpoint, slim_checkpoint
 from semiland.engine.precision import device_name, strict_float32
 from semiland.engine.run_config import load_config
-from semiland.engine.run_folder import RunFolder, evaluation_folder
+from semiland.engine.run_folder import RunFolder, evaluation_folder, read_log
 from semiland.engine.runner import fit
 from semiland.errors import SemilandError
 from semiland.io import atomic_write_json, atomic_write_text, claim, ensure_writable_dir
-from semiland.report.figures import read_log
 from semiland.report.run_report import test_run
 
 

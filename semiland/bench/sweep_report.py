@@ -25,11 +25,11 @@ from semiland.bench.sweep_summary import (
     trained_on,
     val_curves,
 )
+from semiland.engine.precision import machine
 from semiland.engine.run_folder import evaluation_folder
 from semiland.io import atomic_write_json, atomic_write_text
 from semiland.report.figures import plot_sweep, plot_sweep_curves
 from semiland.report.html import Report, write_report
-from semiland.report.run_report import machine
 
 
 def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, command: str, quiet: bool = False) -> None:

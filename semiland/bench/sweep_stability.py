@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from semiland.bench.sweep_summary import ORACLE, Table, cell_folder, cell_method, cell_run
+from semiland.engine.run_folder import read_log
 from semiland.methods import METHODS
-from semiland.report.figures import read_log
 from semiland.report.run_report import run_warnings
 
 TAIL = 300  # training steps at the end whose logged values say where a watched quantity ended

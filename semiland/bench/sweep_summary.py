@@ -18,9 +18,9 @@ import yaml
 from scipy.stats import ttest_1samp
 
 from semiland.data.prepare import prepare_data
-from semiland.engine.run_folder import RunFolder
+from semiland.engine.run_folder import RunFolder, read_log
 from semiland.engine.runner import load_task
-from semiland.report.figures import plot_panels, read_log
+from semiland.report.figures import plot_panels
 from semiland.report.run_report import RunOutcome, panel_rows
 
 ORACLE = "oracle"

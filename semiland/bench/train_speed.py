@@ -22,13 +22,12 @@ from torch.utils.data import DataLoader, Dataset
 from semiland.config import DataConfig
 from semiland.data.classes import ClassTable
 from semiland.data.paired import SIMULATED_SAR_BANDS
-from semiland.engine.precision import strict_float32
+from semiland.engine.precision import machine, strict_float32
 from semiland.engine.run_config import config_from_dict
 from semiland.engine.runner import build_task, make_trainer, quiet_lightning
 from semiland.engine.task import lr_schedule, make_optimizer
 from semiland.io import atomic_write_json
 from semiland.methods.base import ParamGroup, supervised_ce
-from semiland.report.run_report import machine
 
 WARMUP = 3
 AUTOCAST = {"bf16-mixed": torch.bfloat16}  # train.precision → autocast dtype (16-mixed would need a GradScaler)

@@ -10,11 +10,14 @@ and an explicit `bf16-mixed` on such a CPU trains as asked, with a warning.
 from __future__ import annotations
 
 import functools
+import platform
 import re
 import sys
 from pathlib import Path
 
 import torch
+
+from semiland.version import __version__
 
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf16 arithmetic
 
@@ -88,3 +91,15 @@ def resolve_precision(precision: str, accelerator: str) -> str:
 @functools.cache
 def _say(line: str) -> None:  # once per process: every trainer of a sweep or a demo resolves the same way
     print(line, file=sys.stderr, flush=True)
+
+
+def machine() -> str:
+    """This machine in one line (architecture, OS, GPU or CPU and threads, torch and semiland versions), as
+    benchmark and run reports record where their figures were measured."""
+    threads = torch.get_num_threads()
+    device = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"{cpu_name()}, {threads} thread{'s' if threads != 1 else ''}"
+    )
+    return f"{platform.machine()} {platform.system()}, {device}, torch {torch.__version__}, semiland {__version__}"

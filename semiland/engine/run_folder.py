@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,3 +57,22 @@ class RunFolder:
         ckpt = Path(ckpt).resolve()
         run = cls(ckpt.parent.parent)
         return run if ckpt.parent.name == "checkpoints" and run.is_run() else None
+
+
+def read_log(csv_path: str | Path) -> dict[str, list[tuple[float, float]]]:
+    """Lightning's metrics.csv → {column: [(step, value), …]} for every non-empty numeric cell."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    path = Path(csv_path)
+    if not path.is_file():
+        return series
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            step = float(row.get("step") or 0)
+            for key, value in row.items():
+                if key in ("step", "epoch") or value in ("", None):
+                    continue
+                try:
+                    series.setdefault(key, []).append((step, float(value)))
+                except ValueError:
+                    continue
+    return series

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
+from semiland.engine.run_folder import read_log  # noqa: E402
 from semiland.io import atomic_path  # noqa: E402
 
 
@@ -157,25 +157,6 @@ def plot_sensitivity(
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=ncol)
     fig.tight_layout()
     _save(fig, path)
-
-
-def read_log(csv_path: str | Path) -> dict[str, list[tuple[float, float]]]:
-    """Lightning's metrics.csv → {column: [(step, value), …]} for every non-empty numeric cell."""
-    series: dict[str, list[tuple[float, float]]] = {}
-    path = Path(csv_path)
-    if not path.is_file():
-        return series
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            step = float(row.get("step") or 0)
-            for key, value in row.items():
-                if key in ("step", "epoch") or value in ("", None):
-                    continue
-                try:
-                    series.setdefault(key, []).append((step, float(value)))
-                except ValueError:
-                    continue
-    return series
 
 
 def _smooth(values: tuple[float, ...], weight: float = 0.8) -> list[float]:

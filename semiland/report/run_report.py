@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from semiland.data.datamodule import EVAL_BLOCK
 from semiland.data.prepare import PreparedData
 from semiland.data.raster import natural_colour
 from semiland.data.store import SampleStore
-from semiland.engine.precision import cpu_name
+from semiland.engine.precision import machine
 from semiland.engine.runner import FitResult, evaluate_checkpoint, is_rank_zero
 from semiland.engine.sliding import class_indices
 from semiland.engine.task import SegTask
@@ -31,7 +30,6 @@ from semiland.report.figures import (
     plot_target_shares,
 )
 from semiland.report.html import Report, write_report
-from semiland.version import __version__
 
 
 @dataclass
@@ -62,16 +60,6 @@ def evaluate_run(result: FitResult, label: str, seconds: float) -> RunOutcome:
     """Test a finished run's best checkpoint (writes <run>/test/) and keep what its report needs."""
     metrics, task = test_run(result.best_ckpt, result.run_dir / "test")
     return RunOutcome(label, metrics, result.run_dir, task, seconds)
-
-
-def machine() -> str:
-    threads = torch.get_num_threads()
-    device = (
-        torch.cuda.get_device_name(0)
-        if torch.cuda.is_available()
-        else f"{cpu_name()}, {threads} thread{'s' if threads != 1 else ''}"
-    )
-    return f"{platform.machine()} {platform.system()}, {device}, torch {torch.__version__}, semiland {__version__}"
 
 
 def _downsample(a: np.ndarray, max_side: int) -> np.ndarray:
