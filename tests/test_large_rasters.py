@@ -519,3 +519,14 @@ def test_a_chunk_with_no_valid_pixel_is_moved_and_ranks_draw_their_own_chunks(tm
     ddp = CropStream(windowed, ["region_0/scene_0"], crop=32, length=64, seed=0, labeled=True, batch=4, ranks=2)
     slots = {k % 2: ddp.chunks.locate(k, 0)[0] for k in (0, 1)}
     assert slots[0] != slots[1] and slots[0][1] == 0 and slots[1][1] == 1
+
+
+def test_a_fit_reads_chunks_in_loader_processes(tmp_path):
+    from semiland.cli import main
+
+    root = make_dataset(tmp_path / "data")
+    run = tmp_path / "run"
+    args = ["fit", "--config", "folder/unet", f"data.root={root}", "data.cache=false", "data.num_workers=2",
+            "method.name=fixmatch", "method.burnin=0", "model.arch=tiny_unet", "model.width=8", "train.steps=4",
+            "train.val_every=2", "data.crop_size=32", "data.eval_tile=64", "train.accelerator=cpu", "-o", str(run)]  # fmt: skip
+    assert main(args) == 0 and (run / "checkpoints" / "best.ckpt").is_file()
