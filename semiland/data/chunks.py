@@ -92,6 +92,7 @@ class ChunkedCrops:
         self._held: dict[tuple, tuple[int, LoadedSample]] = {}  # slot → (chunk number, pixels)
 
     def _slot_seed(self, slot: tuple, number: int, attempt: int = 0) -> list[int]:
+        # 7 keeps chunk draws apart from the items' own generators ([seed, epoch, index, labeled, *key])
         return [self.seed, *slot, number, attempt, int(self.labeled), 7, *self.key]
 
     def _draw_chunk(self, slot: tuple, number: int, attempt: int = 0, sample_id: str | None = None) -> Chunk:
