@@ -76,6 +76,8 @@ class Chunk:
     sample_id: str
     box: Box  # (top, left, h, w) at data.scale
     uses: int  # batches of its slot it serves
+    rows: AxisPlan  # the image's chunks along each axis (where crop corners are kept)
+    cols: AxisPlan
 
 
 class ChunkedCrops:
@@ -99,12 +101,12 @@ class ChunkedCrops:
         rng = np.random.default_rng(self._slot_seed(slot, number, attempt))
         if sample_id is None:
             sample_id = self.ids[int(rng.integers(len(self.ids)))]
-        height, width = self.store.scaled_shape(sample_id, self.labeled)
+        height, width = self.store.shape(sample_id, scaled=True)  # from the headers: no pixel decoded
         rows, cols = axis_plan(height, self.crop, self.side), axis_plan(width, self.crop, self.side)
         top = rows.starts[int(rng.choice(len(rows.starts), p=rows.weights))]
         left = cols.starts[int(rng.choice(len(cols.starts), p=cols.weights))]
         uses = max(1, rows.extent * cols.extent // self.crop**2)
-        return Chunk(sample_id, (top, left, rows.extent, cols.extent), uses)
+        return Chunk(sample_id, (top, left, rows.extent, cols.extent), uses, rows, cols)
 
     def locate(self, index: int, epoch: int) -> tuple[tuple, int, Chunk]:
         """The slot, chunk number and chunk that item `index` of `epoch` is cut from (no pixels read)."""
@@ -145,12 +147,10 @@ class ChunkedCrops:
         crop with no valid pixel is drawn again, up to REDRAWS times."""
         slot, number, chunk = self.locate(index, epoch)
         chunk, sample = self.pixels(slot, number, chunk)
-        height, width = self.store.scaled_shape(chunk.sample_id, self.labeled)
-        rows, cols = axis_plan(height, self.crop, self.side), axis_plan(width, self.crop, self.side)
         top0, left0, h, w = chunk.box
         for _ in range(REDRAWS):
-            top = corner(rng, rows, top0, h, self.crop)
-            left = corner(rng, cols, left0, w, self.crop)
+            top = corner(rng, chunk.rows, top0, h, self.crop)
+            left = corner(rng, chunk.cols, left0, w, self.crop)
             part = cut(sample, (top, left, self.crop, self.crop))
             if part.valid.any():
                 break

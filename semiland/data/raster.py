@@ -152,7 +152,7 @@ def opened(path: Path) -> Any:
 def window_covering(path: Path, profile: dict[str, Any], shape: tuple[int, int], margin: int = 2) -> Box | None:
     """The window of `path` (a GDAL raster) that covers a grid of `shape` (H, W) with `profile`'s CRS and
     transform, `margin` px wider on every side (a resampling kernel's reach), clipped to the raster; None where
-    the two do not overlap, or where `path` has the same grid as the whole raster `profile` describes."""
+    the two do not overlap."""
     from rasterio.transform import array_bounds
     from rasterio.warp import transform_bounds
     from rasterio.windows import from_bounds

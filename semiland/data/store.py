@@ -69,13 +69,6 @@ class SampleStore:
         h, w = ref.window[2:] if ref.window else (self.info(sample_id).height, self.info(sample_id).width)
         return scaled_shape((h, w), self.scale) if scaled else (h, w)
 
-    def scaled_shape(self, sample_id: str, labeled: bool) -> tuple[int, int]:
-        """(H, W) of the sample as training crops see it (at `data.scale`): from the headers where it is read by
-        window, else from the (cached) pixels."""
-        if self.by_window(sample_id):
-            return self.shape(sample_id, scaled=True)
-        return self.raw(sample_id, labeled, scaled=True).valid.shape
-
     def raw(self, sample_id: str, labeled: bool = True, scaled: bool = False) -> LoadedSample:
         """Image (+ its mask when `labeled`). Unlabeled samples never read the true mask, even where one
         exists on disk (Dubai's "unlabeled" tiles have them): they carry only pseudo-labels, if given.
@@ -160,7 +153,10 @@ class SampleStore:
     def crop(self, sample_id: str, labeled: bool, rng: np.random.Generator, size: int) -> LoadedSample:
         """A random size×size training crop at `data.scale` (padded past the border: image 0, valid False,
         mask ignore). A window with no valid pixel (all nodata) is drawn again, up to `REDRAWS` times."""
-        height, width = self.scaled_shape(sample_id, labeled)
+        if self.by_window(sample_id):
+            height, width = self.shape(sample_id, scaled=True)
+        else:  # the (cached) pixels the crop is cut from
+            height, width = self.raw(sample_id, labeled, scaled=True).valid.shape
         for _ in range(REDRAWS):
             top, left = random_crop_window(rng, height, width, size)
             part = self.region(sample_id, labeled, (top, left, size, size))
