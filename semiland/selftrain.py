@@ -83,8 +83,9 @@ def pseudo_label(
     truth_total = np.zeros(k, dtype=np.int64)  # every valid pixel with a true label, kept or not
     total = kept = 0
 
-    def label(sample_id: str, sample: LoadedSample, core: Box, window: Box | None) -> np.ndarray:
-        """Pseudo-labels of the `core` (top, left, h, w) of `sample` (context around it), counted."""
+    def label(sample: LoadedSample, core: Box) -> np.ndarray:
+        """Pseudo-labels of the `core` (top, left, h, w) of `sample` (context around it), counted; scored
+        against the sample's true mask where it carries one."""
         nonlocal total, kept
         image = torch.from_numpy(store.normalise(sample.image, sample.valid))[None].to(device)
         top, left, h, w = core
@@ -97,8 +98,8 @@ def pseudo_label(
         kept += int(mask.sum())
         predicted[:] += np.bincount(class_indices(probs, 0).cpu().numpy()[valid], minlength=k)[:k]
         kept_per_class[:] += np.bincount(pseudo[mask], minlength=k)[:k]
-        if refs[sample_id].mask is not None:  # true labels exist: measure the pseudo-labels
-            truth = store.raw(sample_id).mask if window is None else store.load(sample_id, window=window).mask
+        if sample.mask is not None:  # true labels exist: measure the pseudo-labels
+            truth = sample.mask[top : top + h, left : left + w]
             known = valid & (truth != IGNORE_INDEX)
             truth_total[:] += np.bincount(truth[known], minlength=k)[:k]
             scored = mask & known
@@ -107,10 +108,11 @@ def pseudo_label(
 
     for sample_id in progress_bar(data.split.unlabeled, desc="pseudo-labels", unit="image"):
         grid = store.block_grid(sample_id, BLOCK)
+        truth = refs[sample_id].mask is not None  # read with the image, only to score the pseudo-labels
         (out / sample_id).parent.mkdir(parents=True, exist_ok=True)
         if grid is None:
-            sample = store.raw(sample_id, labeled=False)
-            pseudo = label(sample_id, sample, (0, 0, *sample.valid.shape), None)
+            sample = store.raw(sample_id, labeled=truth)
+            pseudo = label(sample, (0, 0, *sample.valid.shape))
             with atomic_path(out / f"{sample_id}.png") as tmp:
                 Image.fromarray(pseudo).save(tmp, format="PNG")
             continue
@@ -118,8 +120,8 @@ def pseudo_label(
 
         with atomic_path(out / f"{sample_id}.tif") as tmp, pseudo_raster(tmp, store.shape(sample_id)) as dst:
             for block in grid:  # the eval tile of context around each block, as evaluation predicts blocks
-                sample, core = store.with_context(sample_id, block, cfg.data.eval_tile, labeled=False)
-                pseudo = label(sample_id, sample, core, block)
+                sample, core = store.with_context(sample_id, block, cfg.data.eval_tile, labeled=truth)
+                pseudo = label(sample, core)
                 dst.write(pseudo[None], window=Window(block[1], block[0], block[3], block[2]))
     names = data.spec.classes.names
     correct, scored_per_class = np.diag(truth_vs_pseudo), truth_vs_pseudo.sum(0)

@@ -20,7 +20,7 @@ import numpy as np
 
 from semiland.analysis.features import Extractor, make_extractor
 from semiland.console import progress_bar
-from semiland.data.index import read_info
+from semiland.data.index import RasterInfo, read_info
 from semiland.data.sources import DatasetSpec, LoadedSample, SampleRef
 from semiland.data.store import cut
 from semiland.io import atomic_save
@@ -29,12 +29,13 @@ STATS_IMAGES = 16  # images sampled (evenly) to fix each band's [2 %, 98 %] scal
 WINDOWED_PIXELS = 2048 * 2048  # larger images that GDAL reads are read by sub-tile window
 
 
-def is_large_raster(ref: SampleRef) -> bool:
-    """A whole file (not a window of one) larger than WINDOWED_PIXELS that GDAL reads by window."""
+def large_raster(ref: SampleRef) -> RasterInfo | None:
+    """The header of a whole file (not a window of one) larger than WINDOWED_PIXELS that GDAL reads by window;
+    None for any other image."""
     if ref.window is not None:
-        return False
+        return None
     info = read_info(ref.image)
-    return info.windowed and info.pixels > WINDOWED_PIXELS
+    return info if info.windowed and info.pixels > WINDOWED_PIXELS else None
 
 
 def image_parts(
@@ -42,8 +43,7 @@ def image_parts(
 ) -> Iterator[tuple[tuple[int, int, int, int], LoadedSample]]:
     """The image's sub-tile boxes (`grid_boxes`) and each box's pixels (+ mask): a large raster GDAL reads gives
     just those windows; any other image is read once, whole, and cut."""
-    if is_large_raster(ref):
-        info = read_info(ref.image)
+    if info := large_raster(ref):
         for box in grid_boxes(info.height, info.width, subtile, per_image):
             yield box, spec.load(ref, bands, box)
         return
@@ -96,7 +96,7 @@ def band_range(refs: list[SampleRef], spec: DatasetSpec, bands: list[int] | None
     lows, highs = [], []
     for ref in picks:
         pixels_only = dataclasses.replace(ref, mask=None)
-        if is_large_raster(ref):  # its sub-tiles' pixels
+        if large_raster(ref):  # its sub-tiles' pixels
             parts = [s for _, s in image_parts(spec, pixels_only, bands, 256, STATS_IMAGES)]
             image = np.concatenate([p.image.reshape(p.image.shape[0], -1) for p in parts], 1)
             valid = np.concatenate([p.valid.ravel() for p in parts])
