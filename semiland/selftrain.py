@@ -27,7 +27,7 @@ from semiland.config import Config, MethodConfig
 from semiland.console import progress_bar
 from semiland.data.classes import IGNORE_INDEX
 from semiland.data.prepare import PreparedData
-from semiland.data.raster import Box
+from semiland.data.raster import Box, box_window
 from semiland.data.sources import LoadedSample
 from semiland.data.store import BLOCK, SampleStore
 from semiland.engine.run_config import load_config
@@ -116,13 +116,11 @@ def pseudo_label(
             with atomic_path(out / f"{sample_id}.png") as tmp:
                 Image.fromarray(pseudo).save(tmp, format="PNG")
             continue
-        from rasterio.windows import Window
-
         with atomic_path(out / f"{sample_id}.tif") as tmp, pseudo_raster(tmp, store.shape(sample_id)) as dst:
             for block in grid:  # the eval tile of context around each block, as evaluation predicts blocks
                 sample, core = store.with_context(sample_id, block, cfg.data.eval_tile, labeled=truth)
                 pseudo = label(sample, core)
-                dst.write(pseudo[None], window=Window(block[1], block[0], block[3], block[2]))
+                dst.write(pseudo[None], window=box_window(block))
     names = data.spec.classes.names
     correct, scored_per_class = np.diag(truth_vs_pseudo), truth_vs_pseudo.sum(0)
 

@@ -27,7 +27,7 @@ from PIL import Image
 from semiland.analysis.inventory import grid_boxes
 from semiland.console import progress_bar
 from semiland.data.classes import IGNORE_INDEX
-from semiland.data.raster import PIL_SUFFIXES, image_size, read_mask
+from semiland.data.raster import PIL_SUFFIXES, box_window, image_size, read_mask
 from semiland.data.sources import DatasetSpec, SampleRef, load_sample
 from semiland.data.vector import is_vector
 from semiland.errors import SemilandError
@@ -109,13 +109,12 @@ def _write_crop(src: Path, box: Box, dst_stem: Path, data: np.ndarray | None = N
         return dst
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
-    from rasterio.windows import Window
 
     dst = dst_stem.with_suffix(".tif")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(src) as s:
-            win = Window(c, r, w, h)
+            win = box_window(box)
             profile = {**s.profile, "height": h, "width": w, "transform": s.window_transform(win)}
             profile.pop("blockxsize", None), profile.pop("blockysize", None)
             profile["tiled"] = False

@@ -170,13 +170,20 @@ def window_covering(path: Path, profile: dict[str, Any], shape: tuple[int, int],
     return top, left, bottom - top, right - left
 
 
+def box_window(box: Box) -> Any:
+    """A (row, col, height, width) box as rasterio's Window (col_off, row_off, width, height)."""
+    from rasterio.windows import Window
+
+    top, left, height, width = box
+    return Window(left, top, width, height)
+
+
 def _read_gdal(
     path: Path, bands: list[int] | None = None, window: Box | None = None
 ) -> tuple[np.ndarray, float | None, dict[str, Any]]:
     """Pixels (C, h, w) of the whole file or of `window` (clipped to the raster), its nodata, georeferencing
     (the window's own transform)."""
     from rasterio.errors import RasterioIOError
-    from rasterio.windows import Window
 
     src = _OPEN.get(path) if window is not None else open_raster(path)
     try:
@@ -184,7 +191,7 @@ def _read_gdal(
         win = None
         if window is not None:
             row, col = min(max(window[0], 0), src.height), min(max(window[1], 0), src.width)
-            win = Window(col, row, min(window[3], src.width - col), min(window[2], src.height - row))
+            win = box_window((row, col, min(window[2], src.height - row), min(window[3], src.width - col)))
         try:
             arr = src.read(bands, window=win)
         except RasterioIOError as err:  # a truncated file opens, then fails to read

@@ -16,7 +16,7 @@ from PIL import Image
 from semiland.data.augment import crop_pad, random_crop_window
 from semiland.data.classes import IGNORE_INDEX
 from semiland.data.index import RasterInfo, read_info
-from semiland.data.raster import Box, opened
+from semiland.data.raster import Box, box_window, opened
 from semiland.data.sources import DatasetSpec, LoadedSample
 from semiland.data.stats import normalise
 from semiland.data.vector import is_vector
@@ -230,8 +230,6 @@ def read_pseudo_mask(folder: Path, sample_id: str, shape: tuple[int, int], windo
     """The pseudo-labels `semiland self-train` wrote for a sample (`<id>.png`, or a tiled `<id>.tif` for a raster
     it labeled by blocks, read by window), whole or their `window` → int64 (H, W) with 255 = ignore. `shape`:
     the image's (H, W)."""
-    from rasterio.windows import Window
-
     tif, png = folder / f"{sample_id}.tif", folder / f"{sample_id}.png"
     path = tif if tif.is_file() else png
     if not path.is_file():
@@ -246,7 +244,7 @@ def read_pseudo_mask(folder: Path, sample_id: str, shape: tuple[int, int], windo
     if size != tuple(shape):
         raise SemilandError(f"pseudo-label mask {path} is {size[1]}x{size[0]} px, its image {shape[1]}x{shape[0]}")
     if path == tif:
-        mask = src.read(1, window=None if window is None else Window(window[1], window[0], window[3], window[2]))
+        mask = src.read(1, window=None if window is None else box_window(window))
     elif window is not None:
         mask = mask[window[0] : window[0] + window[2], window[1] : window[1] + window[3]]
     return mask.astype(np.int64)
