@@ -1,5 +1,5 @@
 """Where semiland finds the files it ships: the configs are package data (`semiland/configs/`, installed with
-the package, so `--config dubai/fixmatch` works outside a checkout); the repository's `configs/` is a link to
+the package, so `--config dubai/region` works outside a checkout); the repository's `configs/` is a link to
 them for the commands in the docs."""
 
 from pathlib import Path

@@ -120,16 +120,19 @@ def test_a_shipped_config_by_name_from_any_folder(tmp_path, monkeypatch):
     from semiland.errors import SemilandError
 
     monkeypatch.chdir(tmp_path)  # no configs/ here
-    assert load_config("dubai/fixmatch").method.name == "fixmatch"
+    assert load_config("dubai/region", ["method.name=fixmatch"]).method.name == "fixmatch"
     assert load_config("dubai/demo.yaml", ["train.steps=3"]).train.steps == 3
-    with pytest.raises(SemilandError, match=r"dubai/fixmatc not found.*dubai/fixmatch"):
-        load_config("dubai/fixmatc")
+    with pytest.raises(SemilandError, match=r"dubai/regio not found.*dubai/region"):
+        load_config("dubai/regio")
+    # a shipped config is a protocol: a method's name as a config says how to choose the method
+    with pytest.raises(SemilandError, match=r"dubai/fixmatch not found.*method.name=fixmatch"):
+        load_config("dubai/fixmatch")
     with pytest.raises(SemilandError, match=r"nowhere.yaml not found.*datasets of .*dubai"):
         load_config("nowhere.yaml")
 
 
 def test_the_configs_ship_inside_the_package(tmp_path):
-    """A wheel of semiland holds every shipped config and split file (package data), so `--config dubai/fixmatch`
+    """A wheel of semiland holds every shipped config and split file (package data), so `--config dubai/region`
     works where semiland is installed without a checkout; the repository's configs/ is a link to them."""
     import shutil
     import subprocess

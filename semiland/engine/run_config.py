@@ -13,7 +13,7 @@ import yaml
 from semiland.config import SECTIONS, Config, build_dataclass, merge, parse_overrides, safe_yaml, suggest_key
 from semiland.errors import SemilandError
 from semiland.io import read_text_file
-from semiland.methods import method_config
+from semiland.methods import METHODS, method_config
 from semiland.paths import CONFIGS
 
 
@@ -38,8 +38,9 @@ def config_from_dict(raw: dict[str, Any], saved: bool = False) -> Config:
 
 
 def config_path(path: str | Path) -> Path:
-    """A config file, or the name of a shipped one: `dubai/fixmatch` is configs/dubai/fixmatch.yaml from any
-    folder. Not found: one line naming the shipped configs of that dataset (or the datasets)."""
+    """A config file, or the name of a shipped one: `dubai/region` is configs/dubai/region.yaml from any
+    folder. Not found: one line naming the shipped configs of that dataset (or the datasets), and where the
+    name is a method's (a shipped config is a protocol, not a method), how to choose the method instead."""
     path = Path(path)
     if path.is_file():
         return path
@@ -52,7 +53,10 @@ def config_path(path: str | Path) -> Path:
     else:
         names = ", ".join(p.name for p in sorted(CONFIGS.iterdir()) if p.is_dir())
         names = f"the datasets of {CONFIGS}: {names}"
-    raise SemilandError(f"config file {path} not found; give a YAML file or a shipped config ({names})")
+    hint = ""
+    if path.stem in METHODS and folder is not None and folder.is_dir():
+        hint = f"; a method is chosen with method.name=, e.g. --config {path.parent}/<config> method.name={path.stem}"
+    raise SemilandError(f"config file {path} not found; give a YAML file or a shipped config ({names}){hint}")
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None, saved: bool = False) -> Config:
