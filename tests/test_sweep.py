@@ -280,7 +280,7 @@ def test_top_q_keeps_rare_classes():
 
 
 def test_a_cells_cost_is_its_cpu_time_where_recorded():
-    from semiland.bench.sweep_summary import cost_seconds
+    from semiland.bench.sweep.layout import cost_seconds
 
     assert cost_seconds({"fit_seconds": 900.0, "fit_cpu_seconds": 300.0}) == 300.0  # paused / loaded: wall > CPU
     assert cost_seconds({"fit_seconds": 900.0}) == 900.0  # a cell from before CPU time was recorded
@@ -290,7 +290,7 @@ def test_a_cells_cost_is_its_cpu_time_where_recorded():
 def test_gap_recovered_only_when_the_oracle_leads():
     import math
 
-    from semiland.bench.sweep_summary import summarise
+    from semiland.bench.sweep.stats import summarise
 
     def row(method, miou):
         return {"method": method, "budget": "b", "seed": 0, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
@@ -303,7 +303,8 @@ def test_gap_recovered_only_when_the_oracle_leads():
 
 
 def test_difference_to_supervised_is_paired_by_seed():
-    from semiland.bench.sweep_summary import markdown, summarise, summary_tables
+    from semiland.bench.sweep.stats import summarise
+    from semiland.bench.sweep.tables import markdown, summary_tables
 
     def row(method, seed, miou):
         return {"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
@@ -327,7 +328,8 @@ def test_difference_to_supervised_is_paired_by_seed():
 def test_the_seed_table_gives_each_seeds_difference_and_a_t_test():
     from scipy.stats import ttest_1samp
 
-    from semiland.bench.sweep_summary import summarise, summary_tables
+    from semiland.bench.sweep.stats import summarise
+    from semiland.bench.sweep.tables import summary_tables
 
     def row(method, seed, miou, val, unl=None):
         r = {"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9, "val_mIoU": val,
@@ -348,7 +350,8 @@ def test_the_seed_table_gives_each_seeds_difference_and_a_t_test():
 
 
 def test_the_validation_class_table_names_the_classes_validation_cannot_see():
-    from semiland.bench.sweep_summary import summarise, summary_tables
+    from semiland.bench.sweep.stats import summarise
+    from semiland.bench.sweep.tables import summary_tables
 
     def row(method, seed, a, b):  # classes a and b on the validation set (last validation)
         return {"method": method, "budget": "b", "seed": seed, "mIoU": 0.5, "OA": 0.9, "val_mIoU": 0.5,
@@ -373,7 +376,8 @@ def test_the_validation_class_table_names_the_classes_validation_cannot_see():
 
 
 def test_an_ablation_row_is_compared_with_its_base_method_seed_by_seed():
-    from semiland.bench.sweep_summary import summarise, summary_tables, variant_base
+    from semiland.bench.sweep.stats import summarise, variant_base
+    from semiland.bench.sweep.tables import summary_tables
 
     labels = ["supervised", "dllr", "dllr_no_cps", "fixmatch", "fixmatch_p0", "wnet_l1", "supervised_rerun"]
     assert [variant_base(m, labels) for m in labels] == [None, None, "dllr", None, "fixmatch", None, None]
@@ -397,7 +401,8 @@ def test_an_ablation_row_is_compared_with_its_base_method_seed_by_seed():
 
 
 def test_an_ablation_is_paired_with_a_base_rerun_on_its_own_machine():
-    from semiland.bench.sweep_summary import summarise, summary_tables
+    from semiland.bench.sweep.stats import summarise
+    from semiland.bench.sweep.tables import summary_tables
 
     def row(method, seed, miou, device):
         return {"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
@@ -422,8 +427,9 @@ def test_an_ablation_is_paired_with_a_base_rerun_on_its_own_machine():
 
 
 def test_a_row_is_paired_with_supervised_of_its_own_machine_where_that_was_trained_again():
-    from semiland.bench.sweep_heads import heads_table
-    from semiland.bench.sweep_summary import summarise, summary_tables
+    from semiland.bench.sweep.heads import heads_table
+    from semiland.bench.sweep.stats import summarise
+    from semiland.bench.sweep.tables import summary_tables
 
     def row(method, seed, miou, device):
         return {"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
@@ -449,7 +455,8 @@ def test_a_row_is_paired_with_supervised_of_its_own_machine_where_that_was_train
 
 
 def test_per_class_changes_say_which_classes_a_difference_comes_from():
-    from semiland.bench.sweep_summary import summarise, summary_tables
+    from semiland.bench.sweep.stats import summarise
+    from semiland.bench.sweep.tables import summary_tables
 
     def row(method, seed, a, b, on_b=None):  # two classes; the unlabeled set only where on_b is given
         r = {"method": method, "budget": "b", "seed": seed, "mIoU": (a + b) / 2, "OA": 0.9, "val_mIoU": 0.5,
@@ -481,7 +488,8 @@ def test_an_interrupted_cell_resumes_from_its_last_checkpoint(tmp_path, monkeypa
     import lightning as L
 
     import semiland.engine.runner as runner
-    from semiland.bench.sweep import RunSpec, run_one
+    from semiland.bench.sweep.cells import run_one
+    from semiland.bench.sweep.plan import RunSpec
 
     path = tmp_path / "cfg.yaml"
     cfg = yaml.safe_load(sweep_config(tmp_path).read_text())
@@ -528,9 +536,13 @@ def _with(trainer, callback):
 
 
 def test_unmeasured_figures_show_a_dash_without_a_unit():
-    from semiland.bench.sweep_summary import _fmt
+    from semiland.bench.sweep.tables import fmt_number
 
-    assert _fmt(float("nan"), unit="×") == "–" and _fmt(1.5, unit="×") == "1.50×" and _fmt(0.25, pct=True) == "25 %"
+    assert (
+        fmt_number(float("nan"), unit="×") == "–"
+        and fmt_number(1.5, unit="×") == "1.50×"
+        and fmt_number(0.25, pct=True) == "25 %"
+    )
 
 
 def test_a_class_the_threshold_starves_is_named():
@@ -627,7 +639,7 @@ def test_cells_restored_by_processes_starting_together_end_whole(tmp_path, monke
     others drop their copies; the cell is whole either way."""
     import shutil
 
-    from semiland.bench import sweep_mirror
+    from semiland.bench.sweep import mirror as sweep_mirror
 
     kept = tmp_path / "mirror" / "m" / "b" / "seed0"
     kept.mkdir(parents=True)
@@ -645,7 +657,7 @@ def test_cells_restored_by_processes_starting_together_end_whole(tmp_path, monke
 
 
 def test_gpu_cells_are_left_out_of_cpu_cost_means():
-    from semiland.bench.sweep_summary import cost_seconds
+    from semiland.bench.sweep.layout import cost_seconds
 
     assert cost_seconds({"fit_seconds": 9.0, "fit_cpu_seconds": 8.0, "device": "cpu: AMD EPYC"}) == 8.0
     assert cost_seconds({"fit_seconds": 9.0, "fit_cpu_seconds": 8.0}) == 8.0  # rows from before `device`
@@ -653,7 +665,7 @@ def test_gpu_cells_are_left_out_of_cpu_cost_means():
 
 
 def test_confusion_shifts_and_class_shares_name_the_pixels_a_method_moved(tmp_path):
-    from semiland.bench.sweep_confusions import class_shares, confusion_shifts, shares_table, shifts_table
+    from semiland.bench.sweep.confusions import class_shares, confusion_shifts, shares_table, shifts_table
 
     def cell(method, seed, cm, folder="test"):
         where = tmp_path / method / "b" / f"seed{seed}" / folder
@@ -691,7 +703,7 @@ def test_confusion_shifts_and_class_shares_name_the_pixels_a_method_moved(tmp_pa
 def test_confusion_shifts_pair_a_cell_with_supervised_of_its_own_machine(tmp_path):
     """As the main table: where supervised trained on another CPU and supervised_rerun on the cell's, the cell's
     moved pixels are counted against the re-run (a change of machine alone moves pixels too)."""
-    from semiland.bench.sweep_confusions import confusion_shifts, shifts_table
+    from semiland.bench.sweep.confusions import confusion_shifts, shifts_table
 
     def cell(method, cm, device):
         where = tmp_path / method / "b" / "seed0" / "test"
@@ -712,8 +724,7 @@ def test_confusion_shifts_pair_a_cell_with_supervised_of_its_own_machine(tmp_pat
 
 
 def test_a_self_training_cell_is_read_from_its_last_student_not_its_retrained_teacher(tmp_path):
-    from semiland.bench.sweep import best_val
-    from semiland.bench.sweep_summary import cell_run
+    from semiland.bench.sweep.layout import best_val, cell_run
 
     cell = tmp_path / "self_training" / "b" / "seed0"
     for run, best in (("teacher", 0.9), ("round2/student", 0.4), ("round10/student", 0.5)):  # "teacher" sorts last
@@ -727,7 +738,8 @@ def test_a_self_training_cell_is_read_from_its_last_student_not_its_retrained_te
 
 
 def test_what_is_left_is_costed_by_the_label_or_else_its_registered_method(tmp_path):
-    from semiland.bench.sweep import parse_methods, plan, remaining
+    from semiland.bench.sweep.plan import parse_methods, plan
+    from semiland.bench.sweep.schedule import remaining
 
     # the cells as a sweep plans them: an ablation row's overrides name its label, then its registered method
     specs = {
@@ -758,7 +770,8 @@ def test_what_is_left_is_costed_by_the_label_or_else_its_registered_method(tmp_p
 def test_finish_by_starts_only_the_cells_expected_to_end_in_time(tmp_path):
     """--finish-by plans with wall time (a cell's `cell_seconds`, else its fit's) of the finished CPU cells: the
     label's own, else its method's, else the longest of any label; GPU cells and paused ones say nothing."""
-    from semiland.bench.sweep import MARGIN, fits_before, parse_methods, plan
+    from semiland.bench.sweep.plan import parse_methods, plan
+    from semiland.bench.sweep.schedule import MARGIN, fits_before
 
     methods = parse_methods("supervised,fixmatch,fixmatch_flex=fixmatch:method.flex=true,vae")
     specs = {(s.method, s.seed): s for s in plan(methods, {"2img": []}, [0, 1], False)}
@@ -788,7 +801,8 @@ def test_finish_by_costs_a_new_row_by_its_kin_and_an_interrupted_cell_by_what_is
     six multitask rows); a cell cut off mid-way needs only the share its last checkpoint lacks."""
     import torch
 
-    from semiland.bench.sweep import MARGIN, fits_before, parse_methods, plan, remaining
+    from semiland.bench.sweep.plan import parse_methods, plan
+    from semiland.bench.sweep.schedule import MARGIN, fits_before, remaining
     from semiland.engine.checkpoint import FORMAT
 
     methods = parse_methods(
@@ -829,7 +843,7 @@ def test_finish_by_costs_a_new_row_by_its_kin_and_an_interrupted_cell_by_what_is
 
 def test_the_stability_table_says_which_alarms_fired_and_where_the_watched_values_ended(tmp_path):
     """Issue #6: how stable the generative cells were, read from each cell's warnings.json and log."""
-    from semiland.bench.sweep_stability import TAIL, stability, stability_table
+    from semiland.bench.sweep.stability import TAIL, stability, stability_table
 
     def cell(label, method, seed, fired, d_accuracy):
         folder = tmp_path / label / "b" / f"seed{seed}"
@@ -857,8 +871,8 @@ def test_the_stability_table_says_which_alarms_fired_and_where_the_watched_value
 
 
 def test_head_scores_are_kept_apart_from_the_sets_and_the_methods_own_classes():
-    from semiland.bench.sweep import head_scores
-    from semiland.bench.sweep_summary import extra_sets
+    from semiland.bench.sweep.cells import head_scores
+    from semiland.bench.sweep.stats import extra_sets
 
     metrics = {"mIoU": 0.4, "heads": {"sar": {"mIoU": 0.3, "per_class": {"water": {"IoU": 0.9}}}}}
     row = {
@@ -875,8 +889,8 @@ def test_head_scores_are_kept_apart_from_the_sets_and_the_methods_own_classes():
 
 
 def test_the_heads_table_compares_each_head_with_its_method_and_supervised_seed_by_seed():
-    from semiland.bench.sweep import head_scores
-    from semiland.bench.sweep_heads import heads_table
+    from semiland.bench.sweep.cells import head_scores
+    from semiland.bench.sweep.heads import heads_table
 
     def cell(method, seed, miou, heads=None):
         metrics = {"heads": {h: {"mIoU": v, "per_class": {"water": {"IoU": v / 2}}} for h, v in (heads or {}).items()}}
@@ -901,7 +915,7 @@ def test_the_heads_table_compares_each_head_with_its_method_and_supervised_seed_
 
 def test_a_cell_that_kept_no_pseudo_label_is_named_in_the_stability_table(tmp_path):
     """Issue #39: a run whose threshold kept nothing is the supervised run; the summary must say so."""
-    from semiland.bench.sweep_stability import stability, stability_table
+    from semiland.bench.sweep.stability import stability, stability_table
     from semiland.engine.task import NOTHING_KEPT
 
     folder = tmp_path / "fixmatch" / "b" / "seed0"
@@ -984,7 +998,7 @@ def test_the_fold_table_pools_pairs_and_the_gap_recovered():
 def test_the_lambda_curve_pools_seeds_per_registered_method_and_budget(tmp_path):
     """Variants of a method that differ in method.lambda_u (named any way) make one line against λ; a method
     with a single λ, supervised and the oracle make none."""
-    from semiland.bench.sweep_curves import lambda_curve, write_curves
+    from semiland.bench.sweep.curves import lambda_curve, write_curves
 
     rows = []
     for label, name, lam in [("fm_l05", "fixmatch", 0.5), ("fm", "fixmatch", 1.0), ("fm2", "fixmatch", 2.0),

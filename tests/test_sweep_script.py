@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from semiland.bench.sweep import parse_budgets, parse_methods
+from semiland.bench.sweep.plan import parse_budgets, parse_methods
 from semiland.engine.run_config import load_config
 from tests.conftest import DUBAI
 
@@ -191,7 +191,7 @@ def test_each_budget_trains_supervised_before_its_methods(tmp_path):
 
 @pytest.mark.skipif(not DUBAI.is_dir(), reason=f"Dubai data not found at {DUBAI} (set SEMILAND_SHARED_DATA)")
 def test_the_4_image_budget_adds_two_images_to_the_2_image_one():
-    from semiland.bench.sweep import training_pool
+    from semiland.bench.sweep.plan import training_pool
     from semiland.data.prepare import resolve_split
 
     script = (REPO / "scripts" / "dubai_sweep.sh").read_text()

@@ -18,7 +18,8 @@ from typing import Any
 
 from semiland.analysis.run import AnalyzeOptions
 from semiland.analysis.split_advice import suggest_split
-from semiland.bench.sweep import RunSpec, run_one, snapshot_config
+from semiland.bench.sweep.cells import run_one
+from semiland.bench.sweep.plan import RunSpec, snapshot_config
 from semiland.data.presets import build_dataset
 from semiland.engine.precision import machine
 from semiland.engine.run_config import load_config

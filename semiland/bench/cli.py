@@ -40,7 +40,7 @@ def cmd_bench_fit_memory(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_sweep(args: argparse.Namespace) -> int:
-    from semiland.bench.sweep import run_sweep
+    from semiland.bench.sweep.run import run_sweep
 
     return run_sweep(args)
 
@@ -185,26 +185,32 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     sw.add_argument(
         "-o", "--out", required=True, help="sweep folder (finished runs in it are not redone; interrupted ones resume)"
     )
-    sw.add_argument(
+    # kept apart in --help: for sweeps that outlive one job or one machine — a cluster job with a wall-time
+    # limit, a lent GPU, a sweep continued elsewhere — not needed for a sweep run once on one machine
+    lab = sw.add_argument_group(
+        "long sweeps across jobs and machines",
+        "a sweep of tens of hours: keep its results under version control and stop in time for a job's end",
+    )
+    lab.add_argument(
         "--mirror",
         metavar="DIR",
         help="copy each finished cell's rows, configs, logs and metrics (no models) to DIR, e.g. a folder under "
         "version control, and count the cells finished there as finished (a sweep continued on a new machine)",
     )
-    sw.add_argument(
+    lab.add_argument(
         "--stop-at",
         type=float,
         metavar="UNIX_TIME",
         help="start no new cell after this time (seconds since the epoch, e.g. $(date -d '+8 min' +%%s)); the "
         "cells already running finish: a machine lent for a fixed time",
     )
-    sw.add_argument(
+    lab.add_argument(
         "--finish-by",
         type=float,
         metavar="UNIX_TIME",
         help="start a cell only when it is expected to end by this time (its method's mean wall time over the "
         "finished CPU cells, with a margin, less what an interrupted cell's last checkpoint holds), else try "
-        "the next, shorter one: a machine lent for a session, with no cell cut off at its end",
+        "the next, shorter one: a job with a wall-time limit (SLURM --time) or a lent machine, no cell cut off at its end",
     )
     sw.set_defaults(func=cmd_bench_sweep)
 

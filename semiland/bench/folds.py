@@ -23,7 +23,8 @@ from typing import Any
 from scipy.stats import t as student_t
 from scipy.stats import ttest_1samp
 
-from semiland.bench.sweep_summary import ORACLE, Table
+from semiland.bench.sweep.layout import ORACLE
+from semiland.bench.sweep.tables import Table
 from semiland.errors import SemilandError
 
 KINDS = ("region", "random")

@@ -170,7 +170,7 @@ def run_step_cost(args: argparse.Namespace) -> int:
     DLLR needs its band groups: `data.simulate_sar=true` (the Dubai test bed: optical + 2 bands) or e.g.
     `dllr=dllr:data.channels=[3,2]` (3 optical + 2 SAR bands).
     """
-    from semiland.bench.sweep import parse_methods
+    from semiland.bench.sweep.plan import parse_methods
     from semiland.engine.run_config import load_config
 
     quiet_lightning()

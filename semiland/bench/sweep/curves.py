@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from semiland.bench.sweep_summary import ORACLE, cell_folder, cell_method, cell_run
+from semiland.bench.sweep.layout import ORACLE, CellRow, cell_folder, cell_method, cell_run
 from semiland.io import atomic_write_text
 from semiland.report.figures import plot_sensitivity
 
@@ -30,7 +30,7 @@ def _points(groups: dict[tuple[str, str, float], list[float]]) -> list[Point]:
     ]  # fmt: skip
 
 
-def labeled_curve(rows: list[dict[str, Any]], methods: list[str]) -> list[Point]:
+def labeled_curve(rows: list[CellRow], methods: list[str]) -> list[Point]:
     """Test mIoU (%) per method against `labeled_images`; empty unless the sweep has two labeled counts or more."""
     groups: dict[tuple[str, str, float], list[float]] = defaultdict(list)
     for r in rows:
@@ -46,7 +46,7 @@ def _method_settings(cell: Path) -> tuple[str, float | None]:
     return str(method.get("name", "")), None if lam is None else float(lam)
 
 
-def lambda_curve(rows: list[dict[str, Any]], methods: list[str], out: Path) -> list[Point]:
+def lambda_curve(rows: list[CellRow], methods: list[str], out: Path) -> list[Point]:
     """Test mIoU (%) against λ, one line per registered method, one panel per budget; only the methods that ran
     with two values of λ or more in a budget."""
     groups: dict[tuple[str, str, float], list[float]] = defaultdict(list)
@@ -73,7 +73,7 @@ def _write_csv(points: list[Point], path: Path, names: tuple[str, ...]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def write_curves(rows: list[dict[str, Any]], methods: list[str], out: Path) -> list[tuple[str, str]]:
+def write_curves(rows: list[CellRow], methods: list[str], out: Path) -> list[tuple[str, str]]:
     """The curves this sweep has, as figures + CSV under OUT/figures; (caption, figure path relative to OUT)."""
     figures = []
     if points := labeled_curve(rows, methods):

@@ -1,7 +1,7 @@
 """Writing a sweep's summary: results.csv / results.json, summary.md and summary.html with every table and
-figure — the main table and the paired readings (sweep_summary), the folds' pooled table (folds), the heads,
-confusion shifts, class shares, stability alarms and sensitivity curves (their modules), which all read
-sweep_summary's helpers; this module stands above them all.
+figure — the main table and the paired readings (stats, tables, maps), the folds' pooled table (bench/folds),
+the heads, confusion shifts, class shares, stability alarms and sensitivity curves (their modules), which all
+read stats' and tables' helpers; this module stands above them all.
 """
 
 from __future__ import annotations
@@ -9,22 +9,16 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any
 
 from semiland.bench.folds import fold_class_table, fold_table
-from semiland.bench.sweep_confusions import class_shares, confusion_shifts, shares_table, shifts_table
-from semiland.bench.sweep_curves import write_curves
-from semiland.bench.sweep_heads import heads_table
-from semiland.bench.sweep_stability import stability, stability_table
-from semiland.bench.sweep_summary import (
-    extra_sets,
-    markdown,
-    plot_maps,
-    summarise,
-    summary_tables,
-    trained_on,
-    val_curves,
-)
+from semiland.bench.sweep.confusions import class_shares, confusion_shifts, shares_table, shifts_table
+from semiland.bench.sweep.curves import write_curves
+from semiland.bench.sweep.heads import heads_table
+from semiland.bench.sweep.layout import CellRow
+from semiland.bench.sweep.maps import plot_maps, val_curves
+from semiland.bench.sweep.stability import stability, stability_table
+from semiland.bench.sweep.stats import extra_sets, summarise
+from semiland.bench.sweep.tables import markdown, summary_tables, trained_on
 from semiland.engine.precision import machine
 from semiland.engine.run_folder import evaluation_folder
 from semiland.io import atomic_write_json, atomic_write_text
@@ -32,7 +26,7 @@ from semiland.report.figures import plot_sweep, plot_sweep_curves
 from semiland.report.html import Report, write_report
 
 
-def write_summary(rows: list[dict[str, Any]], methods: list[str], out: Path, command: str, quiet: bool = False) -> None:
+def write_summary(rows: list[CellRow], methods: list[str], out: Path, command: str, quiet: bool = False) -> None:
     """Summarise the cells' `rows` for `methods` (supervised first) into OUT's summary files; print the tables
     unless `quiet`."""
     table = summarise(rows, methods)

@@ -12,21 +12,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from semiland.bench.sweep_summary import (
-    Table,
-    _base_on_own_device,
-    _fmt,
-    _fmt_p,
-    _fmt_paired,
-    _paired,
-    _stats,
-    extra_sets,
-)
+from semiland.bench.sweep.layout import CellRow
+from semiland.bench.sweep.stats import base_on_own_device, extra_sets, paired_stats, seed_stats
+from semiland.bench.sweep.tables import Table, fmt_number, fmt_p_value, fmt_paired
 
 HEAD_KEY = re.compile(r"^(?:(?P<on>[^:/]+):)?alone/(?P<head>[^/]+)/mIoU$")
 
 
-def _heads_of(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def _heads_of(rows: list[CellRow]) -> list[tuple[str, str]]:
     """(set prefix, head) pairs the cells hold, in first-seen order: ("", "optical"), ("unlabeled:", "sar"), …"""
     found = (HEAD_KEY.match(k) for r in rows for k in r)
     return list(dict.fromkeys((f"{m['on']}:" if m["on"] else "", m["head"]) for m in found if m))
@@ -34,10 +27,10 @@ def _heads_of(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 def _with_p(p: dict[str, Any]) -> str:
     """A paired difference with its t-test's p where there is one (3 seeds or more)."""
-    return _fmt_paired(p) + ("" if (q := _fmt_p(p)) == "–" else f", p {q}")
+    return fmt_paired(p) + ("" if (q := fmt_p_value(p)) == "–" else f", p {q}")
 
 
-def heads_table(rows: list[dict[str, Any]], methods: list[str]) -> Table | None:
+def heads_table(rows: list[CellRow], methods: list[str]) -> Table | None:
     """One row per budget, method, head and set; None when no cell has a head scored."""
     pairs = _heads_of(rows)
     if not pairs:
@@ -47,17 +40,17 @@ def heads_table(rows: list[dict[str, Any]], methods: list[str]) -> Table | None:
     out = []
     for budget in dict.fromkeys(r["budget"] for r in rows):
         for method in methods:
-            same_machine, _ = _base_on_own_device(rows, method, "supervised", budget, methods)
+            same_machine, _ = base_on_own_device(rows, method, "supervised", budget, methods)
             for on, head in sorted(pairs, key=lambda p: (order.get(p[0], len(order)), p[1])):
                 key = f"{on}alone/{head}/mIoU"
-                mean, std, n = _stats(rows, method, budget, key)
+                mean, std, n = seed_stats(rows, method, budget, key)
                 if not n:
                     continue
-                own = _paired(rows, method, budget, key, versus=method, versus_key=f"{on}mIoU")
-                sup = _paired(same_machine, method, budget, key, versus_key=f"{on}mIoU")
-                per_class = (_stats(rows, method, budget, f"{on}alone/{head}/IoU/{c}")[0] for c in classes)
+                own = paired_stats(rows, method, budget, key, versus=method, versus_key=f"{on}mIoU")
+                sup = paired_stats(same_machine, method, budget, key, versus_key=f"{on}mIoU")
+                per_class = (seed_stats(rows, method, budget, f"{on}alone/{head}/IoU/{c}")[0] for c in classes)
                 out.append([budget, method, head, on.rstrip(":") or "test", f"{mean:.2f} ± {std:.2f} ({n})",
-                            _with_p(own), _with_p(sup), *(_fmt(x) for x in per_class)])  # fmt: skip
+                            _with_p(own), _with_p(sup), *(fmt_number(x) for x in per_class)])  # fmt: skip
     caption = ("Each head alone (`Method.heads`: DLLR's branches; points, paired by seed with the whole method and "
                "with supervised; per-class IoU mean over seeds)")  # fmt: skip
     head = ["budget", "method", "head", "set", "mIoU (seeds)", "Δ vs the method", "Δ vs supervised", *classes]

@@ -6,7 +6,7 @@ lives on one disk. The mirror holds every finished cell's small files — its ro
 config, split, training log, metrics, pseudo-label statistics — and no model or image, a few tens of kB a
 cell. A sweep given `--mirror` copies each cell there as it finishes, and first copies into `OUT` every cell
 the mirror has finished that `OUT` lacks: those count as finished (without their models: maps and
-`--also-on` sets added later skip them, and a self-training cell retrains its teacher; `sweep.py`).
+`--also-on` sets added later skip them, and a self-training cell retrains its teacher; `schedule.py`, `cells.py`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from semiland.bench.sweep_report import write_summary
-from semiland.bench.sweep_summary import ORACLE, cell_folder, last_val_classes
+from semiland.bench.sweep.layout import ORACLE, CellRow, cell_folder, last_val_classes
+from semiland.bench.sweep.report import write_summary
 from semiland.io import atomic_path
 
 KEPT_SUFFIXES = (".json", ".csv", ".yaml", ".md")  # rows, metrics, logs, configs, splits, notes
@@ -44,7 +44,7 @@ def mirror_cell(folder: Path, out: Path, mirror: Path) -> None:
             shutil.copyfile(folder / rel, tmp)
 
 
-def mirror_rows(rows: list[dict[str, Any]], mirror: Path) -> list[dict[str, Any]]:
+def mirror_rows(rows: list[CellRow], mirror: Path) -> list[CellRow]:
     """This call's `rows` with the rows of earlier calls that the mirror's summary holds, a call's row winning
     over an older one of the same cell (method, budget, seed). A sweep script makes several calls into one
     mirror (supervised first, then the methods, then another budget): the mirror's summary is of them all,
@@ -65,7 +65,7 @@ def mirror_rows(rows: list[dict[str, Any]], mirror: Path) -> list[dict[str, Any]
     return list(merged.values())
 
 
-def mirror_summary(out: Path, mirror: Path, rows: list[dict[str, Any]], command: str) -> None:
+def mirror_summary(out: Path, mirror: Path, rows: list[CellRow], command: str) -> None:
     """The mirror's summary files: every cell its summaries have seen, with this call's rows (`mirror_rows`);
     its figures and HTML page are left out of version control (.gitignore)."""
     mirror.mkdir(parents=True, exist_ok=True)

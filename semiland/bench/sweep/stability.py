@@ -15,7 +15,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from semiland.bench.sweep_summary import ORACLE, Table, cell_folder, cell_method, cell_run
+from semiland.bench.sweep.layout import ORACLE, CellRow, cell_folder, cell_method, cell_run
+from semiland.bench.sweep.tables import Table
 from semiland.engine.run_folder import read_log
 from semiland.methods import METHODS
 from semiland.report.run_report import run_warnings
@@ -44,7 +45,7 @@ def cell_stability(run: Path) -> dict[str, Any]:
     return {"fired": run_warnings(run), "tail": {k: _tail_mean(log.get(f"train/{k}", [])) for k in keys}}
 
 
-def stability(rows: list[dict[str, Any]], out: Path) -> list[dict[str, Any]]:
+def stability(rows: list[CellRow], out: Path) -> list[dict[str, Any]]:
     """Per budget and method whose method watches something: seeds, each alarm's seeds and first steps, and
     each watched key's end value per seed."""
     found = []

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from semiland.bench.sweep_summary import ORACLE, cell_folder, cell_run, rerun_seeds
+from semiland.bench.sweep.layout import ORACLE, CellRow, cell_folder, cell_run
+from semiland.bench.sweep.stats import rerun_seeds
 from semiland.engine.run_folder import evaluation_folder
 
 
@@ -46,7 +47,7 @@ def _evaluated(cell: Path, on: str) -> Path:
     return own if own.is_dir() else cell_run(cell) / evaluation_folder(on)
 
 
-def confusion_shifts(rows: list[dict[str, Any]], out: Path, sets: list[str], top: int = 3) -> list[dict[str, Any]]:
+def confusion_shifts(rows: list[CellRow], out: Path, sets: list[str], top: int = 3) -> list[dict[str, Any]]:
     """Per budget, method and evaluation set: the `top` largest changes of a (true → predicted) share against
     supervised of the same seed (of the same machine: `supervised_rerun` where only that trained on the cell's
     device), in points of the true class's pixels, averaged over the paired seeds (changes under 0.05 points
@@ -97,7 +98,7 @@ def shifts_table(found: list[dict[str, Any]]) -> tuple[str, list[str], list[list
     return caption, ["budget", "method", "set", "seeds", "true → predicted"], rows
 
 
-def class_shares(rows: list[dict[str, Any]], out: Path, sets: list[str], methods: list[str]) -> list[dict[str, Any]]:
+def class_shares(rows: list[CellRow], out: Path, sets: list[str], methods: list[str]) -> list[dict[str, Any]]:
     """Per budget and evaluation set: the masks' class shares (`truth`, % of the labeled pixels) and, per method
     (`methods`' order, the oracle last), the mean over its seeds of the shares it predicts on those pixels. A
     class a method stops predicting shows here even where its IoU was small to begin with."""
