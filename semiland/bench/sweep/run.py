@@ -9,7 +9,7 @@ from semiland.bench.sweep.cells import finished_rows
 from semiland.bench.sweep.mirror import mirror_summary, sync_mirror
 from semiland.bench.sweep.plan import parse_budgets, parse_methods, plan, snapshot_config, training_pool
 from semiland.bench.sweep.report import write_summary
-from semiland.bench.sweep.schedule import remaining, train_cells
+from semiland.bench.sweep.schedule import CellOptions, remaining, train_cells
 from semiland.data.presets import build_dataset
 from semiland.engine.precision import strict_float32
 from semiland.engine.run_config import load_config
@@ -43,7 +43,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     specs = plan(methods, budgets, seeds, oracle=not args.no_oracle, pools=pools)
     if not args.summary_only:
         strict_float32()  # a float32 protocol's cells, trained on a CPU or a GPU, do the same arithmetic
-        train_cells(specs, config, args, out)
+        options = CellOptions(args.overrides, args.also_on, args.keep_models, args.mirror, args.stop_at, args.finish_by)
+        train_cells(specs, config, options, out)
     rows = finished_rows(specs, out)  # every finished cell, this process's or another's, in the plan's order
     cells = sum(s.same_as is None for s in specs)  # a shared oracle is one cell
     print(f"{sum(not r.get('same_as') for r in rows)} of {cells} cells finished; {remaining(specs, out)}")

@@ -5,12 +5,12 @@ next free one), and on a machine lent for a fixed time a cell starts only if it 
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from semiland.bench.sweep.cells import last_checkpoint, needs_sets, run_one
@@ -98,7 +98,19 @@ def fits_before(spec: RunSpec, out: Path, finish_by: float, specs: list[RunSpec]
     return MARGIN * est <= left, f"≈ {est / 60:.0f} min by {basis} (×{MARGIN}), {max(left, 0) / 60:.0f} min left"
 
 
-def train_cells(specs: list[RunSpec], config: Path, args: argparse.Namespace, out: Path) -> None:
+@dataclass(frozen=True)
+class CellOptions:
+    """What every cell of one sweep call is trained with, beside its own spec (the command's options)."""
+
+    overrides: list[str]  # section.key=value for every cell
+    also_on: list[str]  # extra sets each cell is scored on
+    keep_models: bool  # keep each cell's best model (slimmed)
+    mirror: Path | None = None  # copy finished cells there; count its finished cells as finished
+    stop_at: float | None = None  # start no cell after this time (seconds since the epoch)
+    finish_by: float | None = None  # start a cell only if expected to end by then
+
+
+def train_cells(specs: list[RunSpec], config: Path, opts: CellOptions, out: Path) -> None:
     """Train (or complete) every cell of the plan that no other process is training. Each cell is claimed
     (`OUT/<method>/<budget>/seed<k>.lock`) while it runs, so several processes given the same command share
     the work: each takes the next free cell. A pass that skipped cells (claimed elsewhere, or a self_training
@@ -109,10 +121,10 @@ def train_cells(specs: list[RunSpec], config: Path, args: argparse.Namespace, ou
         waiting = []
         for spec in todo:
             folder = spec.folder(out)
-            if (folder / "result.json").is_file() and not needs_sets(folder, spec, args.also_on):
+            if (folder / "result.json").is_file() and not needs_sets(folder, spec, opts.also_on):
                 continue
-            if args.stop_at is not None and time.time() >= args.stop_at:
-                print(f"--stop-at {args.stop_at:.0f} reached: no new cell started; run again to continue", flush=True)
+            if opts.stop_at is not None and time.time() >= opts.stop_at:
+                print(f"--stop-at {opts.stop_at:.0f} reached: no new cell started; run again to continue", flush=True)
                 return
             with claim(folder.parent / f"{folder.name}.lock") as mine:
                 teacher = RunSpec("supervised", spec.budget, spec.seed, []).folder(out) / "result.json"
@@ -120,18 +132,18 @@ def train_cells(specs: list[RunSpec], config: Path, args: argparse.Namespace, ou
                 if not mine or blocked:
                     waiting.append(spec)
                     continue
-                if (folder / "result.json").is_file() and not needs_sets(folder, spec, args.also_on):
+                if (folder / "result.json").is_file() and not needs_sets(folder, spec, opts.also_on):
                     continue  # finished by another process between the first look and the claim
-                if (kept := finished_in_mirror(folder, out, args.mirror)) is not None:
+                if (kept := finished_in_mirror(folder, out, opts.mirror)) is not None:
                     # finished on another machine since this sweep started; the claim is ours: no process is
                     # training the unfinished run this folder may hold
                     shutil.rmtree(folder, ignore_errors=True)
                     restore_cell(kept, folder)
                     print(
-                        f"{spec.method} / {spec.budget} / seed {spec.seed}: finished in {args.mirror}, taken from there"
+                        f"{spec.method} / {spec.budget} / seed {spec.seed}: finished in {opts.mirror}, taken from there"
                     )
                     continue
-                if args.finish_by is not None and not (fit := fits_before(spec, out, args.finish_by, specs))[0]:
+                if opts.finish_by is not None and not (fit := fits_before(spec, out, opts.finish_by, specs))[0]:
                     # free, but expected to end too late: a later, shorter cell may still fit (claim released)
                     print(f"{spec.method} / {spec.budget} / seed {spec.seed}: not started, --finish-by: {fit[1]}", flush=True)  # fmt: skip
                     continue
@@ -140,9 +152,9 @@ def train_cells(specs: list[RunSpec], config: Path, args: argparse.Namespace, ou
                 print(f"[{i}/{len(specs)}] {spec.method} / {spec.budget} / seed {spec.seed}{left}", flush=True)
                 # supervised keeps its best.ckpt whole: the round-0 teacher of self_training cells (perhaps of a
                 # later call), the baseline for `test --on`, `bench targets` or `analyze --ckpt`
-                run_one(config, spec, args.overrides, out, spec.method == "supervised", args.also_on, args.keep_models)
-                if args.mirror is not None:  # trained, or given an --also-on set: its files changed
-                    mirror_cell(folder, out, args.mirror)
+                run_one(config, spec, opts.overrides, out, spec.method == "supervised", opts.also_on, opts.keep_models)
+                if opts.mirror is not None:  # trained, or given an --also-on set: its files changed
+                    mirror_cell(folder, out, opts.mirror)
         if len(waiting) == len(todo):
             names = ", ".join(f"{s.method}/{s.budget}/seed{s.seed}" for s in waiting)
             print(f"{len(waiting)} cells left to the other processes of this sweep: {names}", flush=True)
