@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import re
 import shutil
 import time
 
@@ -52,6 +53,15 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     printed = capsys.readouterr().out  # each cell to train says what is left, costed from the finished ones
     assert "] fixmatch / one / seed 1 — left: " in printed and "h of one process" in printed
     rows = json.loads((out / "results.json").read_text())["runs"]
+    # every cell's result.json is a CellRow: its required keys, and beyond its named ones only score keys
+    from semiland.bench.sweep.layout import CellRow
+
+    score_key = re.compile(r"(IoU/.+|alone/.+/(mIoU|OA|IoU/.+))$")  # per class, per head (CellRow's docstring)
+    for written in out.rglob("result.json"):
+        row = json.loads(written.read_text())
+        assert CellRow.__required_keys__ <= row.keys(), written
+        named = CellRow.__required_keys__ | CellRow.__optional_keys__
+        assert all(score_key.match(k) for k in row.keys() - named), row.keys() - named
     # a cell's cost is its process's CPU time (other load and pauses do not count), beside its wall time
     assert all(0 < r["fit_cpu_seconds"] and 0 < r["fit_seconds"] for r in rows)
     assert len(rows) == 2 * 2 * 4  # budgets × seeds × (supervised, fixmatch, km, oracle)
