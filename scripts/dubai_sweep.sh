@@ -61,8 +61,9 @@ define_set() {  # METHODS and ABLATION of set $1
       # and dllr_rerun − dllr measures what a change of machine alone moves
       ABLATION+=",dllr_rerun=dllr:$SAR"
       # the reassignment's levels (issue #41): three confidence strata (kept / transported with the residual
-      # marginal / ignored) against the one-level form (dllr_rerun, the same machine)
-      ABLATION+=",dllr_three_levels=dllr:$SAR method.levels=three"
+      # marginal / ignored), dllr_lv_three, against the one-level form trained beside it on the same machine,
+      # dllr_lv (its variant base by label: the summary pairs them seed by seed)
+      ABLATION+=",dllr_lv=dllr:$SAR,dllr_lv_three=dllr:$SAR method.levels=three"
       # likewise supervised again where the 4-image rows train (the kept 4-image supervised cells trained on
       # another CPU generation): the summary pairs those rows with it (`supervised_rerun − supervised`: the
       # machine's own offset)
