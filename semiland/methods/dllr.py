@@ -14,8 +14,10 @@ Input: the stacked (B, C_opt + C_sar, H, W) pair (data/paired.py), split by `ctx
    keep_threshold; the other pixels of the batch are reassigned by Sinkhorn (losses/transport.py) with the
    class marginal r estimated from labeled masks (running average, momentum class_momentum). The abstract's
    "multi-level" reassignment, read as confidence strata (`levels`):
-   - "one" (the default until the ablation decides; our first reading): kept ≥ τ_keep, every other pixel of
-     the batch transported with r;
+   - "one" (the default; our first reading): kept ≥ τ_keep, every other pixel of the batch transported with r.
+     Against "three" on Dubai's simulated SAR (2 labeled images, seeds 0–1, paired on one machine) "three" was
+     level on validation (+0.54) and behind on the test tile (−1.97), within DLLR's own run-to-run spread
+     (the same seed on two CPUs: SD 2.3), so the default stays (docs/benchmarks-log.md, the sar set);
    - "three": kept ≥ τ_keep; τ_drop ≤ max p < τ_keep transported with the *residual* marginal — r less the
      shares the kept pixels already give each class, so transport fills the classes the confident labels
      under-represent instead of spreading r again; max p < τ_drop ignored (no pseudo-label at all: too
