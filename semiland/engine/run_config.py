@@ -48,14 +48,16 @@ def config_path(path: str | Path) -> Path:
     if shipped is not None and shipped.is_file():
         return shipped
     folder = CONFIGS / path.parent if path.parent != Path(".") else None
+    hint = ""
     if folder is not None and folder.is_dir():
         names = ", ".join(f"{path.parent}/{p.stem}" for p in sorted(folder.glob("*.yaml")))
+        if path.stem in METHODS:  # a shipped config is a protocol; the method is one of its keys
+            hint = (
+                f"; a method is chosen with method.name=, e.g. --config {path.parent}/<config> method.name={path.stem}"
+            )
     else:
         names = ", ".join(p.name for p in sorted(CONFIGS.iterdir()) if p.is_dir())
         names = f"the datasets of {CONFIGS}: {names}"
-    hint = ""
-    if path.stem in METHODS and folder is not None and folder.is_dir():
-        hint = f"; a method is chosen with method.name=, e.g. --config {path.parent}/<config> method.name={path.stem}"
     raise SemilandError(f"config file {path} not found; give a YAML file or a shipped config ({names}){hint}")
 
 

@@ -1,3 +1,5 @@
+"""`semiland bench sweep`: check the whole plan, train the cells, then write the summary."""
+
 from __future__ import annotations
 
 import argparse

@@ -159,7 +159,7 @@ def rerun_seeds(rows: list[CellRow], method: str, base: str, budget: str, method
     return swap, again if len(swap) == len(own) else some
 
 
-def extra_sets(rows: list[CellRow]) -> list[str]:
+def extra_sets(rows: list[dict[str, Any]] | list[CellRow]) -> list[str]:
     """The `--also-on` sets some row (a cell's, or a summary's) was evaluated on, in first-seen order."""
     return list(dict.fromkeys(k.removesuffix(":mIoU") for r in rows for k in r if k.endswith(":mIoU")))
 
