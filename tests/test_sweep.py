@@ -1,7 +1,6 @@
 import json
 import math
 import os
-import re
 import shutil
 import time
 
@@ -9,10 +8,16 @@ import pytest
 import torch
 import yaml
 
+from semiland.bench.sweep.layout import CellRow, Score
 from semiland.cli import main
 from semiland.errors import SemilandError
 
 from .conftest import tiny_config
+
+
+def cell_id(spec):
+    """The keys naming a cell in its result.json."""
+    return {"method": spec.method, "budget": spec.budget, "seed": spec.seed}
 
 
 def sweep_config(tmp_path):
@@ -53,15 +58,12 @@ def test_sweep_runs_summarises_and_resumes(tmp_path, capsys):
     printed = capsys.readouterr().out  # each cell to train says what is left, costed from the finished ones
     assert "] fixmatch / one / seed 1 — left: " in printed and "h of one process" in printed
     rows = json.loads((out / "results.json").read_text())["runs"]
-    # every cell's result.json is a CellRow: its required keys, and beyond its named ones only score keys
-    from semiland.bench.sweep.layout import CellRow
-
-    score_key = re.compile(r"(IoU/.+|alone/.+/(mIoU|OA|IoU/.+))$")  # per class, per head (CellRow's docstring)
+    # every cell's result.json reads as a CellRow: each key a named field or a score, written back the same
     for written in out.rglob("result.json"):
-        row = json.loads(written.read_text())
-        assert CellRow.__required_keys__ <= row.keys(), written
-        named = CellRow.__required_keys__ | CellRow.__optional_keys__
-        assert all(score_key.match(k) for k in row.keys() - named), row.keys() - named
+        flat = json.loads(written.read_text())
+        row = CellRow.from_json(flat)
+        assert not row.notes and row.to_json() == flat, written
+        assert row.mIoU is not None and row.get(Score(metric="OA")) is not None and row.fit_cpu_seconds
     # a cell's cost is its process's CPU time (other load and pauses do not count), beside its wall time
     assert all(0 < r["fit_cpu_seconds"] and 0 < r["fit_seconds"] for r in rows)
     assert len(rows) == 2 * 2 * 4  # budgets × seeds × (supervised, fixmatch, km, oracle)
@@ -290,11 +292,16 @@ def test_top_q_keeps_rare_classes():
 
 
 def test_a_cells_cost_is_its_cpu_time_where_recorded():
-    from semiland.bench.sweep.layout import cost_seconds
+    from semiland.bench.sweep.layout import CellRow, cost_seconds
 
-    assert cost_seconds({"fit_seconds": 900.0, "fit_cpu_seconds": 300.0}) == 300.0  # paused / loaded: wall > CPU
-    assert cost_seconds({"fit_seconds": 900.0}) == 900.0  # a cell from before CPU time was recorded
-    assert cost_seconds({"fit_seconds": 900.0, "time_unreliable": "paused"}) is None  # left out of every mean
+    def cost(**times):
+        return cost_seconds(CellRow.from_json({"method": "x", "budget": "b", "seed": 0, **times}))
+
+    assert cost(fit_seconds=900.0, fit_cpu_seconds=300.0) == 300.0  # paused / loaded: wall > CPU
+    assert cost(fit_seconds=900.0) == 900.0  # a cell from before CPU time was recorded
+    assert cost(fit_seconds=900.0, time_unreliable="paused") is None  # left out of every mean
+    assert cost(fit_seconds=9.0, fit_cpu_seconds=8.0, device="cpu: AMD EPYC") == 8.0
+    assert cost(fit_seconds=9.0, fit_cpu_seconds=8.0, device="cuda: NVIDIA H100") is None  # GPU: not its CPU time
 
 
 def test_gap_recovered_only_when_the_oracle_leads():
@@ -303,8 +310,8 @@ def test_gap_recovered_only_when_the_oracle_leads():
     from semiland.bench.sweep.stats import summarise
 
     def row(method, miou):
-        return {"method": method, "budget": "b", "seed": 0, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
-                "IoU/a": miou, "fit_seconds": 1.0}  # fmt: skip
+        return CellRow.from_json({"method": method, "budget": "b", "seed": 0, "mIoU": miou, "OA": 0.9,
+                                  "val_mIoU": 0.5, "IoU/a": miou, "fit_seconds": 1.0})  # fmt: skip
 
     lead = {r["method"]: r for r in summarise([row("supervised", 0.4), row("x", 0.45), row("oracle", 0.5)], ["x"])}
     assert lead["x"]["gap_recovered"] == pytest.approx(0.5)
@@ -317,8 +324,8 @@ def test_difference_to_supervised_is_paired_by_seed():
     from semiland.bench.sweep.tables import markdown, summary_tables
 
     def row(method, seed, miou):
-        return {"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
-                "fit_seconds": 1.0}  # fmt: skip
+        return CellRow.from_json({"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9,
+                                  "val_mIoU": 0.5, "fit_seconds": 1.0})  # fmt: skip
 
     # seeds differ by 10 points, x leads supervised by 1 point on each: unpaired spreads hide what pairing shows
     rows = [
@@ -344,7 +351,7 @@ def test_the_seed_table_gives_each_seeds_difference_and_a_t_test():
     def row(method, seed, miou, val, unl=None):
         r = {"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9, "val_mIoU": val,
              "fit_seconds": 1.0}  # fmt: skip
-        return r | ({} if unl is None else {"unlabeled:mIoU": unl})
+        return CellRow.from_json(r | ({} if unl is None else {"unlabeled:mIoU": unl}))
 
     rows = [row("supervised", s, 0.4, 0.5, 0.6) for s in range(3)]
     rows += [row("x", 0, 0.42, 0.5, 0.59), row("x", 1, 0.41, 0.49, 0.58), row("x", 2, 0.43, 0.52)]
@@ -364,8 +371,8 @@ def test_the_validation_class_table_names_the_classes_validation_cannot_see():
     from semiland.bench.sweep.tables import summary_tables
 
     def row(method, seed, a, b):  # classes a and b on the validation set (last validation)
-        return {"method": method, "budget": "b", "seed": seed, "mIoU": 0.5, "OA": 0.9, "val_mIoU": 0.5,
-                "fit_seconds": 1.0, "val_last:IoU/a": a, "val_last:IoU/b": b}  # fmt: skip
+        return CellRow.from_json({"method": method, "budget": "b", "seed": seed, "mIoU": 0.5, "OA": 0.9,
+                                  "val_mIoU": 0.5, "fit_seconds": 1.0, "val_last:IoU/a": a, "val_last:IoU/b": b})  # fmt: skip
 
     rows = [row("supervised", 0, 0.6, 0.0), row("supervised", 1, 0.7, 0.01), row("x", 0, 0.5, 0.03)]
     rows += [row("x", 1, 0.5, 0.0), row("oracle", 0, 0.8, 0.3)]  # x's b: 3 then 0, a mean of 1.5 points
@@ -378,10 +385,10 @@ def test_the_validation_class_table_names_the_classes_validation_cannot_see():
     ]
     assert "b: no method but the oracle reaches 2 IoU points on average on b (best 1.5)" in caption
     assert "on a (" not in caption  # a class the validation set sees is not named
-    old = {"method": "y", "budget": "b", "seed": 0, "mIoU": 0.5, "OA": 0.9, "val_mIoU": 0.5, "fit_seconds": 1.0}
+    old = CellRow.from_json({"method": "y", "budget": "b", "seed": 0, "mIoU": 0.5, "OA": 0.9, "val_mIoU": 0.5})
     caption, _, table = summary_tables(summarise([old, *rows], ["y", "supervised", "x"]))[-1]  # y: no such keys
     assert "on b (best 1.5)" in caption and [r[1] for r in table] == ["supervised", "x", "oracle"]
-    rows[3]["val_last:IoU/b"] = 0.02  # x's mean 2.5: the class is seen
+    rows[3].scores[Score.iou("b", "val_last")] = 0.02  # x's mean 2.5: the class is seen
     assert "no method" not in summary_tables(summarise(rows, ["supervised", "x"]))[-1][0]
 
 
@@ -393,8 +400,8 @@ def test_an_ablation_row_is_compared_with_its_base_method_seed_by_seed():
     assert [variant_base(m, labels) for m in labels] == [None, None, "dllr", None, "fixmatch", None, None]
 
     def row(method, seed, miou, unl):
-        return {"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
-                "fit_seconds": 1.0, "unlabeled:mIoU": unl}  # fmt: skip
+        return CellRow.from_json({"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9,
+                                  "val_mIoU": 0.5, "fit_seconds": 1.0, "unlabeled:mIoU": unl})  # fmt: skip
 
     rows = [row("supervised", s, 0.40, 0.5) for s in range(3)]
     rows += [row("dllr", 0, 0.50, 0.6), row("dllr", 1, 0.45, 0.55), row("dllr", 2, 0.40, 0.5)]  # the spread
@@ -415,8 +422,8 @@ def test_an_ablation_is_paired_with_a_base_rerun_on_its_own_machine():
     from semiland.bench.sweep.tables import summary_tables
 
     def row(method, seed, miou, device):
-        return {"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
-                "fit_seconds": 1.0, "device": device}  # fmt: skip
+        return CellRow.from_json({"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9,
+                                  "val_mIoU": 0.5, "fit_seconds": 1.0, "device": device})  # fmt: skip
 
     old, new = "cpu: AMD EPYC (no native bf16)", "cpu: AMD EPYC (native bf16)"
     rows = [row("supervised", s, 0.40, old) for s in range(3)] + [row("dllr", s, 0.40, old) for s in range(3)]
@@ -431,7 +438,7 @@ def test_an_ablation_is_paired_with_a_base_rerun_on_its_own_machine():
     table = {(r[1], r[3]): r for r in summary_tables(summarise(rows, methods))[-1][2]}
     assert table["dllr_no_cps", "test"][2:7] == ["dllr_rerun", "test", "+1.00", "+3.00", "+4.00"]
     for r in rows[6:9]:  # the ablation on the kept DLLR's machine: paired with it, the re-run unused
-        r["device"] = old
+        r.device = old
     table = {(r[1], r[3]): r for r in summary_tables(summarise(rows, methods))[-1][2]}
     assert table["dllr_no_cps", "test"][2] == "dllr"
 
@@ -442,8 +449,9 @@ def test_a_row_is_paired_with_supervised_of_its_own_machine_where_that_was_train
     from semiland.bench.sweep.tables import summary_tables
 
     def row(method, seed, miou, device):
-        return {"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
-                "fit_seconds": 1.0, "device": device, "unlabeled:mIoU": miou, "alone/sar/mIoU": miou - 0.01}  # fmt: skip
+        return CellRow.from_json({"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9,
+                                  "val_mIoU": 0.5, "fit_seconds": 1.0, "device": device, "unlabeled:mIoU": miou,
+                                  "alone/sar/mIoU": miou - 0.01})  # fmt: skip
 
     old, new = "cpu: AMD EPYC (no native bf16)", "cpu: AMD EPYC (native bf16)"
     rows = [row("supervised", s, 0.40, old) for s in range(3)] + [row("fixmatch", s, 0.42, old) for s in range(3)]
@@ -452,7 +460,7 @@ def test_a_row_is_paired_with_supervised_of_its_own_machine_where_that_was_train
     methods = ["supervised", "fixmatch", "dllr", "supervised_rerun"]
     table = {r["method"]: r for r in summarise(rows, methods)}
     assert table["dllr"]["vs_supervised"]["by_seed"] == pytest.approx({0: 1.0, 1: 1.0, 2: 5.0})
-    assert table["dllr"]["unlabeled:vs_supervised"]["by_seed"] == pytest.approx({0: 1.0, 1: 1.0, 2: 5.0})
+    assert table["dllr"]["sets"]["unlabeled"]["vs_supervised"]["by_seed"] == pytest.approx({0: 1.0, 1: 1.0, 2: 5.0})
     assert table["fixmatch"]["vs_supervised"]["by_seed"] == pytest.approx({0: 2.0, 1: 2.0, 2: 2.0})  # same machine
     assert table["supervised_rerun"]["vs_supervised"]["mean"] == pytest.approx(4.0)  # the machine's own offset
     main = {r[1]: r for r in summary_tables(list(table.values()))[0][2]}
@@ -471,13 +479,16 @@ def test_per_class_changes_say_which_classes_a_difference_comes_from():
     def row(method, seed, a, b, on_b=None):  # two classes; the unlabeled set only where on_b is given
         r = {"method": method, "budget": "b", "seed": seed, "mIoU": (a + b) / 2, "OA": 0.9, "val_mIoU": 0.5,
              "fit_seconds": 1.0, "IoU/a": a, "IoU/b": b}  # fmt: skip
-        return r | ({} if on_b is None else {"unlabeled:mIoU": on_b, "unlabeled:IoU/a": 0.5, "unlabeled:IoU/b": on_b})
+        unl = {} if on_b is None else {"unlabeled:mIoU": on_b, "unlabeled:IoU/a": 0.5, "unlabeled:IoU/b": on_b}
+        return CellRow.from_json(r | unl)
 
     rows = [row("supervised", 0, 0.5, 0.3, 0.2), row("supervised", 1, 0.7, 0.1, 0.4)]
     rows += [row("x", 0, 0.6, 0.1, 0.3), row("x", 1, 0.8, 0.1)]  # a: +10 on both seeds; b: −20 and 0
     x = {r["method"]: r for r in summarise(rows, ["x"])}["x"]
-    assert x["ΔIoU/a"] == pytest.approx(10.0) and x["ΔIoU/b"] == pytest.approx(-10.0) and x["Δseeds"] == 2
-    assert x["Δunlabeled:IoU/b"] == pytest.approx(10.0) and x["unlabeled:Δseeds"] == 1  # seed 1: not evaluated
+    change = x["changes"]
+    assert change[Score.iou("a")] == pytest.approx(10.0) and change[Score.iou("b")] == pytest.approx(-10.0)
+    assert change[Score.iou("b", "unlabeled")] == pytest.approx(10.0)
+    assert x["changed_seeds"] == {"test": 2, "unlabeled": 1}  # seed 1: not evaluated on the unlabeled set
     caption, head, table = summary_tables(summarise(rows, ["x"]))[-1]
     assert caption.startswith("Per-class IoU change") and head == ["budget", "method", "set", "seeds", "a", "b"]
     assert table == [["b", "x", "test", "2", "+10.00", "-10.00"], ["b", "x", "unlabeled", "1", "+0.00", "+10.00"]]
@@ -527,17 +538,16 @@ def test_an_interrupted_cell_resumes_from_its_last_checkpoint(tmp_path, monkeypa
     capsys.readouterr()
     resumed = run_one(path, spec, common, tmp_path / "cut")
     assert f"resuming {cell} from step 2" in capsys.readouterr().out
-    assert resumed["resumed_from_step"] == 2 and "resumed_from_step" not in whole
-    for key in ("mIoU", "OA", "val_mIoU", "steps"):
-        assert resumed[key] == whole[key], key
+    assert resumed.resumed_from_step == 2 and whole.resumed_from_step is None
+    assert resumed.scores == whole.scores and resumed.steps == whole.steps
     # a cell whose last checkpoint cannot be read (corrupt, or from other code) starts again, and says so
     (cell / "result.json").unlink()
     (cell / "checkpoints").mkdir(exist_ok=True)
     (cell / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")
     capsys.readouterr()
     again = run_one(path, spec, common, tmp_path / "cut")
-    assert "training it again from step 0" in capsys.readouterr().out and "resumed_from_step" not in again
-    assert again["mIoU"] == whole["mIoU"]
+    assert "training it again from step 0" in capsys.readouterr().out and again.resumed_from_step is None
+    assert again.mIoU == whole.mIoU
 
 
 def _with(trainer, callback):
@@ -666,14 +676,6 @@ def test_cells_restored_by_processes_starting_together_end_whole(tmp_path, monke
     assert (target / "result.json").is_file() and [p.name for p in target.parent.iterdir()] == ["seed0"]
 
 
-def test_gpu_cells_are_left_out_of_cpu_cost_means():
-    from semiland.bench.sweep.layout import cost_seconds
-
-    assert cost_seconds({"fit_seconds": 9.0, "fit_cpu_seconds": 8.0, "device": "cpu: AMD EPYC"}) == 8.0
-    assert cost_seconds({"fit_seconds": 9.0, "fit_cpu_seconds": 8.0}) == 8.0  # rows from before `device`
-    assert cost_seconds({"fit_seconds": 9.0, "fit_cpu_seconds": 8.0, "device": "cuda: NVIDIA H100"}) is None
-
-
 def test_confusion_shifts_and_class_shares_name_the_pixels_a_method_moved(tmp_path):
     from semiland.bench.sweep.confusions import class_shares, confusion_shifts, shares_table, shifts_table
 
@@ -681,7 +683,7 @@ def test_confusion_shifts_and_class_shares_name_the_pixels_a_method_moved(tmp_pa
         where = tmp_path / method / "b" / f"seed{seed}" / folder
         where.mkdir(parents=True)
         (where / "metrics.json").write_text(json.dumps({"confusion_matrix": cm, "classes": ["a", "b", "c"]}))
-        return {"method": method, "budget": "b", "seed": seed}
+        return CellRow.from_json({"method": method, "budget": "b", "seed": seed})
 
     base = [[90, 10, 0], [0, 80, 20], [0, 0, 0]]  # class c absent from this set: its row is NaN, never ranked
     rows = [cell("supervised", s, base) for s in (0, 1)]
@@ -719,7 +721,7 @@ def test_confusion_shifts_pair_a_cell_with_supervised_of_its_own_machine(tmp_pat
         where = tmp_path / method / "b" / "seed0" / "test"
         where.mkdir(parents=True)
         (where / "metrics.json").write_text(json.dumps({"confusion_matrix": cm, "classes": ["a", "b"]}))
-        return {"method": method, "budget": "b", "seed": 0, "device": device}
+        return CellRow.from_json({"method": method, "budget": "b", "seed": 0, "device": device})
 
     rows = [cell("supervised", [[90, 10], [0, 100]], "old"), cell("supervised_rerun", [[70, 30], [0, 100]], "new")]
     rows.append(cell("x", [[60, 40], [0, 100]], "new"))
@@ -729,7 +731,7 @@ def test_confusion_shifts_pair_a_cell_with_supervised_of_its_own_machine(tmp_pat
     assert found["supervised_rerun"]["moves"][0][2] == pytest.approx(20.0)  # the machine's own move
     _, _, table = shifts_table(list(found.values()))
     assert ["b", "x", "test", "1 vs supervised_rerun", "a → b +10.0"] in table
-    rows[0]["device"] = "new"  # supervised itself on the cell's machine: paired with it
+    rows[0].device = "new"  # supervised itself on the cell's machine: paired with it
     assert confusion_shifts(rows, tmp_path, ["test"])[-1]["moves"] == [("a", "b", pytest.approx(30.0))]
 
 
@@ -763,7 +765,7 @@ def test_what_is_left_is_costed_by_the_label_or_else_its_registered_method(tmp_p
     def finish(method, seed, seconds):
         folder = specs[method, seed].folder(tmp_path)
         folder.mkdir(parents=True)
-        (folder / "result.json").write_text(json.dumps({"fit_cpu_seconds": seconds}))
+        (folder / "result.json").write_text(json.dumps({**cell_id(specs[method, seed]), "fit_cpu_seconds": seconds}))
 
     finish("fixmatch", 0, 3600)
     finish("fixmatch", 1, 7200)
@@ -789,7 +791,8 @@ def test_finish_by_starts_only_the_cells_expected_to_end_in_time(tmp_path):
     def finish(method, seed, **row):
         folder = specs[method, seed].folder(tmp_path)
         folder.mkdir(parents=True)
-        (folder / "result.json").write_text(json.dumps({"fit_cpu_seconds": 1.0, "device": "cpu: x", **row}))
+        written = {**cell_id(specs[method, seed]), "fit_cpu_seconds": 1.0, "device": "cpu: x", **row}
+        (folder / "result.json").write_text(json.dumps(written))
 
     plan_ = list(specs.values())
     assert fits_before(specs["vae", 0], tmp_path, time.time(), plan_)[0]  # nothing finished: nothing to plan with
@@ -824,7 +827,7 @@ def test_finish_by_costs_a_new_row_by_its_kin_and_an_interrupted_cell_by_what_is
         folder = specs[label, 0].folder(tmp_path)
         folder.mkdir(parents=True)
         (folder / "result.json").write_text(
-            json.dumps({"fit_cpu_seconds": 1.0, "device": "cpu: x", "fit_seconds": seconds})
+            json.dumps({**cell_id(specs[label, 0]), "fit_cpu_seconds": 1.0, "device": "cpu: x", "fit_seconds": seconds})
         )
     now = time.time()
     ok, why = fits_before(specs["wnet_l1", 0], tmp_path, now + MARGIN * 2400 - 5, plan_)
@@ -863,7 +866,7 @@ def test_the_stability_table_says_which_alarms_fired_and_where_the_watched_value
             (folder / "warnings.json").write_text(json.dumps([{"step": fired, "key": "d_accuracy", "message": "D wins: advice"}]))  # fmt: skip
         log = "step,train/d_accuracy,train/loss\n" + "".join(f"{s},{d_accuracy(s)},1.0\n" for s in range(9, 1000, 10))
         (folder / "logs" / "metrics.csv").write_text(log)
-        return {"method": label, "budget": "b", "seed": seed}
+        return CellRow.from_json({"method": label, "budget": "b", "seed": seed})
 
     rows = [
         cell("adv", "adversarial", 0, 58, lambda s: 1.0 if s > 999 - TAIL else 0.5),  # fired, and stayed won
@@ -885,17 +888,15 @@ def test_head_scores_are_kept_apart_from_the_sets_and_the_methods_own_classes():
     from semiland.bench.sweep.stats import extra_sets
 
     metrics = {"mIoU": 0.4, "heads": {"sar": {"mIoU": 0.3, "per_class": {"water": {"IoU": 0.9}}}}}
-    row = {
-        "mIoU": 0.4,
-        "IoU/water": 0.8,
-        "unlabeled:mIoU": 0.5,
-        **head_scores(metrics),
-        **head_scores(metrics, "unlabeled:"),
-    }
-    assert row["alone/sar/mIoU"] == 0.3 and row["unlabeled:alone/sar/IoU/water"] == 0.9
+    flat = {"method": "dllr", "budget": "b", "seed": 0, "mIoU": 0.4, "IoU/water": 0.8, "unlabeled:mIoU": 0.5}
+    row = CellRow.from_json(flat).with_scores(head_scores(metrics) | head_scores(metrics, "unlabeled"))
+    written = row.to_json()  # result.json's flat keys, read back the same
+    assert written["alone/sar/mIoU"] == 0.3 and written["unlabeled:alone/sar/IoU/water"] == 0.9
+    assert CellRow.from_json(written) == row and not row.notes
     assert extra_sets([row]) == ["unlabeled"]  # a head is not an evaluation set
-    assert [k for k in row if k.startswith("IoU/")] == ["IoU/water"]
+    assert row.score_names() == [Score.iou("water")]  # the method's own classes, not the head's
     assert head_scores({"mIoU": 0.4}) == {}  # methods without heads add nothing
+    assert Score.parse("val_mIoU") == Score("val") and Score.parse("fit_seconds") is None
 
 
 def test_the_heads_table_compares_each_head_with_its_method_and_supervised_seed_by_seed():
@@ -904,8 +905,15 @@ def test_the_heads_table_compares_each_head_with_its_method_and_supervised_seed_
 
     def cell(method, seed, miou, heads=None):
         metrics = {"heads": {h: {"mIoU": v, "per_class": {"water": {"IoU": v / 2}}} for h, v in (heads or {}).items()}}
-        row = {"method": method, "budget": "2img", "seed": seed, "mIoU": miou, "IoU/water": 0.5}
-        return {**row, "unlabeled:mIoU": miou, **head_scores(metrics), **head_scores(metrics, "unlabeled:")}
+        flat = {
+            "method": method,
+            "budget": "2img",
+            "seed": seed,
+            "mIoU": miou,
+            "IoU/water": 0.5,
+            "unlabeled:mIoU": miou,
+        }
+        return CellRow.from_json(flat).with_scores(head_scores(metrics) | head_scores(metrics, "unlabeled"))
 
     rows = [cell("supervised", 0, 0.40), cell("supervised", 1, 0.30),
             cell("dllr", 0, 0.38, {"sar": 0.42}), cell("dllr", 1, 0.36, {"sar": 0.37})]  # fmt: skip
@@ -933,7 +941,7 @@ def test_a_cell_that_kept_no_pseudo_label_is_named_in_the_stability_table(tmp_pa
     (folder / "config.yaml").write_text(yaml.safe_dump({"method": {"name": "fixmatch"}}))
     (folder / "warnings.json").write_text(json.dumps([{"step": 699, "key": "mask_ratio", "message": NOTHING_KEPT}]))
     (folder / "logs" / "metrics.csv").write_text("step,train/loss\n9,1.0\n")
-    found = stability([{"method": "fixmatch", "budget": "b", "seed": 0}], tmp_path)
+    found = stability([CellRow.from_json({"method": "fixmatch", "budget": "b", "seed": 0})], tmp_path)
     _, _, table = stability_table(found)
     assert table[0][1] == "fixmatch" and "no pseudo-label was kept in the whole run" in table[0][3]
 
@@ -986,8 +994,10 @@ def test_the_fold_table_pools_pairs_and_the_gap_recovered():
     rows = []
     for fold, (sup, own, ora) in enumerate([(0.40, 0.45, 0.60), (0.30, 0.31, 0.50), (0.50, 0.53, 0.60)]):
         for method, v in (("supervised", sup), ("fixmatch", own), ("oracle", ora)):
-            rows.append({"method": method, "budget": f"random7-on-tile_{fold}", "seed": 0, "mIoU": v})
-    rows.append({"method": "supervised", "budget": "plain", "seed": 0, "mIoU": 0.1})  # not a fold: not pooled
+            rows.append(
+                CellRow.from_json({"method": method, "budget": f"random7-on-tile_{fold}", "seed": 0, "mIoU": v})
+            )
+    rows.append(CellRow.from_json({"method": "supervised", "budget": "plain", "seed": 0, "mIoU": 0.1}))  # no fold
     _, head, table = fold_table(rows, ["supervised", "fixmatch"])
     fix = dict(zip(head, table[0], strict=True))
     # Δ = +5, +1, +3 → mean 3.00, sd 2, 95 % CI ± 4.303 · 2 / √3 = 4.97; gap mean (20 + 20 + 10) / 3 = 16.67
@@ -995,14 +1005,45 @@ def test_the_fold_table_pools_pairs_and_the_gap_recovered():
     assert fix["gap"] == "16.67" and fix["recovered"] == "18 %"
     assert pooled([1.0])["n"] == 1 and math.isnan(pooled([1.0])["p"])
     for r in rows:
-        r["IoU/water"] = r["mIoU"] / 2  # half the differences and gaps: the same share recovered
+        r.scores[Score.iou("water")] = r.mIoU / 2  # half the differences and gaps: the same share recovered
     _, _, per_class = fold_class_table(rows, ["supervised", "fixmatch"])
     assert per_class == [["random7", "fixmatch", "water", "3", "+1.50", "± 2.48", "3/3", fix["p"], "8.33", "18 %"]]
     assert fix["folds paired"] == "3"
     for r in rows:
-        r["val_mIoU"] = 1 - r["mIoU"]  # the validation pairs are pooled on their own key: Δ = −5, −1, −3
-    caption, _, val = fold_table(rows, ["supervised", "fixmatch"], "val_mIoU")
+        r.scores[Score("val")] = 1 - r.mIoU  # the validation pairs are pooled on their own score: Δ = −5, −1, −3
+    caption, _, val = fold_table(rows, ["supervised", "fixmatch"], Score("val"))
     assert "validation tiles" in caption and dict(zip(head, val[0], strict=True))["Δ mean"] == "-3.00"
+
+
+def test_the_fold_table_pairs_with_supervised_of_the_same_steps_and_machine_whatever_its_label():
+    """Issue #40's rule: a method is paired with supervised of the same fold, seed, step count and machine (a
+    label such as `sup_long_xeon`), and a fold's oracle serves every budget of that fold."""
+    from semiland.bench.folds import baseline, fold_table
+
+    amd, xeon = "cpu: AMD EPYC (native bf16)", "cpu: Intel Xeon (no native bf16)"
+
+    def row(label, budget, miou, steps, device, registered="supervised", oracle=False):
+        return CellRow.from_json({"method": label, "budget": budget, "seed": 0, "mIoU": miou, "steps": steps,
+                                  "device": device, "registered": registered, "oracle": oracle})  # fmt: skip
+
+    rows = []
+    for fold in ("tile_1", "tile_2", "tile_3"):
+        reg, rnd = f"region2-on-{fold}", f"random7-on-{fold}"
+        rows += [row("supervised", reg, 0.30, 700, amd), row("sup_long", reg, 0.40, 1400, amd),
+                 row("sup_long_xeon", reg, 0.42, 1400, xeon), row("fm_xeon", reg, 0.45, 1400, xeon, "fixmatch"),
+                 row("oracle_long", reg, 0.60, 1400, amd, oracle=True),  # trained once per fold: in region2
+                 row("sup_long_xeon", rnd, 0.50, 1400, xeon), row("fm_xeon", rnd, 0.52, 1400, xeon, "fixmatch")]  # fmt: skip
+    fm = rows[3]
+    assert baseline(rows, fm).method == "sup_long_xeon"  # not `supervised` (700 steps), not sup_long (AMD)
+    assert baseline(rows, fm, oracle=True).method == "oracle_long"  # none on the Xeon: the same steps elsewhere
+    assert baseline(rows, rows[-1], oracle=True).budget == "region2-on-tile_3"  # its fold's, from the region budget
+    assert baseline(rows, row("x", "region2-on-tile_1", 0.5, 1400, "cuda: H100", "fixmatch")) is None  # never across
+    _, head, table = fold_table(rows, ["supervised", "sup_long", "sup_long_xeon", "fm_xeon", "oracle_long"])
+    by = {(r[0], r[1]): dict(zip(head, r, strict=True)) for r in table}
+    assert set(by) == {("region2", "fm_xeon"), ("region2", "oracle_long"), ("random7", "fm_xeon")}  # no baselines
+    assert by["region2", "fm_xeon"]["Δ mean"] == "+3.00" and by["region2", "fm_xeon"]["gap"] == "18.00"
+    assert by["random7", "fm_xeon"]["Δ mean"] == "+2.00" and by["random7", "fm_xeon"]["gap"] == "10.00"
+    assert by["region2", "oracle_long"]["Δ mean"] == "+20.00"  # against sup_long: the same steps and machine
 
 
 def test_the_lambda_curve_pools_seeds_per_registered_method_and_budget(tmp_path):
@@ -1018,8 +1059,8 @@ def test_the_lambda_curve_pools_seeds_per_registered_method_and_budget(tmp_path)
             cell.mkdir(parents=True)
             method = {"name": name, **({"lambda_u": lam} if lam is not None else {})}
             (cell / "config.yaml").write_text(yaml.safe_dump({"method": method}))
-            rows.append({"method": label, "budget": "b", "seed": seed, "mIoU": 0.4 + 0.01 * seed + 0.1 * (lam or 0),
-                         "labeled_images": 2})  # fmt: skip
+            rows.append(CellRow.from_json({"method": label, "budget": "b", "seed": seed, "labeled_images": 2,
+                                           "mIoU": 0.4 + 0.01 * seed + 0.1 * (lam or 0)}))  # fmt: skip
     methods = ["supervised", "fm_l05", "fm", "fm2", "cps"]
     points = lambda_curve(rows, methods, tmp_path)
     assert [(p["line"], p["x"], p["n"]) for p in points] == [("fixmatch", x, 2) for x in (0.5, 1.0, 2.0)]

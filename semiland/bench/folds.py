@@ -8,9 +8,10 @@ other regions are for training. Two kinds of label budget per fold:
 - `random:N` — N images drawn (seeded by the run's seed) across all training regions, as the SSL papers'
   1/8, 1/16 splits; the rest unlabeled.
 Each (kind, fold) is one sweep budget, named `<kind><N>-on-<test region>`; the oracle of a fold (every training
-image labeled) is shared by its budgets. `fold_table` pairs each method with supervised of the same fold and
-seed and pools the pairs of every fold: mean difference with a 95 % interval, pairs won, a paired t-test, and
-the share of the supervised → oracle gap recovered.
+image labeled) is shared by its budgets. `fold_table` pairs each method with supervised of the same fold, seed,
+step count and machine, whatever its label (`sup_long`, `sup_long_xeon`: `baseline`), and pools the pairs of
+every fold: mean difference with a 95 % interval, pairs won, a paired t-test, and the share of the supervised →
+oracle gap recovered.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from typing import Any
 
 from scipy.stats import t as student_t
 from scipy.stats import ttest_1samp
 
-from semiland.bench.sweep.layout import ORACLE
+from semiland.bench.sweep.layout import ORACLE, TEST, VAL, CellRow, Score
+from semiland.bench.sweep.stats import class_scores
 from semiland.bench.sweep.tables import Table
 from semiland.errors import SemilandError
 
@@ -74,20 +75,45 @@ def fold_budgets(
     return budgets
 
 
-def _pairs(rows: list[dict[str, Any]], method: str, budgets: list[str], key: str) -> list[tuple[str, float, float]]:
-    """(budget, method − supervised, oracle − supervised) × 100 for each (budget, seed) where the method and
-    supervised finished; the oracle's gap is NaN where it did not."""
+def is_baseline(row: CellRow, oracle: bool = False) -> bool:
+    """A plain supervised cell (`oracle`: one trained on every training image), under any label."""
+    if row.method in ("supervised", ORACLE):  # the sweep's own labels (rows from before `registered` too)
+        return (row.method == ORACLE) == oracle
+    return row.registered == "supervised" and row.oracle == oracle
 
-    def value(m: str, b: str, s: int) -> float | None:
-        found = [r.get(key) for r in rows if r["method"] == m and r["budget"] == b and r["seed"] == s]
-        return found[0] if found and found[0] is not None else None
 
+def baseline(rows: list[CellRow], row: CellRow, oracle: bool = False) -> CellRow | None:
+    """The supervised cell (`oracle`: the oracle's) `row` is paired with: same budget, seed, step count and
+    machine — float32 runs differ across CPU generations and supervised gains from more steps as the methods
+    do (docs/benchmarks.md) — the label `supervised` (`oracle`) first where several qualify. The oracle, a
+    gap's end only, is any budget's of the same fold, and falls back to one of the same steps on another machine,
+    then to any; supervised never."""
+    name = ORACLE if oracle else "supervised"
+    # the oracle of a fold is every budget's of that fold (one training pool); supervised is the budget's own
+    where = (lambda b: _fold(b) == _fold(row.budget)) if oracle else (lambda b: b == row.budget)
+    found = [r for r in rows if where(r.budget) and r.seed == row.seed and is_baseline(r, oracle)]
+    found.sort(key=lambda r: r.method != name)
+    same_steps = [r for r in found if r.steps == row.steps]
+    same = [r for r in same_steps if r.device == row.device]
+    return next(iter(same or (same_steps or found if oracle else [])), None)
+
+
+def _fold(budget: str) -> str:
+    """A fold budget's test region (the fold), else the budget itself."""
+    return m["test"] if (m := FOLD_BUDGET.match(budget)) else budget
+
+
+def _pairs(rows: list[CellRow], method: str, budgets: list[str], score: Score) -> list[tuple[str, float, float]]:
+    """(budget, method − supervised, oracle − supervised) × 100 for each cell of `method` whose `baseline`
+    finished; the oracle's gap is NaN where none did."""
     out = []
-    for b in budgets:
-        for s in sorted({r["seed"] for r in rows if r["budget"] == b}):
-            sup, own, ora = value("supervised", b, s), value(method, b, s), value(ORACLE, b, s)
-            if sup is not None and own is not None:
-                out.append((b, 100 * (own - sup), math.nan if ora is None else 100 * (ora - sup)))
+    for r in (r for b in budgets for r in rows if r.budget == b and r.method == method):
+        sup = baseline(rows, r)
+        if sup is None or sup is r or (own := r.get(score)) is None or (base := sup.get(score)) is None:
+            continue
+        ora = r if is_baseline(r, oracle=True) else baseline(rows, sup, oracle=True)
+        gap = ora.get(score) if ora is not None else None
+        out.append((r.budget, 100 * (own - base), math.nan if gap is None else 100 * (gap - base)))
     return out
 
 
@@ -101,28 +127,37 @@ def pooled(diffs: list[float]) -> dict[str, float]:
     return {"mean": mean, "ci": half, "wins": sum(d > 0 for d in diffs), "n": n, "p": p}
 
 
-def _fold_kinds(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+def _fold_kinds(rows: list[CellRow]) -> dict[str, list[str]]:
     """Budget kind ("region2") → its fold budgets, in the rows' order."""
     kinds: dict[str, list[str]] = {}
-    for b in dict.fromkeys(r["budget"] for r in rows):
+    for b in dict.fromkeys(r.budget for r in rows):
         if m := FOLD_BUDGET.match(b):
             kinds.setdefault(f"{m['kind']}{m['n']}", []).append(b)
     return kinds
+
+
+def _compared(rows: list[CellRow], methods: list[str]) -> list[str]:
+    """The labels a fold table compares with their baseline: the methods, then the oracles (every label trained
+    on every image); a plain supervised label is a baseline, not a row."""
+    baselines = {r.method for r in rows if is_baseline(r)}
+    oracles = list(dict.fromkeys([ORACLE, *(r.method for r in rows if is_baseline(r, oracle=True))]))
+    return [m for m in methods if m not in baselines and m not in oracles] + oracles
 
 
 def _fmt(x: float, signed: bool = True) -> str:
     return "–" if math.isnan(x) else (f"{x:+.2f}" if signed else f"{x:.2f}")
 
 
-def _pooled_row(rows: list[dict[str, Any]], method: str, budgets: list[str], key: str) -> list[str] | None:
-    """Δ mean, 95 % CI, won, p, gap, recovered of `method` on `key`, pooled over `budgets` × seeds."""
-    pairs = _pairs(rows, method, budgets, key)
+def _pooled_row(rows: list[CellRow], method: str, budgets: list[str], score: Score) -> list[str] | None:
+    """Δ mean, 95 % CI, won, p, gap, recovered of `method` on `score`, pooled over `budgets` × seeds."""
+    pairs = _pairs(rows, method, budgets, score)
     if not pairs:
         return None
     s = pooled([d for _, d, _ in pairs])
     gaps = [g for _, _, g in pairs if not math.isnan(g)]
     gap = statistics.mean(gaps) if gaps else math.nan
-    recovered = 100 * s["mean"] / gap if gaps and gap > 0 and method != ORACLE else math.nan
+    an_oracle = any(r.method == method and is_baseline(r, oracle=True) for r in rows)
+    recovered = 100 * s["mean"] / gap if gaps and gap > 0 and not an_oracle else math.nan
     return [
         str(len({b for b, _, _ in pairs})), _fmt(s["mean"]), f"± {_fmt(s['ci'], False)}", f"{s['wins']}/{s['n']}",
         "–" if math.isnan(s["p"]) else f"{s['p']:.3g}", _fmt(gap, False),
@@ -130,16 +165,16 @@ def _pooled_row(rows: list[dict[str, Any]], method: str, budgets: list[str], key
     ]  # fmt: skip
 
 
-def fold_table(rows: list[dict[str, Any]], methods: list[str], key: str = "mIoU") -> Table | None:
+def fold_table(rows: list[CellRow], methods: list[str], score: Score = TEST) -> Table | None:
     """Per budget kind and method: the pooled pairs of every fold and seed (None when no budget is a fold)."""
     table = []
     for kind, budgets in _fold_kinds(rows).items():
-        for method in [*[m for m in methods if m != "supervised"], ORACLE]:
-            if (cells := _pooled_row(rows, method, budgets, key)) is not None:
+        for method in _compared(rows, methods):
+            if (cells := _pooled_row(rows, method, budgets, score)) is not None:
                 table.append([kind, method, *cells])
     if not table:
         return None
-    where = "validation tiles' mIoU (where methods and settings are chosen)" if key == "val_mIoU" else f"test {key}"
+    where = "validation tiles' mIoU (where methods and settings are chosen)" if score == VAL else f"test {score.key}"
     caption = (
         f"Leave-one-tile-out: {where} minus supervised of the same fold and seed, pooled over folds × seeds "
         "(mean, 95 % interval, pairs won, paired t-test p; gap = oracle − supervised; recovered = mean / gap)"
@@ -148,15 +183,15 @@ def fold_table(rows: list[dict[str, Any]], methods: list[str], key: str = "mIoU"
     return caption, header, table
 
 
-def fold_class_table(rows: list[dict[str, Any]], methods: list[str]) -> Table | None:
+def fold_class_table(rows: list[CellRow], methods: list[str]) -> Table | None:
     """The same pooling per class (test IoU): which classes a method gains or loses across the folds."""
-    classes = list(dict.fromkeys(k for r in rows for k in r if k.startswith("IoU/")))
+    classes = class_scores(rows)
     table = []
     for kind, budgets in _fold_kinds(rows).items():
-        for method in [m for m in methods if m != "supervised"]:
-            for key in classes:
-                if (cells := _pooled_row(rows, method, budgets, key)) is not None:
-                    table.append([kind, method, key.removeprefix("IoU/"), *cells])
+        for method in [m for m in _compared(rows, methods) if m != ORACLE]:
+            for score in classes:
+                if (cells := _pooled_row(rows, method, budgets, score)) is not None:
+                    table.append([kind, method, score.cls, *cells])
     if not table:
         return None
     caption = "Leave-one-tile-out per class: test IoU minus supervised, pooled over folds × seeds (as above)"

@@ -15,7 +15,8 @@ late_km=multitask:method.network=berunda_late method.aux_loss=kmeans"`. `self_tr
 supervised run (same seed) as the round-0 teacher, so it costs only its students.
 
 The parts, in the order a sweep runs them: `plan` (the cells: `RunSpec`), `schedule` (which cell a process
-trains next), `cells` (train and test one cell), `layout` (where a cell lives, its row: `CellRow`), `mirror`
+trains next), `cells` (train and test one cell), `layout` (where a cell lives, its row: `CellRow`, each of its numbers
+named by a `Score`: set, metric, class, head), `mirror`
 (cells kept under version control), then the summary: `stats` (paired statistics over rows), `tables`,
 `maps`, `curves`, `heads`, `confusions`, `stability`, written by `report`. `run.run_sweep` is the command.
 `bench/folds.py` makes the leave-one-tile-out budgets (`--folds`).

@@ -5,13 +5,22 @@ reuses supervised's model as its round-0 teacher, and the extra sets a cell is s
 from __future__ import annotations
 
 import gc
-import json
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from semiland.bench.sweep.layout import ORACLE, CellRow, best_val, finished_row, split_sizes
+from semiland.bench.sweep.layout import (
+    ORACLE,
+    VAL,
+    CellRow,
+    Score,
+    best_val,
+    finished_row,
+    read_row,
+    split_sizes,
+)
 from semiland.bench.sweep.plan import RunSpec
 from semiland.config import Config
 from semiland.data.prepare import prepare_data
@@ -25,29 +34,30 @@ from semiland.io import atomic_write_json, ensure_writable_dir
 from semiland.report.run_report import test_run
 
 
-def also_on(spec: RunSpec, ckpt: Path, folder: Path, sets: list[str]) -> dict[str, float]:
-    """Metrics of the cell's final checkpoint on each of `sets` (as `semiland test --on`), keyed "SET:mIoU" and
-    "SET:IoU/<class>". The oracle is skipped on split sets: its split labels them all (it trained on them)."""
-    row: dict[str, float] = {}
+def also_on(spec: RunSpec, ckpt: Path, folder: Path, sets: list[str]) -> dict[Score, float]:
+    """Scores of the cell's final checkpoint on each of `sets` (as `semiland test --on`): mIoU and per class, of
+    the method and of each head. The oracle is skipped on split sets: its split labels them all (it trained
+    on them)."""
+    scores: dict[Score, float] = {}
     for on in filter(lambda on: _scored(spec, on), sets):
         m = test_run(ckpt, folder / evaluation_folder(on), on=on)[0]
-        row.update(_scores(m, f"{on}:"))
-        row.update(head_scores(m, f"{on}:"))
-    return row
+        scores |= _scores(m, on) | head_scores(m, on)
+    return scores
 
 
-def _scores(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
-    """mIoU and per-class IoU of one evaluation, keyed "<prefix>mIoU" and "<prefix>IoU/<class>"."""
-    return {f"{prefix}mIoU": metrics["mIoU"], **{f"{prefix}IoU/{k}": v["IoU"] for k, v in metrics["per_class"].items()}}
+def _scores(metrics: dict[str, Any], on: str, head: str = "") -> dict[Score, float]:
+    """mIoU and per-class IoU of one evaluation (`metrics.json`'s) on `on`, of the method or one `head`."""
+    per_class = {Score.iou(k, on, head): v["IoU"] for k, v in metrics["per_class"].items()}
+    return {Score(on, head=head): metrics["mIoU"], **per_class}
 
 
-def head_scores(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """A method's heads scored alone (`Method.heads`; DLLR: each modality's branch), keyed
-    "[SET:]alone/<head>/mIoU" and "[SET:]alone/<head>/IoU/<class>" (never read as a set's or the method's own)."""
-    row: dict[str, float] = {}
+def head_scores(metrics: dict[str, Any], on: str = "test") -> dict[Score, float]:
+    """A method's heads scored alone (`Method.heads`; DLLR: each modality's branch): never read as a set's or
+    the method's own scores."""
+    scores: dict[Score, float] = {}
     for head, m in metrics.get("heads", {}).items():
-        row.update(_scores(m, f"{prefix}alone/{head}/"))
-    return row
+        scores |= _scores(m, on, head)
+    return scores
 
 
 def _scored(spec: RunSpec, on: str) -> bool:
@@ -58,7 +68,7 @@ def _scored(spec: RunSpec, on: str) -> bool:
 
 
 def _missing(row: CellRow, spec: RunSpec, sets: list[str]) -> list[str]:
-    return [on for on in sets if f"{on}:mIoU" not in row and _scored(spec, on)]
+    return [on for on in sets if Score(on) not in row.scores and _scored(spec, on)]
 
 
 def run_one(
@@ -79,10 +89,10 @@ def run_one(
     done = folder / "result.json"
     kept = RunFolder(folder).best
     if done.is_file():
-        row = json.loads(done.read_text())
+        row = read_row(done)
         if kept.is_file() and (todo := _missing(row, spec, sets)):
-            row.update(also_on(spec, kept, folder, todo))
-            atomic_write_json(done, row)
+            row = row.with_scores(also_on(spec, kept, folder, todo))
+            atomic_write_json(done, row.to_json())
         return finished_row(folder, row)
     self_training = spec.registered == "self_training"
     if self_training:
@@ -110,27 +120,26 @@ def run_one(
     cell_seconds = fit_seconds + time.time() - tested  # + the --also-on sets (run here in full: not scaled)
     gc.collect()  # a finished run's trainer, data module and image cache sit in reference cycles: free them now
     labeled, unlabeled = split_sizes(folder)
-    row: CellRow = {
-        "method": spec.method,
-        "budget": spec.budget,
-        "seed": spec.seed,
-        "mIoU": metrics["mIoU"],
-        "OA": metrics["OA"],
-        "kappa": metrics["kappa"],
-        "val_mIoU": best_val(folder),  # what any choice between methods or settings must be made on
-        **{f"IoU/{k}": v["IoU"] for k, v in metrics["per_class"].items()},
-        **head_scores(metrics),
-        "fit_seconds": fit_seconds,
-        "fit_cpu_seconds": fit_cpu_seconds,
-        "cell_seconds": cell_seconds,  # wall, as fit_seconds, with the extra sets: what --finish-by plans with
-        "device": device_name(cfg.train.accelerator),  # cost means compare CPU cells only (cost_seconds)
-        "steps": steps,
-        "labeled_images": labeled,
-        "unlabeled_images": unlabeled,
-        **({"resumed_from_step": from_step} if from_step else {}),
-        **extra,
-    }
-    atomic_write_json(done, row)
+    scores = _scores(metrics, "test") | {Score(metric="OA"): metrics["OA"], Score(metric="kappa"): metrics["kappa"]}
+    if (val := best_val(folder)) is not None:  # what any choice between methods or settings must be made on
+        scores[VAL] = val
+    row = CellRow(
+        method=spec.method,
+        budget=spec.budget,
+        seed=spec.seed,
+        scores=scores | head_scores(metrics) | extra,
+        fit_seconds=fit_seconds,
+        fit_cpu_seconds=fit_cpu_seconds,
+        cell_seconds=cell_seconds,  # wall, as fit_seconds, with the extra sets: what --finish-by plans with
+        device=device_name(cfg.train.accelerator),  # cost means compare CPU cells only (cost_seconds)
+        registered=spec.registered,
+        oracle=cfg.data.oracle,
+        steps=steps,
+        labeled_images=labeled,
+        unlabeled_images=unlabeled,
+        resumed_from_step=from_step or None,
+    )
+    atomic_write_json(done, row.to_json())
     for path in folder.rglob("*.ckpt"):  # a sweep keeps metrics and models, not hundreds of MB per run
         if path == ckpt and keep_ckpt:
             continue  # whole: supervised's (a later self_training cell's teacher)
@@ -212,8 +221,7 @@ def _self_training(config: Path, spec: RunSpec, common: list[str], out: Path, fo
 
 def needs_sets(folder: Path, spec: RunSpec, sets: list[str]) -> bool:
     """A finished cell that kept its model but lacks an --also-on set (run_one adds it)."""
-    row = json.loads((folder / "result.json").read_text())
-    return RunFolder(folder).best.is_file() and bool(_missing(row, spec, sets))
+    return RunFolder(folder).best.is_file() and bool(_missing(read_row(folder / "result.json"), spec, sets))
 
 
 def finished_rows(specs: list[RunSpec], out: Path) -> list[CellRow]:
@@ -222,10 +230,8 @@ def finished_rows(specs: list[RunSpec], out: Path) -> list[CellRow]:
     rows: list[CellRow] = []
     for spec in specs:
         if spec.same_as is not None:  # the same oracle run as an earlier budget's (one training pool)
-            first = [
-                r for r in rows if r["method"] == ORACLE and r["budget"] == spec.same_as and r["seed"] == spec.seed
-            ]
-            rows += [{**r, "budget": spec.budget, "same_as": spec.same_as} for r in first]  # none: not finished yet
+            first = [r for r in rows if r.method == ORACLE and r.budget == spec.same_as and r.seed == spec.seed]
+            rows += [replace(r, budget=spec.budget, same_as=spec.same_as) for r in first]  # none: not finished yet
         elif (spec.folder(out) / "result.json").is_file():
             rows.append(finished_row(spec.folder(out)))
     return rows

@@ -52,10 +52,10 @@ def confusion_shifts(rows: list[CellRow], out: Path, sets: list[str], top: int =
     supervised of the same seed (of the same machine: `supervised_rerun` where only that trained on the cell's
     device), in points of the true class's pixels, averaged over the paired seeds (changes under 0.05 points
     are not listed)."""
-    cells = {(r["method"], r["budget"], r["seed"]) for r in rows if not r.get("same_as")}
-    labels = list(dict.fromkeys(r["method"] for r in rows))
+    cells = {(r.method, r.budget, r.seed) for r in rows if not r.same_as}
+    labels = list(dict.fromkeys(r.method for r in rows))
     found = []
-    for budget in dict.fromkeys(r["budget"] for r in rows):
+    for budget in dict.fromkeys(r.budget for r in rows):
         methods = dict.fromkeys(m for m, b, _ in sorted(cells) if b == budget and m not in ("supervised", ORACLE))
         for method in methods:
             # supervised of the cell's own machine where a re-run trained there (the summary's main table too)
@@ -102,9 +102,9 @@ def class_shares(rows: list[CellRow], out: Path, sets: list[str], methods: list[
     """Per budget and evaluation set: the masks' class shares (`truth`, % of the labeled pixels) and, per method
     (`methods`' order, the oracle last), the mean over its seeds of the shares it predicts on those pixels. A
     class a method stops predicting shows here even where its IoU was small to begin with."""
-    cells = {(r["method"], r["budget"], r["seed"]) for r in rows if not r.get("same_as")}
+    cells = {(r.method, r.budget, r.seed) for r in rows if not r.same_as}
     found = []
-    for budget in dict.fromkeys(r["budget"] for r in rows):
+    for budget in dict.fromkeys(r.budget for r in rows):
         for on in sets:
             truth, names, per_method = None, None, []
             for method in dict.fromkeys([*methods, ORACLE]):

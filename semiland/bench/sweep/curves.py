@@ -34,8 +34,8 @@ def labeled_curve(rows: list[CellRow], methods: list[str]) -> list[Point]:
     """Test mIoU (%) per method against `labeled_images`; empty unless the sweep has two labeled counts or more."""
     groups: dict[tuple[str, str, float], list[float]] = defaultdict(list)
     for r in rows:
-        if r["method"] in methods and r["method"] != ORACLE and r.get("mIoU") is not None and "labeled_images" in r:
-            groups[(r["method"], "", float(r["labeled_images"]))].append(100 * r["mIoU"])
+        if r.method in methods and r.method != ORACLE and r.mIoU is not None and r.labeled_images:
+            groups[(r.method, "", float(r.labeled_images))].append(100 * r.mIoU)
     return _points(groups) if len({x for _, _, x in groups}) > 1 else []
 
 
@@ -51,11 +51,11 @@ def lambda_curve(rows: list[CellRow], methods: list[str], out: Path) -> list[Poi
     with two values of λ or more in a budget."""
     groups: dict[tuple[str, str, float], list[float]] = defaultdict(list)
     for r in rows:
-        if r["method"] not in methods or r["method"] in ("supervised", ORACLE) or r.get("mIoU") is None:
+        if r.method not in methods or r.method in ("supervised", ORACLE) or r.mIoU is None:
             continue
-        name, lam = _method_settings(cell_folder(out, r["method"], r["budget"], r["seed"]))
+        name, lam = _method_settings(cell_folder(out, r.method, r.budget, r.seed))
         if lam is not None:
-            groups[(name, r["budget"], lam)].append(100 * r["mIoU"])
+            groups[(name, r.budget, lam)].append(100 * r.mIoU)
     lams: dict[tuple[str, str], set[float]] = defaultdict(set)
     for line, panel, x in groups:
         lams[(line, panel)].add(x)
@@ -83,9 +83,9 @@ def write_curves(rows: list[CellRow], methods: list[str], out: Path) -> list[tup
                         "that count), one line per method (figures/curve_labeled.csv)", "figures/curve_labeled.png"))  # fmt: skip
     if points := lambda_curve(rows, methods, out):
         supervised = {
-            b: statistics.fmean(100 * r["mIoU"] for r in rows if r["method"] == "supervised" and r["budget"] == b)
+            b: statistics.fmean(100 * r.mIoU for r in rows if r.method == "supervised" and r.budget == b)
             for b in {p["panel"] for p in points}
-            if any(r["method"] == "supervised" and r["budget"] == b for r in rows)
+            if any(r.method == "supervised" and r.budget == b for r in rows)
         }
         _write_csv(points, out / "figures/curve_lambda.csv", ("method", "budget", "lambda_u"))
         plot_sensitivity(points, "λ (method.lambda_u)", out / "figures/curve_lambda.png", baselines=supervised)

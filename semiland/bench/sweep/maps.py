@@ -22,16 +22,16 @@ def val_curves(rows: list[CellRow], out: Path) -> dict[tuple[str, str], list[lis
     self-training cell: its last student's)."""
     curves: dict[tuple[str, str], list[list[tuple[float, float]]]] = {}
     for r in rows:
-        log = cell_run(cell_folder(out, r["method"], r["budget"], r["seed"])) / "logs" / "metrics.csv"
-        if log.is_file() and not r.get("same_as"):
-            curves.setdefault((r["budget"], r["method"]), []).append(read_log(log).get("val/mIoU", []))
+        log = cell_run(cell_folder(out, r.method, r.budget, r.seed)) / "logs" / "metrics.csv"
+        if log.is_file() and not r.same_as:
+            curves.setdefault((r.budget, r.method), []).append(read_log(log).get("val/mIoU", []))
     return curves
 
 
 def cell_model(out: Path, row: CellRow) -> Path | None:
     """A finished cell's kept model (self-training: its last student's), or None (a cell restored from a mirror,
     an early cell of the Dubai sweep, or `--no-models`)."""
-    ckpt = RunFolder(cell_run(cell_folder(out, row["method"], row.get("same_as") or row["budget"], row["seed"]))).best
+    ckpt = RunFolder(cell_run(cell_folder(out, row.method, row.same_as or row.budget, row.seed))).best
     return ckpt if ckpt.is_file() else None
 
 
@@ -39,13 +39,11 @@ def cell_model(out: Path, row: CellRow) -> Path | None:
 def plot_maps(rows: list[CellRow], methods: list[str], out: Path, path: Path) -> str | None:
     """Every method's map of two test images side by side (first budget, the first seed where supervised kept
     its model), from the cells' kept models; returns the figure's caption, None when supervised has none."""
-    budget = rows[0]["budget"]
-    seeds = sorted(
-        r["seed"] for r in rows if r["method"] == "supervised" and r["budget"] == budget and cell_model(out, r)
-    )
+    budget = rows[0].budget
+    seeds = sorted(r.seed for r in rows if r.method == "supervised" and r.budget == budget and cell_model(out, r))
     if not seeds:
         return None
-    cells = {r["method"]: r for r in rows if r["budget"] == budget and r["seed"] == seeds[0]}
+    cells = {r.method: r for r in rows if r.budget == budget and r.seed == seeds[0]}
     groups: dict[tuple, list[RunOutcome]] = {}  # by input (optical; optical + SAR; SAR alone): its own data
     missing = []
     for method in [m for m in [*methods, ORACLE] if m in cells]:

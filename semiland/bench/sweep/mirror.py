@@ -15,9 +15,8 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
-from semiland.bench.sweep.layout import ORACLE, CellRow, cell_folder, last_val_classes
+from semiland.bench.sweep.layout import ORACLE, CellRow, finished_row, row_folder
 from semiland.bench.sweep.report import write_summary
 from semiland.io import atomic_path
 
@@ -51,17 +50,11 @@ def mirror_rows(rows: list[CellRow], mirror: Path) -> list[CellRow]:
     not of the last call's plan. An earlier row whose cell is no longer finished there (removed to be trained
     again, say) is dropped; a shared oracle's row stands while the budget it was trained in has its cell."""
     path = mirror / "results.json"
-    earlier = json.loads(path.read_text())["runs"] if path.is_file() else []
-
-    def cell(r: dict[str, Any]) -> Path:
-        return cell_folder(mirror, r["method"], r.get("same_as") or r["budget"], r["seed"])
-
-    def kept(r: dict[str, Any]) -> bool:
-        return (cell(r) / "result.json").is_file()
-
-    # an earlier row as its cell now reads: keys added to the rows since it was written (last_val_classes) too
-    merged = {(r["method"], r["budget"], r["seed"]): last_val_classes(cell(r)) | r for r in earlier if kept(r)}
-    merged.update({(r["method"], r["budget"], r["seed"]): r for r in rows})
+    earlier = [CellRow.from_json(r) for r in json.loads(path.read_text())["runs"]] if path.is_file() else []
+    kept = [r for r in earlier if (row_folder(mirror, r) / "result.json").is_file()]
+    # an earlier row as its cell now reads: scores added to the rows since it was written (last_val_classes) too
+    merged = {(r.method, r.budget, r.seed): finished_row(row_folder(mirror, r), r) for r in kept}
+    merged.update({(r.method, r.budget, r.seed): r for r in rows})
     return list(merged.values())
 
 
@@ -70,7 +63,7 @@ def mirror_summary(out: Path, mirror: Path, rows: list[CellRow], command: str) -
     its figures and HTML page are left out of version control (.gitignore)."""
     mirror.mkdir(parents=True, exist_ok=True)
     everything = mirror_rows(rows, mirror)
-    methods = list(dict.fromkeys(["supervised", *(r["method"] for r in everything if r["method"] != ORACLE)]))
+    methods = list(dict.fromkeys(["supervised", *(r.method for r in everything if r.method != ORACLE)]))
     write_summary(
         everything, methods, mirror, f"{command} (with the cells of earlier calls into this mirror)", quiet=True
     )

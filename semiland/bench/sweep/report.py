@@ -9,12 +9,13 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Any
 
 from semiland.bench.folds import fold_class_table, fold_table
 from semiland.bench.sweep.confusions import class_shares, confusion_shifts, shares_table, shifts_table
 from semiland.bench.sweep.curves import write_curves
 from semiland.bench.sweep.heads import heads_table
-from semiland.bench.sweep.layout import CellRow
+from semiland.bench.sweep.layout import TEST, VAL, CellRow, Score
 from semiland.bench.sweep.maps import plot_maps, val_curves
 from semiland.bench.sweep.stability import stability, stability_table
 from semiland.bench.sweep.stats import extra_sets, summarise
@@ -32,30 +33,34 @@ def write_summary(rows: list[CellRow], methods: list[str], out: Path, command: s
     table = summarise(rows, methods)
     tables = summary_tables(table)
     # leave-one-tile-out budgets: the pooled reading, after the main table
-    folds = (fold_table(rows, methods), fold_table(rows, methods, "val_mIoU"), fold_class_table(rows, methods))
+    folds = (fold_table(rows, methods), fold_table(rows, methods, VAL), fold_class_table(rows, methods))
     tables[1:1] = [t for t in folds if t is not None]
     if heads := heads_table(rows, methods):
         tables.append(heads)
     sets = ["test", *extra_sets(rows)]
-    if shifts := confusion_shifts([r for r in rows if r["method"] in methods], out, sets):
+    if shifts := confusion_shifts([r for r in rows if r.method in methods], out, sets):
         tables.append(shifts_table(shifts))
     if shares := class_shares(rows, out, sets, methods):
         tables.append(shares_table(shares))
-    if found := stability([r for r in rows if r["method"] in methods], out):  # methods with alarms only
+    if found := stability([r for r in rows if r.method in methods], out):  # methods with alarms only
         tables.append(stability_table(found))
+    flat = [r.to_json() for r in rows]  # result.json's flat keys
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in flat for k in r)))
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(flat)
     atomic_write_text(out / "results.csv", buf.getvalue())
-    atomic_write_json(out / "results.json", {"runs": rows, "summary": table, "machine": machine()})
+    atomic_write_json(out / "results.json", {"runs": flat, "summary": _jsonable(table), "machine": machine()})
     where = trained_on(rows)
     md = f"# Sweep\n\nCommand: `{command}`\n\nMachine: {machine()}\n\n{where}\n\n{markdown(tables)}\n"
     atomic_write_text(out / "summary.md", md)
     figures = []
     for on in ["", *extra_sets(rows)]:  # the test set, then every --also-on set
         name = f"figures/sweep_{evaluation_folder(on or 'test')}.png"
-        plot_sweep(rows, methods, f"{on}:mIoU" if on else "mIoU", out / name, f"mIoU on {on or 'the test set'}")
+        score = Score(on) if on else TEST
+        points = [{"method": r.method, "budget": r.budget, "seed": r.seed, "mIoU": v}
+                  for r in rows if (v := r.get(score)) is not None]  # fmt: skip
+        plot_sweep(points, methods, "mIoU", out / name, f"mIoU on {on or 'the test set'}")
         figures.append((f"mIoU on {on or 'the test set'}: every seed, and its difference to supervised", name))
     curves = val_curves(rows, out)
     if any(curves.values()):
@@ -75,3 +80,12 @@ def write_summary(rows: list[CellRow], methods: list[str], out: Path, command: s
     if not quiet:
         paths = f"{out / 'results.csv'}, {out / 'summary.md'}, {out / 'summary.html'}"
         print("\n" + markdown(tables) + f"\n\nresults: {paths}")
+
+
+def _jsonable(value: Any) -> Any:
+    """The summary as JSON: its per-score dicts keyed by the scores' result.json names."""
+    if isinstance(value, dict):
+        return {k.key if isinstance(k, Score) else k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value

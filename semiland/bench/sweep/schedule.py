@@ -5,7 +5,6 @@ next free one), and on a machine lent for a fixed time a cell starts only if it 
 
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import time
@@ -14,19 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from semiland.bench.sweep.cells import last_checkpoint, needs_sets, run_one
-from semiland.bench.sweep.layout import CellRow, cost_seconds
+from semiland.bench.sweep.layout import CellRow, cost_seconds, read_row
 from semiland.bench.sweep.mirror import finished_in_mirror, mirror_cell, restore_cell
 from semiland.bench.sweep.plan import RunSpec
 from semiland.errors import SemilandError
 from semiland.io import claim
 
 
-def _finished_costs(out: Path, cost: Callable[[dict], float | None]) -> dict[str, list[float]]:
+def _finished_costs(out: Path, cost: Callable[[CellRow], float | None]) -> dict[str, list[float]]:
     """`cost` of every finished cell in the folder (any budget or seed, whichever process or call made it),
     by label; cells it gives None (a GPU cell, a paused process) left out."""
     secs: dict[str, list[float]] = {}
     for path in out.glob("*/*/seed*/result.json"):
-        if (c := cost(json.loads(path.read_text()))) is not None:
+        if (c := cost(read_row(path))) is not None:
             secs.setdefault(path.parts[-4], []).append(c)
     return secs
 
@@ -62,7 +61,7 @@ def _wall_seconds(row: CellRow) -> float | None:
     """A finished CPU cell's wall time (`cost_seconds`' cells): what a cell takes on this kind of machine under
     its usual load (more than its CPU time when processes share the cores). Rows written before `cell_seconds`
     (with the --also-on sets) was recorded give their fit and test only."""
-    return None if cost_seconds(row) is None else row.get("cell_seconds") or row["fit_seconds"]
+    return None if cost_seconds(row) is None else row.cell_seconds or row.fit_seconds
 
 
 # --finish-by starts a cell when MARGIN × its estimate fits: room for the spread of one method's cell times

@@ -49,10 +49,10 @@ def stability(rows: list[CellRow], out: Path) -> list[dict[str, Any]]:
     """Per budget and method whose method watches something: seeds, each alarm's seeds and first steps, and
     each watched key's end value per seed."""
     found = []
-    for budget in dict.fromkeys(r["budget"] for r in rows):
-        cells = [r for r in rows if r["budget"] == budget and not r.get("same_as") and r["method"] != ORACLE]
-        for method in dict.fromkeys(r["method"] for r in cells):
-            seeds = sorted(r["seed"] for r in cells if r["method"] == method)
+    for budget in dict.fromkeys(r.budget for r in rows):
+        cells = [r for r in rows if r.budget == budget and not r.same_as and r.method != ORACLE]
+        for method in dict.fromkeys(r.method for r in cells):
+            seeds = sorted(r.seed for r in cells if r.method == method)
             runs = {s: cell_stability(cell_run(cell_folder(out, method, budget, s))) for s in seeds}
             if not any(c["tail"] or c["fired"] for c in runs.values()):
                 continue  # a method without alarms (the discriminative ones): nothing to say

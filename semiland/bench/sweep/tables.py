@@ -8,8 +8,7 @@ import math
 from collections import Counter
 from typing import Any
 
-from semiland.bench.sweep.layout import ORACLE, CellRow
-from semiland.bench.sweep.stats import extra_sets
+from semiland.bench.sweep.layout import ORACLE, CellRow, Score
 
 
 def fmt_paired(p: dict[str, float]) -> str:
@@ -27,6 +26,23 @@ def _signed(x: float) -> str:
 
 
 Table = tuple[str, list[str], list[list[str]]]  # (caption, header, rows) of one summary table
+
+
+def summary_sets(table: list[dict[str, Any]]) -> list[str]:
+    """The `--also-on` sets of a summary (`stats.summarise`'s entries), in first-seen order."""
+    return list(dict.fromkeys(on for r in table for on in r["sets"]))
+
+
+def _classes(table: list[dict[str, Any]], on: str) -> list[Score]:
+    """The per-class scores a summary's entries hold on `on`, in first-seen order."""
+    return list(dict.fromkeys(c for r in table for c in r["classes"] if c.on == on and c.metric == "IoU"))
+
+
+def _set(r: dict[str, Any], on: str) -> dict[str, Any]:
+    """An entry's statistics on one `--also-on` set (no seed where it has none)."""
+    nan = float("nan")
+    none = {"n": 0, "mean": nan, "std": nan, "wins": 0, "by_seed": {}, "p": nan}
+    return r["sets"].get(on) or {"mIoU": nan, "mIoU_std": nan, "n": 0, "vs_supervised": none}
 
 
 def _versus_note(r: dict[str, Any]) -> str:
@@ -54,43 +70,39 @@ def summary_tables(table: list[dict[str, Any]]) -> list[Table]:
         ]  # fmt: skip
         for r in table
     ]
-    for on in extra_sets(table):  # each --also-on set's mIoU beside the test's (its own seed count if it differs)
+    for on in summary_sets(table):  # each --also-on set's mIoU beside the test's (its own seed count if it differs)
         head += [f"{on} mIoU", f"Δ {on} (paired)"]
         for row, r in zip(main, table):
-            n = r[f"{on}:n"]
+            n = (st := _set(r, on))["n"]
             seeds = "" if n in (0, r["n"]) else f" ({n} seed{'s' if n > 1 else ''})"
-            cell = f"{fmt_number(r[f'{on}:mIoU'])} ± {fmt_number(r[f'{on}:mIoU_std'])}{seeds}" if n else "–"
-            row += [cell, fmt_paired(r[f"{on}:vs_supervised"])]
+            cell = f"{fmt_number(st['mIoU'])} ± {fmt_number(st['mIoU_std'])}{seeds}" if n else "–"
+            row += [cell, fmt_paired(st["vs_supervised"])]
     tables: list[Table] = [("Test mIoU", head, main), seed_table(table)]
-    classes = [k for k in (table[0] if table else {}) if k.startswith("IoU/")]
+    classes = _classes(table, "test")
     if classes:
-        rows = [[r["budget"], r["method"], *(fmt_number(r[k]) for k in classes)] for r in table]
-        tables.append(("Per-class test IoU (mean over seeds)", ["budget", "method", *(k[4:] for k in classes)], rows))
-    for on in extra_sets(table):
-        per_class = [k for k in table[0] if k.startswith(f"{on}:IoU/")]
-        head = [
-            "budget",
-            "method",
-            "seeds",
-            "mIoU",
-            "Δ vs supervised (paired)",
-            *(k.split("/", 1)[1] for k in per_class),
+        rows = [
+            [r["budget"], r["method"], *(fmt_number(r["classes"].get(c, math.nan)) for c in classes)] for r in table
         ]
+        head = ["budget", "method", *(c.cls for c in classes)]
+        tables.append(("Per-class test IoU (mean over seeds)", head, rows))
+    for on in summary_sets(table):
+        per_class = _classes(table, on)
+        head = ["budget", "method", "seeds", "mIoU", "Δ vs supervised (paired)", *(c.cls for c in per_class)]
         rows = [
             [
                 r["budget"],
                 r["method"],
-                str(r[f"{on}:n"]),
-                f"{fmt_number(r[f'{on}:mIoU'])} ± {fmt_number(r[f'{on}:mIoU_std'])}",
-                fmt_paired(r[f"{on}:vs_supervised"]),
-                *(fmt_number(r.get(k, float("nan"))) for k in per_class),
+                str(st["n"]),
+                f"{fmt_number(st['mIoU'])} ± {fmt_number(st['mIoU_std'])}",
+                fmt_paired(st["vs_supervised"]),
+                *(fmt_number(r["classes"].get(c, math.nan)) for c in per_class),
             ]  # fmt: skip
             for r in table
-            if r[f"{on}:n"]
+            if (st := _set(r, on))["n"]
         ]
         tables.append((f"Also evaluated on `{on}` (`--also-on`; mean over the seeds that have it)", head, rows))
     if classes:
-        tables.append(class_change_table(table, ["", *(f"{on}:" for on in extra_sets(table))]))
+        tables.append(class_change_table(table, ["test", *summary_sets(table)]))
     if val_table := validation_class_table(table):
         tables.append(val_table)
     if variants := variant_table(table):
@@ -118,11 +130,11 @@ def validation_class_table(table: list[dict[str, Any]]) -> Table | None:
     """Per-class IoU on the validation set (each run's last validation, mean over seeds), and the classes it is
     blind to: where no method but the oracle gets a class right there, validation mIoU cannot tell methods
     apart on it, however much they differ on it elsewhere (Dubai's vegetation, docs/benchmarks.md)."""
-    keys = list(dict.fromkeys(k for r in table for k in r if k.startswith("val_last:IoU/")))
+    keys = _classes(table, "val_last")
     if not keys:
         return None
     # NaN (or absent): the method's cells have no val_metrics.json
-    measured = [(r, {k: v for k in keys if not math.isnan(v := r.get(k, math.nan))}) for r in table]
+    measured = [(r, {k: v for k in keys if not math.isnan(v := r["classes"].get(k, math.nan))}) for r in table]
     rows = [
         [r["budget"], r["method"], *(fmt_number(vals.get(k, math.nan)) for k in keys)] for r, vals in measured if vals
     ]
@@ -130,24 +142,22 @@ def validation_class_table(table: list[dict[str, Any]]) -> Table | None:
     for budget in dict.fromkeys(r["budget"] for r in table):
         others = [vals for r, vals in measured if r["budget"] == budget and r["method"] != ORACLE]
         seen = {k: [vals[k] for vals in others if k in vals] for k in keys}
-        if blind := [f"{k.split('/', 1)[1]} (best {max(v):.1f})" for k, v in seen.items() if v and max(v) < BLIND]:
+        if blind := [f"{k.cls} (best {max(v):.1f})" for k, v in seen.items() if v and max(v) < BLIND]:
             caption += (f"; {budget}: no method but the oracle reaches {BLIND:.0f} IoU points on average on "
                         f"{', '.join(blind)} — validation mIoU cannot rank methods on it")  # fmt: skip
-    return caption, ["budget", "method", *(k.split("/", 1)[1] for k in keys)], rows
+    return caption, ["budget", "method", *(k.cls for k in keys)], rows
 
 
 def seed_table(table: list[dict[str, Any]]) -> Table:
     """Each method's Δ mIoU vs supervised seed by seed on every set (test, each `--also-on` set, validation),
     with the mean ± std, seeds won and the t-test's p: what a reading of the sweep quotes, from the cells alone."""
-    sets = [("test", "vs_supervised"), *((on, f"{on}:vs_supervised") for on in extra_sets(table)),
-            ("val", "val:vs_supervised")]  # fmt: skip
-    seeds = sorted({s for r in table for _, key in sets for s in r.get(key, {}).get("by_seed", {})})
-    rows = [
-        [r["budget"], r["method"], name, *_seed_cells(p, seeds)]
-        for r in table
-        for name, key in sets
-        if (p := r.get(key)) and p["n"]
-    ]
+
+    def paired(r: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        on_sets = [(on, _set(r, on)["vs_supervised"]) for on in summary_sets(table)]
+        return [("test", r["vs_supervised"]), *on_sets, ("val", r["val:vs_supervised"])]
+
+    seeds = sorted({s for r in table for _, p in paired(r) for s in p["by_seed"]})
+    rows = [[r["budget"], r["method"], name, *_seed_cells(p, seeds)] for r in table for name, p in paired(r) if p["n"]]
     caption = "Δ mIoU vs supervised seed by seed (points; p: one-sample t-test of the paired differences, from 3 seeds)"
     return caption, ["budget", "method", "set", *(f"seed {s}" for s in seeds), "mean ± std (won)", "p"], rows
 
@@ -162,16 +172,16 @@ def fmt_p_value(p: dict[str, Any]) -> str:
     return "–" if p["p"] != p["p"] else f"{p['p']:.2g}"
 
 
-def class_change_table(table: list[dict[str, Any]], prefixes: list[str]) -> Table:
-    """Per set (`prefixes`: "" for the test set, "unlabeled:" …) and method, each class's IoU change vs supervised
-    of the same seed: a class whose IoU falls by 10 points costs 10 / K points of mIoU."""
-    names = [k[4:] for k in table[0] if k.startswith("IoU/")]
+def class_change_table(table: list[dict[str, Any]], sets: list[str]) -> Table:
+    """Per set ("test", "unlabeled" …) and method, each class's IoU change vs supervised of the same seed: a
+    class whose IoU falls by 10 points costs 10 / K points of mIoU."""
+    names = [c.cls for c in _classes(table, "test")]
     rows = [
-        [r["budget"], r["method"], pre.rstrip(":") or "test", str(r[f"{pre}Δseeds"]),
-         *(_signed(r.get(f"Δ{pre}IoU/{c}", float("nan"))) for c in names)]
-        for pre in prefixes
+        [r["budget"], r["method"], on, str(r["changed_seeds"][on]),
+         *(_signed(r["changes"].get(Score.iou(c, on), math.nan)) for c in names)]
+        for on in sets
         for r in table
-        if r["method"] != "supervised" and r.get(f"{pre}Δseeds")
+        if r["method"] != "supervised" and r["changed_seeds"].get(on)
     ]  # fmt: skip
     caption = (
         "Per-class IoU change vs supervised, paired by seed (IoU points; a class's change ÷ the number of classes is "
@@ -193,5 +203,5 @@ def markdown(tables: list[Table]) -> str:
 def trained_on(rows: list[CellRow]) -> str:
     """Where the cells trained (a sweep continued across machines, a GPU's cells beside a CPU's): the summary's
     machine is only the one that wrote it."""
-    counts = Counter(r.get("device", "not recorded") for r in rows if not r.get("same_as"))
+    counts = Counter(r.device or "not recorded" for r in rows if not r.same_as)
     return "Cells trained on: " + "; ".join(f"{d} ({n})" for d, n in counts.most_common())
