@@ -57,8 +57,8 @@ define_set() {  # METHODS and ABLATION of set $1
       for part in masking complementary reassign cps; do ABLATION+=",dllr_no_$part=dllr:$SAR method.$part=false"; done
       # DLLR again where the ablation trains: float32 CPU runs are bit-identical on one CPU but not across CPU
       # generations (session 26: the losses part by step 9), so each dllr_no_<part> is paired with a DLLR of
-      # its own machine (sweep_summary pairs a variant with <base>_rerun where only that shares its device),
-      # and dllr_rerun − dllr measures what a change of machine alone moves
+      # its own machine (the summary pairs a variant with its base's recipe trained on its machine, under any
+      # label), and dllr_rerun − dllr measures what a change of machine alone moves
       ABLATION+=",dllr_rerun=dllr:$SAR"
       # the reassignment's levels (issue #41): three confidence strata (kept / transported with the residual
       # marginal / ignored), dllr_lv_three, against the one-level form trained beside it on the same machine,

@@ -15,6 +15,15 @@ from semiland.errors import SemilandError
 from .conftest import tiny_config
 
 
+def trained(row, method, oracle=False, **settings):
+    """`row` with the recipe its cell's config.yaml gives (`layout.cell_recipe`)."""
+    from dataclasses import replace
+
+    from semiland.bench.sweep.layout import Recipe
+
+    return replace(row, recipe=Recipe(method, oracle, json.dumps({"name": method, **settings}, sort_keys=True)))
+
+
 def cell_id(spec):
     """The keys naming a cell in its result.json."""
     return {"method": spec.method, "budget": spec.budget, "seed": spec.seed}
@@ -417,13 +426,16 @@ def test_an_ablation_row_is_compared_with_its_base_method_seed_by_seed():
     assert not any(t[0].startswith("Variants") for t in summary_tables(summarise(rows[:6], ["supervised", "dllr"])))
 
 
-def test_an_ablation_is_paired_with_a_base_rerun_on_its_own_machine():
+def test_an_ablation_is_paired_with_its_base_trained_again_on_its_own_machine():
+    """The base's recipe, not its label, finds the re-run: any label trained the way the base was."""
     from semiland.bench.sweep.stats import summarise
     from semiland.bench.sweep.tables import summary_tables
 
     def row(method, seed, miou, device):
-        return CellRow.from_json({"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9,
-                                  "val_mIoU": 0.5, "fit_seconds": 1.0, "device": device})  # fmt: skip
+        flat = {"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
+                "fit_seconds": 1.0, "device": device}  # fmt: skip
+        settings = {"cps": False} if method == "dllr_no_cps" else {}
+        return trained(CellRow.from_json(flat), "supervised" if method == "supervised" else "dllr", **settings)
 
     old, new = "cpu: AMD EPYC (no native bf16)", "cpu: AMD EPYC (native bf16)"
     rows = [row("supervised", s, 0.40, old) for s in range(3)] + [row("dllr", s, 0.40, old) for s in range(3)]
@@ -432,8 +444,16 @@ def test_an_ablation_is_paired_with_a_base_rerun_on_its_own_machine():
     methods = ["supervised", "dllr", "dllr_no_cps", "dllr_rerun"]
     table = {(r[1], r[3]): r for r in summary_tables(summarise(rows, methods))[-1][2]}
     # seeds 0 and 1 against the re-run of their own machine, seed 2 against the kept DLLR (the only one there)
-    assert table["dllr_no_cps", "test"][2:7] == ["dllr; seeds 0, 1: dllr_rerun", "test", "+1.00", "+3.00", "+5.00"]
-    assert table["dllr_rerun", "test"][2:6] == ["dllr", "test", "+4.00", "+2.00"]  # what the machine alone moved
+    assert table["dllr_no_cps", "test"][2:7] == [
+        "dllr; seeds 0, 1: dllr_rerun (seed 2 trained on another machine)", "test", "+1.00", "+3.00", "+5.00"
+    ]  # fmt: skip
+    # what the machine alone moved
+    assert table["dllr_rerun", "test"][2:6] == [
+        "dllr (seeds 0, 1 trained on another machine)",
+        "test",
+        "+4.00",
+        "+2.00",
+    ]
     rows.append(row("dllr_rerun", 2, 0.41, new))
     table = {(r[1], r[3]): r for r in summary_tables(summarise(rows, methods))[-1][2]}
     assert table["dllr_no_cps", "test"][2:7] == ["dllr_rerun", "test", "+1.00", "+3.00", "+4.00"]
@@ -449,9 +469,9 @@ def test_a_row_is_paired_with_supervised_of_its_own_machine_where_that_was_train
     from semiland.bench.sweep.tables import summary_tables
 
     def row(method, seed, miou, device):
-        return CellRow.from_json({"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9,
-                                  "val_mIoU": 0.5, "fit_seconds": 1.0, "device": device, "unlabeled:mIoU": miou,
-                                  "alone/sar/mIoU": miou - 0.01})  # fmt: skip
+        flat = {"method": method, "budget": "b", "seed": seed, "mIoU": miou, "OA": 0.9, "val_mIoU": 0.5,
+                "fit_seconds": 1.0, "device": device, "unlabeled:mIoU": miou, "alone/sar/mIoU": miou - 0.01}  # fmt: skip
+        return trained(CellRow.from_json(flat), method.removesuffix("_rerun"))
 
     old, new = "cpu: AMD EPYC (no native bf16)", "cpu: AMD EPYC (native bf16)"
     rows = [row("supervised", s, 0.40, old) for s in range(3)] + [row("fixmatch", s, 0.42, old) for s in range(3)]
@@ -465,7 +485,7 @@ def test_a_row_is_paired_with_supervised_of_its_own_machine_where_that_was_train
     assert table["supervised_rerun"]["vs_supervised"]["mean"] == pytest.approx(4.0)  # the machine's own offset
     main = {r[1]: r for r in summary_tables(list(table.values()))[0][2]}
     assert (
-        main["dllr"][4] == "+2.33 ± 2.31 (3/3) vs seeds 0, 1: supervised_rerun"
+        main["dllr"][4] == "+2.33 ± 2.31 (3/3) vs seeds 0, 1: supervised_rerun (seed 2 trained on another machine)"
         and main["fixmatch"][4] == "+2.00 ± 0.00 (3/3)"
     )
     heads = {r[1]: r for r in heads_table(rows, methods)[2] if r[3] == "test"}
@@ -721,13 +741,15 @@ def test_confusion_shifts_pair_a_cell_with_supervised_of_its_own_machine(tmp_pat
         where = tmp_path / method / "b" / "seed0" / "test"
         where.mkdir(parents=True)
         (where / "metrics.json").write_text(json.dumps({"confusion_matrix": cm, "classes": ["a", "b"]}))
-        return CellRow.from_json({"method": method, "budget": "b", "seed": 0, "device": device})
+        flat = {"method": method, "budget": "b", "seed": 0, "device": device}
+        return trained(CellRow.from_json(flat), "fixmatch" if method == "x" else "supervised")
 
     rows = [cell("supervised", [[90, 10], [0, 100]], "old"), cell("supervised_rerun", [[70, 30], [0, 100]], "new")]
     rows.append(cell("x", [[60, 40], [0, 100]], "new"))
     found = {f["method"]: f for f in confusion_shifts(rows, tmp_path, ["test"])}
     assert found["x"]["moves"] == [("a", "b", pytest.approx(10.0))]  # 40 − 30 (the re-run), not 40 − 10
-    assert found["x"]["versus"] == "supervised_rerun" and found["supervised_rerun"]["versus"] == "supervised"
+    assert found["x"]["versus"] == "supervised_rerun"
+    assert found["supervised_rerun"]["versus"] == "supervised (seed 0 trained on another machine)"
     assert found["supervised_rerun"]["moves"][0][2] == pytest.approx(20.0)  # the machine's own move
     _, _, table = shifts_table(list(found.values()))
     assert ["b", "x", "test", "1 vs supervised_rerun", "a → b +10.0"] in table
@@ -1018,13 +1040,14 @@ def test_the_fold_table_pools_pairs_and_the_gap_recovered():
 def test_the_fold_table_pairs_with_supervised_of_the_same_steps_and_machine_whatever_its_label():
     """Issue #40's rule: a method is paired with supervised of the same fold, seed, step count and machine (a
     label such as `sup_long_xeon`), and a fold's oracle serves every budget of that fold."""
-    from semiland.bench.folds import baseline, fold_table
+    from semiland.bench.folds import fold_oracle, fold_table
+    from semiland.bench.sweep.stats import baseline
 
     amd, xeon = "cpu: AMD EPYC (native bf16)", "cpu: Intel Xeon (no native bf16)"
 
     def row(label, budget, miou, steps, device, registered="supervised", oracle=False):
-        return CellRow.from_json({"method": label, "budget": budget, "seed": 0, "mIoU": miou, "steps": steps,
-                                  "device": device, "registered": registered, "oracle": oracle})  # fmt: skip
+        flat = {"method": label, "budget": budget, "seed": 0, "mIoU": miou, "steps": steps, "device": device}
+        return trained(CellRow.from_json(flat), registered, oracle)
 
     rows = []
     for fold in ("tile_1", "tile_2", "tile_3"):
@@ -1035,15 +1058,39 @@ def test_the_fold_table_pairs_with_supervised_of_the_same_steps_and_machine_what
                  row("sup_long_xeon", rnd, 0.50, 1400, xeon), row("fm_xeon", rnd, 0.52, 1400, xeon, "fixmatch")]  # fmt: skip
     fm = rows[3]
     assert baseline(rows, fm).method == "sup_long_xeon"  # not `supervised` (700 steps), not sup_long (AMD)
-    assert baseline(rows, fm, oracle=True).method == "oracle_long"  # none on the Xeon: the same steps elsewhere
-    assert baseline(rows, rows[-1], oracle=True).budget == "region2-on-tile_3"  # its fold's, from the region budget
-    assert baseline(rows, row("x", "region2-on-tile_1", 0.5, 1400, "cuda: H100", "fixmatch")) is None  # never across
+    assert fold_oracle(rows, fm).method == "oracle_long"  # none on the Xeon: the same steps elsewhere
+    assert fold_oracle(rows, rows[-1]).budget == "region2-on-tile_3"  # its fold's, from the region budget
+    gpu = row("x", "region2-on-tile_1", 0.5, 1400, "cuda: H100", "fixmatch")
+    assert baseline(rows, gpu).method == "sup_long" and baseline(rows, gpu, strict=True) is None  # the protocol
     _, head, table = fold_table(rows, ["supervised", "sup_long", "sup_long_xeon", "fm_xeon", "oracle_long"])
     by = {(r[0], r[1]): dict(zip(head, r, strict=True)) for r in table}
     assert set(by) == {("region2", "fm_xeon"), ("region2", "oracle_long"), ("random7", "fm_xeon")}  # no baselines
     assert by["region2", "fm_xeon"]["Δ mean"] == "+3.00" and by["region2", "fm_xeon"]["gap"] == "18.00"
     assert by["random7", "fm_xeon"]["Δ mean"] == "+2.00" and by["random7", "fm_xeon"]["gap"] == "10.00"
     assert by["region2", "oracle_long"]["Δ mean"] == "+20.00"  # against sup_long: the same steps and machine
+
+
+def test_a_recipe_is_read_from_the_cells_config_and_survives_settings_added_since(tmp_path):
+    """Two labels trained the same way match whatever their machine, steps or paths; a setting a cell's config
+    predates takes the value the code had then (`BEFORE`), so an old cell matches its re-run under new code."""
+    from semiland.bench.sweep.layout import cell_recipe
+    from semiland.config import Config
+
+    def cell(name, method, **data):
+        cfg = Config().to_dict()
+        cfg["method"], cfg["data"] = method, {**cfg["data"], **data}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(cfg))
+        return cell_recipe(tmp_path / name)
+
+    old = cell("old", {"name": "fixmatch", "threshold": 0.95}, split_file="/a/split.json")  # before `align` existed
+    rerun = cell("rerun", {"name": "fixmatch", "threshold": 0.95, "align": False, "teacher": "self", "top_q": 0.0,
+                           "burnin": 0.0}, split_file="/b/split.json")  # fmt: skip
+    assert old == rerun and old.method == "fixmatch" and not old.oracle
+    assert cell("aligned", {"name": "fixmatch", "threshold": 0.95, "align": True}) != old
+    assert cell("sar", {"name": "fixmatch", "threshold": 0.95}, simulate_sar=True) != old  # another input
+    assert cell("oracle", {"name": "supervised"}, oracle=True).oracle
+    assert cell_recipe(tmp_path / "missing") is None
 
 
 def test_the_lambda_curve_pools_seeds_per_registered_method_and_budget(tmp_path):

@@ -9,7 +9,7 @@ other regions are for training. Two kinds of label budget per fold:
   1/8, 1/16 splits; the rest unlabeled.
 Each (kind, fold) is one sweep budget, named `<kind><N>-on-<test region>`; the oracle of a fold (every training
 image labeled) is shared by its budgets. `fold_table` pairs each method with supervised of the same fold, seed,
-step count and machine, whatever its label (`sup_long`, `sup_long_xeon`: `baseline`), and pools the pairs of
+step count and machine, whatever its label (`sup_long`, `sup_long_xeon`: `stats.baseline`), and pools the pairs of
 every fold: mean difference with a 95 % interval, pairs won, a paired t-test, and the share of the supervised →
 oracle gap recovered.
 """
@@ -24,7 +24,7 @@ from scipy.stats import t as student_t
 from scipy.stats import ttest_1samp
 
 from semiland.bench.sweep.layout import ORACLE, TEST, VAL, CellRow, Score
-from semiland.bench.sweep.stats import class_scores
+from semiland.bench.sweep.stats import baseline, class_scores, trained_as
 from semiland.bench.sweep.tables import Table
 from semiland.errors import SemilandError
 
@@ -75,27 +75,18 @@ def fold_budgets(
     return budgets
 
 
-def is_baseline(row: CellRow, oracle: bool = False) -> bool:
-    """A plain supervised cell (`oracle`: one trained on every training image), under any label."""
-    if row.method in ("supervised", ORACLE):  # the sweep's own labels (rows from before `registered` too)
-        return (row.method == ORACLE) == oracle
-    return row.registered == "supervised" and row.oracle == oracle
+def is_oracle(row: CellRow) -> bool:
+    """A supervised cell trained on every training image, under any label (`oracle_long`)."""
+    recipe = row.recipe
+    return row.method == ORACLE or (recipe is not None and recipe.method == "supervised" and recipe.oracle)
 
 
-def baseline(rows: list[CellRow], row: CellRow, oracle: bool = False) -> CellRow | None:
-    """The supervised cell (`oracle`: the oracle's) `row` is paired with: same budget, seed, step count and
-    machine — float32 runs differ across CPU generations and supervised gains from more steps as the methods
-    do (docs/benchmarks.md) — the label `supervised` (`oracle`) first where several qualify. The oracle, a
-    gap's end only, is any budget's of the same fold, and falls back to one of the same steps on another machine,
-    then to any; supervised never."""
-    name = ORACLE if oracle else "supervised"
-    # the oracle of a fold is every budget's of that fold (one training pool); supervised is the budget's own
-    where = (lambda b: _fold(b) == _fold(row.budget)) if oracle else (lambda b: b == row.budget)
-    found = [r for r in rows if where(r.budget) and r.seed == row.seed and is_baseline(r, oracle)]
-    found.sort(key=lambda r: r.method != name)
-    same_steps = [r for r in found if r.steps == row.steps]
-    same = [r for r in same_steps if r.device == row.device]
-    return next(iter(same or (same_steps or found if oracle else [])), None)
+def fold_oracle(rows: list[CellRow], row: CellRow) -> CellRow | None:
+    """The oracle whose lead over `row` (a supervised cell) is its fold's gap: an oracle of any budget of the
+    same fold (one training pool) and seed, ranked by the same step count, then the same machine — a gap's end
+    only, so one from another machine serves where none trained on this one."""
+    found = [r for r in rows if _fold(r.budget) == _fold(row.budget) and r.seed == row.seed and is_oracle(r)]
+    return max(found, key=lambda r: (r.steps == row.steps, r.device == row.device, r.method == ORACLE), default=None)
 
 
 def _fold(budget: str) -> str:
@@ -108,10 +99,10 @@ def _pairs(rows: list[CellRow], method: str, budgets: list[str], score: Score) -
     finished; the oracle's gap is NaN where none did."""
     out = []
     for r in (r for b in budgets for r in rows if r.budget == b and r.method == method):
-        sup = baseline(rows, r)
-        if sup is None or sup is r or (own := r.get(score)) is None or (base := sup.get(score)) is None:
+        sup = baseline(rows, r, strict=True)  # the protocol pairs within one step count and machine only
+        if sup is None or (own := r.get(score)) is None or (base := sup.get(score)) is None:
             continue
-        ora = r if is_baseline(r, oracle=True) else baseline(rows, sup, oracle=True)
+        ora = r if is_oracle(r) else fold_oracle(rows, sup)
         gap = ora.get(score) if ora is not None else None
         out.append((r.budget, 100 * (own - base), math.nan if gap is None else 100 * (gap - base)))
     return out
@@ -139,8 +130,8 @@ def _fold_kinds(rows: list[CellRow]) -> dict[str, list[str]]:
 def _compared(rows: list[CellRow], methods: list[str]) -> list[str]:
     """The labels a fold table compares with their baseline: the methods, then the oracles (every label trained
     on every image); a plain supervised label is a baseline, not a row."""
-    baselines = {r.method for r in rows if is_baseline(r)}
-    oracles = list(dict.fromkeys([ORACLE, *(r.method for r in rows if is_baseline(r, oracle=True))]))
+    baselines = trained_as(rows, "supervised")
+    oracles = list(dict.fromkeys([ORACLE, *(r.method for r in rows if is_oracle(r))]))
     return [m for m in methods if m not in baselines and m not in oracles] + oracles
 
 
@@ -156,7 +147,7 @@ def _pooled_row(rows: list[CellRow], method: str, budgets: list[str], score: Sco
     s = pooled([d for _, d, _ in pairs])
     gaps = [g for _, _, g in pairs if not math.isnan(g)]
     gap = statistics.mean(gaps) if gaps else math.nan
-    an_oracle = any(r.method == method and is_baseline(r, oracle=True) for r in rows)
+    an_oracle = any(r.method == method and is_oracle(r) for r in rows)
     recovered = 100 * s["mean"] / gap if gaps and gap > 0 and not an_oracle else math.nan
     return [
         str(len({b for b, _, _ in pairs})), _fmt(s["mean"]), f"± {_fmt(s['ci'], False)}", f"{s['wins']}/{s['n']}",

@@ -132,8 +132,6 @@ def run_one(
         fit_cpu_seconds=fit_cpu_seconds,
         cell_seconds=cell_seconds,  # wall, as fit_seconds, with the extra sets: what --finish-by plans with
         device=device_name(cfg.train.accelerator),  # cost means compare CPU cells only (cost_seconds)
-        registered=spec.registered,
-        oracle=cfg.data.oracle,
         steps=steps,
         labeled_images=labeled,
         unlabeled_images=unlabeled,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from semiland.bench.sweep.layout import ORACLE, CellRow, cell_folder, cell_run
-from semiland.bench.sweep.stats import rerun_seeds
+from semiland.bench.sweep.stats import baseline, with_baselines
 from semiland.engine.run_folder import evaluation_folder
 
 
@@ -49,22 +49,22 @@ def _evaluated(cell: Path, on: str) -> Path:
 
 def confusion_shifts(rows: list[CellRow], out: Path, sets: list[str], top: int = 3) -> list[dict[str, Any]]:
     """Per budget, method and evaluation set: the `top` largest changes of a (true → predicted) share against
-    supervised of the same seed (of the same machine: `supervised_rerun` where only that trained on the cell's
-    device), in points of the true class's pixels, averaged over the paired seeds (changes under 0.05 points
-    are not listed)."""
-    cells = {(r.method, r.budget, r.seed) for r in rows if not r.same_as}
-    labels = list(dict.fromkeys(r.method for r in rows))
+    the cell's supervised `baseline` (of its step count and machine where one trained, as in the main table), in
+    points of the true class's pixels, averaged over the paired seeds (changes under 0.05 points are not
+    listed)."""
+    cells = [r for r in rows if not r.same_as]
     found = []
     for budget in dict.fromkeys(r.budget for r in rows):
-        methods = dict.fromkeys(m for m, b, _ in sorted(cells) if b == budget and m not in ("supervised", ORACLE))
+        methods = dict.fromkeys(
+            r.method for r in cells if r.budget == budget and r.method not in ("supervised", ORACLE)
+        )
         for method in methods:
-            # supervised of the cell's own machine where a re-run trained there (the summary's main table too)
-            swap, versus = rerun_seeds(rows, method, "supervised", budget, labels)
-            base_of = {s: "supervised_rerun" if s in swap else "supervised" for m, b, s in cells if b == budget}
+            own = sorted((r for r in cells if (r.method, r.budget) == (method, budget)), key=lambda r: r.seed)
+            base_of = {r.seed: b.method for r in own if (b := baseline(cells, r)) is not None}
+            _, versus = with_baselines(cells, method, "supervised", budget)
             for on in sets:
-                seeds = sorted(s for m, b, s in cells if (m, b) == (method, budget) and (base_of[s], b, s) in cells)
                 diffs, names = [], []
-                for seed in seeds:
+                for seed in base_of:
                     mine = _shares(_evaluated(cell_folder(out, method, budget, seed), on))
                     base = _shares(_evaluated(cell_folder(out, base_of[seed], budget, seed), on))
                     if mine and base and mine[1] == base[1]:

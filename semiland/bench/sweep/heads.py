@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from semiland.bench.sweep.layout import CellRow, Score
-from semiland.bench.sweep.stats import base_on_own_device, class_scores, extra_sets, paired_stats, seed_stats
+from semiland.bench.sweep.stats import class_scores, extra_sets, paired_stats, seed_stats, with_baselines
 from semiland.bench.sweep.tables import Table, fmt_number, fmt_p_value, fmt_paired
 
 
@@ -36,7 +36,7 @@ def heads_table(rows: list[CellRow], methods: list[str]) -> Table | None:
     out = []
     for budget in dict.fromkeys(r.budget for r in rows):
         for method in methods:
-            same_machine, _ = base_on_own_device(rows, method, "supervised", budget, methods)
+            same_machine, _ = with_baselines(rows, method, "supervised", budget)
             for head in sorted(heads, key=lambda h: (order.get(h.on, len(order)), h.head)):
                 mean, std, n = seed_stats(rows, method, budget, head)
                 if not n:

@@ -8,13 +8,15 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from semiland.engine.run_config import load_config
 from semiland.engine.run_folder import RunFolder, read_log
+from semiland.errors import SemilandError
 
 ORACLE = "oracle"
 
@@ -66,6 +68,16 @@ class Score:
         return Score(self.on, self.metric, self.cls, head)
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How a cell trained apart from its label, budget, seed, step count and machine: two labels of one recipe
+    (`dllr` and `dllr_rerun`, `sup_long` and `sup_long_xeon`) are the same run trained again."""
+
+    method: str  # the registered method
+    oracle: bool  # every training image labeled (data.oracle)
+    settings: str  # the resolved `method:` section, as sorted JSON
+
+
 TEST = Score()  # the test set's mIoU of the best validation checkpoint: a sweep's headline number
 VAL = Score("val")  # the best validation mIoU: what any choice between methods or settings is made on
 
@@ -83,8 +95,6 @@ class CellRow:
     fit_cpu_seconds: float | None = None  # this process's CPU time of the same (one thread per process: the cost)
     cell_seconds: float | None = None  # fit_seconds + the --also-on sets: what --finish-by plans with
     device: str | None = None  # CPU model (and native bf16) or GPU: a pairing by seed pairs cells of one device
-    registered: str | None = None  # the registered method the label trained (its config's method.name)
-    oracle: bool = False  # trained with every training image labeled (data.oracle)
     steps: int = 0
     labeled_images: int = 0
     unlabeled_images: int = 0
@@ -92,6 +102,7 @@ class CellRow:
     same_as: str | None = None  # an oracle row shared from an earlier budget of the same training pool
     time_unreliable: str | None = None  # why its times measure no cost (e.g. a process paused mid-cell), by hand
     notes: dict[str, Any] = field(default_factory=dict)  # any other key written by hand, kept as written
+    recipe: Recipe | None = None  # read from the cell's config.yaml (`finished_row`), not kept in result.json
 
     def get(self, score: Score) -> float | None:
         return self.scores.get(score)
@@ -106,7 +117,7 @@ class CellRow:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CellRow:
-        named = {f.name for f in fields(cls)} - {"scores", "notes"}
+        named = {f.name for f in fields(cls)} - {"scores", "notes", "recipe"}
         scores, notes, values = {}, {}, {}
         for key, value in data.items():
             if key in named:
@@ -127,7 +138,7 @@ class CellRow:
         data |= {s.key: v for s, v in self.scores.items() if s.on not in ("test", "val")}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name not in ("method", "budget", "seed", "scores", "notes") and value is not None:
+            if f.name not in ("method", "budget", "seed", "scores", "notes", "recipe") and value is not None:
                 data[f.name] = value
         return data | self.notes
 
@@ -202,11 +213,29 @@ def finished_row(folder: Path, row: CellRow | None = None) -> CellRow:
     row = row or read_row(folder / "result.json")
     found = {VAL: v} if (v := best_val(folder)) is not None else {}
     row = replace(row, scores=found | last_val_classes(folder) | row.scores)
-    if row.registered is None:  # a row from before it was recorded: its cell's config says
-        run = cell_run(folder)
-        name = cell_method(run).get("name")
-        row = replace(row, registered=name, oracle=bool(_config_section(run, "data").get("oracle", False)))
-    return row
+    return replace(row, recipe=cell_recipe(cell_run(folder)))
+
+
+# what a recipe leaves out: where a run is (paths, the machine's loaders and precision), how long it trains and its
+# seed (ranked or paired apart), and what follows from its data (band statistics)
+_NOT_RECIPE = {
+    "data": {"root", "split_file", "pseudo_labels", "num_workers", "cache", "channels", "mean", "std"},
+    "train": {"steps", "seed", "accelerator", "devices", "num_nodes", "strategy", "precision", "loggers",
+              "log_every", "progress", "deterministic"},
+}  # fmt: skip
+
+
+def cell_recipe(run: Path) -> Recipe | None:
+    """A run's `Recipe` from its resolved config.yaml, read as a trained run's record (a setting added since
+    takes the value the code had then: `load_config(saved=True)`), so a cell and its re-run under newer code
+    still match; None where the config is missing or no longer reads."""
+    try:
+        cfg = load_config(RunFolder(run).config, saved=True)
+    except (OSError, SemilandError, yaml.YAMLError):
+        return None
+    sections = {name: {k: v for k, v in asdict(getattr(cfg, name)).items() if k not in _NOT_RECIPE.get(name, ())}
+                for name in ("data", "model", "method", "optim", "train")}  # fmt: skip
+    return Recipe(cfg.method.name, cfg.data.oracle, json.dumps(sections, sort_keys=True, default=str))
 
 
 def split_sizes(folder: Path) -> tuple[int, int]:

@@ -1,6 +1,7 @@
 """The summary's statistics over finished rows: per method and budget mean ± std over seeds, the difference
-to supervised (or to a variant's base) paired by seed — on the same machine where a `<base>_rerun` trained
-there — the share of the supervised → oracle gap recovered, the time ratio and per-class changes.
+to supervised (or to a variant's base) paired by seed — each cell with its `baseline`: supervised (or the
+base) of the same step count and machine where one trained, under any label — the share of the supervised →
+oracle gap recovered, the time ratio and per-class changes.
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def summarise(rows: list[CellRow], methods: list[str]) -> list[dict[str, Any]]:
             mean, std, n = seed_stats(rows, method, budget, TEST)
             if n == 0:
                 continue
-            # paired with supervised of its own machine where `supervised_rerun` trained there and supervised not
-            paired_rows, sup_label = base_on_own_device(rows, method, "supervised", budget, methods)
+            # each seed paired with supervised of its own step count and machine where one trained there
+            paired_rows, sup_label = with_baselines(rows, method, "supervised", budget)
             oa, oa_std, _ = seed_stats(rows, method, budget, Score(metric="OA"))
             val, val_std, _ = seed_stats(rows, method, budget, VAL)
             secs = cell_costs([r for r in rows if r.method == method and r.budget == budget])
@@ -128,46 +129,60 @@ def _versus_base(rows: list[CellRow], method: str, budget: str, methods: list[st
     if not (base := variant_base(method, methods)):
         return {}
     scores = {"test": TEST, **{on: Score(on) for on in extra_sets(rows)}, "val": VAL}
-    paired_rows, label = base_on_own_device(rows, method, base, budget, methods)
+    paired_rows, label = with_baselines(rows, method, base, budget)
     return {
         "base": label,
         "vs_base": {name: paired_stats(paired_rows, method, budget, sc, versus=base) for name, sc in scores.items()},
     }
 
 
-def base_on_own_device(
-    rows: list[CellRow], method: str, base: str, budget: str, methods: list[str]
-) -> tuple[list[CellRow], str]:
-    """`rows` with a seed's `base` cell replaced by `<base>_rerun`'s where that re-run trained on the variant's
-    device and the base's own cell did not, and the base's label saying which seeds took the re-run. Float32 CPU
-    runs are bit-identical on one CPU but not across CPU generations (docs/benchmarks-log.md): a variant paired
-    with a base from another machine carries that machine's difference too; `<base>_rerun − <base>` measures it."""
-    swap, label = rerun_seeds(rows, method, base, budget, methods)
-    if not swap:
-        return rows, label
-    again = f"{base}_rerun"
-    in_cell = lambda r, m: r.method == m and r.budget == budget and r.seed in swap  # noqa: E731
-    paired = [r for r in rows if not in_cell(r, base)] + [replace(r, method=base) for r in rows if in_cell(r, again)]
-    return paired, label
+def trained_as(rows: list[CellRow], label: str) -> set[str]:
+    """The labels whose cells trained as `label`'s did (the same `Recipe`; steps and machine aside): `label`,
+    and e.g. `supervised_rerun`, `sup_long`, `sup_long_xeon` for supervised."""
+    recipes = {r.recipe for r in rows if r.method == label and r.recipe is not None}
+    return {label} | {r.method for r in rows if r.recipe is not None and r.recipe in recipes}
 
 
-def rerun_seeds(rows: list[CellRow], method: str, base: str, budget: str, methods: list[str]) -> tuple[list[int], str]:
-    """The seeds whose `base` cell a `method` cell is paired with `<base>_rerun`'s instead (the re-run trained on
-    that cell's device, the base's own cell did not), and the label saying so: `base`, `<base>_rerun`, or
-    "`base`; seeds 1, 2: `<base>_rerun`"."""
-    again = f"{base}_rerun"
-    if method == again or again not in methods:
-        return [], base
+def baseline(rows: list[CellRow], row: CellRow, base: str = "supervised", strict: bool = False) -> CellRow | None:
+    """The cell `row` is paired with: one of `base`'s recipe under any label (`trained_as`: supervised trained
+    again on another machine, or for longer) of the same budget and seed, ranked by the same machine (float32
+    runs differ across CPU generations, docs/benchmarks.md), then the same step count (supervised gains from
+    more steps as the methods do), then the `base` label itself. `strict`: only one of the same machine and
+    steps; None where there is none."""
+    labels = trained_as(rows, base) - {row.method}
+    found = [r for r in rows if r.budget == row.budget and r.seed == row.seed and r.method in labels]
+    if strict:
+        found = [r for r in found if r.steps == row.steps and r.device == row.device]
+    return max(found, key=lambda r: (r.device == row.device, r.steps == row.steps, r.method == base), default=None)
 
-    def devices(m: str) -> dict[int, str | None]:
-        return {r.seed: r.device for r in rows if r.method == m and r.budget == budget}
 
-    own, first, rerun = devices(method), devices(base), devices(again)
-    swap = [s for s in sorted(own) if s in rerun and rerun[s] == own[s] and first.get(s) != own[s]]
-    if not swap:
-        return [], base
-    some = f"{base}; seed{'s' * (len(swap) > 1)} {', '.join(map(str, swap))}: {again}"
-    return swap, again if len(swap) == len(own) else some
+def with_baselines(rows: list[CellRow], method: str, base: str, budget: str) -> tuple[list[CellRow], str]:
+    """`rows` with `base`'s cells of `budget` replaced, seed by seed, by the `baseline` of each `method` cell
+    (relabeled `base`), so that pairing by label pairs each cell with its baseline; and a label saying which
+    cells those are: `base`, `sup_long`, or "base; seeds 1, 2: dllr_rerun", with the seeds whose baseline
+    trained on another machine (where none of its own did; a row from before devices were recorded is not
+    counted as another)."""
+    if method == base:
+        return rows, base
+    own = [r for r in rows if r.method == method and r.budget == budget]
+    chosen = {r.seed: (b, r) for r in own if (b := baseline(rows, r, base)) is not None}
+    kept = [r for r in rows if not (r.method == base and r.budget == budget)]
+    paired = kept + [replace(b, method=base) for b, _ in chosen.values()]
+    labels = {s: b.method for s, (b, _) in chosen.items()}
+    others = sorted(s for s, lab in labels.items() if lab != base)
+    if not others:
+        label = base
+    elif len(others) == len(labels) and len(set(labels.values())) == 1:
+        label = labels[others[0]]
+    else:
+        label = f"{base}; " + "; ".join(f"{_seeds([s for s in others if labels[s] == lab])}: {lab}"
+                                        for lab in dict.fromkeys(labels[s] for s in others))  # fmt: skip
+    away = sorted(s for s, (b, r) in chosen.items() if b.device != r.device and None not in (b.device, r.device))
+    return paired, label + (f" ({_seeds(away)} trained on another machine)" if away else "")
+
+
+def _seeds(seeds: list[int]) -> str:
+    return f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
 
 
 def extra_sets(rows: list[CellRow]) -> list[str]:
