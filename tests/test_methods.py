@@ -118,6 +118,7 @@ TEACHERS = [
     ("s4net", {"teacher": "ema"}),
     ("fixmatch", {}),  # its default teacher is the EMA (fixmatch.py)
     ("unimatch", {"teacher": "ema", "threshold": 0.0}),
+    ("pseudo_label", {"teacher": "ema", "top_q": 0.5, "align": True}),
 ]
 
 

@@ -1,4 +1,4 @@
-"""The target recipe of FixMatch and UniMatch (methods/targets.py): EMA teacher, distribution alignment,
+"""The target recipe of FixMatch, UniMatch and pseudo-labeling (methods/targets.py): EMA teacher, distribution alignment,
 burn-in — each does what its docstring says, resumes with the run and refuses what it cannot do."""
 
 import pytest
@@ -8,7 +8,7 @@ from semiland.errors import SemilandError
 from semiland.methods.targets import DistributionAlignment
 from tests.test_methods import batches, make
 
-RECIPE = ["fixmatch", "unimatch"]
+RECIPE = ["fixmatch", "unimatch", "pseudo_label"]
 
 
 def test_alignment_raises_a_class_the_model_predicts_less_often_than_the_labels_hold_it():

@@ -6,7 +6,11 @@ ramp-up: L = L_s + λ(t) · CE(f(x_u), ŷ_u) on confident pixels.
 Config → symbols: threshold = τ, lambda_max = λ_max, rampup = ramp-up fraction of training; target_bn =
 batch norm while predicting the targets (base.TargetConfig); top_q = q > 0 keeps each predicted class's q most
 confident pixels instead of those above τ (self-training's per-class selection, online), so a class the model
-is never sure of still gets targets.
+is never sure of still gets targets. teacher, align and burnin: FixMatch's target recipe (targets.py: an EMA
+teacher predicts the targets, aligned to the labeled class shares, after a supervised burn-in). The defaults
+are the paper's (the network's own targets above τ, from step 0); on Dubai's development folds, 1400 steps,
+they trailed supervised on the validation tiles (docs/benchmarks.md), and the recipe that made FixMatch lead
+is there to try: `method.teacher=ema method.top_q=0.5 method.align=true method.burnin=0.2`.
 """
 
 from __future__ import annotations
@@ -14,29 +18,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from semiland.config import limits
-from semiland.methods.base import (
-    LabeledBatch,
-    Losses,
-    Method,
-    TargetConfig,
-    UnlabeledBatch,
-    ramped,
-    semi_losses,
-    supervised_ce,
-)
+from semiland.methods.base import LabeledBatch, Losses, UnlabeledBatch, ramped, semi_losses, supervised_ce
 from semiland.methods.network_modes import bn_stats_frozen
 from semiland.methods.selection import confident_pseudo, masked_ce, target_shares, teacher_probs
+from semiland.methods.targets import TargetRecipeConfig, TargetRecipeMethod
 
 
 @dataclass
-class PseudoLabelConfig(TargetConfig):
+class PseudoLabelConfig(TargetRecipeConfig):
     threshold: float = limits(0.9, 0, 1)
     top_q: float = limits(0.0, 0, 1)  # > 0: per-class top fraction instead of τ (selection.top_q_keep)
     lambda_max: float = 1.0
     rampup: float = limits(0.4, 0, 1)
 
 
-class PseudoLabel(Method):
+class PseudoLabel(TargetRecipeMethod):
     name = "pseudo_label"
     Config = PseudoLabelConfig
     uses_unlabeled = True
@@ -44,15 +40,20 @@ class PseudoLabel(Method):
     def training_step(self, labeled: LabeledBatch, unlabeled: UnlabeledBatch | None, step: int) -> Losses:
         c = self.cfg
         loss_sup = supervised_ce(self.model(labeled["image"]), labeled, self.ctx.ignore_index)
+        if self.burning_in(step):
+            return self.burnin_losses(loss_sup)
+        self.observe_labeled(labeled)
         # The unlabeled crops train in a pass of their own: one forward over labeled + unlabeled let batch norm mix
         # the two, and that alone (λ = 0) dropped Dubai validation mIoU from 37 to 26 at step 600
         # (docs/benchmarks.md); as in every method here, running statistics stay those of the labeled pass.
         with bn_stats_frozen(self.model):
             logits_u = self.model(unlabeled["image"])
-        if c.target_bn == "batch":  # the targets are this pass's own predictions (base.TargetConfig)
+        if self.teacher is None and c.target_bn == "batch":  # this pass's own predictions (base.TargetConfig)
             probs = logits_u.detach().softmax(1)
         else:
-            probs = teacher_probs(self.model, unlabeled["image"], c.target_bn)
+            probs = teacher_probs(self.target_net, unlabeled["image"], c.target_bn)  # (B, K, H, W)
+        if self.align is not None:
+            probs = self.align(probs, unlabeled["valid"])
         pseudo, keep = confident_pseudo(probs, c.threshold, c.top_q)
         loss_unsup = masked_ce(logits_u, pseudo, keep, unlabeled["valid"])
         lam = ramped(c.lambda_max, c.rampup, step, self.ctx.max_steps)

@@ -1,5 +1,5 @@
-"""Where FixMatch-style methods get their pseudo-labels: which network predicts them, how its class
-distribution is corrected, and when the unlabeled loss starts (issue #40, part 2).
+"""Where FixMatch-style methods (and pseudo-labeling) get their pseudo-labels: which network predicts them, how
+its class distribution is corrected, and when the unlabeled loss starts (issue #40, part 2).
 
 The papers' setting (FixMatch, UniMatch): the student's own prediction on the weak view, from step 0, kept
 where max p ≥ τ. On Dubai that setting taught the rare classes away (the model under-predicts vegetation from

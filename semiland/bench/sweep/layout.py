@@ -63,10 +63,6 @@ class Score:
         name = f"alone/{self.head}/{name}" if self.head else name
         return name if self.on == "test" else f"{self.on}:{name}"
 
-    def alone(self, head: str) -> Score:
-        """The same score of one head alone."""
-        return Score(self.on, self.metric, self.cls, head)
-
 
 @dataclass(frozen=True)
 class Recipe:
@@ -75,7 +71,7 @@ class Recipe:
 
     method: str  # the registered method
     oracle: bool  # every training image labeled (data.oracle)
-    settings: str  # the resolved `method:` section, as sorted JSON
+    settings: str  # the resolved config's sections as sorted JSON, less what `_NOT_RECIPE` names
 
 
 TEST = Score()  # the test set's mIoU of the best validation checkpoint: a sweep's headline number
