@@ -135,3 +135,20 @@ def test_a_fixmatch_run_trained_before_the_new_defaults_is_tested_and_resumed_as
     assert loaded.method.teacher == "self" and task.method.teacher is None
     assert main(["test", "--ckpt", str(run / "checkpoints" / "best.ckpt")]) == 0
     assert main(["fit", "--resume", str(run), "train.steps=6"]) == 0
+
+
+def test_cps_can_burn_in_and_keep_each_classs_most_confident_targets_only():
+    """CPS's switches from the recipe (off by default, as in the paper): no unlabeled loss during the burn-in;
+    with top_q the networks supervise each other on fewer pixels (a smaller loss on the same batch)."""
+    labeled, unlabeled = batches(3)
+    method = make("cps", 3, burnin=0.5)  # max_steps 10: steps 0–4 are burn-in
+    early = method.training_step(labeled, unlabeled, step=4)
+    assert early["loss_unsup"] == 0 and torch.equal(early["loss"], early["loss_sup"])
+    assert method.training_step(labeled, unlabeled, step=5)["loss_unsup"] > 0
+    every, some = make("cps", 3), make("cps", 3, top_q=0.25)
+    some.load_state_dict(every.state_dict())
+    torch.manual_seed(0)
+    a = every.training_step(labeled, unlabeled, step=9)["loss_unsup"]
+    torch.manual_seed(0)
+    b = some.training_step(labeled, unlabeled, step=9)["loss_unsup"]
+    assert 0 < b < a

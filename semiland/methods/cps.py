@@ -6,7 +6,11 @@ CutMix-ed unlabeled pairs (targets mixed with the same boxes). Prediction averag
 probabilities.
 
 Config → symbols: lambda_u = λ (1.5 in the paper), cutmix_p = probability of a CutMix box;
-target_bn = batch norm while predicting targets (base.TargetConfig).
+target_bn = batch norm while predicting targets (base.TargetConfig). Two switches from FixMatch's target recipe
+(targets.py), off by default as in the paper: burnin = the fraction of the steps both networks train on the
+labeled crops alone before they supervise each other (their first argmax is an untrained decoder's); top_q =
+q > 0 keeps only each predicted class's q most confident pixels of the other network's targets
+(selection.top_q_keep) instead of every pixel.
 """
 
 from __future__ import annotations
@@ -30,13 +34,15 @@ from semiland.methods.base import (
 )
 from semiland.methods.network_modes import bn_stats_frozen, target_mode
 from semiland.methods.perturb import cutmix_box, mix
-from semiland.methods.selection import masked_ce, target_shares
+from semiland.methods.selection import masked_ce, target_shares, top_q_keep
 
 
 @dataclass
 class CPSConfig(TargetConfig):
     lambda_u: float = 1.5
     cutmix_p: float = limits(0.5, 0, 1)
+    burnin: float = limits(0.0, 0, 1, below=True)  # paper: 0
+    top_q: float = limits(0.0, 0, 1)  # paper: 0 (every pixel's argmax is a target)
 
 
 class CPS(Method):
@@ -55,6 +61,10 @@ class CPS(Method):
         loss_sup = sum(
             supervised_ce(net(labeled["image"]), labeled, self.ctx.ignore_index) for net in (self.model, self.model2)
         )
+        if step < int(c.burnin * self.ctx.max_steps):  # labeled crops alone: no unlabeled pass yet
+            zero = torch.zeros((), device=loss_sup.device)
+            shares = {f"target/{name}": zero for name in self.ctx.names()}
+            return semi_losses(loss_sup, zero, 0.0, agreement=zero, **shares)
         x_u, valid = unlabeled["image"], unlabeled["valid"]
         b, _, h, w = x_u.shape
         perm = torch.roll(torch.arange(b, device=x_u.device), 1)
@@ -62,16 +72,28 @@ class CPS(Method):
         with bn_stats_frozen(self.model, self.model2):  # running statistics: the labeled passes' (network_modes.py)
             # targets: each network's argmax on the unmixed images (batch norm: network_modes.target_mode), mixed like the input
             with torch.no_grad(), target_mode(c.target_bn, self.model, self.model2):
-                pseudo_1 = self.model(x_u).argmax(1)
-                pseudo_2 = self.model2(x_u).argmax(1)
+                pseudo_1, keep_1 = self._targets(self.model(x_u), valid)  # (B, H, W) each
+                pseudo_2, keep_2 = self._targets(self.model2(x_u), valid)
             x_mix, valid_mix = mix(x_u, x_u[perm], box), mix(valid, valid[perm], box)
             logits_1, logits_2 = self.model(x_mix), self.model2(x_mix)
-        loss_unsup = masked_ce(logits_1, mix(pseudo_2, pseudo_2[perm], box), valid_mix, valid_mix) + masked_ce(
-            logits_2, mix(pseudo_1, pseudo_1[perm], box), valid_mix, valid_mix
+
+        def mixed(t: torch.Tensor) -> torch.Tensor:  # a target map cut with the input's boxes
+            return mix(t, t[perm], box)
+
+        loss_unsup = masked_ce(logits_1, mixed(pseudo_2), mixed(keep_2), valid_mix) + masked_ce(
+            logits_2, mixed(pseudo_1), mixed(keep_1), valid_mix
         )
         agreement = (logits_1.argmax(1) == logits_2.argmax(1)).float().mean()
-        shares = target_shares(torch.cat([pseudo_1, pseudo_2]), torch.cat([valid, valid]), self.ctx.names())  # both
+        shares = target_shares(torch.cat([pseudo_1, pseudo_2]), torch.cat([keep_1, keep_2]), self.ctx.names())  # both
         return semi_losses(loss_sup, loss_unsup, c.lambda_u, agreement=agreement, **shares)
+
+    def _targets(self, logits: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A network's hard targets (B, H, W) and where they are kept: every valid pixel, or with top_q each
+        predicted class's most confident fraction of them."""
+        if self.cfg.top_q <= 0:
+            return logits.argmax(1), valid
+        conf, pseudo = logits.softmax(1).max(1)
+        return pseudo, valid & top_q_keep(conf, pseudo, self.cfg.top_q, logits.shape[1])
 
     def predict(self, image: torch.Tensor) -> torch.Tensor:
         probs = (self.model(image).softmax(1) + self.model2(image).softmax(1)) / 2
