@@ -99,6 +99,17 @@ def test_fixmatch_defaults_are_the_recipe_and_fixmatch_paper_is_the_paper():
     assert (paper.top_q, paper.teacher, paper.burnin, paper.threshold, paper.align) == (0.0, "self", 0.0, 0.95, False)
 
 
+def test_pseudo_label_defaults_are_the_recipe_and_pseudo_label_paper_is_the_paper():
+    from semiland.methods import method_config
+
+    ours, paper = method_config({"name": "pseudo_label"}), method_config({"name": "pseudo_label_paper"})
+    assert (ours.top_q, ours.teacher, ours.burnin, ours.align) == (0.5, "ema", 0.2, True)
+    assert (paper.top_q, paper.teacher, paper.burnin, paper.threshold, paper.align) == (0.0, "self", 0.0, 0.9, False)
+    # a run saved before the recipe existed trained the paper's setting, and reads back as it
+    saved = method_config({"name": "pseudo_label", "threshold": 0.9}, saved=True)
+    assert (saved.top_q, saved.teacher, saved.burnin, saved.align) == (0.0, "self", 0.0, False)
+
+
 def test_a_threshold_beside_top_q_is_refused_not_ignored():
     with pytest.raises(SemilandError, match="method.threshold is not used while method.top_q=0.5") as err:
         make("fixmatch", 3, threshold=0.8)

@@ -19,7 +19,7 @@ from semiland.methods.gan import GAN
 from semiland.methods.mean_teacher import MeanTeacher
 from semiland.methods.multitask import MultiTask
 from semiland.methods.network_modes import use_labeled_statistics
-from semiland.methods.pseudo_label import PseudoLabel
+from semiland.methods.pseudo_label import PseudoLabel, PseudoLabelPaper
 from semiland.methods.s4net import S4Net
 from semiland.methods.self_training import SelfTraining
 from semiland.methods.supervised import Supervised
@@ -33,6 +33,7 @@ METHODS: dict[str, type[Method]] = {
         S4Net,
         MeanTeacher,
         PseudoLabel,
+        PseudoLabelPaper,
         SelfTraining,
         FixMatch,
         FixMatchPaper,
