@@ -19,6 +19,7 @@ from typing import Any
 from semiland.analysis.run import AnalyzeOptions
 from semiland.analysis.split_advice import suggest_split
 from semiland.bench.sweep.cells import run_one
+from semiland.bench.sweep.layout import CellRow
 from semiland.bench.sweep.plan import RunSpec, snapshot_config
 from semiland.data.presets import build_dataset
 from semiland.engine.precision import machine
@@ -60,19 +61,19 @@ def run_advisor_check(args: argparse.Namespace) -> int:
         spec = RunSpec("supervised", region, seed, overrides)
         rows.append(run_one(config, spec, args.overrides, out, keep_model=False))  # metrics are all it needs
     summary = summarise(advice, rows)
-    results = {"advice": advice, "runs": rows, "summary": summary, "machine": machine()}
+    results = {"advice": advice, "runs": [r.to_json() for r in rows], "summary": summary, "machine": machine()}
     atomic_write_json(out / f"results{suffix}.json", results)
     atomic_write_text(out / f"summary{suffix}.md", markdown(summary, " ".join(args.argv)))
     print(markdown(summary, " ".join(args.argv)))
     return 0
 
 
-def summarise(advice: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(advice: dict[str, Any], rows: list[CellRow]) -> dict[str, Any]:
     from scipy.stats import spearmanr
 
     per_region = []
     for rank, c in enumerate(advice["ranking"], 1):
-        scores = [100 * r["mIoU"] for r in rows if r["budget"] == c["unit"]]
+        scores = [100 * r.mIoU for r in rows if r.budget == c["unit"] and r.mIoU is not None]
         per_region.append({
             "region": c["unit"], "advisor_rank": rank, "score": c["score"], "coverage": c["coverage_gain"],
             "class_amount": c["class_amount_gain"], "n": len(scores),
