@@ -164,18 +164,14 @@ def cell_run(cell: Path) -> Path:
     return students[-1] if students else cell
 
 
-def _config_section(run: Path, name: str) -> dict[str, Any]:
-    try:
-        section = yaml.safe_load(RunFolder(run).config.read_text())[name]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return {}
-    return section if isinstance(section, dict) else {}
-
-
 def cell_method(run: Path) -> dict[str, Any]:
     """The `method:` section a cell's run trained with (its resolved config.yaml), {} where unreadable: a label
     such as `fixmatch_flex` names a configuration, this names the registered method and its settings."""
-    return _config_section(run, "method")
+    try:
+        method = yaml.safe_load(RunFolder(run).config.read_text())["method"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return {}
+    return method if isinstance(method, dict) else {}
 
 
 def cost_seconds(row: CellRow) -> float | None:

@@ -51,10 +51,14 @@ def mirror_rows(rows: list[CellRow], mirror: Path) -> list[CellRow]:
     again, say) is dropped; a shared oracle's row stands while the budget it was trained in has its cell."""
     path = mirror / "results.json"
     earlier = [CellRow.from_json(r) for r in json.loads(path.read_text())["runs"]] if path.is_file() else []
-    kept = [r for r in earlier if (row_folder(mirror, r) / "result.json").is_file()]
-    # an earlier row as its cell now reads: scores added to the rows since it was written (last_val_classes) too
-    merged = {(r.method, r.budget, r.seed): finished_row(row_folder(mirror, r), r) for r in kept}
-    merged.update({(r.method, r.budget, r.seed): r for r in rows})
+    mine = {(r.method, r.budget, r.seed): r for r in rows}
+    merged = {}
+    for r in earlier:  # in the summary's order; one this call read again is not read twice
+        if (row_folder(mirror, r) / "result.json").is_file():
+            key = (r.method, r.budget, r.seed)
+            # an earlier row as its cell now reads: scores added since (last_val_classes), its recipe
+            merged[key] = mine[key] if key in mine else finished_row(row_folder(mirror, r), r)
+    merged.update(mine)
     return list(merged.values())
 
 
