@@ -35,6 +35,7 @@ from semiland.methods.base import (
 from semiland.methods.network_modes import bn_stats_frozen, target_mode
 from semiland.methods.perturb import cutmix_box, mix
 from semiland.methods.selection import masked_ce, target_shares, top_q_keep
+from semiland.methods.targets import idle_losses, in_burnin
 
 
 @dataclass
@@ -61,10 +62,8 @@ class CPS(Method):
         loss_sup = sum(
             supervised_ce(net(labeled["image"]), labeled, self.ctx.ignore_index) for net in (self.model, self.model2)
         )
-        if step < int(c.burnin * self.ctx.max_steps):  # labeled crops alone: no unlabeled pass yet
-            zero = torch.zeros((), device=loss_sup.device)
-            shares = {f"target/{name}": zero for name in self.ctx.names()}
-            return semi_losses(loss_sup, zero, 0.0, agreement=zero, **shares)
+        if in_burnin(c.burnin, step, self.ctx.max_steps):  # labeled crops alone: no unlabeled pass yet
+            return idle_losses(loss_sup, self.ctx.names(), "agreement")
         x_u, valid = unlabeled["image"], unlabeled["valid"]
         b, _, h, w = x_u.shape
         perm = torch.roll(torch.arange(b, device=x_u.device), 1)

@@ -43,7 +43,7 @@ from semiland.methods.base import LabeledBatch, Losses, MethodContext, Unlabeled
 from semiland.methods.network_modes import bn_stats_frozen
 from semiland.methods.perturb import cutmix_box, mix, random_flip, strong_photometric
 from semiland.methods.selection import ClassThresholds, confident_pseudo, masked_ce, target_shares, teacher_probs
-from semiland.methods.targets import DistributionAlignment, TargetRecipeConfig, TargetRecipeMethod
+from semiland.methods.targets import DistributionAlignment, PapersTargets, TargetRecipeConfig, TargetRecipeMethod
 
 
 @dataclass
@@ -142,13 +142,8 @@ class FixMatch(TargetRecipeMethod):
 
 
 @dataclass
-class FixMatchPaperConfig(FixMatchConfig):
+class FixMatchPaperConfig(PapersTargets, FixMatchConfig):
     """The paper's setting: τ = 0.95 on the student's own weak prediction, from the first step."""
-
-    top_q: float = limits(0.0, 0, 1)
-    teacher: str = "self"
-    align: bool = False
-    burnin: float = limits(0.0, 0, 1, below=True)
 
 
 class FixMatchPaper(FixMatch):

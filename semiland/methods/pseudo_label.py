@@ -26,7 +26,7 @@ from semiland.config import limits
 from semiland.methods.base import LabeledBatch, Losses, UnlabeledBatch, ramped, semi_losses, supervised_ce
 from semiland.methods.network_modes import bn_stats_frozen
 from semiland.methods.selection import confident_pseudo, masked_ce, target_shares, teacher_probs
-from semiland.methods.targets import TargetRecipeConfig, TargetRecipeMethod
+from semiland.methods.targets import PapersTargets, TargetRecipeConfig, TargetRecipeMethod
 
 
 @dataclass
@@ -72,13 +72,8 @@ class PseudoLabel(TargetRecipeMethod):
 
 
 @dataclass
-class PseudoLabelPaperConfig(PseudoLabelConfig):
+class PseudoLabelPaperConfig(PapersTargets, PseudoLabelConfig):
     """The paper's setting: τ = 0.9 on the network's own prediction, from the first step."""
-
-    top_q: float = limits(0.0, 0, 1)
-    teacher: str = "self"
-    align: bool = False
-    burnin: float = limits(0.0, 0, 1, below=True)
 
 
 class PseudoLabelPaper(PseudoLabel):

@@ -22,7 +22,7 @@ the first step, and its own targets say so; docs/benchmarks.md). Three departure
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import torch
@@ -37,12 +37,23 @@ TEACHERS = ("self", "ema")
 
 
 @dataclass
+class PapersTargets:
+    """The papers' setting of the recipe's switches: the student's own prediction kept above τ, from the first
+    step. A paper-faithful Config (`fixmatch_paper`, `pseudo_label_paper`) names it first among its bases."""
+
+    top_q: float = limits(0.0, 0, 1)
+    teacher: str = "self"
+    align: bool = False
+    burnin: float = limits(0.0, 0, 1, below=True)
+
+
+@dataclass
 class TargetRecipeConfig(TargetConfig):
     """teacher ("self" | "ema"), ema_decay, align, align_momentum, burnin: see this module's docstring."""
 
     # what a run trained before these settings existed did (the papers' setting): a saved config without them
     # gets these, not today's defaults (`methods.method_config(saved=True)`), so its checkpoint still fits
-    BEFORE: ClassVar[dict[str, object]] = {"teacher": "self", "align": False, "burnin": 0.0, "top_q": 0.0}
+    BEFORE: ClassVar[dict[str, object]] = {f.name: f.default for f in fields(PapersTargets)}
 
     teacher: str = "self"
     ema_decay: float = limits(0.99, 0, 1, below=True)
@@ -106,22 +117,31 @@ class TargetRecipeMethod(Method):
         return self.model if self.teacher is None else self.teacher
 
     def burning_in(self, step: int) -> bool:
-        return step < int(self.cfg.burnin * self.ctx.max_steps)
+        return in_burnin(self.cfg.burnin, step, self.ctx.max_steps)
 
     def observe_labeled(self, labeled: dict[str, torch.Tensor]) -> None:
         if self.align is not None:
             self.align.observe(labeled["mask"], labeled["valid"])
 
     def burnin_losses(self, loss_sup: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The step's result while the unlabeled loss is off: the supervised loss, and the logs every step of
-        the method has (nothing kept, no target shares)."""
-        zero = torch.zeros((), device=loss_sup.device)
-        shares = {f"target/{name}": zero for name in self.ctx.names()}
-        return semi_losses(loss_sup, zero, 0.0, mask_ratio=zero, **shares)
+        return idle_losses(loss_sup, self.ctx.names(), "mask_ratio")
 
     def after_step(self, step: int) -> None:
         if self.teacher is not None:
             ema_update(self.teacher, self.model, self.cfg.ema_decay, step)
+
+
+def in_burnin(fraction: float, step: int, max_steps: int) -> bool:
+    """Whether `step` is in the burn-in: the first `fraction` of the steps, on the labeled crops alone."""
+    return step < int(fraction * max_steps)
+
+
+def idle_losses(loss_sup: torch.Tensor, names: list[str], *logged: str) -> dict[str, torch.Tensor]:
+    """A step's result while the unlabeled loss is off (a burn-in): the supervised loss, and zeros for the logs
+    every step of the method has (its `logged` keys, each class's target share), so the log's columns stay."""
+    zero = torch.zeros((), device=loss_sup.device)
+    shares = {f"target/{name}": zero for name in names}
+    return semi_losses(loss_sup, zero, 0.0, **dict.fromkeys(logged, zero), **shares)
 
 
 def ema_copy(model: nn.Module) -> nn.Module:
