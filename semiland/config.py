@@ -72,6 +72,9 @@ class DataConfig:
     crop_size: int = limits(256, 8, MAX_SIDE)
     batch_size: int = limits(4, 1, MAX_BATCH)  # labeled crops per step
     unlabeled_batch_size: int = limits(2, 1, MAX_BATCH)  # unlabeled crops per step (methods that use them)
+    # labeled crops by rare-class sampling (DAFormer): each crop holds a pixel of a class drawn with probability
+    # ∝ exp((1 - its share of the labeled pixels) / T), this T; 0 = off, crops drawn uniformly (data/class_sampling.py)
+    rare_class_temperature: float = limits(0.0, 0, 100)
     # loader processes reading crops: a number, or auto (none while training on the CPU, which uses every core, or
     # while the images are held in memory; else half the cores, at most 8: data/datamodule.py, loader_workers)
     num_workers: Any = "auto"

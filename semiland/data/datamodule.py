@@ -19,6 +19,7 @@ from semiland.config import Config
 from semiland.console import info
 from semiland.data.augment import flip_rot90, speckle_db
 from semiland.data.chunks import ChunkedCrops
+from semiland.data.class_sampling import RareClassCrops
 from semiland.data.prepare import PreparedData
 from semiland.data.raster import Box
 from semiland.data.store import SampleStore
@@ -46,18 +47,21 @@ class CropStream(Dataset):
         lanes: int = 1,
         ranks: int = 1,
         chunked: bool | None = None,
+        rare: RareClassCrops | None = None,
     ):
         """`speckle`: (first SAR band, looks) — labeled crops get SAR speckle noise (`data.sar_speckle_looks`).
         `shard`: this rank's number where each DDP rank draws from its own share of the images.
         `chunked` (default: where the store reads by window): crops cut several from each window read
         (`ChunkedCrops`, arranged for batches of `batch` drawn by `lanes` loader processes, the stream's
-        items dealt to `ranks` DDP ranks); else each crop drawn anywhere in its image."""
+        items dealt to `ranks` DDP ranks); else each crop drawn anywhere in its image. `rare`: labeled crops
+        cut where rare-class sampling puts them instead (each its own window read)."""
         self.store, self.ids, self.crop, self.length, self.seed, self.labeled = store, ids, crop, length, seed, labeled
         self.speckle = speckle
         self.key = () if shard is None else (shard,)  # ranks on their own shards draw their own crops
         self.epoch = 0  # set by the engine at each epoch start, before workers are forked
+        self.rare = rare
         if chunked is None:
-            chunked = store.windowed
+            chunked = store.windowed and rare is None
         self.chunks = ChunkedCrops(store, ids, crop, seed, labeled, self.key, batch, lanes, ranks) if chunked else None
 
     def __len__(self) -> int:
@@ -65,7 +69,10 @@ class CropStream(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index, int(self.labeled), *self.key])
-        if self.chunks is not None:
+        if self.rare is not None:
+            sample_id, top, left = self.rare.window(rng, self.crop)
+            crop = self.store.region(sample_id, self.labeled, (top, left, self.crop, self.crop))
+        elif self.chunks is not None:
             crop = self.chunks(index, self.epoch, rng)
         else:
             crop = self.store.crop(self.ids[int(rng.integers(len(self.ids)))], self.labeled, rng, self.crop)
@@ -173,6 +180,7 @@ class SegDataModule(L.LightningDataModule):
             index=data.index,
         )  # fmt: skip
         self.streams: list[CropStream] = []
+        self.rare: RareClassCrops | None = None  # built at the first training loader (one pass over the masks)
 
     def _cache_fits(self, workers: int) -> bool:
         """data.cache keeps every decoded image in memory, in each loader process: refused (with a line saying
@@ -204,10 +212,28 @@ class SegDataModule(L.LightningDataModule):
         stream = CropStream(
             self.store, ids, self.cfg.data.crop_size, length, self.cfg.train.seed, labeled, self._speckle(),
             shard=rank if shard else None, batch=batch, lanes=self.workers, ranks=ranks,
+            rare=self._rare_classes() if labeled else None,
         )  # fmt: skip
         self.streams.append(stream)
         sampler = DistributedSampler(stream, world, rank, shuffle=False) if ranks > 1 else None
         return DataLoader(stream, batch_size=batch, sampler=sampler, drop_last=True, num_workers=self.workers)
+
+    def _rare_classes(self) -> RareClassCrops | None:
+        """Rare-class sampling of the labeled crops where `data.rare_class_temperature` asks for it."""
+        temperature = self.cfg.data.rare_class_temperature
+        if temperature <= 0:
+            return None
+        if self.rare is None:
+            classes = self.data.spec.classes
+            self.rare = RareClassCrops(
+                self.store, self.data.split.labeled, classes.num_classes, classes.ignore_index, temperature,
+                self.cfg.train.seed,
+            )  # fmt: skip
+            info_once(
+                f"labeled crops by rare-class sampling (T = {temperature:g}), class: pixels → crops: "
+                + self.rare.describe(classes.names)
+            )
+        return self.rare
 
     def _speckle(self) -> tuple[int, float] | None:
         """(first SAR band of the input stack, looks) when SAR bands are present and speckle is asked for."""

@@ -45,7 +45,7 @@ def preflight(data: PreparedData, bands: list[int] | None, progress: bool = True
         total=total, desc="checking the data", unit="image", disable=not progress or total < BAR_FROM
     ) as bar:
         for sample_id, kind in with_masks:
-            for sample in store.blocks(sample_id):  # reads and decodes: raises one line on bad input
+            for _, sample in store.blocks(sample_id):  # reads and decodes: raises one line on bad input
                 if sample.mask is not None:
                     kept = sample.mask[sample.mask != classes.ignore_index]
                     counts[kind] += np.bincount(kept.ravel(), minlength=k)[:k]

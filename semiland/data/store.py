@@ -110,12 +110,14 @@ class SampleStore:
             for left in range(0, width, side)
         ]
 
-    def blocks(self, sample_id: str) -> Iterator[LoadedSample]:
+    def blocks(self, sample_id: str) -> Iterator[tuple[Box, LoadedSample]]:
         """The labeled sample in `BLOCK`² blocks where `block_grid` gives them (its mask's size checked against
-        the image's from the headers), else whole: masks checked in bounded memory."""
+        the image's from the headers), else whole, each with its (top, left, h, w) box at the native resolution:
+        masks read in bounded memory."""
         ref, grid = self.refs[sample_id], self.block_grid(sample_id, BLOCK)
         if grid is None:
-            yield self.raw(sample_id)
+            sample = self.raw(sample_id)
+            yield (0, 0, *sample.valid.shape), sample
             return
         height, width = self.shape(sample_id)
         if ref.mask is not None and ref.window is None and not is_vector(ref.mask):
@@ -126,7 +128,7 @@ class SampleStore:
                     f"{width}x{height}; masks must match their image"
                 )
         for box in grid:
-            yield self.load(sample_id, window=box)
+            yield box, self.load(sample_id, window=box)
 
     def with_context(self, sample_id: str, block: Box, margin: int, labeled: bool = True) -> tuple[LoadedSample, Box]:
         """A block of the sample and `margin` px of context around it (clipped to the raster), and where the
