@@ -149,14 +149,15 @@ def test_a_fixmatch_run_trained_before_the_new_defaults_is_tested_and_resumed_as
 
 
 def test_cps_can_burn_in_and_keep_each_classs_most_confident_targets_only():
-    """CPS's switches from the recipe (off by default, as in the paper): no unlabeled loss during the burn-in;
+    """CPS's switches from the recipe (on by default; off in `cps_paper`): no unlabeled loss during the burn-in;
     with top_q the networks supervise each other on fewer pixels (a smaller loss on the same batch)."""
     labeled, unlabeled = batches(3)
     method = make("cps", 3, burnin=0.5)  # max_steps 10: steps 0–4 are burn-in
     early = method.training_step(labeled, unlabeled, step=4)
     assert early["loss_unsup"] == 0 and torch.equal(early["loss"], early["loss_sup"])
     assert method.training_step(labeled, unlabeled, step=5)["loss_unsup"] > 0
-    every, some = make("cps", 3), make("cps", 3, top_q=0.25)
+    every, some = make("cps_paper", 3), make("cps_paper", 3, top_q=0.25)
+    assert (every.cfg.burnin, every.cfg.top_q) == (0, 0) and (method.cfg.top_q, make("cps", 3).cfg.burnin) == (0.5, 0.2)
     some.load_state_dict(every.state_dict())
     torch.manual_seed(0)
     a = every.training_step(labeled, unlabeled, step=9)["loss_unsup"]

@@ -12,7 +12,7 @@ from semiland.config import build_dataclass
 from semiland.errors import SemilandError
 from semiland.methods.adversarial import Adversarial
 from semiland.methods.base import Method, MethodConfig, MethodContext
-from semiland.methods.cps import CPS
+from semiland.methods.cps import CPS, CPSPaper
 from semiland.methods.dllr import DLLR
 from semiland.methods.fixmatch import FixMatch, FixMatchPaper
 from semiland.methods.gan import GAN
@@ -39,6 +39,7 @@ METHODS: dict[str, type[Method]] = {
         FixMatchPaper,
         UniMatch,
         CPS,
+        CPSPaper,
         MultiTask,
         Adversarial,
         GAN,
