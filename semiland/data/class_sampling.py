@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from semiland.data.store import SampleStore
+from semiland.errors import SemilandError
 
 POINTS = 4096  # pixel positions kept per (labeled image, class)
 SEED_TAG = 0x5C5  # the positions' subsample draws from its own generator: the crops' draws stay the stream's
@@ -40,13 +41,13 @@ class RareClassCrops:
         self.points: list[list[np.ndarray]] = []  # [image][class] → (n ≤ POINTS, 2) int64 (row, col) at data.scale
         for i, sample_id in enumerate(ids):
             self.points.append(self._positions(store, sample_id, i, num_classes, ignore_index, rng))
-        self.shares = self.counts.sum(0) / max(1, int(self.counts.sum()))  # (K,) f_c
         present = self.counts.sum(0) > 0
-        logits = np.where(present, (1 - self.shares) / temperature, -np.inf)
-        weights = np.exp(logits - logits[present].max()) if present.any() else np.zeros(num_classes)
-        self.class_p = weights / max(weights.sum(), 1e-12)  # (K,) P(c); 0 for a class no labeled pixel shows
         if not present.any():
-            raise ValueError("rare-class sampling: the labeled images hold no labeled pixel")
+            raise SemilandError("data.rare_class_temperature: the labeled images hold no labeled pixel")
+        self.shares = self.counts.sum(0) / self.counts.sum()  # (K,) f_c
+        logits = np.where(present, (1 - self.shares) / temperature, -np.inf)
+        weights = np.exp(logits - logits[present].max())  # the largest is 1: no overflow at small T
+        self.class_p = weights / weights.sum()  # (K,) P(c); 0 for a class no labeled pixel shows
 
     def _positions(
         self, store: SampleStore, sample_id: str, i: int, k: int, ignore: int, rng: np.random.Generator
