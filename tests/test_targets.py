@@ -158,6 +158,10 @@ def test_cps_can_burn_in_and_keep_each_classs_most_confident_targets_only():
     assert method.training_step(labeled, unlabeled, step=5)["loss_unsup"] > 0
     every, some = make("cps_paper", 3), make("cps_paper", 3, top_q=0.25)
     assert (every.cfg.burnin, every.cfg.top_q) == (0, 0) and (method.cfg.top_q, make("cps", 3).cfg.burnin) == (0.5, 0.2)
+    from semiland.methods import method_config
+
+    saved = method_config({"name": "cps", "lambda_u": 1.5}, saved=True)  # a run from before the switches
+    assert (saved.burnin, saved.top_q) == (0, 0)
     some.load_state_dict(every.state_dict())
     torch.manual_seed(0)
     a = every.training_step(labeled, unlabeled, step=9)["loss_unsup"]

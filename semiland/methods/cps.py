@@ -21,7 +21,7 @@ level, +0.3) and ahead of the paper's in 5 of 6 (+9.9, p = 0.04).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import torch
@@ -46,10 +46,19 @@ from semiland.methods.targets import idle_losses, in_burnin
 
 
 @dataclass
+class PapersSwitches:
+    """The paper's setting of CPS's two switches: every pixel's argmax of the other network is a target, from the
+    first step. `cps_paper`'s Config names it first among its bases."""
+
+    burnin: float = limits(0.0, 0, 1, below=True)
+    top_q: float = limits(0.0, 0, 1)
+
+
+@dataclass
 class CPSConfig(TargetConfig):
     # what a run trained before these defaults did (the paper's setting): a saved config without them gets these
     # (`methods.method_config(saved=True)`)
-    BEFORE: ClassVar[dict[str, object]] = {"burnin": 0.0, "top_q": 0.0}
+    BEFORE: ClassVar[dict[str, object]] = {f.name: f.default for f in fields(PapersSwitches)}
 
     lambda_u: float = 1.5
     cutmix_p: float = limits(0.5, 0, 1)
@@ -111,11 +120,8 @@ class CPS(Method):
 
 
 @dataclass
-class CPSPaperConfig(CPSConfig):
+class CPSPaperConfig(PapersSwitches, CPSConfig):
     """The paper's setting: every pixel's argmax of the other network is a target, from the first step."""
-
-    burnin: float = limits(0.0, 0, 1, below=True)
-    top_q: float = limits(0.0, 0, 1)
 
 
 class CPSPaper(CPS):
