@@ -37,10 +37,9 @@ class RareClassCrops:
         rng = np.random.default_rng([seed, SEED_TAG])
         self.ids = ids
         self.shapes = [store.shape(i, scaled=True) for i in ids]
-        self.counts = np.zeros((len(ids), num_classes), np.int64)  # (images, K) labeled pixels
-        self.points: list[list[np.ndarray]] = []  # [image][class] → (n ≤ POINTS, 2) int64 (row, col) at data.scale
-        for i, sample_id in enumerate(ids):
-            self.points.append(self._positions(store, sample_id, i, num_classes, ignore_index, rng))
+        found = [_positions(store, sample_id, num_classes, ignore_index, rng) for sample_id in ids]
+        self.points = [points for points, _ in found]  # [image][class] → (n ≤ POINTS, 2) int64 (row, col) at scale
+        self.counts = np.stack([counts for _, counts in found])  # (images, K) labeled pixels
         present = self.counts.sum(0) > 0
         if not present.any():
             raise SemilandError("data.rare_class_temperature: the labeled images hold no labeled pixel")
@@ -48,37 +47,6 @@ class RareClassCrops:
         logits = np.where(present, (1 - self.shares) / temperature, -np.inf)
         weights = np.exp(logits - logits[present].max())  # the largest is 1: no overflow at small T
         self.class_p = weights / weights.sum()  # (K,) P(c); 0 for a class no labeled pixel shows
-
-    def _positions(
-        self, store: SampleStore, sample_id: str, i: int, k: int, ignore: int, rng: np.random.Generator
-    ) -> list[np.ndarray]:
-        """Up to `POINTS` positions of each class in the sample, drawn uniformly over its pixels of that class
-        (a block's positions weighted by how many pixels each one stands for), mapped to `data.scale`."""
-        (h, w), (out_h, out_w) = store.shape(sample_id), store.shape(sample_id, scaled=True)
-        found: list[list[tuple[np.ndarray, float]]] = [[] for _ in range(k)]  # per class: (positions, weight)
-        for (top, left, _, block_w), sample in store.blocks(sample_id):
-            assert sample.mask is not None, "labeled samples carry a mask"
-            flat = sample.mask.ravel()
-            for c in np.unique(flat):
-                if c == ignore or not 0 <= c < k:
-                    continue
-                where = np.flatnonzero(flat == c)
-                self.counts[i, c] += where.size
-                kept = rng.choice(where, size=min(where.size, POINTS), replace=False)
-                rows, cols = np.divmod(kept, block_w)
-                scaled = np.stack([(top + rows) * out_h // h, (left + cols) * out_w // w], axis=1)
-                found[c].append((scaled, where.size / kept.size))
-        out = []
-        for parts in found:
-            if not parts:
-                out.append(np.zeros((0, 2), np.int64))
-                continue
-            positions = np.concatenate([p for p, _ in parts])
-            weight = np.concatenate([np.full(len(p), wt) for p, wt in parts])
-            if len(positions) > POINTS:
-                positions = positions[rng.choice(len(positions), POINTS, replace=False, p=weight / weight.sum())]
-            out.append(positions)
-        return out
 
     def window(self, rng: np.random.Generator, size: int) -> tuple[str, int, int]:
         """(sample id, top, left) of a size×size crop holding a pixel of a class drawn by P(c)."""
@@ -97,3 +65,37 @@ class RareClassCrops:
             f"{name} {100 * s:.0f} % → {100 * p:.0f} %"
             for name, s, p in zip(names, self.shares, self.class_p, strict=True)
         )
+
+
+def _positions(
+    store: SampleStore, sample_id: str, k: int, ignore: int, rng: np.random.Generator
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Up to `POINTS` positions of each class in the sample, drawn uniformly over its pixels of that class (a
+    block's positions weighted by how many pixels each one stands for), mapped to `data.scale`; and the sample's
+    (K,) labeled pixel counts."""
+    (h, w), (out_h, out_w) = store.shape(sample_id), store.shape(sample_id, scaled=True)
+    counts = np.zeros(k, np.int64)
+    found: list[list[tuple[np.ndarray, float]]] = [[] for _ in range(k)]  # per class: (positions, weight)
+    for (top, left, _, block_w), sample in store.blocks(sample_id):
+        assert sample.mask is not None, "labeled samples carry a mask"
+        flat = sample.mask.ravel()
+        for c in np.unique(flat):
+            if c == ignore or not 0 <= c < k:
+                continue
+            where = np.flatnonzero(flat == c)
+            counts[c] += where.size
+            kept = rng.choice(where, size=min(where.size, POINTS), replace=False)
+            rows, cols = np.divmod(kept, block_w)
+            scaled = np.stack([(top + rows) * out_h // h, (left + cols) * out_w // w], axis=1)
+            found[c].append((scaled, where.size / kept.size))
+    out = []
+    for parts in found:
+        if not parts:
+            out.append(np.zeros((0, 2), np.int64))
+            continue
+        positions = np.concatenate([p for p, _ in parts])
+        weight = np.concatenate([np.full(len(p), wt) for p, wt in parts])
+        if len(positions) > POINTS:
+            positions = positions[rng.choice(len(positions), POINTS, replace=False, p=weight / weight.sum())]
+        out.append(positions)
+    return out, counts
