@@ -145,6 +145,10 @@ class TrainConfig:
     # deterministic kernels and warns at each op that has none; true refuses such ops. CPU runs are reproducible
     # either way.
     deterministic: bool | str = False
+    # self-supervised pretraining of the encoder on every training image (labeled or not, masks unused) before
+    # the method trains: this many steps of dense contrast (engine/pretrain.py); 0 = off
+    pretrain_steps: int = limits(0, 0)
+    pretrain_lr: float = limits(1e-4, 0, 10, above=True)  # its AdamW learning rate (warm-up, then cosine)
 
 
 @dataclass

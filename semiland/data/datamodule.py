@@ -198,8 +198,11 @@ class SegDataModule(L.LightningDataModule):
         )
         return False
 
-    def _stream_loader(self, ids: list[str], batch: int, labeled: bool) -> DataLoader:
-        """One epoch = val_every steps on every rank. Under DDP the unlabeled images (the mass: any number of
+    def _stream_loader(
+        self, ids: list[str], batch: int, labeled: bool, crop: int | None = None, steps: int | None = None
+    ) -> DataLoader:
+        """One epoch = `steps` (default val_every) steps of crops of side `crop` (default data.crop_size) on
+        every rank. Under DDP the unlabeled images (the mass: any number of
         files) are sharded, every world-th to a rank, so that each rank opens, reads and caches only its own
         share and adding machines adds throughput; the few labeled images are drawn by every rank, each rank
         taking its own items of one stream (DistributedSampler)."""
@@ -207,10 +210,10 @@ class SegDataModule(L.LightningDataModule):
         shard = world > 1 and not labeled and len(ids) >= world
         if shard:
             ids = ids[rank::world]
-        length = self.cfg.train.val_every * batch * (1 if shard else world)
+        length = (steps or self.cfg.train.val_every) * batch * (1 if shard else world)
         ranks = world if world > 1 and not shard else 1  # a DistributedSampler deals this stream's items
         stream = CropStream(
-            self.store, ids, self.cfg.data.crop_size, length, self.cfg.train.seed, labeled, self._speckle(),
+            self.store, ids, crop or self.cfg.data.crop_size, length, self.cfg.train.seed, labeled, self._speckle(),
             shard=rank if shard else None, batch=batch, lanes=self.workers, ranks=ranks,
             rare=self._rare_classes() if labeled else None,
         )  # fmt: skip
@@ -250,6 +253,13 @@ class SegDataModule(L.LightningDataModule):
                 self.data.split.unlabeled, self.cfg.data.unlabeled_batch_size, False
             )
         return loaders
+
+    def pretraining_loader(self, crop: int, steps: int) -> DataLoader:
+        """Crops of every training image, labeled or not, as unlabeled images (no masks, no flips): the stream of
+        self-supervised pretraining (engine/pretrain.py), one epoch of `steps` batches of unlabeled_batch_size."""
+        split = self.data.split
+        ids = list(dict.fromkeys(split.labeled + split.unlabeled))
+        return self._stream_loader(ids, self.cfg.data.unlabeled_batch_size, False, crop=crop, steps=steps)
 
     def set_epoch(self, epoch: int) -> None:
         for stream in self.streams:

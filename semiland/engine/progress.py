@@ -28,10 +28,18 @@ def _metrics(trainer: L.Trainer) -> dict[str, float]:
 
 class StepProgress(L.Callback):
     """A bar (terminal) or a line every `line_every` steps (log) over the run's training steps; the bar
-    refreshes every `refresh` steps. `terminal`: None = whether stderr is one."""
+    refreshes every `refresh` steps. `terminal`: None = whether stderr is one. `stage` names the work (the bar's
+    label, the lines' first word)."""
 
-    def __init__(self, total: int, refresh: int = 5, line_every: int | None = None, terminal: bool | None = None):
-        self.total, self.refresh = total, max(1, refresh)
+    def __init__(
+        self,
+        total: int,
+        refresh: int = 5,
+        line_every: int | None = None,
+        terminal: bool | None = None,
+        stage: str = "training",
+    ):
+        self.total, self.refresh, self.stage = total, max(1, refresh), stage
         self.line_every = line_every or max(1, total // 10)
         self.terminal = sys.stderr.isatty() if terminal is None else terminal
         self.bar: tqdm | None = None
@@ -42,7 +50,7 @@ class StepProgress(L.Callback):
         self.started, self.first = time.time(), pl_module.train_step  # a resumed run starts past 0
         self.silent = console.verbosity() == console.QUIET  # -q
         if self.terminal and not self.silent:
-            self.bar = tqdm(total=self.total, initial=self.first, unit="step", desc="training", file=sys.stderr,
+            self.bar = tqdm(total=self.total, initial=self.first, unit="step", desc=self.stage, file=sys.stderr,
                             dynamic_ncols=True)  # fmt: skip
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -59,7 +67,7 @@ class StepProgress(L.Callback):
         rate = (step - self.first) / elapsed if elapsed > 0 else 0.0
         left = f", ~{(self.total - step) / rate / 60:.1f} min left" if rate > 0 and step < self.total else ""
         shown = "".join(f", {k} {v:.3f}" for k, v in _metrics(trainer).items())
-        print(f"step {step}/{self.total} ({100 * step / self.total:.0f} %), {rate:.2f} steps/s{left}{shown}",
+        print(f"{self.stage} step {step}/{self.total} ({100 * step / self.total:.0f} %), {rate:.2f} steps/s{left}{shown}",
               file=sys.stderr, flush=True)  # fmt: skip
 
     def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:

@@ -3,6 +3,7 @@
 <run>/config.yaml           the resolved config (band statistics, the split file's path)
 <run>/split.json            the images of each part of the split
 <run>/checkpoints/best.ckpt best by validation mIoU;  last.ckpt at every validation (resume)
+<run>/pretrain/encoder.pt   the encoder self-supervised pretraining wrote (train.pretrain_steps > 0)
 <run>/test/ (test-on-SET/)  metrics.json, confusion_matrix.png of `semiland test`
 <run>/report.html           the run's report
 """
@@ -43,6 +44,11 @@ class RunFolder:
     @property
     def last(self) -> Path:
         return self.checkpoints / "last.ckpt"
+
+    @property
+    def pretrained_encoder(self) -> Path:
+        """The encoder `train.pretrain_steps` pretrained (a plain state dict: model.weights_path reads it)."""
+        return self.path / "pretrain" / "encoder.pt"
 
     def evaluation(self, on: str = "test") -> Path:
         """Where `semiland test --on ON` writes (`evaluation_folder`)."""

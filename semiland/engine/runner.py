@@ -36,6 +36,7 @@ from semiland.data.sources import DatasetSpec
 from semiland.data.splits import SETS, Split
 from semiland.engine.checkpoint import AtomicCheckpointIO, read_checkpoint
 from semiland.engine.precision import resolve_precision
+from semiland.engine.pretrain import check_pretrainable, pretrain_encoder
 from semiland.engine.progress import StepProgress
 from semiland.engine.run_config import config_from_dict
 from semiland.engine.run_folder import RunFolder
@@ -138,7 +139,11 @@ class RunCheckpoint(ModelCheckpoint):
 CLUSTER_ENV = ("MASTER_ADDR", "SLURM_NTASKS", "TORCHELASTIC_RUN_ID", "LSB_JOBID", "OMPI_COMM_WORLD_SIZE")
 
 
-def make_trainer(cfg: Config, run_dir: Path | None, n_optimizers: int = 1, for_eval: bool = False) -> L.Trainer:
+def make_trainer(
+    cfg: Config, run_dir: Path | None, n_optimizers: int = 1, for_eval: bool = False, stage: str = "training"
+) -> L.Trainer:
+    """Lightning's trainer for `cfg.train` (checkpoints and loggers into `run_dir` when given); `stage` labels the
+    progress bar."""
     t = cfg.train
     if t.num_nodes > 1 and not for_eval and not any(k in os.environ for k in CLUSTER_ENV):
         # otherwise this node would wait (30 min) for others that nobody started
@@ -153,7 +158,7 @@ def make_trainer(cfg: Config, run_dir: Path | None, n_optimizers: int = 1, for_e
         strategy = "ddp"  # several devices: one process per device (DDP), as Lightning recommends
     callbacks: list[Any] = []
     if t.progress and not for_eval:
-        callbacks.append(StepProgress(t.steps, refresh=max(1, t.log_every // 2)))
+        callbacks.append(StepProgress(t.steps, refresh=max(1, t.log_every // 2), stage=stage))
     if not for_eval and run_dir is not None:
         # Two callbacks: Lightning's save_last only refreshes last.ckpt when best.ckpt improves, and resuming
         # from there would redo (and a finished run would end on) a stale state. last.ckpt: every validation.
@@ -203,12 +208,14 @@ class FitResult:
 
 @dataclass
 class FitPlan:
-    """A run checked before anything is written: its config (resolved), data, split and network."""
+    """A run checked before anything is written: its config (resolved), data, split and network, and the folder
+    it will be found in (`run_fit` may write it elsewhere first: --overwrite's staging folder)."""
 
     cfg: Config
     data: PreparedData
     task: SegTask
     resume: bool
+    run_dir: Path
 
 
 def absolute_paths(cfg: Config) -> None:
@@ -253,6 +260,7 @@ def plan_fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitPlan:
         )
     _check_devices_have_images(cfg, data)
     _check_batch_of_one(cfg, task)
+    check_pretrainable(cfg, task.method.model)
     if resume:  # before the run folder is touched: a refused resume leaves the run as it was
         check_resumable(task, read_checkpoint(last), last)
     check = preflight(data, cfg.data.bands, progress=cfg.train.progress and is_rank_zero())
@@ -266,7 +274,7 @@ def plan_fit(cfg: Config, run_dir: Path, resume: bool = False) -> FitPlan:
             + (f" + {cfg.data.unlabeled_batch_size} unlabeled" if task.method.uses_unlabeled else "")
             + f", precision {cfg.train.precision}, {cfg.train.accelerator}",
         ]))  # fmt: skip
-    return FitPlan(cfg, data, task, resume)
+    return FitPlan(cfg, data, task, resume, run_dir)
 
 
 def _check_devices_have_images(cfg: Config, data: PreparedData) -> None:
@@ -317,6 +325,8 @@ def run_fit(plan: FitPlan, run_dir: Path) -> FitResult:
         # restored step comes before any validation (best.ckpt keeps its restored score)
         for pattern in (".*exists and is not empty.*", ".*could not find the monitored key.*"):
             warnings.filterwarnings("ignore", message=pattern)
+    if cfg.train.pretrain_steps and not plan.resume:  # a resumed run's checkpoint holds the pretrained weights
+        task = _pretrained(plan, run)
     if is_rank_zero():
         data.split.save(run.split)
         atomic_write_text(run.config, cfg.to_yaml())
@@ -329,6 +339,31 @@ def run_fit(plan: FitPlan, run_dir: Path) -> FitResult:
             raise
         raise RunInterrupted(_where_to_resume(run_dir, last)) from None
     return FitResult(run_dir, run.best if run.best.is_file() else last, last, data, task)
+
+
+def _pretrained(plan: FitPlan, run: RunFolder) -> SegTask:
+    """Self-supervised pretraining of the encoder (engine/pretrain.py) into `run`, then the run's task built anew
+    with every network starting from it; `model.weights_path` names the file where the run will lie (its
+    config.yaml, written after this: a run stopped while pretraining leaves no config naming a missing file).
+    A run whose config already names its own finished file (stopped before its first checkpoint) reuses it."""
+    cfg, data, written = plan.cfg, plan.data, run.pretrained_encoder
+    if cfg.model.weights_path and Path(cfg.model.weights_path) == written and written.is_file():
+        return plan.task
+    steps = cfg.train.pretrain_steps
+    trainer = make_trainer(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=steps)), None,
+                           stage="pretraining")  # fmt: skip
+    try:
+        pretrain_encoder(cfg, data, written, trainer)
+    except SystemExit:  # Ctrl-C / SIGTERM (Lightning's exit after its clean-up)
+        if not trainer.interrupted:
+            raise
+        raise RunInterrupted(
+            "stopped while pretraining the encoder (train.pretrain_steps): nothing to resume"
+        ) from None
+    cfg.model.weights_path = str(written)
+    task = build_task(cfg, data.spec.classes, data.mean, data.std)
+    cfg.model.weights_path = str(RunFolder(plan.run_dir).pretrained_encoder)
+    return task
 
 
 class RunInterrupted(Interrupted):
