@@ -62,6 +62,14 @@ def test_strong_photometric_is_band_agnostic(bands):
     assert y.shape == x.shape and torch.isfinite(y).all() and not torch.equal(x, y)
 
 
+def test_strong_photometric_can_keep_the_spectrum():
+    # one gain and bias for all bands: the bands of a sample move together (only the per-pixel noise parts them)
+    torch.manual_seed(0)
+    zero = torch.zeros(64, 3, 1, 1)
+    spread = lambda v: (v - v.mean(1, keepdim=True)).abs().mean()  # noqa: E731 - band-to-band spread
+    assert spread(strong_photometric(zero, blur_p=0.0, per_band=False)) < 0.5 * spread(strong_photometric(zero, 0.0))
+
+
 def test_cutmix_boxes_and_mixing():
     torch.manual_seed(0)
     box = cutmix_box(64, 32, 32, torch.device("cpu"), p=1.0)

@@ -33,7 +33,9 @@ def test_dense_info_nce_rewards_matching_positions():
     part = torch.tensor([[[True, True], [False, False]]])
     noisy = z1.detach().clone()
     noisy[..., 1, :] = torch.randn(1, 8, 2)  # the dropped row differs, the kept row matches
-    assert dense_info_nce(z1, noisy, part, 0.2).item() == pytest.approx(dense_info_nce(z1, z1.detach(), part, 0.2).item())
+    assert dense_info_nce(z1, noisy, part, 0.2).item() == pytest.approx(
+        dense_info_nce(z1, z1.detach(), part, 0.2).item()
+    )
 
 
 def test_fit_pretrains_the_encoder_and_the_run_starts_from_it(tmp_path, synth_root):

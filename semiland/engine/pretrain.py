@@ -5,7 +5,10 @@ crops of every training image, labeled or not, their masks unused — the unlabe
 bulk. Each step (DenseCL-style dense contrast, `losses.contrastive`):
 
     x                   a batch of crops (B, C, S, S), S = 2 · data.crop_size (more ground per position)
-    v1 = P(x)           per-band photometric change (`strong_photometric`: gain, bias, noise, blur)
+    v1 = P(x)           a photometric change (`strong_photometric`: gain, bias, noise, blur), one gain and bias
+                        for all bands: the ground's spectrum is what tells water from vegetation, so the views
+                        keep its shape (with per-band gains, first version, water lost 14–20 IoU points on the
+                        Dubai folds: docs/benchmarks-log.md)
     v2 = P'(g(x))       another one, after g: one of the 8 flips / right-angle rotations of the square
     z = head(f(v))      (B, 128, S/16, S/16): the encoder's stride-16 and stride-32 features (the latter
                         upsampled) through a two-layer 1×1 head
@@ -82,8 +85,8 @@ class EncoderPretraining(L.LightningModule):
         seed_step(self.cfg.train.seed, self.global_rank, self.global_step)  # views reproducible, as the run's steps
         x, valid = batch["image"], batch["valid"]
         k, flip = int(torch.randint(4, ())), bool(torch.rand(()) < 0.5)
-        z1 = self.embed(strong_photometric(x))
-        z2 = d4_inverse(self.embed(strong_photometric(d4(x, k, flip))), k, flip)
+        z1 = self.embed(strong_photometric(x, per_band=False))
+        z2 = d4_inverse(self.embed(strong_photometric(d4(x, k, flip), per_band=False)), k, flip)
         # a position counts where every pixel under it holds data (nodata and padding excluded)
         keep = F.adaptive_max_pool2d((~valid)[:, None].float(), z1.shape[-2:])[:, 0] == 0
         loss = dense_info_nce(z1, z2, keep, TEMPERATURE)

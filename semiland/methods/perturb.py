@@ -25,16 +25,20 @@ def random_flip(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, tor
     )
 
 
-def strong_photometric(x: torch.Tensor, blur_p: float = 0.5, strength: float = 1.0) -> torch.Tensor:
+def strong_photometric(
+    x: torch.Tensor, blur_p: float = 0.5, strength: float = 1.0, per_band: bool = True
+) -> torch.Tensor:
     """Per-sample, per-band contrast / brightness, Gaussian noise and blur on normalised data.
 
     x: (B, C, H, W), roughly zero-mean unit-variance per band. The changes are the band-agnostic
     counterparts of colour jitter: gain ∈ [1 − 0.4s, 1 + 0.4s], bias ∈ [−0.4s, 0.4s] (in band std units),
     noise σ ∈ [0, 0.15s] for strength s (1 by default), blur σ ∈ [0.1, 2] px with probability `blur_p`.
     Per-band gain and bias change band ratios: where classes differ mainly by their spectra, a lower
-    strength keeps them apart (s = 0 and blur_p = 0: the identity).
+    strength keeps them apart (s = 0 and blur_p = 0: the identity); `per_band=False` draws one gain and one bias
+    for all bands of a sample (brightness and contrast only: the spectrum's shape is kept).
     """
     b, c = x.shape[:2]
+    c = c if per_band else 1
     gain = _uniform((b, c, 1, 1), 1 - 0.4 * strength, 1 + 0.4 * strength, x)
     bias = _uniform((b, c, 1, 1), -0.4 * strength, 0.4 * strength, x)
     out = x * gain + bias
