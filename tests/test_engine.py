@@ -342,8 +342,8 @@ def test_progress_counts_training_steps_and_writes_plain_lines_to_a_log(synth_ro
     cfg = tiny_config(synth_root, train={"steps": 20, "val_every": 10, "progress": True})
     fit(cfg, tmp_path / "run")
     err = capfd.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("step ")]
-    assert [line.split(" (")[0] for line in lines] == [f"step {k}/20" for k in range(2, 21, 2)]
+    lines = [line for line in err.splitlines() if line.startswith("training step ")]
+    assert [line.split(" (")[0] for line in lines] == [f"training step {k}/20" for k in range(2, 21, 2)]
     assert "loss " in lines[0] and "val mIoU " in lines[-1] and "steps/s" in lines[0]
     assert "Epoch" not in err and "\r" not in err
 
