@@ -30,25 +30,26 @@ def test_demo_on_dubai(tmp_path, capsys):
     assert main(["demo", "--data", str(DUBAI), "--steps", "2", "-o", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     assert "Dubai aerial imagery" in out and "labeled 2, unlabeled 52, val 9, test 9" in out
+    # the closing table shows the validation score that chose each checkpoint beside the test tile's, and says
+    # which cell of the fold protocol this split is
+    assert "val mIoU" in out.split("split:")[-1] and "nan" not in out.split("split:")[-1]
+    assert "region2-on-tile_3" in out.split("split:")[-1]
     html = (tmp_path / "demo" / "report.html").read_text()
     assert "tile_3/image_part_001" in html and "land (unpaved area)" in html
 
 
-def test_the_dubai_demo_is_the_method_sweeps_protocol_cut_short_with_a_pretrained_encoder():
-    import yaml
+def test_the_dubai_demo_is_a_cell_of_the_fold_protocol():
+    """The demo's two runs are the benchmark's region2-on-tile_3 seed-0 cells (sup_long / fmqa_long): the fold
+    sweep's snapshot, that fold's split and the protocol's command-line overrides give the demo config."""
+    from pathlib import Path
 
+    from semiland.bench.folds import fold_budgets
+    from semiland.engine.run_config import load_config
     from semiland.paths import CONFIGS
 
-    demo, sweep = (yaml.safe_load((CONFIGS / "dubai" / f"{n}.yaml").read_text()) for n in ("demo", "sweep"))
-    assert demo["train"].pop("progress") and not sweep["train"].pop("progress")
-    # fewer steps (15 minutes on a 2-core CPU without bf16) and precision auto; split, model, crops the same
-    assert demo["train"].pop("precision") == "auto" and sweep["train"].pop("precision") == "32-true"
-    assert demo["train"].pop("steps") < sweep["train"].pop("steps")
-    demo["train"].pop("val_every"), sweep["train"].pop("val_every")
-    # the demo's encoder is pretrained (the fold protocol's, issue #40); the sweep's stays from scratch
-    assert (demo["model"].pop("encoder"), demo["model"].pop("encoder_weights")) == (
-        "tu-tf_efficientnet_lite0",
-        "imagenet",
-    )
-    sweep["model"].pop("encoder"), sweep["model"].pop("encoder_weights")
-    assert demo == sweep
+    snapshot = Path(__file__).parents[1] / "benchmarks" / "dubai-folds" / "sweep_config.yaml"
+    tiles = [f"tile_{i}" for i in range(1, 9)]
+    (fold,) = fold_budgets(tiles, [("region", 2)], ["tile_3"]).values()
+    protocol = ["model.encoder=tu-tf_efficientnet_lite0", "model.encoder_weights=imagenet", "train.steps=1400"]
+    cell = load_config(snapshot, [*fold, *protocol, "train.seed=0"]).to_dict()
+    assert load_config(CONFIGS / "dubai" / "demo.yaml").to_dict() == cell
