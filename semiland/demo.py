@@ -22,8 +22,8 @@ from semiland.report.run_report import build_run_report, evaluate_run
 # The semi-supervised method the demo shows beside the baseline (docs/benchmarks.md, "Semi-supervised learning:
 # leave-one-tile-out"): FixMatch with its defaults (top-q targets from an EMA teacher after a burn-in, aligned to
 # the labeled class shares), chosen on the fold protocol's validation tiles, never on a test tile; both runs
-# train the demo config's 1400 steps (FixMatch's step costs ~2× supervised's: both within 10 minutes on 2 CPU
-# cores with bf16).
+# train the demo config's 1400 steps (FixMatch's step costs ~2× supervised's: both in 9½ minutes on 2 CPU
+# cores in float32).
 DEMO_SSL = "fixmatch"
 # (label, method overrides), trained in this order on the same split, budget and steps.
 DEMO_RUNS: list[tuple[str, list[str]]] = [
