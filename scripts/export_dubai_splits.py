@@ -1,9 +1,10 @@
 """Write the published split files of the Dubai protocols, so that two users run the same images:
 
 - configs/dubai/splits/folds/<budget>.json: every leave-one-tile-out fold of issue #40 (`bench sweep --folds
-  region:2,random:7`), as the committed folds ran them (data.split_seed=0: the same images for every seed);
-- configs/dubai/split-2img.json: the method sweep's and the demo's 2-image budget (configs/dubai/sweep.yaml;
-  its 4-image budget is configs/dubai/split-4img.json).
+  region:2,random:7`), as the committed folds ran them (data.split_seed=0: the same images for every seed); the
+  demo's split is region2-on-tile_3.json;
+- configs/dubai/split-2img.json: the earlier method sweep's 2-image budget (configs/dubai/sweep.yaml: tile 4,
+  validation tile 2; its 4-image budget is configs/dubai/split-4img.json).
 
 A file is used with `data.split_mode=file data.split_file=<file>`. tests/test_realdata.py checks that the code
 still makes these splits. Run (needs the Dubai data at ../shared/data/dubai_aerial or data.root):
@@ -28,7 +29,10 @@ def published() -> dict[Path, list[str]]:
         REPO / "configs" / "dubai" / "splits" / "folds" / f"{name}.json": overrides
         for name, overrides in fold_budgets(regions, parse_folds(FOLDS)).items()
     }
-    files[REPO / "configs" / "dubai" / "split-2img.json"] = []  # the demo's split is the sweep's 2-image budget
+    # the earlier sweep's split (configs/dubai/sweep.yaml), written from the demo config with its regions
+    files[REPO / "configs" / "dubai" / "split-2img.json"] = [
+        "data.labeled=[tile_4]", "data.unlabeled=[tile_1,tile_5,tile_6,tile_7,tile_8]", "data.val=[tile_2]",
+    ]  # fmt: skip
     return files
 
 
