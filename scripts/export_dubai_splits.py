@@ -29,10 +29,11 @@ def published() -> dict[Path, list[str]]:
         REPO / "configs" / "dubai" / "splits" / "folds" / f"{name}.json": overrides
         for name, overrides in fold_budgets(regions, parse_folds(FOLDS)).items()
     }
-    # the earlier sweep's split (configs/dubai/sweep.yaml), written from the demo config with its regions
+    # the earlier sweep's split: the demo config with configs/dubai/sweep.yaml's regions (budget and seed the same)
+    sweep = load_config(REPO / "configs" / "dubai" / "sweep.yaml").data
     files[REPO / "configs" / "dubai" / "split-2img.json"] = [
-        "data.labeled=[tile_4]", "data.unlabeled=[tile_1,tile_5,tile_6,tile_7,tile_8]", "data.val=[tile_2]",
-    ]  # fmt: skip
+        f"data.{key}=[{','.join(getattr(sweep, key))}]" for key in ("labeled", "unlabeled", "val", "test")
+    ]
     return files
 
 

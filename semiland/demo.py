@@ -12,7 +12,7 @@ from pathlib import Path
 from semiland.data.presets.dubai import default_root
 from semiland.engine.metrics import format_table
 from semiland.engine.run_config import load_config
-from semiland.engine.run_folder import read_log
+from semiland.engine.run_folder import best_validation
 from semiland.engine.runner import fit
 from semiland.errors import SemilandError
 from semiland.io import plan_output_folder, write_output_folder
@@ -47,12 +47,12 @@ def run_demo(data: str | None, out: str, overwrite: bool, steps: int | None, dev
     """The demo into `out`; `device`: its train.* overrides (`--device`, argtypes.device_overrides)."""
     root = Path(data) if data else default_root()
     if _looks_like_dubai(root):
-        config, base = CONFIGS / "dubai" / "demo.yaml", [f"data.root={root.resolve()}"]
+        config, base, closing = CONFIGS / "dubai" / "demo.yaml", [f"data.root={root.resolve()}"], DUBAI_SPLIT
         intro = f"Dubai aerial imagery from {root.resolve()} (real data, CC0). {DUBAI_SPLIT}"
     elif data:
         raise SemilandError(f"{root} is not a Dubai dataset folder (no class_colors.csv and tile_*/images)")
     else:
-        config, base = CONFIGS / "synthetic" / "demo.yaml", []
+        config, base, closing = CONFIGS / "synthetic" / "demo.yaml", [], ""
         intro = f"Dubai data not found at {root}: running on built-in synthetic scenes instead."
     print(intro)
     target = plan_output_folder(Path(out).absolute(), overwrite, "demo folder", [root])
@@ -61,6 +61,8 @@ def run_demo(data: str | None, out: str, overwrite: bool, steps: int | None, dev
     base += device or []
     with write_output_folder(target) as out_dir:  # an earlier demo there is replaced only when this one finished
         report = _demo_runs(config, base, intro, out_dir)
+        if closing:
+            print(closing)
     print(f"\nreport: {target.path / report.relative_to(out_dir)}")
     return 0
 
@@ -82,9 +84,8 @@ def _demo_runs(config: Path, base: list[str], intro: str, out_dir: Path) -> Path
     # the validation mIoU chose each run's checkpoint; the test tile was never looked at in training
     print(f"{'run':<14} {'val mIoU':>9} {'test mIoU':>10} {'test OA':>8} {'time':>7}")
     for o in outcomes:
-        val = max((v for _, v in read_log(o.log_csv).get("val/mIoU", [])), default=float("nan"))
+        val = best_validation(o.log_csv)
+        val = float("nan") if val is None else 100 * val
         test, oa = 100 * (o.metrics["mIoU"] or 0), 100 * (o.metrics["OA"] or 0)
-        print(f"{o.label:<14} {100 * val:9.2f} {test:10.2f} {oa:8.2f} {o.seconds:6.0f}s")
-    if DUBAI_SPLIT in intro:
-        print(DUBAI_SPLIT)
+        print(f"{o.label:<14} {val:9.2f} {test:10.2f} {oa:8.2f} {o.seconds:6.0f}s")
     return build_run_report(out_dir, "semiland demo", outcomes, prepared, [intro], "semiland demo")

@@ -32,8 +32,9 @@ def test_demo_on_dubai(tmp_path, capsys):
     assert "Dubai aerial imagery" in out and "labeled 2, unlabeled 52, val 9, test 9" in out
     # the closing table shows the validation score that chose each checkpoint beside the test tile's, and says
     # which cell of the fold protocol this split is
-    assert "val mIoU" in out.split("split:")[-1] and "nan" not in out.split("split:")[-1]
-    assert "region2-on-tile_3" in out.split("split:")[-1]
+    closing = out.split("split:")[-1]
+    assert "val mIoU" in closing and "nan" not in closing
+    assert "region2-on-tile_3" in closing
     html = (tmp_path / "demo" / "report.html").read_text()
     assert "tile_3/image_part_001" in html and "land (unpaved area)" in html
 

@@ -82,3 +82,8 @@ def read_log(csv_path: str | Path) -> dict[str, list[tuple[float, float]]]:
                 except ValueError:
                     continue
     return series
+
+
+def best_validation(csv_path: str | Path) -> float | None:
+    """The best validation mIoU in a run's metrics.csv (its best checkpoint's score); None where none ran."""
+    return max((v for _, v in read_log(csv_path).get("val/mIoU", [])), default=None)

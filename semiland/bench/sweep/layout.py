@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from semiland.engine.run_config import load_config
-from semiland.engine.run_folder import RunFolder, read_log
+from semiland.engine.run_folder import RunFolder, best_validation
 from semiland.errors import SemilandError
 
 ORACLE = "oracle"
@@ -194,9 +194,7 @@ def last_val_classes(folder: Path) -> dict[Score, float]:
 
 def best_val(folder: Path) -> float | None:
     """The best validation mIoU of a run (its best checkpoint's), from its log; self-training: the last round."""
-    log = cell_run(folder) / "logs" / "metrics.csv"
-    points = read_log(log).get("val/mIoU", []) if log.is_file() else []
-    return max((v for _, v in points), default=None)
+    return best_validation(cell_run(folder) / "logs" / "metrics.csv")
 
 
 def finished_row(folder: Path, row: CellRow | None = None) -> CellRow:
