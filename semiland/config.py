@@ -68,6 +68,9 @@ class DataConfig:
     # also train on the validation and test images, without their masks, as unlabeled images: the setting of a
     # user who maps the very imagery they train on (transductive); their masks still only score the model
     transductive: bool = False
+    # train on this share of the unlabeled images only (a seeded draw, nested across shares for one seed: how a
+    # method's gain grows with the unlabeled amount; splits.unlabeled_subset); 1 = all of them
+    unlabeled_share: float = limits(1.0, 0, 1, above=True)
     pseudo_labels: str = ""  # folder of pseudo-label masks <region>/<stem>.png for unlabeled images (self-training)
     crop_size: int = limits(256, 8, MAX_SIDE)
     batch_size: int = limits(4, 1, MAX_BATCH)  # labeled crops per step

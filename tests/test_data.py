@@ -11,7 +11,7 @@ from semiland.data.prepare import prepare_data
 from semiland.data.presets import build_dataset
 from semiland.data.raster import read_image
 from semiland.data.sources import load_sample
-from semiland.data.splits import Split, make_split
+from semiland.data.splits import Split, make_split, unlabeled_subset
 from semiland.data.store import SampleStore
 from semiland.errors import SemilandError
 
@@ -265,3 +265,17 @@ def test_previews_show_natural_colour_where_the_file_names_its_bands(tmp_path):
     image[3] = np.arange(16).reshape(4, 4)  # B4 varies, everything else flat
     rgb = display_rgb(image, None, (3, 2, 1))
     assert rgb[..., 0].std() > 0 and rgb[..., 1].std() == 0 and rgb[..., 2].std() == 0
+
+
+def test_a_share_of_the_unlabeled_images_is_seeded_nested_and_leaves_the_other_sets_alone(synth_root):
+    ids = [f"r/{i}" for i in range(20)]
+    quarter, half = unlabeled_subset(ids, 0.25, seed=3), unlabeled_subset(ids, 0.5, seed=3)
+    assert len(quarter) == 5 and len(half) == 10 and set(quarter) < set(half)  # a curve adds images
+    assert quarter == unlabeled_subset(ids, 0.25, seed=3) != unlabeled_subset(ids, 0.25, seed=4)
+    assert quarter == [i for i in ids if i in quarter] and unlabeled_subset(ids[:2], 0.1, seed=0) != []
+    spec = build_dataset(DataConfig(preset="synthetic", root=str(synth_root)))
+    want = {"split_mode": "count", "labeled": 2, "val": 1, "test": 1}
+    full, some = make_split(spec, want, 0), make_split(spec, want, 0, unlabeled_share=0.5)
+    assert (some.labeled, some.val, some.test) == (full.labeled, full.val, full.test)
+    assert len(some.unlabeled) == len(full.unlabeled) // 2 and set(some.unlabeled) < set(full.unlabeled)
+    assert some.info["unlabeled_share"] == 0.5

@@ -57,7 +57,7 @@ def resolve_split(cfg: Config) -> tuple[DatasetSpec, Split]:
     else:
         want.update(given, unlabeled=d.unlabeled)
     seed = cfg.train.seed if d.split_seed is None else d.split_seed
-    return spec, make_split(spec, want, seed, d.oracle, d.transductive)
+    return spec, make_split(spec, want, seed, d.oracle, d.transductive, d.unlabeled_share)
 
 
 def prepare_data(cfg: Config) -> PreparedData:

@@ -151,10 +151,16 @@ def _by_ids(spec: DatasetSpec, want: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def make_split(
-    spec: DatasetSpec, want: dict[str, Any], seed: int, oracle: bool = False, transductive: bool = False
+    spec: DatasetSpec,
+    want: dict[str, Any],
+    seed: int,
+    oracle: bool = False,
+    transductive: bool = False,
+    unlabeled_share: float = 1.0,
 ) -> Split:
     """`want` holds split_mode, labeled, unlabeled, val, test, split_file (DataConfig fields). `transductive`:
-    the val and test images also join the unlabeled set (never the labeled one, oracle or not)."""
+    the val and test images also join the unlabeled set (never the labeled one, oracle or not).
+    `unlabeled_share` < 1 keeps that share of the unlabeled images (see `unlabeled_subset`)."""
     mode = want.get("split_mode", "region")
     if mode == "file":
         split = Split.load(want.get("split_file") or "")
@@ -176,10 +182,23 @@ def make_split(
         with_mask = {s.id for s in spec.samples}
         split.labeled += [i for i in split.unlabeled if i in with_mask]
         split.unlabeled = [i for i in split.unlabeled if i not in with_mask]
+    if unlabeled_share < 1:
+        split.unlabeled = unlabeled_subset(split.unlabeled, unlabeled_share, seed)
     if transductive:  # after the oracle: evaluation images are only ever unlabeled training images
         have = set(split.unlabeled)
         split.unlabeled += [i for i in dict.fromkeys(split.val + split.test) if i not in have]
     if not split.labeled:
         raise SemilandError(f"the split has no labeled image ({split.summary()}); check data.labeled")
     split.info = {"mode": mode, "seed": seed, "oracle": oracle, "transductive": transductive, "dataset": spec.name}
+    if unlabeled_share < 1:
+        split.info["unlabeled_share"] = unlabeled_share
     return split
+
+
+def unlabeled_subset(ids: list[str], share: float, seed: int) -> list[str]:
+    """`share` of the unlabeled images (at least one), in their order. The draw is the first images of one seeded
+    permutation, so for one seed a smaller share is a subset of a larger one: a curve of a method's gain against
+    the unlabeled amount (does more imagery help?) adds images instead of drawing new ones at each point."""
+    order = np.random.default_rng([seed, 1]).permutation(len(ids))  # [seed, 1]: not labeled_count's draw
+    keep = set(order[: max(1, round(share * len(ids)))].tolist())
+    return [i for k, i in enumerate(ids) if k in keep]

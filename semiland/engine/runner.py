@@ -429,7 +429,8 @@ def load_task(ckpt_path: str | Path, overrides: list[str] | None = None) -> tupl
 
 # Keys that define which images are labeled / evaluated: a trained run reads its split.json instead, so
 # giving them to `test` would be silently ignored; `--on` chooses what to evaluate.
-SPLIT_KEYS = ("labeled", "unlabeled", "val", "test", "split_mode", "labeled_count", "split_seed", "oracle")
+SPLIT_KEYS = ("labeled", "unlabeled", "val", "test", "split_mode", "labeled_count", "split_seed", "oracle",
+              "transductive", "unlabeled_share")  # fmt: skip
 
 
 def evaluation_images(spec: DatasetSpec, split: Split, on: str) -> list[str]:
