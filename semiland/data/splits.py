@@ -200,5 +200,4 @@ def unlabeled_subset(ids: list[str], share: float, seed: int) -> list[str]:
     permutation, so for one seed a smaller share is a subset of a larger one: a curve of a method's gain against
     the unlabeled amount (does more imagery help?) adds images instead of drawing new ones at each point."""
     order = np.random.default_rng([seed, 1]).permutation(len(ids))  # [seed, 1]: not labeled_count's draw
-    keep = set(order[: max(1, round(share * len(ids)))].tolist())
-    return [i for k, i in enumerate(ids) if k in keep]
+    return [ids[k] for k in sorted(order[: max(1, round(share * len(ids)))].tolist())]
