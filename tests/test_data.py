@@ -279,3 +279,11 @@ def test_a_share_of_the_unlabeled_images_is_seeded_nested_and_leaves_the_other_s
     assert (some.labeled, some.val, some.test) == (full.labeled, full.val, full.test)
     assert len(some.unlabeled) == len(full.unlabeled) // 2 and set(some.unlabeled) < set(full.unlabeled)
     assert some.info["unlabeled_share"] == 0.5
+    # a resume reads the run's split.json back (split_mode=file, same share): the same images, not half of them
+    some.save(synth_root / "split.json")
+    again = {"split_mode": "file", "split_file": str(synth_root / "split.json")}
+    assert make_split(spec, again, 0, unlabeled_share=0.5).unlabeled == some.unlabeled
+    with pytest.raises(SemilandError, match="unlabeled_share=0.5"):
+        make_split(spec, again, 0)  # a share the file was not drawn with is refused, not silently kept
+    full.save(synth_root / "split.json")  # a split file drawn without a share: the share is drawn from it
+    assert make_split(spec, again, 0, unlabeled_share=0.5).unlabeled == some.unlabeled

@@ -182,7 +182,14 @@ def make_split(
         with_mask = {s.id for s in spec.samples}
         split.labeled += [i for i in split.unlabeled if i in with_mask]
         split.unlabeled = [i for i in split.unlabeled if i not in with_mask]
-    if unlabeled_share < 1:
+    # a run's own split.json (what a resume reads back) holds the share already drawn: drawing again would halve it
+    drawn = split.info.get("unlabeled_share") if mode == "file" else None
+    if drawn is not None and drawn != unlabeled_share:
+        raise SemilandError(
+            f"split file {want.get('split_file')} keeps {drawn} of the unlabeled images, the config asks "
+            f"data.unlabeled_share={unlabeled_share}; set data.unlabeled_share={drawn} or use a split made without it"
+        )
+    if unlabeled_share < 1 and drawn is None:
         split.unlabeled = unlabeled_subset(split.unlabeled, unlabeled_share, seed)
     if transductive:  # after the oracle: evaluation images are only ever unlabeled training images
         have = set(split.unlabeled)
