@@ -352,6 +352,34 @@ def test_soft_targets_keep_the_share_a_hard_target_drops():
     assert torch.isfinite(out["loss"]) and float(out["loss_unsup"]) > 0
 
 
+def test_pasted_labeled_boxes_carry_their_true_mask_and_drop_its_unknown_pixels():
+    """BCP's inward paste (p = 1): inside each box the strong view is the labeled crop (the identity photometric
+    view here) and the target its mask; pixels of unknown class are not kept; outside, nothing changes."""
+    from semiland.methods.fixmatch import paste_labeled
+
+    labeled, unlabeled = batches(3)
+    labeled["mask"][0, :, :8] = 255  # a strip of unknown class
+    x_s, hard, keep = unlabeled["image"], unlabeled["mask"], torch.ones(2, 32, 32, dtype=torch.bool)
+    torch.manual_seed(0)
+    x, t, k = paste_labeled(x_s, hard, keep, labeled, 1.0, 255, photometric=0.0, blur_p=0.0)
+    box = (x != x_s).any(1)  # (B, H, W): where the labeled crop went
+    assert box.any(dim=(1, 2)).all() and not box.all()  # a box in each image, not the whole image
+    outside = ~box[:, None].expand_as(x)
+    assert all(torch.equal(x[i][:, box[i]], labeled["image"][i][:, box[i]]) for i in range(2))
+    assert torch.equal(x[outside], x_s[outside])
+    known = labeled["mask"] != 255
+    assert torch.equal(t[box & known], labeled["mask"][box & known]) and torch.equal(t[~box], hard[~box])
+    assert torch.equal(k, ~box | known)  # the unknown strip is dropped only where it was pasted
+    soft = torch.full((2, K, 32, 32), 1 / K)
+    torch.manual_seed(0)
+    _, ts, _ = paste_labeled(x_s, soft, keep, labeled, 1.0, 255, photometric=0.0, blur_p=0.0)
+    assert torch.equal(ts.argmax(1)[box & known], labeled["mask"][box & known]) and ts.amax(1)[box].eq(1).all()
+    method = make("fixmatch", 3, paste_labeled=1.0, burnin=0.0)
+    out = method.training_step(*batches(3), step=5)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and float(out["loss_unsup"]) > 0
+
+
 def test_fixmatch_refuses_two_ways_of_choosing_its_targets():
     with pytest.raises(SemilandError, match="flex and method.top_q"):
         make("fixmatch", 3, flex=True, top_q=0.5)

@@ -1010,6 +1010,21 @@ def test_folds_make_every_region_the_test_region_once(tmp_path, capsys):
     assert "--fold-tests names no region" in capsys.readouterr().err
 
 
+def test_no_baseline_skips_the_plain_supervised_cells_and_pairs_with_the_named_one(tmp_path, capsys):
+    """--no-baseline: the methods name their own supervised run (here of the same steps), the plain
+    `supervised` cells are not trained, and the summary pairs the method with the named one."""
+    path = sweep_config(tmp_path)
+    out = tmp_path / "sweep"
+    args = ["bench", "sweep", "--config", str(path), "--seeds", "0", "--folds", "region:1", "--fold-tests",
+            "region_1", "--no-baseline", "--no-oracle", "-o", str(out), "--methods"]  # fmt: skip
+    assert main([*args, "sup2=supervised,pseudo_label"]) == 0
+    rows = json.loads((out / "results.json").read_text())["runs"]
+    assert sorted(r["method"] for r in rows) == ["pseudo_label", "sup2"] and not (out / "supervised").exists()
+    assert "| region1 | pseudo_label | 1 |" in (out / "summary.md").read_text()  # paired with sup2
+    for methods, why in (("supervised,pseudo_label", "names supervised"), ("s=self_training", "self_training")):
+        assert main([*args, methods]) == 2 and why in capsys.readouterr().err
+
+
 def test_the_fold_table_pools_pairs_and_the_gap_recovered():
     from semiland.bench.folds import fold_class_table, fold_table, pooled
 

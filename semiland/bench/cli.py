@@ -157,6 +157,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     sw.add_argument("--seeds", default="0,1,2")
     sw.add_argument("--no-oracle", action="store_true", help="skip the oracle (all training images labeled)")
     sw.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the plain `supervised` cells, where --methods names the supervised run its methods are paired "
+        "with (the summary pairs a method with supervised of the same steps and machine, e.g. "
+        "sup_long=supervised:train.steps=1400)",
+    )
+    sw.add_argument(
         "--no-models",
         dest="keep_models",
         action="store_false",

@@ -10,7 +10,9 @@ blur_p = probability of a blur; `flex` replaces
 the fixed τ by FlexMatch's class-wise thresholds (Zhang et al. 2021; `ClassThresholds` in selection.py, momentum
 flex_momentum), against the confirmation bias of a fixed τ toward majority classes; top_q = q > 0 keeps each
 predicted class's q most confident pixels instead (selection.top_q_keep; area-free, unlike FlexMatch's σ);
-soft_targets = T > 0 trains on the teacher's distribution sharpened as p^(1/T) (MixMatch) instead of its arg-max.
+soft_targets = T > 0 trains on the teacher's distribution sharpened as p^(1/T) (MixMatch) instead of its arg-max;
+paste_labeled = p > 0 pastes a labeled crop's box, with its true mask, into a share p of the strong views
+(`paste_labeled`: Bidirectional Copy-Paste's inward direction, Bai et al. 2023).
 target_bn = batch norm while predicting the weak view's targets (base.TargetConfig); teacher, align and burnin:
 where the targets come from, their class distribution and when the unlabeled loss starts (targets.py: an EMA
 teacher, ReMixMatch's distribution alignment, a supervised burn-in).
@@ -62,6 +64,9 @@ class FixMatchConfig(TargetRecipeConfig):
     # T > 0: the strong view learns the teacher's (aligned) distribution sharpened as p^(1/T) (MixMatch's
     # soft targets) on the kept pixels, instead of its arg-max; 0: hard targets (the paper)
     soft_targets: float = limits(0.0, 0, 10)
+    # p > 0: with probability p an unlabeled image's strong view gets a box of a labeled crop pasted in, its true
+    # mask the target there (Bidirectional Copy-Paste's inward direction, Bai et al. 2023); 0: off (the paper)
+    paste_labeled: float = limits(0.0, 0, 1)
 
 
 @torch.no_grad()
@@ -109,6 +114,31 @@ def strong_view(
     return x_s, mix(pseudo_w, pseudo_w[perm], box), mix(keep_w, keep_w[perm], box)
 
 
+def paste_labeled(
+    x_s: torch.Tensor,
+    target_s: torch.Tensor,
+    keep_s: torch.Tensor,
+    labeled: LabeledBatch,
+    p: float,
+    ignore_index: int,
+    photometric: float = 1.0,
+    blur_p: float = 0.5,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Bidirectional Copy-Paste's inward direction (Bai et al. 2023): with probability p, a box of a labeled crop
+    (its own strong photometric view) is pasted into an unlabeled strong view x_s (B, C, H, W); inside the box the
+    target is the true mask and every valid labeled pixel is kept. Labeled pixels then meet unlabeled context in
+    one image, instead of only the teacher's guesses for it. `target_s`: hard (B, H, W) or soft (B, K, H, W)."""
+    b, _, h, w = x_s.shape
+    src = torch.arange(b, device=x_s.device) % labeled["image"].shape[0]  # more unlabeled crops: labeled reused
+    box = cutmix_box(b, h, w, x_s.device, p)
+    x_l = strong_photometric(labeled["image"][src], blur_p, photometric)
+    known = labeled["valid"][src] & (labeled["mask"][src] != ignore_index)
+    y_l = labeled["mask"][src].masked_fill(~known, 0)  # (B, H, W); never read outside `known`
+    if target_s.dim() == 4:  # soft targets: the true class as a one-hot distribution
+        y_l = nn.functional.one_hot(y_l, target_s.shape[1]).permute(0, 3, 1, 2).to(target_s.dtype)
+    return mix(x_s, x_l, box), mix(target_s, y_l, box), mix(keep_s, known, box)
+
+
 class FixMatch(TargetRecipeMethod):
     name = "fixmatch"
     Config = FixMatchConfig
@@ -135,6 +165,10 @@ class FixMatch(TargetRecipeMethod):
                 self.target_net, unlabeled, threshold, c.target_bn, c.top_q, self.align, c.soft_targets
             )
             x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p, c.photometric, c.blur_p)
+            if c.paste_labeled > 0:
+                x_s, pseudo_s, keep_s = paste_labeled(
+                    x_s, pseudo_s, keep_s, labeled, c.paste_labeled, self.ctx.ignore_index, c.photometric, c.blur_p
+                )
             loss_unsup = masked_ce(self.model(x_s), pseudo_s, keep_s, torch.ones_like(keep_s))
         hard_w = pseudo_w.argmax(1) if pseudo_w.dim() == 4 else pseudo_w  # (B, H, W) for the logged shares
         shares = target_shares(hard_w, keep_w, self.ctx.names())

@@ -35,9 +35,11 @@ class RunSpec:
         return [o.split("=", 1)[1] for o in self.overrides if o.startswith("method.name=")][-1]
 
 
-def parse_methods(text: str) -> dict[str, list[str]]:
+def parse_methods(text: str, baseline: bool = True) -> dict[str, list[str]]:
     """'a,b:method.k=v,lab=c:method.j=w' → {label: overrides}, overrides starting with method.name=…;
-    the label is the method's name unless given; supervised always comes first."""
+    the label is the method's name unless given; supervised always comes first — unless `baseline` is False
+    (`--no-baseline`: the methods name their own supervised, e.g. sup_long=supervised:train.steps=1400, which the
+    summary pairs them with by config)."""
     methods: dict[str, list[str]] = {}
     for item in re.split(r",(?![^\[]*\])", text):  # commas inside [...] (list values) do not separate methods
         head, _, overrides = item.strip().partition(":")
@@ -48,7 +50,15 @@ def parse_methods(text: str) -> dict[str, list[str]]:
         if not re.fullmatch(r"[\w-]+", label):
             raise SemilandError(f"--methods label '{label}' must be letters, digits, _ or -")
         methods[label] = [f"method.name={name.strip()}", *shlex.split(overrides)]
-    return {"supervised": methods.pop("supervised", ["method.name=supervised"]), **methods}
+    if baseline:
+        return {"supervised": methods.pop("supervised", ["method.name=supervised"]), **methods}
+    if "supervised" in methods:
+        raise SemilandError("--no-baseline skips the `supervised` cells, and --methods names supervised: give one")
+    if teacher := next((m for m, own in methods.items() if "method.name=self_training" in own), None):
+        raise SemilandError(
+            f"--methods {teacher}: self_training starts from the `supervised` cell, which --no-baseline skips"
+        )
+    return methods
 
 
 def training_pool(config: Path, overrides: list[str], sets: list[str] = ()) -> frozenset[str]:

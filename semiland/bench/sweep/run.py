@@ -27,7 +27,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     if args.mirror is not None:
         restored, added = sync_mirror(out, args.mirror)
         print(f"mirror {args.mirror}: {len(restored)} finished cells restored into {out}, {len(added)} added to it")
-    methods = parse_methods(args.methods)  # supervised first: every comparison is against the baseline
+    methods = parse_methods(args.methods, not args.no_baseline)  # supervised first: the baseline
     seeds = [int(s) for s in args.seeds.split(",")]
     config = snapshot_config(Path(args.config), out)
     budgets = parse_budgets(args.budget or [], default=not args.folds)

@@ -140,6 +140,9 @@ def trained_as(rows: list[CellRow], label: str) -> set[str]:
     """The labels whose cells trained as `label`'s did (the same `Recipe`; steps and machine aside): `label`,
     and e.g. `supervised_rerun`, `sup_long`, `sup_long_xeon` for supervised."""
     recipes = {r.recipe for r in rows if r.method == label and r.recipe is not None}
+    if not recipes:  # no cell under the label itself (`--no-baseline`): the rows' one recipe of that method
+        found = {r.recipe for r in rows if r.recipe is not None and r.recipe.method == label and not r.recipe.oracle}
+        recipes = found if len(found) == 1 else set()  # two supervised recipes: which is the baseline is unsaid
     return {label} | {r.method for r in rows if r.recipe is not None and r.recipe in recipes}
 
 
