@@ -1020,7 +1020,10 @@ def test_no_baseline_skips_the_plain_supervised_cells_and_pairs_with_the_named_o
     assert main([*args, "sup2=supervised,pseudo_label"]) == 0
     rows = json.loads((out / "results.json").read_text())["runs"]
     assert sorted(r["method"] for r in rows) == ["pseudo_label", "sup2"] and not (out / "supervised").exists()
-    assert "| region1 | pseudo_label | 1 |" in (out / "summary.md").read_text()  # paired with sup2
+    summary = (out / "summary.md").read_text()
+    assert "| region1 | pseudo_label | 1 |" in summary  # paired with sup2
+    main_row = next(line for line in summary.splitlines() if line.startswith("| region1-on-region_1 | pseudo_label"))
+    assert "vs sup2" in main_row and main_row.split("|")[-2].strip().endswith("×")  # Δ and time against it
     for methods, why in (("supervised,pseudo_label", "names supervised"), ("s=self_training", "self_training")):
         assert main([*args, methods]) == 2 and why in capsys.readouterr().err
 

@@ -71,13 +71,14 @@ def summarise(rows: list[CellRow], methods: list[str]) -> list[dict[str, Any]]:
     for budget in dict.fromkeys(r.budget for r in rows):
         sup, _, _ = seed_stats(rows, "supervised", budget, TEST)
         orc, _, _ = seed_stats(rows, ORACLE, budget, TEST)
-        sup_time = cell_costs([r for r in rows if r.method == "supervised" and r.budget == budget])
         for method in [*methods, ORACLE]:
             mean, std, n = seed_stats(rows, method, budget, TEST)
             if n == 0:
                 continue
             # each seed paired with supervised of its own step count and machine where one trained there
             paired_rows, sup_label = with_baselines(rows, method, "supervised", budget)
+            # the time against the same baseline cells (a 1400-step method against a 1400-step supervised)
+            sup_time = cell_costs([r for r in paired_rows if r.method == "supervised" and r.budget == budget])
             oa, oa_std, _ = seed_stats(rows, method, budget, Score(metric="OA"))
             val, val_std, _ = seed_stats(rows, method, budget, VAL)
             secs = cell_costs([r for r in rows if r.method == method and r.budget == budget])
