@@ -14,7 +14,7 @@ soft_targets = T > 0 trains on the teacher's distribution sharpened as p^(1/T) (
 paste_labeled = p > 0 pastes a labeled crop's box, with its true mask, into a share p of the strong views
 (`paste_labeled`: Bidirectional Copy-Paste's inward direction, Bai et al. 2023; off by default: with p = 1 it
 was behind the defaults on the development folds' validation tiles (−0.88; 5 of 6 pairs lost;
-docs/benchmarks.md).
+docs/benchmarks.md)).
 target_bn = batch norm while predicting the weak view's targets (base.TargetConfig); teacher, align and burnin:
 where the targets come from, their class distribution and when the unlabeled loss starts (targets.py: an EMA
 teacher, ReMixMatch's distribution alignment, a supervised burn-in).
