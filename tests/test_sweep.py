@@ -567,7 +567,18 @@ def test_an_interrupted_cell_resumes_from_its_last_checkpoint(tmp_path, monkeypa
     capsys.readouterr()
     again = run_one(path, spec, common, tmp_path / "cut")
     assert "training it again from step 0" in capsys.readouterr().out and again.resumed_from_step is None
-    assert again.mIoU == whole.mIoU
+    assert again.mIoU == whole.mIoU and resumed.time_unreliable is None
+    # killed after its last checkpoint, in its test: the resume only tests, and its time is no cost measure
+    import semiland.bench.sweep.cells as cells
+
+    test_run = cells.test_run
+    monkeypatch.setattr(cells, "test_run", lambda *a, **k: (_ for _ in ()).throw(Killed()))
+    (cell / "result.json").unlink()
+    with pytest.raises(Killed):
+        run_one(path, spec, common, tmp_path / "cut")
+    monkeypatch.setattr(cells, "test_run", test_run)
+    last = run_one(path, spec, common, tmp_path / "cut")
+    assert last.resumed_from_step == 4 and last.time_unreliable and last.mIoU == whole.mIoU
 
 
 def _with(trainer, callback):

@@ -136,6 +136,8 @@ def run_one(
         labeled_images=labeled,
         unlabeled_images=unlabeled,
         resumed_from_step=from_step or None,
+        # stopped after its last checkpoint, before its test: only the test ran here, its training time is unknown
+        time_unreliable="resumed at its last step: only its test ran in this process" if from_step >= steps else None,
     )
     atomic_write_json(done, row.to_json())
     for path in folder.rglob("*.ckpt"):  # a sweep keeps metrics and models, not hundreds of MB per run
