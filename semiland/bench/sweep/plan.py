@@ -30,9 +30,14 @@ class RunSpec:
 
     @property
     def registered(self) -> str:
-        """The registered method the cell trains: its last `method.name=` override (`plan` puts the label's
-        first, then the method spec's own; a later override wins, as in `load_config`)."""
-        return [o.split("=", 1)[1] for o in self.overrides if o.startswith("method.name=")][-1]
+        """The registered method the cell trains (`registered_method` of its overrides)."""
+        return registered_method(self.overrides)
+
+
+def registered_method(overrides: list[str]) -> str:
+    """The registered method a list of overrides trains: its last `method.name=` (`plan` puts the label's first,
+    then the method spec's own; a later override wins, as in `load_config`)."""
+    return [o.split("=", 1)[1] for o in overrides if o.startswith("method.name=")][-1]
 
 
 def parse_methods(text: str, baseline: bool = True) -> dict[str, list[str]]:
@@ -54,7 +59,7 @@ def parse_methods(text: str, baseline: bool = True) -> dict[str, list[str]]:
         return {"supervised": methods.pop("supervised", ["method.name=supervised"]), **methods}
     if "supervised" in methods:
         raise SemilandError("--no-baseline skips the `supervised` cells, and --methods names supervised: give one")
-    if teacher := next((m for m, own in methods.items() if "method.name=self_training" in own), None):
+    if teacher := next((m for m, own in methods.items() if registered_method(own) == "self_training"), None):
         raise SemilandError(
             f"--methods {teacher}: self_training starts from the `supervised` cell, which --no-baseline skips"
         )
