@@ -16,7 +16,7 @@ from semiland.data.datamodule import CropStream
 from semiland.data.index import build_index
 from semiland.data.prepare import prepare_data
 from semiland.data.store import SampleStore
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, write_config
 
 CLASSES = "name,r,g,b\nbuilding,60,16,152\nland,132,41,246\nroad,110,193,228\nvegetation,254,221,58\nwater,226,169,41\n"
 
@@ -280,13 +280,14 @@ def test_fit_on_a_raster_larger_than_the_memory_cap(tmp_path):
     assert peak_kb < 3 * 2**20  # resident peak under 3 GiB: bounded by the crops, not by the raster
 
 
-def test_bench_read_speed_compares_windows_with_memory(tmp_path):
+def test_bench_read_speed_compares_windows_with_memory(tmp_path, synth_root):
     from semiland.cli import main
 
     out = tmp_path / "read.json"
     args = ["bench", "read-speed", "--size", "300", "--files", "4", "--chip", "64", "--crop", "32", "--batches", "3",
             "--workers", "0", "--workdir", str(tmp_path / "work"), "--json", str(out)]  # fmt: skip
-    assert main(args) == 0
+    # with training steps fed each way (a tiny model here; the demo's by default)
+    assert main([*args, "--train-steps", "2", "--train-config", str(write_config(tmp_path, synth_root))]) == 0
     import json
 
     result = json.loads(out.read_text())
@@ -295,8 +296,12 @@ def test_bench_read_speed_compares_windows_with_memory(tmp_path):
         assert figures["in_memory_crops_s"] > 0 and figures["windowed_crops_s"] > 0
         assert figures["windowed_one_read_per_crop_crops_s"] > 0
         assert figures["ratio"] == pytest.approx(figures["windowed_crops_s"] / figures["in_memory_crops_s"])
-    assert result["chips"]["images"] == 4 and result["index_s_per_1000_files"] > 0
-    assert main(args) == 0  # the generated rasters are reused
+        assert figures["windowed_training_crops_s"] > 0 and figures["training_ratio"] == pytest.approx(
+            figures["windowed_training_crops_s"] / figures["in_memory_training_crops_s"]
+        )
+    assert result["chips"]["images"] == 4 and result["index_s_per_1000_files"] > 0 and result["train_steps"] == 2
+    assert main(args) == 0  # the generated rasters are reused; without --train-steps, no training figures
+    assert "windowed_training_crops_s" not in json.loads(out.read_text())["chips"]["workers_0"]
 
 
 def vectorize(root: Path, crs: str = "EPSG:4326", field: str = "class") -> dict[str, np.ndarray]:

@@ -12,6 +12,10 @@ through a `DataLoader`, as a run draws them:
 Reported: crops/s of each with 0 and with `--workers` loader processes, the ratio (b)/(a), the peak
 resident memory of each (of this process: (b) and (c) are measured first, before anything is decoded into
 memory), and the file index's build time per thousand files (headers only, no cache).
+With `--train-steps N`, also what training gets: N timed steps of the model of `--train-config` (default the
+demo's, configs/dubai/demo.yaml: U-Net, EfficientNet-Lite0; supervised loss, the engine's precision on this
+machine; `train_speed.plain_loop`) fed by (a) and by (b), crops/s of training and their ratio: whether steps wait on data, which the loader's own
+rate cannot say (in one process the reads take turns with the forward passes).
 """
 
 from __future__ import annotations
@@ -21,16 +25,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader
 
 from semiland.bench.fixtures import PeakRSS, make_raster, work_folder
+from semiland.bench.train_speed import WARMUP, plain_loop
 from semiland.console import info, progress_bar
 from semiland.data.classes import ClassTable
 from semiland.data.datamodule import CropStream
 from semiland.data.index import build_index
 from semiland.data.sources import DatasetSpec, SampleRef
 from semiland.data.store import SampleStore
-from semiland.engine.precision import machine
+from semiland.engine.precision import machine, resolve_precision
+from semiland.engine.run_config import load_config
 from semiland.io import atomic_write_json
 
 CLASSES = ClassTable(names=("a", "b"), colors=((0, 0, 0), (255, 255, 255)))
@@ -66,6 +73,25 @@ def crops_per_second(
     return count / seconds, rss.peak
 
 
+def training_crops_per_second(store: SampleStore, ids: list[str], args: argparse.Namespace, workers: int) -> float:
+    """Crops/s of `args.train_steps` training steps of `args.train_config`'s model fed by `store` (after WARMUP
+    untimed steps): the loader's reads and the steps share this machine's cores, as in a run. The chips carry
+    no masks: every pixel is taught class 0 (the loss's value does not change a step's cost)."""
+    steps = args.train_steps + WARMUP
+    fixed = [f"train.steps={steps}", "model.encoder_weights=null"]
+    cfg = load_config(args.train_config, fixed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cfg.train.precision = resolve_precision(cfg.train.precision, "gpu" if device.type == "cuda" else "cpu")
+    stream = CropStream(
+        store, ids, args.crop, args.batch * steps, seed=0, labeled=False, batch=args.batch, lanes=workers
+    )  # fmt: skip
+    loader = DataLoader(stream, batch_size=args.batch, num_workers=workers, persistent_workers=False)
+    taught = ({**batch, "mask": torch.zeros(batch["image"].shape[:1] + batch["image"].shape[2:], dtype=torch.long)}
+              for batch in loader)  # fmt: skip
+    shape = argparse.Namespace(batch=args.batch, bands=3)
+    return plain_loop(shape, cfg, CLASSES, taught, device)
+
+
 def measure(name: str, paths: list[Path], args: argparse.Namespace) -> dict[str, Any]:
     """By window first (its peak memory is then its own), then in memory."""
     refs = [SampleRef(f"bench/{p.stem}", p, None, "bench") for p in paths]
@@ -95,6 +121,21 @@ def measure(name: str, paths: list[Path], args: argparse.Namespace) -> dict[str,
             f"by window {win_rate:,.0f} crops/s (peak {win_peak / 1e9:.2f} GB): {100 * win_rate / mem_rate:.0f} %; "
             f"one read per crop {per_crop[w][0]:,.0f} crops/s"
         )
+    for w in workers if args.train_steps else ():
+        # alternated, twice each, the faster of each kept: drift of the machine hits both sources alike
+        rates: dict[str, list[float]] = {"memory": [], "window": []}
+        for _ in range(2):
+            rates["memory"].append(training_crops_per_second(memory, ids, args, w))
+            rates["window"].append(training_crops_per_second(windowed, ids, args, w))
+        mem_rate, win_rate = max(rates["memory"]), max(rates["window"])
+        out[f"workers_{w}"] |= {
+            "in_memory_training_crops_s": mem_rate, "windowed_training_crops_s": win_rate,
+            "training_ratio": win_rate / mem_rate,
+        }  # fmt: skip
+        info(
+            f"{name}, {w} workers, training ({args.train_steps} steps of {Path(args.train_config).name}'s model): "
+            f"in memory {mem_rate:,.1f} crops/s, by window {win_rate:,.1f} crops/s: {100 * win_rate / mem_rate:.0f} %"
+        )
     return out
 
 
@@ -111,7 +152,7 @@ def run_read_speed(args: argparse.Namespace) -> int:
         info(f"index: {args.files} files in {index_s:.2f} s ({1000 * index_s / args.files:.2f} s per 1000 files)")
         result = {
             "machine": machine(),
-            "crop": args.crop, "batch": args.batch, "batches": args.batches,
+            "crop": args.crop, "batch": args.batch, "batches": args.batches, "train_steps": args.train_steps,
             "index_s_per_1000_files": 1000 * index_s / args.files,
             "one_raster": measure(f"one {args.size}² raster", [big], args),
             "chips": measure(f"{args.files} chips of {args.chip}²", chips, args),
