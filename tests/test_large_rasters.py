@@ -304,6 +304,17 @@ def test_bench_read_speed_compares_windows_with_memory(tmp_path, synth_root):
     assert "windowed_training_crops_s" not in json.loads(out.read_text())["chips"]["workers_0"]
 
 
+def test_bench_read_speed_refuses_a_training_config_it_would_not_use_before_writing_rasters(tmp_path, capsys):
+    from semiland.cli import main
+
+    work = tmp_path / "work"
+    args = ["bench", "read-speed", "--size", "300", "--files", "4", "--chip", "64", "--workdir", str(work)]
+    assert main([*args, "--train-config", "configs/dubai/demo.yaml"]) == 2  # no --train-steps: it would be ignored
+    assert "add --train-steps" in capsys.readouterr().err
+    assert main([*args, "--train-steps", "2", "--train-config", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml" in capsys.readouterr().err and not work.exists()
+
+
 def vectorize(root: Path, crs: str = "EPSG:4326", field: str = "class") -> dict[str, np.ndarray]:
     """Every raster mask of `root` → polygons of its classes (named), in `crs`, as masks/<stem>.gpkg; the raster
     masks are removed. Returns the original masks by sample id."""

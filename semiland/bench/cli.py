@@ -83,8 +83,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     rs.add_argument("--workers", type=at_least(0), default=2, help="loader processes, measured beside 0")
     rs.add_argument("--train-steps", type=at_least(0), default=0,
                     help="also time this many training steps fed each way (0: off)")  # fmt: skip
-    rs.add_argument("--train-config", default=str(CONFIGS / "dubai" / "demo.yaml"),
-                    help="the model those steps train (default: the demo's)")  # fmt: skip
+    rs.add_argument("--train-config", help="the config whose model those steps train (default: the demo's)")
     rs.add_argument("--workdir", help="keep the generated rasters here and reuse them (default: a temporary folder)")
     rs.add_argument("--json", help="also write the figures to this JSON file")
     rs.set_defaults(func=cmd_bench_read_speed)

@@ -14,8 +14,9 @@ resident memory of each (of this process: (b) and (c) are measured first, before
 memory), and the file index's build time per thousand files (headers only, no cache).
 With `--train-steps N`, also what training gets: N timed steps of the model of `--train-config` (default the
 demo's, configs/dubai/demo.yaml: U-Net, EfficientNet-Lite0; supervised loss, the engine's precision on this
-machine; `train_speed.plain_loop`) fed by (a) and by (b), crops/s of training and their ratio: whether steps wait on data, which the loader's own
-rate cannot say (in one process the reads take turns with the forward passes).
+machine; `train_speed.plain_loop`) fed by (a) and by (b), crops/s of training and their ratio: whether steps
+wait on data, which the loader's own rate cannot say (in one process the reads take turns with the forward
+passes).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from semiland.data.sources import DatasetSpec, SampleRef
 from semiland.data.store import SampleStore
 from semiland.engine.precision import machine, resolve_precision
 from semiland.engine.run_config import load_config
+from semiland.errors import SemilandError
 from semiland.io import atomic_write_json
+from semiland.paths import CONFIGS
 
 CLASSES = ClassTable(names=("a", "b"), colors=((0, 0, 0), (255, 255, 255)))
 
@@ -73,13 +76,23 @@ def crops_per_second(
     return count / seconds, rss.peak
 
 
+def training_config(args: argparse.Namespace) -> Any:
+    """The config whose model `--train-steps` trains (`--train-config`, default the demo's), checked before the
+    rasters are written; `--train-config` alone is refused (it would be ignored)."""
+    if not args.train_steps:
+        if args.train_config is not None:
+            raise SemilandError("--train-config names the model of --train-steps N: add --train-steps (e.g. 30)")
+        return None
+    path = args.train_config or CONFIGS / "dubai" / "demo.yaml"
+    return load_config(path, [f"train.steps={args.train_steps + WARMUP}", "model.encoder_weights=null"])
+
+
 def training_crops_per_second(store: SampleStore, ids: list[str], args: argparse.Namespace, workers: int) -> float:
-    """Crops/s of `args.train_steps` training steps of `args.train_config`'s model fed by `store` (after WARMUP
+    """Crops/s of `args.train_steps` training steps of `training_config`'s model fed by `store` (after WARMUP
     untimed steps): the loader's reads and the steps share this machine's cores, as in a run. The chips carry
     no masks: every pixel is taught class 0 (the loss's value does not change a step's cost)."""
     steps = args.train_steps + WARMUP
-    fixed = [f"train.steps={steps}", "model.encoder_weights=null"]
-    cfg = load_config(args.train_config, fixed)
+    cfg = training_config(args)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg.train.precision = resolve_precision(cfg.train.precision, "gpu" if device.type == "cuda" else "cpu")
     stream = CropStream(
@@ -121,7 +134,8 @@ def measure(name: str, paths: list[Path], args: argparse.Namespace) -> dict[str,
             f"by window {win_rate:,.0f} crops/s (peak {win_peak / 1e9:.2f} GB): {100 * win_rate / mem_rate:.0f} %; "
             f"one read per crop {per_crop[w][0]:,.0f} crops/s"
         )
-    for w in workers if args.train_steps else ():
+    cfg = training_config(args)
+    for w in workers if cfg else ():
         # alternated, twice each, the faster of each kept: drift of the machine hits both sources alike
         rates: dict[str, list[float]] = {"memory": [], "window": []}
         for _ in range(2):
@@ -133,13 +147,14 @@ def measure(name: str, paths: list[Path], args: argparse.Namespace) -> dict[str,
             "training_ratio": win_rate / mem_rate,
         }  # fmt: skip
         info(
-            f"{name}, {w} workers, training ({args.train_steps} steps of {Path(args.train_config).name}'s model): "
+            f"{name}, {w} workers, training ({args.train_steps} steps of {cfg.model.arch}/{cfg.model.encoder}): "
             f"in memory {mem_rate:,.1f} crops/s, by window {win_rate:,.1f} crops/s: {100 * win_rate / mem_rate:.0f} %"
         )
     return out
 
 
 def run_read_speed(args: argparse.Namespace) -> int:
+    training_config(args)  # a bad --train-config ends here, before any raster is written
     with work_folder(args.workdir, "semiland-read-") as work:
         big = work / f"raster_{args.size}.tif"
         if not big.is_file():
