@@ -25,7 +25,7 @@ browser:  ## Debian's chromium + chromium-driver for the report checks (tests/te
 	  (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 && echo "installed chromium") || \
 	  echo "chromium not installed (needs apt-get as root): the browser checks will be skipped"
 
-test-slow: $(STAMP)  ## short training runs that must learn
+test-slow: $(STAMP)  ## short training runs that must learn, and the GPU scripts end to end
 	$(PY) -m pytest -q -ra -m slow $(ARGS)
 
 test-all: $(STAMP)

@@ -247,6 +247,9 @@ if "--summary-only" not in a:
 """
 
 
+# The device scripts run end to end (~70 s of subprocesses): in the slow tier (`make test-slow`), which a session
+# runs before a lent GPU's call; the scripts' plans and configs are checked above in the fast tier.
+@pytest.mark.slow
 def test_the_device_sweep_brings_back_the_new_cells_and_merges_only_missing_ones(tmp_path):
     """scripts/device_sweep.sh, run with a stand-in for semiland: `run` packs exactly the cells its sweep
     finished; `merge` adds those the mirror lacks and leaves a cell finished here meanwhile as it is."""
@@ -330,6 +333,7 @@ def dubai_layout(root: Path, per_tile: int = 2, size: int = 160) -> Path:
     return root
 
 
+@pytest.mark.slow  # end to end: see above
 def test_the_sweep_runs_without_the_packages_the_gpu_image_lacks(tmp_path):
     """`scripts/device_sweep.sh run` trains with the GPU image's packages (+ the carried smp and kornia): one
     cell of each kind of set (plain, optical + simulated SAR, multi-task) with those packages blocked."""
@@ -353,6 +357,7 @@ def test_the_sweep_runs_without_the_packages_the_gpu_image_lacks(tmp_path):
     assert all("unlabeled:mIoU" in r for r in rows)
 
 
+@pytest.mark.slow  # end to end: see above
 def test_the_device_speed_call_measures_the_engine_and_the_step_costs_without_the_missing_packages(tmp_path):
     """`scripts/device_sweep.sh speed` (the short second call on a lent GPU) runs `bench train-speed` in float32
     and bf16 and `bench step-cost` on the sweep's setting, each writing its JSON to $OUT — here on the CPU,
