@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 
 from semiland.bench.fixtures import PeakRSS, make_raster, work_folder
 from semiland.bench.train_speed import WARMUP, plain_loop
+from semiland.config import Config
 from semiland.console import info, progress_bar
 from semiland.data.classes import ClassTable
 from semiland.data.datamodule import CropStream
@@ -76,25 +77,31 @@ def crops_per_second(
     return count / seconds, rss.peak
 
 
-def training_config(args: argparse.Namespace) -> Any:
-    """The config whose model `--train-steps` trains (`--train-config`, default the demo's), checked before the
-    rasters are written; `--train-config` alone is refused (it would be ignored)."""
+def training_config(args: argparse.Namespace) -> Config | None:
+    """The config whose model `--train-steps` trains (`--train-config`, default the demo's; WARMUP more steps,
+    its precision resolved for `training_device()`), read once, before the rasters are written; `--train-config`
+    alone is refused (it would be ignored)."""
     if not args.train_steps:
         if args.train_config is not None:
             raise SemilandError("--train-config names the model of --train-steps N: add --train-steps (e.g. 30)")
         return None
     path = args.train_config or CONFIGS / "dubai" / "demo.yaml"
-    return load_config(path, [f"train.steps={args.train_steps + WARMUP}", "model.encoder_weights=null"])
+    cfg = load_config(path, [f"train.steps={args.train_steps + WARMUP}", "model.encoder_weights=null"])
+    cfg.train.precision = resolve_precision(cfg.train.precision, "gpu" if training_device().type == "cuda" else "cpu")
+    return cfg
 
 
-def training_crops_per_second(store: SampleStore, ids: list[str], args: argparse.Namespace, workers: int) -> float:
-    """Crops/s of `args.train_steps` training steps of `training_config`'s model fed by `store` (after WARMUP
-    untimed steps): the loader's reads and the steps share this machine's cores, as in a run. The chips carry
-    no masks: every pixel is taught class 0 (the loss's value does not change a step's cost)."""
-    steps = args.train_steps + WARMUP
-    cfg = training_config(args)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    cfg.train.precision = resolve_precision(cfg.train.precision, "gpu" if device.type == "cuda" else "cpu")
+def training_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def training_crops_per_second(
+    store: SampleStore, ids: list[str], args: argparse.Namespace, workers: int, cfg: Config
+) -> float:
+    """Crops/s of `cfg.train.steps` training steps (the first WARMUP untimed) of `cfg`'s model fed by `store`:
+    the loader's reads and the steps share this machine's cores, as in a run. The chips carry no masks: every
+    pixel is taught class 0 (the loss's value does not change a step's cost)."""
+    steps = cfg.train.steps
     stream = CropStream(
         store, ids, args.crop, args.batch * steps, seed=0, labeled=False, batch=args.batch, lanes=workers
     )  # fmt: skip
@@ -102,10 +109,10 @@ def training_crops_per_second(store: SampleStore, ids: list[str], args: argparse
     taught = ({**batch, "mask": torch.zeros(batch["image"].shape[:1] + batch["image"].shape[2:], dtype=torch.long)}
               for batch in loader)  # fmt: skip
     shape = argparse.Namespace(batch=args.batch, bands=3)
-    return plain_loop(shape, cfg, CLASSES, taught, device)
+    return plain_loop(shape, cfg, CLASSES, taught, training_device())
 
 
-def measure(name: str, paths: list[Path], args: argparse.Namespace) -> dict[str, Any]:
+def measure(name: str, paths: list[Path], args: argparse.Namespace, cfg: Config | None) -> dict[str, Any]:
     """By window first (its peak memory is then its own), then in memory."""
     refs = [SampleRef(f"bench/{p.stem}", p, None, "bench") for p in paths]
     spec = DatasetSpec(name, paths[0].parent, [], CLASSES, unlabeled=refs)
@@ -134,13 +141,12 @@ def measure(name: str, paths: list[Path], args: argparse.Namespace) -> dict[str,
             f"by window {win_rate:,.0f} crops/s (peak {win_peak / 1e9:.2f} GB): {100 * win_rate / mem_rate:.0f} %; "
             f"one read per crop {per_crop[w][0]:,.0f} crops/s"
         )
-    cfg = training_config(args)
     for w in workers if cfg else ():
         # alternated, twice each, the faster of each kept: drift of the machine hits both sources alike
         rates: dict[str, list[float]] = {"memory": [], "window": []}
         for _ in range(2):
-            rates["memory"].append(training_crops_per_second(memory, ids, args, w))
-            rates["window"].append(training_crops_per_second(windowed, ids, args, w))
+            rates["memory"].append(training_crops_per_second(memory, ids, args, w, cfg))
+            rates["window"].append(training_crops_per_second(windowed, ids, args, w, cfg))
         mem_rate, win_rate = max(rates["memory"]), max(rates["window"])
         out[f"workers_{w}"] |= {
             "in_memory_training_crops_s": mem_rate, "windowed_training_crops_s": win_rate,
@@ -154,7 +160,7 @@ def measure(name: str, paths: list[Path], args: argparse.Namespace) -> dict[str,
 
 
 def run_read_speed(args: argparse.Namespace) -> int:
-    training_config(args)  # a bad --train-config ends here, before any raster is written
+    cfg = training_config(args)  # a bad --train-config ends here, before any raster is written
     with work_folder(args.workdir, "semiland-read-") as work:
         big = work / f"raster_{args.size}.tif"
         if not big.is_file():
@@ -169,8 +175,8 @@ def run_read_speed(args: argparse.Namespace) -> int:
             "machine": machine(),
             "crop": args.crop, "batch": args.batch, "batches": args.batches, "train_steps": args.train_steps,
             "index_s_per_1000_files": 1000 * index_s / args.files,
-            "one_raster": measure(f"one {args.size}² raster", [big], args),
-            "chips": measure(f"{args.files} chips of {args.chip}²", chips, args),
+            "one_raster": measure(f"one {args.size}² raster", [big], args, cfg),
+            "chips": measure(f"{args.files} chips of {args.chip}²", chips, args, cfg),
         }  # fmt: skip
     if args.json:
         atomic_write_json(args.json, result)
