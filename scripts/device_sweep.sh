@@ -5,9 +5,9 @@
 # the GPU trains only the cells the mirror lacks, and each row names its device.
 #
 # Here (the CPU machine), once per session:    scripts/device_sweep.sh prepare
-#   (and `make test-slow`: it runs this script's `run`, `speed` and `merge` end to end on the CPU first)
 #   wheels the GPU image lacks (.whl/) and a copy of the Dubai data (.data/dubai_aerial), both git-ignored
 #   (.gitignore) and carried with the call, never committed.
+#   Then `make test-slow`: it runs this script's `run`, `speed` and `merge` end to end on the CPU first.
 # There, as the device tool's command, with carry [".whl", ".data"] and timeout_s 600:
 #   scripts/device_sweep.sh run [MINUTES] [SET ...]
 #   trains with WORKERS processes (default: the cores less two) until MINUTES (default 2) have passed, then
