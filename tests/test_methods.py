@@ -352,6 +352,30 @@ def test_soft_targets_keep_the_share_a_hard_target_drops():
     assert torch.isfinite(out["loss"]) and float(out["loss_unsup"]) > 0
 
 
+def test_target_flips_average_the_teachers_probabilities_over_the_flipped_views():
+    """target_flips = 4: the teacher's probabilities are the mean over the weak view and its three flips, each
+    flipped back (not the one view's); a step trains on them."""
+    from semiland.methods.fixmatch import weak_targets
+    from semiland.methods.perturb import FLIPS
+    from semiland.methods.selection import teacher_probs
+
+    method = make("fixmatch", 3, target_flips=4, burnin=0.0)
+    _, unlabeled = batches(3)
+    net = method.target_net.eval()
+    x = unlabeled["image"]
+    with torch.no_grad():
+        views = [net(x.flip(dims)).softmax(1).flip(dims) for dims in FLIPS]
+    averaged = teacher_probs(net, x, "running", flips=4)
+    assert torch.allclose(averaged, sum(views) / 4, atol=1e-6) and not torch.allclose(averaged, views[0], atol=1e-3)
+    torch.manual_seed(1)
+    x_w, pseudo, _ = weak_targets(net, unlabeled, 0.0, "running", top_q=0.5, flips=4)
+    assert torch.equal(pseudo, teacher_probs(net, x_w, "running", flips=4).argmax(1))
+    net.train()
+    out = method.training_step(*batches(3), step=5)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and float(out["loss_unsup"]) > 0
+
+
 def test_pasted_labeled_boxes_carry_their_true_mask_and_drop_its_unknown_pixels():
     """BCP's inward paste (p = 1): inside each box the strong view is the labeled crop (the identity photometric
     view here) and the target its mask; pixels of unknown class are not kept; outside, nothing changes."""

@@ -28,6 +28,7 @@ from semiland.data.raster import as_float_valid, check_bands, decoded_by_pillow,
 from semiland.engine.precision import warn_if_emulated
 from semiland.engine.sliding import blend_window_1d, ceil_to, class_indices, tile_starts
 from semiland.errors import SemilandError
+from semiland.methods.perturb import FLIPS
 
 NODATA = 255  # class maps and percent probabilities
 
@@ -196,7 +197,7 @@ class TilePredictor:
         if self.device.type == "cuda":
             tiles = tiles.pin_memory()
         x = tiles.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        flips = [(), (-1,), (-2,), (-2, -1)] if self.tta else [()]
+        flips = FLIPS if self.tta else FLIPS[:1]
         with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
             logits = sum(self._flipped(x, dims) for dims in flips) / len(flips)
         return logits.float().cpu()

@@ -11,6 +11,8 @@ the fixed τ by FlexMatch's class-wise thresholds (Zhang et al. 2021; `ClassThre
 flex_momentum), against the confirmation bias of a fixed τ toward majority classes; top_q = q > 0 keeps each
 predicted class's q most confident pixels instead (selection.top_q_keep; area-free, unlike FlexMatch's σ);
 soft_targets = T > 0 trains on the teacher's distribution sharpened as p^(1/T) (MixMatch) instead of its arg-max;
+target_flips = n > 1 averages the teacher's probabilities over n flips of the weak view (MixMatch's label
+guessing over K augmentations; 1: the paper, one view);
 paste_labeled = p > 0 pastes a labeled crop's box, with its true mask, into a share p of the strong views
 (`paste_labeled`: Bidirectional Copy-Paste's inward direction, Bai et al. 2023; off by default: with p = 1 it
 was behind the defaults on the development folds' validation tiles (−0.88; 5 of 6 pairs lost;
@@ -69,6 +71,9 @@ class FixMatchConfig(TargetRecipeConfig):
     # p > 0: with probability p an unlabeled image's strong view gets a box of a labeled crop pasted in, its true
     # mask the target there (Bidirectional Copy-Paste's inward direction, Bai et al. 2023); 0: off (the paper)
     paste_labeled: float = limits(0.0, 0, 1)
+    # n > 1: the teacher's probabilities averaged over n flips of the weak view (perturb.FLIPS; MixMatch's label
+    # guessing over K augmentations): targets less tied to one view, n − 1 more teacher passes a step; 1: the paper
+    target_flips: int = limits(1, 1, 4)
 
 
 @torch.no_grad()
@@ -80,13 +85,14 @@ def weak_targets(
     top_q: float = 0.0,
     align: DistributionAlignment | None = None,
     soft: float = 0.0,
+    flips: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Weak view (random flip) of x_u, its hard pseudo-labels (B, H, W) (batch norm as `target_bn`:
-    network_modes.target_mode; probabilities aligned first where `align` is given) — or with `soft` = T > 0 its
-    distribution sharpened by T (B, K, H, W) — and where they are kept (confident, or each class's top_q most
-    confident, and valid)."""
+    network_modes.target_mode; probabilities averaged over `flips` flips of the view, then aligned where `align`
+    is given) — or with `soft` = T > 0 its distribution sharpened by T (B, K, H, W) — and where they are kept
+    (confident, or each class's top_q most confident, and valid)."""
     x_w, valid_w = random_flip(unlabeled["image"], unlabeled["valid"])
-    probs = teacher_probs(model, x_w, target_bn)  # (B, K, H, W)
+    probs = teacher_probs(model, x_w, target_bn, flips)  # (B, K, H, W)
     if align is not None:
         probs = align(probs, valid_w)
     if callable(threshold):
@@ -164,7 +170,14 @@ class FixMatch(TargetRecipeMethod):
         threshold = c.threshold if self.thresholds is None else self.thresholds
         with bn_stats_frozen(self.model):  # running statistics stay those of the labeled pass (see network_modes.py)
             x_w, pseudo_w, keep_w = weak_targets(
-                self.target_net, unlabeled, threshold, c.target_bn, c.top_q, self.align, c.soft_targets
+                self.target_net,
+                unlabeled,
+                threshold,
+                c.target_bn,
+                c.top_q,
+                self.align,
+                c.soft_targets,
+                c.target_flips,
             )
             x_s, pseudo_s, keep_s = strong_view(x_w, pseudo_w, keep_w, c.cutmix_p, c.photometric, c.blur_p)
             if c.paste_labeled > 0:

@@ -17,6 +17,11 @@ def _uniform(shape: tuple[int, ...], low: float, high: float, like: torch.Tensor
     return torch.empty(shape, device=like.device, dtype=like.dtype).uniform_(low, high)
 
 
+# The four flips of a (…, H, W) tensor as the dims to flip: identity, left-right, up-down, both (a half turn).
+# Aerial and satellite images have no "up", so each is as natural a view as the image itself.
+FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
+
+
 def random_flip(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The weak view: the same random horizontal flip per sample of image (B, C, H, W) and valid (B, H, W)."""
     flip = torch.rand(x.shape[0], device=x.device) < 0.5

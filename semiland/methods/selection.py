@@ -8,13 +8,18 @@ import torch
 from torch import nn
 
 from semiland.methods.network_modes import target_mode
+from semiland.methods.perturb import FLIPS
 
 
 @torch.no_grad()
-def teacher_probs(teacher: nn.Module, image: torch.Tensor, target_bn: str = "running") -> torch.Tensor:
-    """Softmax of a network predicting targets (no gradient; batch norm as `target_mode`): (B, K, H, W)."""
+def teacher_probs(teacher: nn.Module, image: torch.Tensor, target_bn: str = "running", flips: int = 1) -> torch.Tensor:
+    """Softmax of a network predicting targets (no gradient; batch norm as `target_mode`): (B, K, H, W).
+    `flips` > 1: averaged over the first `flips` of perturb.FLIPS of `image`, each flipped back (MixMatch's label
+    guessing over K augmentations, Berthelot et al. 2019; test-time augmentation for the targets)."""
     with target_mode(target_bn, teacher):
-        return teacher(image).softmax(1)
+        if flips == 1:
+            return teacher(image).softmax(1)
+        return sum(teacher(image.flip(dims)).softmax(1).flip(dims) for dims in FLIPS[:flips]) / flips
 
 
 def confident_pseudo(probs: torch.Tensor, threshold: float, top_q: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
