@@ -12,7 +12,8 @@ flex_momentum), against the confirmation bias of a fixed τ toward majority clas
 predicted class's q most confident pixels instead (selection.top_q_keep; area-free, unlike FlexMatch's σ);
 soft_targets = T > 0 trains on the teacher's distribution sharpened as p^(1/T) (MixMatch) instead of its arg-max;
 target_flips = n > 1 averages the teacher's probabilities over n flips of the weak view (MixMatch's label
-guessing over K augmentations; 1: the paper, one view);
+guessing over K augmentations; 1: the paper, one view; 4 was level with the defaults on the development folds'
+validation tiles, −0.02 over 6 pairs, at ~14 % more time: off by default);
 paste_labeled = p > 0 pastes a labeled crop's box, with its true mask, into a share p of the strong views
 (`paste_labeled`: Bidirectional Copy-Paste's inward direction, Bai et al. 2023; off by default: with p = 1 it
 was behind the defaults on the development folds' validation tiles (−0.88; 5 of 6 pairs lost;
