@@ -8,7 +8,7 @@ it is out of any such method's reach. The labeled pixels per class come from tra
 data at ../shared/data/dubai_aerial or data.root):
 
     .venv/bin/python scripts/gap_by_labeled_classes.py SWEEP_DIR [--supervised sup_long] [--oracle oracle_long]
-        [--methods fmqa_long] [--budget region2] [--rare 0.01]
+        [--methods fmqa_long] [--budget region2] [--rare 0.01] [--root DUBAI_DIR]
 
 SWEEP_DIR: a sweep's output (or its mirror, benchmarks/dubai-folds). The oracle of a fold is its region2 cell.
 """
@@ -21,22 +21,30 @@ from pathlib import Path
 
 import numpy as np
 
-from semiland.data.prepare import prepare_data
 from semiland.data.preflight import RARE, preflight
+from semiland.data.prepare import prepare_data
 from semiland.engine.run_config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "dubai" / "demo.yaml"
 
 
-def labeled_shares(split_file: Path, cache: dict[str, np.ndarray]) -> np.ndarray:
+def labeled_shares(split_file: Path, cache: dict[str, np.ndarray], root: str = "") -> np.ndarray:
     """(K,) share of the split's labeled pixels per class (one pre-flight pass per distinct split)."""
     key = split_file.read_text(encoding="utf-8")
     if key not in cache:
-        cfg = load_config(CONFIG, ["data.split_mode=file", f"data.split_file={split_file}"])
+        overrides = ["data.split_mode=file", f"data.split_file={split_file}", *([f"data.root={root}"] if root else [])]
+        cfg = load_config(CONFIG, overrides)
         counts = preflight(prepare_data(cfg), None, progress=False).labeled_pixels
         cache[key] = counts / max(1, int(counts.sum()))
     return cache[key]
+
+
+def lead(result: Path, sup: dict, classes: list[str], rare: np.ndarray) -> np.ndarray:
+    """(2,) the cell's lead over supervised in mIoU points: summed over the rare classes, over the others."""
+    r = json.loads(result.read_text())
+    d = np.array([r[c] - sup[c] for c in classes]) * 100 / len(classes)  # (K,) each class's part of the mIoU
+    return np.array([d[rare].sum(), d[~rare].sum()])
 
 
 def main() -> None:
@@ -47,6 +55,7 @@ def main() -> None:
     ap.add_argument("--methods", default="fmqa_long", help="comma-separated labels")
     ap.add_argument("--budget", default="region2", help="the fold kind: region2, random7, ...")
     ap.add_argument("--rare", type=float, default=RARE, help="a class under this share of the labeled pixels")
+    ap.add_argument("--root", default="", help="the Dubai data (default: the preset's, ../shared/data/dubai_aerial)")
     args = ap.parse_args()
     methods = args.methods.split(",")
     cache: dict[str, np.ndarray] = {}
@@ -60,19 +69,14 @@ def main() -> None:
             continue
         sup = json.loads((sup_dir / "result.json").read_text())
         classes = [k for k in sup if k.startswith("IoU/")]
-        rare = labeled_shares(sup_dir / "split.json", cache) < args.rare  # (K,)
+        rare = labeled_shares(sup_dir / "split.json", cache, args.root) < args.rare  # (K,)
 
-        def lead(result: Path) -> np.ndarray:  # (2,) mIoU points over supervised: rare classes, the others
-            r = json.loads(result.read_text())
-            d = np.array([r[c] - sup[c] for c in classes]) * 100 / len(classes)
-            return np.array([d[rare].sum(), d[~rare].sum()])
-
-        sums["gap"] += lead(oracle)
+        sums["gap"] += (gap := lead(oracle, sup, classes, rare))
         for m, f in zip(methods, found, strict=True):
-            sums[m] += lead(f)
+            sums[m] += lead(f, sup, classes, rare)
         pairs += 1
         names = [c[4:] for c, r in zip(classes, rare, strict=True) if r]
-        print(f"{fold} {seed}: gap {lead(oracle).sum():+.2f}, under {args.rare:.0%} of the labeled pixels: {names}")
+        print(f"{fold} {seed}: gap {gap.sum():+.2f}, under {args.rare:.0%} of the labeled pixels: {names}")
     if not pairs:
         raise SystemExit(f"no {args.budget} fold with {args.supervised}, {args.oracle} and {methods} cells")
     gap = sums["gap"] / pairs
