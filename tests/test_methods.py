@@ -117,7 +117,7 @@ TEACHERS = [
     ("mean_teacher", {}),
     ("s4net", {"teacher": "ema"}),
     ("fixmatch", {}),  # its default teacher is the EMA (fixmatch.py)
-    ("unimatch", {"teacher": "ema", "threshold": 0.0}),
+    ("unimatch", {}),  # as FixMatch's (unimatch.py)
     ("pseudo_label", {"teacher": "ema", "top_q": 0.5, "align": True}),
 ]
 

@@ -99,6 +99,20 @@ def test_fixmatch_defaults_are_the_recipe_and_fixmatch_paper_is_the_paper():
     assert (paper.top_q, paper.teacher, paper.burnin, paper.threshold, paper.align) == (0.0, "self", 0.0, 0.95, False)
 
 
+def test_unimatch_defaults_are_the_recipe_and_unimatch_paper_is_the_paper():
+    from semiland.methods import method_config
+
+    ours, paper = method_config({"name": "unimatch"}), method_config({"name": "unimatch_paper"})
+    assert (ours.top_q, ours.teacher, ours.burnin, ours.align) == (0.5, "ema", 0.2, True)
+    assert (paper.top_q, paper.teacher, paper.burnin, paper.threshold, paper.align) == (0.0, "self", 0.0, 0.95, False)
+    # a UniMatch run saved before its defaults changed (session 46) names every setting: it reads back as it ran
+    saved = method_config({"name": "unimatch", "threshold": 0.95, "top_q": 0.0, "teacher": "self", "align": False,
+                           "burnin": 0.0}, saved=True)  # fmt: skip
+    assert (saved.top_q, saved.teacher, saved.burnin, saved.align) == (0.0, "self", 0.0, False)
+    old = make("unimatch_paper", 3)
+    make("unimatch", 3, top_q=0.0, teacher="self", align=False, burnin=0.0).load_state_dict(old.state_dict())
+
+
 def test_pseudo_label_defaults_are_the_recipe_and_pseudo_label_paper_is_the_paper():
     from semiland.methods import method_config
 

@@ -23,7 +23,7 @@ from semiland.methods.pseudo_label import PseudoLabel, PseudoLabelPaper
 from semiland.methods.s4net import S4Net
 from semiland.methods.self_training import SelfTraining
 from semiland.methods.supervised import Supervised
-from semiland.methods.unimatch import UniMatch
+from semiland.methods.unimatch import UniMatch, UniMatchPaper
 from semiland.methods.vae import VAE
 
 METHODS: dict[str, type[Method]] = {
@@ -38,6 +38,7 @@ METHODS: dict[str, type[Method]] = {
         FixMatch,
         FixMatchPaper,
         UniMatch,
+        UniMatchPaper,
         CPS,
         CPSPaper,
         MultiTask,
